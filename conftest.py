@@ -1,0 +1,116 @@
+"""Shared fixtures. Every test org has a fixed trio: alice (admin), bob (counselor) and
+charlie, who belongs to another organization and must never see alice's data."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("OPENLINE_TESTING", "1")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    from openline.messaging.intake import forget_numbers
+    from openline.messaging.ratelimit import limiter
+
+    limiter().reset()
+    forget_numbers()
+    yield
+    limiter().reset()
+    forget_numbers()
+
+
+@pytest.fixture
+def published() -> Iterator[list[dict[str, Any]]]:
+    """Real-time events published (after commit), round-tripped through JSON."""
+    from openline.core import realtime
+
+    events: list[dict[str, Any]] = []
+    realtime._capture = events
+    yield events
+    realtime._capture = None
+    json.dumps(events)
+
+
+class Pipeline:
+    """Runs code as if each call were its own request: commit hooks fire, then every task
+    they enqueued runs (the in-process worker, without its thread)."""
+
+    def __init__(self, capture: Callable[..., Any]) -> None:
+        self._capture = capture
+
+    def run(self, fn: Callable[[], Any] | None = None, *, include_deferred: bool = False) -> Any:
+        from openline.core.worker import run_ready_tasks
+        from openline.messaging.services.inbound import inbound_process_pending
+
+        result = None
+        with self._capture(execute=True):
+            if fn is not None:
+                result = fn()
+        for _ in range(50):
+            with self._capture(execute=True):
+                done = inbound_process_pending()
+            with self._capture(execute=True):
+                done += run_ready_tasks(include_deferred=include_deferred)
+            if not done:
+                break
+        return result
+
+
+@pytest.fixture
+def pipeline(django_capture_on_commit_callbacks: Callable[..., Any]) -> Pipeline:
+    return Pipeline(django_capture_on_commit_callbacks)
+
+
+@pytest.fixture
+def org(db: None) -> Any:
+    from openline.core.services import organization_create
+
+    return organization_create(name="Riverside Crisis Line", slug="riverside", timezone_name="America/Chicago")
+
+
+@pytest.fixture
+def other_org(db: None) -> Any:
+    from openline.core.services import organization_create
+
+    return organization_create(name="Hilltop Clinic", slug="hilltop", timezone_name="America/New_York")
+
+
+@pytest.fixture
+def alice(org: Any) -> Any:
+    from openline.core.services import user_create
+
+    return user_create(organization=org, email="alice@example.org", role="admin", password="alice-pass-1").user
+
+
+@pytest.fixture
+def bob(org: Any) -> Any:
+    from openline.core.services import user_create
+
+    return user_create(organization=org, email="bob@example.org", role="counselor", password="bob-pass-12").user
+
+
+@pytest.fixture
+def charlie(other_org: Any) -> Any:
+    from openline.core.services import user_create
+
+    return user_create(organization=other_org, email="charlie@example.org", role="admin", password="charlie-pass").user
+
+
+@pytest.fixture
+def sandbox_number(org: Any) -> Any:
+    from openline.providers.services import number_add
+
+    return number_add(organization=org, provider="sandbox", e164="+12025550142", name="Main line", segments_per_second=1000)
+
+
+@pytest.fixture
+def other_number(other_org: Any) -> Any:
+    from openline.providers.services import number_add
+
+    return number_add(organization=other_org, provider="sandbox", e164="+12125550199", name="Clinic", segments_per_second=1000)

@@ -1,0 +1,15 @@
+"""ASGI entry point: lean webhook intake in front of Django (HTTP) and Channels (WebSocket)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_app = get_asgi_application()
+
+from openline.messaging.intake import IntakeRouter  # noqa: E402
+
+application = IntakeRouter(django_app)

@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ContactsConfig(AppConfig):
+    name = "openline.contacts"
+    label = "contacts"

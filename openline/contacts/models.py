@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from openline.core.models import Organization
+
+
+class NumberType(models.TextChoices):
+    MOBILE = "mobile", "Mobile"
+    LANDLINE = "landline", "Landline"
+    VOIP = "voip", "VoIP"
+    UNKNOWN = "unknown", "Unknown"
+
+
+# Only these can receive texts; staff correct the type when the lookup guessed wrong.
+TEXTABLE_TYPES = frozenset({NumberType.MOBILE, NumberType.UNKNOWN})
+
+
+class Contact(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=20, help_text="E.164")
+    number_type = models.CharField(
+        max_length=10, choices=NumberType.choices, default=NumberType.UNKNOWN
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "phone"], name="uniq_contact_phone")
+        ]
+        indexes = [models.Index(fields=["organization", "name"])]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return self.name or self.phone
+
+    @property
+    def is_textable(self) -> bool:
+        return self.number_type in TEXTABLE_TYPES
+
+
+class ConsentKind(models.TextChoices):
+    OPT_IN = "opt_in", "Opt-in"
+    OPT_OUT = "opt_out", "Opt-out"
+    HELP = "help", "Help request"
+    # A free-text request ("please stop texting me"): automated and bulk messages stop at
+    # once; a person confirms it (opt_out) or dismisses it (request_dismissed).
+    OPT_OUT_REQUEST = "opt_out_request", "Opt-out request (to confirm)"
+    REQUEST_DISMISSED = "request_dismissed", "Opt-out request dismissed"
+
+
+class ConsentSource(models.TextChoices):
+    KEYWORD = "keyword", "Keyword"
+    STAFF = "staff", "Staff"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    PROVIDER = "provider", "Provider"
+    MESSAGE = "message", "Message text"
+
+
+class ConsentEvent(models.Model):
+    """The consent ledger. Rows are only ever inserted; state is derived from them."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    phone = models.CharField(max_length=20)
+    number = models.ForeignKey(
+        "providers.Number", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    kind = models.CharField(max_length=20, choices=ConsentKind.choices)
+    source = models.CharField(max_length=10, choices=ConsentSource.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    text = models.TextField(blank=True, help_text="The exact text received or shown.")
+    evidence = models.TextField(blank=True, help_text="How consent was given.")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "phone", "created_at"])]
+        ordering = ["created_at", "id"]
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("consent events are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]

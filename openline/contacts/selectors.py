@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from openline.contacts.models import ConsentEvent, ConsentKind, ConsentSource, Contact
+
+# Sources through which only the person themself can have opted out; staff cannot undo these.
+PERSON_OPT_OUT_SOURCES = frozenset({ConsentSource.KEYWORD, ConsentSource.PROVIDER})
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    status: str  # "opted_in" | "opted_out" | "unknown"
+    last_change: ConsentEvent | None
+    pending_request: ConsentEvent | None
+
+    @property
+    def opted_out(self) -> bool:
+        return self.status == "opted_out"
+
+    @property
+    def opted_out_by_person(self) -> bool:
+        return (
+            self.opted_out
+            and self.last_change is not None
+            and self.last_change.source in PERSON_OPT_OUT_SOURCES
+        )
+
+    @property
+    def automated_allowed(self) -> bool:
+        """Automated and bulk messages stop on an opt-out and on an unconfirmed request."""
+        return not self.opted_out and self.pending_request is None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "opted_out_by_person": self.opted_out_by_person,
+            "pending_opt_out_request": self.pending_request is not None,
+            "changed_at": self.last_change.created_at.isoformat() if self.last_change else None,
+            "source": self.last_change.source if self.last_change else None,
+        }
+
+
+_STATE_KINDS = (
+    ConsentKind.OPT_IN,
+    ConsentKind.OPT_OUT,
+    ConsentKind.OPT_OUT_REQUEST,
+    ConsentKind.REQUEST_DISMISSED,
+)
+
+
+def consent_state(*, organization_id: int, phone: str) -> ConsentState:
+    """Derive the current consent state from the ledger (newest event first)."""
+    events = ConsentEvent.objects.filter(
+        organization_id=organization_id, phone=phone, kind__in=_STATE_KINDS
+    ).order_by("-created_at", "-id")
+    last_change: ConsentEvent | None = None
+    pending: ConsentEvent | None = None
+    request_settled = False
+    for event in events[:50]:
+        if event.kind in (ConsentKind.OPT_IN, ConsentKind.OPT_OUT):
+            last_change = event
+            break
+        if event.kind == ConsentKind.REQUEST_DISMISSED:
+            request_settled = True
+        elif not request_settled and pending is None:
+            pending = event
+    if last_change is None:
+        status = "unknown"
+    elif last_change.kind == ConsentKind.OPT_OUT:
+        status = "opted_out"
+    else:
+        status = "opted_in"
+    if status == "opted_out":
+        pending = None  # already stopped; nothing left to confirm
+    return ConsentState(status=status, last_change=last_change, pending_request=pending)
+
+
+def consent_history(*, organization_id: int, phone: str) -> QuerySet[ConsentEvent]:
+    return (
+        ConsentEvent.objects.filter(organization_id=organization_id, phone=phone)
+        .select_related("actor", "number")
+        .order_by("-created_at", "-id")
+    )
+
+
+def contact_list(*, organization_id: int, query: str = "") -> QuerySet[Contact]:
+    contacts = Contact.objects.filter(organization_id=organization_id)
+    if query:
+        from django.db.models import Q
+
+        contacts = contacts.filter(Q(name__icontains=query) | Q(phone__contains=query))
+    return contacts.order_by("name", "phone")
+
+
+def contact_get(*, organization_id: int, contact_id: int) -> Contact:
+    return Contact.objects.get(organization_id=organization_id, id=contact_id)
+
+
+def contact_by_phone(*, organization_id: int, phone: str) -> Contact | None:
+    return Contact.objects.filter(organization_id=organization_id, phone=phone).first()

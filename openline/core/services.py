@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from openline.core.models import ApiToken, AuditEvent, Membership, Organization, Role, User
+from openline.core.models import validate_timezone
+
+TOKEN_PREFIX = "olk_"
+
+
+def organization_create(*, name: str, slug: str = "", timezone_name: str = "UTC") -> Organization:
+    name = name.strip()
+    if not name:
+        raise ValidationError("organization name is required")
+    slug = slugify(slug or name)
+    if not slug:
+        raise ValidationError("organization slug is required")
+    validate_timezone(timezone_name)
+    if Organization.objects.filter(slug=slug).exists():
+        raise ValidationError(f"an organization with slug {slug!r} already exists")
+    return Organization.objects.create(name=name, slug=slug, timezone=timezone_name)
+
+
+@transaction.atomic
+def user_create(
+    *, organization: Organization, email: str, role: str, password: str, display_name: str = ""
+) -> Membership:
+    if role not in Role.values:
+        raise ValidationError(f"role must be one of {', '.join(Role.values)}")
+    if len(password) < 8:
+        raise ValidationError("password must be at least 8 characters")
+    email = User.objects.normalize_email(email.strip()).lower()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=password, display_name=display_name)
+    if Membership.objects.filter(organization=organization, user=user).exists():
+        raise ValidationError(f"{email} is already a member of {organization.slug}")
+    return Membership.objects.create(organization=organization, user=user, role=role)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_token_create(*, organization: Organization, name: str = "") -> tuple[ApiToken, str]:
+    """Returns the token row and the secret, which is shown once and stored only hashed."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        organization=organization, name=name, prefix=secret[:10], token_hash=_hash(secret)
+    )
+    return token, secret
+
+
+def api_token_authenticate(secret: str) -> ApiToken | None:
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("organization").filter(token_hash=_hash(secret)).first()
+    if token is not None:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token
+
+
+def audit_record(
+    *, organization_id: int, actor_id: int | None, action: str, object_type: str = "",
+    object_id: object = "",
+) -> None:
+    AuditEvent.objects.create(
+        organization_id=organization_id, actor_id=actor_id, action=action,
+        object_type=object_type, object_id=str(object_id),
+    )

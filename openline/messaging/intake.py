@@ -1,0 +1,316 @@
+"""Webhook intake: the hot path. A lean ASGI endpoint in front of Django that verifies,
+parses and durably records a provider webhook, then answers. No middleware, sessions or
+per-request ORM churn here; rows are written by one writer thread that commits whatever has
+queued up in one transaction (group commit), so throughput does not collapse on SQLite.
+
+Routes: POST /hooks/<provider>/<webhook_key>/inbound and .../status"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
+from openline.providers.base import SignatureError, WebhookError, WebhookRequest
+from openline.providers.models import Number
+from openline.providers.registry import get_provider
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+HOOK_PATH = re.compile(r"^/hooks/([a-z0-9_-]{1,30})/([A-Za-z0-9_-]{1,32})/(inbound|status)$")
+NUMBER_CACHE_SECONDS = 10.0
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --- number lookup, cached so the hot path rarely touches the database -------------------
+
+_numbers: dict[str, tuple[float, Number | None]] = {}
+
+
+def _load_number(key: str) -> Number | None:
+    close_old_connections()
+    return Number.objects.filter(webhook_key=key, is_active=True).first()
+
+
+async def find_number(key: str) -> Number | None:
+    cached = _numbers.get(key)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    number = await sync_to_async(_load_number, thread_sensitive=False)(key)
+    _numbers[key] = (now + NUMBER_CACHE_SECONDS, number)
+    return number
+
+
+def forget_numbers() -> None:
+    _numbers.clear()
+
+
+# --- group-commit writer -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Row:
+    values: dict[str, Any]
+    future: asyncio.Future[bool]
+    loop: asyncio.AbstractEventLoop
+
+
+class InboundWriter:
+    """One thread writes InboundEvents; each batch is one transaction, and every request in
+    it is answered only after that transaction commits."""
+
+    MAX_BATCH = 256
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[_Row] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="openline-intake-writer", daemon=True
+                )
+                self._thread.start()
+
+    async def write(self, values: dict[str, Any]) -> bool:
+        """Durably store one event. True if new, False if it was already recorded."""
+        self._ensure_started()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.put(_Row(values, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[_Row]) -> None:
+        from openline.messaging.models import InboundEvent
+
+        try:
+            close_old_connections()
+            with transaction.atomic():
+                keys = {(r.values["provider"], r.values["provider_message_id"]) for r in batch}
+                existing = set(
+                    InboundEvent.objects.filter(
+                        provider__in={k[0] for k in keys},
+                        provider_message_id__in={k[1] for k in keys},
+                    ).values_list("provider", "provider_message_id")
+                )
+                fresh: dict[tuple[str, str], InboundEvent] = {}
+                for row in batch:
+                    key = (row.values["provider"], row.values["provider_message_id"])
+                    if key not in existing and key not in fresh:
+                        fresh[key] = InboundEvent(**row.values)
+                InboundEvent.objects.bulk_create(list(fresh.values()))
+        except Exception as exc:
+            logger.exception("intake write failed for a batch of %d", len(batch))
+            for row in batch:
+                row.loop.call_soon_threadsafe(_set_exception, row.future, exc)
+            return
+        created = set(fresh)
+        for row in batch:
+            key = (row.values["provider"], row.values["provider_message_id"])
+            is_new = key in created
+            created.discard(key)
+            row.loop.call_soon_threadsafe(_set_result, row.future, is_new)
+
+
+def _set_result(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _set_exception(future: asyncio.Future[bool], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+writer = InboundWriter()
+
+
+# --- the ASGI endpoint -------------------------------------------------------------------
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    limit = settings.OPENLINE_MAX_WEBHOOK_BYTES
+    for name, value in scope.get("headers", []):
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise HttpError(413, f"request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _parse_form(raw: bytes) -> dict[str, list[str]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "request body is not valid UTF-8") from None
+    try:
+        return parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=200)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"malformed form body: {exc}") from None
+
+
+def _public_url(scope: Scope) -> str:
+    """The URL the provider called, rebuilt from configuration (we may be behind a proxy)."""
+    url = settings.PUBLIC_URL + scope["path"]
+    query = scope.get("query_string", b"")
+    if query:
+        url += "?" + query.decode("latin-1")
+    return url
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def handle_hook(scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
+    try:
+        status, content_type, body = await _handle(scope, receive, match)
+    except HttpError as exc:
+        status, content_type, body = exc.status, "text/plain; charset=utf-8", str(exc).encode()
+    except Exception:
+        logger.exception("webhook intake failed")
+        status, content_type, body = 503, "text/plain", b"temporarily unavailable; retry"
+    await _respond(send, status, body, content_type)
+
+
+async def _handle(scope: Scope, receive: Receive, match: re.Match[str]) -> tuple[int, str, bytes]:
+    if scope["method"] != "POST":
+        raise HttpError(405, "use POST")
+    slug, key, kind = match.groups()
+    raw = await _read_body(scope, receive)
+    number = await find_number(key)
+    if number is None or number.provider != slug:
+        raise HttpError(404, "unknown webhook address")
+    try:
+        provider = get_provider(slug)
+    except LookupError:
+        raise HttpError(404, "unknown provider") from None
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    params = _parse_form(raw)
+    request = WebhookRequest(url=_public_url(scope), params=params, headers=headers, raw_body=raw)
+    try:
+        provider.verify(number, request)
+    except SignatureError as exc:
+        raise HttpError(403, str(exc) or "invalid signature") from None
+    if kind == "status":
+        return await _handle_status(provider, number, request)
+    return await _handle_inbound(provider, number, request)
+
+
+async def _handle_inbound(provider: Any, number: Number, request: WebhookRequest) -> tuple[int, str, bytes]:
+    try:
+        inbound = provider.parse_inbound(request)
+    except WebhookError as exc:
+        raise HttpError(400, str(exc)) from None
+    if inbound.to_number != number.e164:
+        raise HttpError(400, f"this address receives texts for {number.e164}, not {inbound.to_number}")
+    try:
+        from_number = normalize_phone(inbound.from_number)
+    except InvalidPhoneNumber as exc:
+        raise HttpError(400, f"invalid From number: {exc}") from None
+    if len(inbound.body) > settings.OPENLINE_MAX_BODY_CHARS:
+        raise HttpError(
+            413, f"message body is {len(inbound.body)} characters; the limit is "
+            f"{settings.OPENLINE_MAX_BODY_CHARS}"
+        )
+    if "\x00" in inbound.body:
+        raise HttpError(400, "message body contains a NUL character")
+    values = {
+        "organization_id": number.organization_id,
+        "number_id": number.pk,
+        "provider": number.provider,
+        "provider_message_id": inbound.provider_message_id,
+        "from_number": from_number,
+        "body": inbound.body,
+        "media_urls": list(inbound.media_urls),
+        "received_at": timezone.now(),
+    }
+    await writer.write(values)
+    from openline.messaging.processing import wake
+
+    wake()
+    content_type, body = provider.inbound_ack()
+    return 200, content_type, body
+
+
+async def _handle_status(provider: Any, number: Number, request: WebhookRequest) -> tuple[int, str, bytes]:
+    from openline.messaging.services.status import message_status_apply
+
+    try:
+        updates = provider.parse_status(request)
+    except WebhookError as exc:
+        raise HttpError(400, str(exc)) from None
+    await sync_to_async(message_status_apply)(number=number, updates=updates)
+    return 200, "text/plain", b""
+
+
+class IntakeRouter:
+    """Sends /hooks/... to the lean intake and everything else to the full Django app."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
+            match = HOOK_PATH.match(scope["path"])
+            if match is None:
+                await _respond(send, 404, b"unknown webhook address", "text/plain")
+                return
+            await handle_hook(scope, receive, send, match)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from openline.contacts.models import ConsentEvent, Contact
+from openline.core.models import Organization
+from openline.providers.models import Number
+
+
+class InboundEvent(models.Model):
+    """An acknowledged inbound message, written durably before the webhook answers.
+
+    Processing turns it into a Message; (provider, provider_message_id) makes a retried
+    webhook a no-op."""
+
+    organization_id: int
+    number_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    number = models.ForeignKey(Number, on_delete=models.CASCADE)
+    provider = models.CharField(max_length=30)
+    provider_message_id = models.CharField(max_length=64)
+    from_number = models.CharField(max_length=20)
+    body = models.TextField(blank=True)
+    media_urls = models.JSONField(default=list, blank=True)
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id"], name="uniq_inbound_provider_id"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="inbound_pending_idx",
+                condition=models.Q(processed_at__isnull=True),
+            )
+        ]
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    CHAT = "chat", "Chat"
+    VOICE = "voice", "Voice"
+
+
+class ConversationStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    ACTIVE = "active", "Active"
+    CLOSED = "closed", "Closed"
+
+
+class Conversation(models.Model):
+    organization_id: int
+    number_id: int
+    contact_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    number = models.ForeignKey(Number, on_delete=models.PROTECT, related_name="conversations")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.SMS)
+    status = models.CharField(
+        max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.WAITING
+    )
+    priority = models.SmallIntegerField(default=0)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # Set when the person wrote something that reads like an opt-out request.
+    needs_consent_review = models.BooleanField(default=False)
+    last_message_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "number", "-last_message_at"]),
+            models.Index(fields=["organization", "status", "last_message_at"]),
+            models.Index(fields=["contact", "number", "status"]),
+        ]
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", "Inbound"
+    OUTBOUND = "out", "Outbound"
+
+
+class MessageStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERED = "undelivered", "Undelivered"
+    FAILED = "failed", "Failed"
+
+
+# Status only moves forward: a late "sent" never overwrites "delivered".
+STATUS_RANK = {
+    MessageStatus.RECEIVED: 0,
+    MessageStatus.QUEUED: 1,
+    MessageStatus.SENDING: 2,
+    MessageStatus.SENT: 3,
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.UNDELIVERED: 4,
+    MessageStatus.FAILED: 4,
+}
+
+
+class MessageKind(models.TextChoices):
+    PERSONAL = "personal", "Personal reply"
+    AUTOMATED = "automated", "Automated"
+    BULK = "bulk", "Broadcast"
+    CONSENT = "consent", "Consent confirmation"
+
+
+class Message(models.Model):
+    organization_id: int
+    conversation_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=10, choices=MessageKind.choices, default="personal")
+    body = models.TextField()
+    segments = models.PositiveSmallIntegerField(default=1)
+    encoding = models.CharField(max_length=5, default="GSM-7")
+    status = models.CharField(max_length=12, choices=MessageStatus.choices)
+    provider_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    error_code = models.CharField(max_length=20, blank=True)
+    error_message = models.CharField(max_length=300, blank=True)
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    inbound_event = models.OneToOneField(
+        InboundEvent, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # The opt-out this message confirms (the one message allowed after an opt-out).
+    consent_event = models.OneToOneField(
+        ConsentEvent, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation", "created_at"])]
+        ordering = ["created_at", "id"]

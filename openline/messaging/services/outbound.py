@@ -1,0 +1,240 @@
+"""The one send service. Every outbound text (console, API, auto-response, alert, broadcast)
+goes through ``message_send``; ``message_dispatch`` re-checks consent at the last moment."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from openline.contacts.models import ConsentSource, Contact
+from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
+from openline.contacts.selectors import consent_state
+from openline.contacts.services import contact_get_or_create, consent_record_opt_out
+from openline.core.realtime import publish_on_commit
+from openline.messaging.models import (
+    STATUS_RANK,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageKind,
+    MessageStatus,
+)
+from openline.messaging.segments import count_segments
+from openline.providers.models import Number
+
+logger = logging.getLogger(__name__)
+
+
+class SendRefused(ValueError):
+    """The message may not be sent. ``code`` is stable for API clients."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    reason: str
+
+
+def send_refusal(
+    *, contact: Contact, kind: str = MessageKind.PERSONAL, consent_event_id: int | None = None
+) -> Refusal | None:
+    """Why a message of ``kind`` may not go to ``contact`` now, or None if it may.
+
+    The opt-out confirmation (kind CONSENT) is the one message allowed after an opt-out,
+    and only for the latest opt-out event."""
+    if not contact.is_textable:
+        return Refusal(
+            "not_textable",
+            f"{contact.phone} is a {contact.get_number_type_display().lower()} number and "
+            "cannot receive texts; correct the number type if this is wrong",
+        )
+    state = consent_state(organization_id=contact.organization_id, phone=contact.phone)
+    if state.opted_out:
+        confirming = (
+            kind == MessageKind.CONSENT
+            and state.last_change is not None
+            and state.last_change.pk == consent_event_id
+        )
+        if not confirming:
+            return Refusal(
+                "opted_out",
+                f"{contact.label} opted out of texts; they can opt back in by texting START",
+            )
+    elif kind in (MessageKind.AUTOMATED, MessageKind.BULK) and not state.automated_allowed:
+        return Refusal(
+            "opt_out_pending",
+            "this person asked not to be texted; automated messages stay off until "
+            "someone reviews the request",
+        )
+    return None
+
+
+def _validate_body(body: str) -> str:
+    if not body or not body.strip():
+        raise SendRefused("invalid_body", "message body is empty")
+    if len(body) > settings.OPENLINE_MAX_BODY_CHARS:
+        raise SendRefused(
+            "invalid_body",
+            f"message body is {len(body)} characters; the limit is "
+            f"{settings.OPENLINE_MAX_BODY_CHARS}",
+        )
+    return body
+
+
+def _pick_number(
+    *, organization_id: int, from_number: str | None, conversation: Conversation | None
+) -> Number:
+    numbers = Number.objects.filter(organization_id=organization_id, is_active=True)
+    if from_number:
+        try:
+            e164 = normalize_phone(from_number)
+        except InvalidPhoneNumber as exc:
+            raise SendRefused("invalid_from", str(exc)) from exc
+        number = numbers.filter(e164=e164).first()
+        if number is None:
+            raise SendRefused("invalid_from", f"{e164} is not one of this organization's numbers")
+        return number
+    if conversation is not None:
+        return conversation.number
+    number = numbers.order_by("id").first()
+    if number is None:
+        raise SendRefused("no_number", "this organization has no active number to send from")
+    return number
+
+
+def _open_conversation(*, contact: Contact, number: Number) -> Conversation:
+    """The open conversation with this person on this number, or a new active one."""
+    conversation = (
+        Conversation.objects.filter(contact=contact, number=number)
+        .exclude(status=ConversationStatus.CLOSED)
+        .order_by("-last_message_at")
+        .first()
+    )
+    if conversation is None:
+        conversation = Conversation.objects.create(
+            organization_id=contact.organization_id,
+            number=number,
+            contact=contact,
+            status=ConversationStatus.ACTIVE,
+            last_message_at=timezone.now(),
+        )
+        publish_on_commit(
+            organization_id=contact.organization_id,
+            event={"type": "conversation.created", "conversation_id": conversation.pk},
+        )
+    return conversation
+
+
+@transaction.atomic
+def message_send(
+    *,
+    organization_id: int,
+    body: str,
+    to: str | None = None,
+    conversation: Conversation | None = None,
+    from_number: str | None = None,
+    sender_id: int | None = None,
+    kind: str = MessageKind.PERSONAL,
+    consent_event_id: int | None = None,
+) -> Message:
+    """Queue a text to ``to`` (any format) or into ``conversation``; raise SendRefused if it
+    may not be sent. Dispatch happens after commit."""
+    body = _validate_body(body)
+    if conversation is not None:
+        contact = conversation.contact
+    else:
+        try:
+            phone = normalize_phone(to or "")
+        except InvalidPhoneNumber as exc:
+            raise SendRefused("invalid_phone", str(exc)) from exc
+        contact, _ = contact_get_or_create(organization_id=organization_id, phone=phone)
+    refusal = send_refusal(contact=contact, kind=kind, consent_event_id=consent_event_id)
+    if refusal is not None:
+        raise SendRefused(refusal.code, refusal.reason)
+    number = _pick_number(
+        organization_id=organization_id, from_number=from_number, conversation=conversation
+    )
+    if conversation is None or conversation.number_id != number.pk:
+        conversation = _open_conversation(contact=contact, number=number)
+    info = count_segments(body)
+    now = timezone.now()
+    message = Message.objects.create(
+        organization_id=organization_id,
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        kind=kind,
+        body=body,
+        segments=info.segments,
+        encoding=info.encoding,
+        status=MessageStatus.QUEUED,
+        sender_id=sender_id,
+        consent_event_id=consent_event_id,
+        created_at=now,
+        status_changed_at=now,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    _publish_message(message, "message.created")
+    message_id = message.pk
+    transaction.on_commit(lambda: _enqueue_dispatch(message_id))
+    return message
+
+
+def _enqueue_dispatch(message_id: int, delay: float = 0) -> None:
+    from openline.messaging.tasks import dispatch_message
+
+    if delay > 0:
+        run_after = timezone.now() + timezone.timedelta(seconds=delay)
+        dispatch_message.using(run_after=run_after, queue_name="dispatch").enqueue(message_id)
+    else:
+        dispatch_message.using(queue_name="dispatch").enqueue(message_id)
+
+
+def _publish_message(message: Message, event_type: str) -> None:
+    publish_on_commit(
+        organization_id=message.organization_id,
+        event={
+            "type": event_type,
+            "message_id": message.pk,
+            "conversation_id": message.conversation_id,
+            "status": message.status,
+        },
+    )
+
+
+def message_set_status(
+    *, message: Message, status: str, error_code: str = "", error_message: str = ""
+) -> bool:
+    """Move ``message`` forward to ``status``; a step backwards or sideways is ignored."""
+    if STATUS_RANK[MessageStatus(status)] <= STATUS_RANK[MessageStatus(message.status)]:
+        return False
+    message.status = status
+    message.status_changed_at = timezone.now()
+    fields = ["status", "status_changed_at"]
+    if error_code:
+        message.error_code = error_code[:20]
+        message.error_message = error_message[:300]
+        fields += ["error_code", "error_message"]
+    message.save(update_fields=fields)
+    _publish_message(message, "message.status")
+    return True
+
+
+def record_provider_opt_out(*, message: Message, error_code: str) -> None:
+    """The carrier says the recipient opted out (e.g. Twilio 21610): the ledger agrees."""
+    conversation = message.conversation
+    consent_record_opt_out(
+        organization_id=message.organization_id,
+        phone=conversation.contact.phone,
+        source=ConsentSource.PROVIDER,
+        text=f"provider error {error_code}: recipient opted out",
+        number_id=conversation.number_id,
+    )

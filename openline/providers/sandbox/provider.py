@@ -1,0 +1,114 @@
+"""The sandbox: a built-in simulated carrier. Inbound texts come from the phone-simulator
+page through the real intake endpoint; outbound texts are "delivered" to the simulated
+phone and report statuses through the same status path as a real provider.
+
+Test numbers: a recipient ending in 0666 is rejected as opted out (like Twilio 21610) and
+one ending in 0999 is undeliverable (like a landline)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import TYPE_CHECKING, ClassVar
+
+from django.core import signing
+
+from openline.providers.base import (
+    InboundMessage,
+    Provider,
+    ProviderError,
+    SendResult,
+    SignatureError,
+    StatusUpdate,
+    WebhookError,
+    WebhookRequest,
+)
+
+if TYPE_CHECKING:
+    from openline.providers.models import Number
+
+TOKEN_SALT = "openline.sandbox.phone"
+OPTED_OUT_SUFFIX = "0666"
+UNDELIVERABLE_SUFFIX = "0999"
+STATUSES = frozenset({"queued", "sending", "sent", "delivered", "undelivered", "failed"})
+
+
+def phone_token(number: Number) -> str:
+    """The credential the simulator page uses to post as a phone to this number."""
+    return signing.dumps(number.webhook_key, salt=TOKEN_SALT)
+
+
+def _one(request: WebhookRequest, name: str, required: bool = True) -> str:
+    values = request.params.get(name)
+    if not values:
+        if required:
+            raise WebhookError(f"missing field {name}")
+        return ""
+    return values[0]
+
+
+class SandboxProvider(Provider):
+    slug = "sandbox"
+    name = "Sandbox (simulated carrier)"
+
+    def verify(self, number: Number, request: WebhookRequest) -> None:
+        token = request.headers.get("x-sandbox-token", "")
+        try:
+            key = signing.loads(token, salt=TOKEN_SALT, max_age=7 * 24 * 3600)
+        except signing.BadSignature:
+            raise SignatureError("missing or invalid X-Sandbox-Token") from None
+        if not hmac.compare_digest(str(key), number.webhook_key):
+            raise SignatureError("X-Sandbox-Token is for another number")
+
+    def parse_inbound(self, request: WebhookRequest) -> InboundMessage:
+        message_id = _one(request, "MessageId")
+        if not 8 <= len(message_id) <= 64:
+            raise WebhookError("MessageId must be 8 to 64 characters")
+        return InboundMessage(
+            provider_message_id=message_id,
+            from_number=_one(request, "From"),
+            to_number=_one(request, "To"),
+            body=_one(request, "Body", required=False),
+        )
+
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        status = _one(request, "Status")
+        if status not in STATUSES:
+            raise WebhookError(f"unknown Status {status!r}")
+        return [
+            StatusUpdate(
+                provider_message_id=_one(request, "MessageId"),
+                status=status,
+                error_code=_one(request, "ErrorCode", required=False),
+            )
+        ]
+
+    def send(
+        self, number: Number, *, to: str, body: str, status_url: str, idempotency_key: str
+    ) -> SendResult:
+        from openline.providers.sandbox.models import SandboxMessage
+        from openline.providers.sandbox.tasks import carrier_deliver
+
+        if to.endswith(OPTED_OUT_SUFFIX):
+            raise ProviderError("recipient has opted out (sandbox)", code="21610", opted_out=True)
+        provider_id = "SB" + uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex
+        message, created = SandboxMessage.objects.get_or_create(
+            provider_message_id=provider_id,
+            defaults={
+                "organization_id": number.organization_id,
+                "number": number,
+                "to": to,
+                "body": body,
+            },
+        )
+        if created:
+            carrier_deliver.enqueue(provider_id)
+        return SendResult(provider_message_id=provider_id, status="sending")
+
+    def fetch_status(self, number: Number, provider_message_id: str) -> str | None:
+        from openline.providers.sandbox.models import SandboxMessage
+
+        message = SandboxMessage.objects.filter(
+            number=number, provider_message_id=provider_message_id
+        ).first()
+        return message.status if message else None

@@ -114,3 +114,30 @@ def other_number(other_org: Any) -> Any:
     from openline.providers.services import number_add
 
     return number_add(organization=other_org, provider="sandbox", e164="+12125550199", name="Clinic", segments_per_second=1000)
+
+
+@pytest.fixture
+def text_in(pipeline: Pipeline) -> Callable[..., Any]:
+    """Simulate an acknowledged inbound text and process it; returns the stored Message."""
+    import itertools
+
+    from django.utils import timezone
+
+    from openline.messaging.models import InboundEvent, Message
+
+    counter = itertools.count(1)
+
+    def send(number: Any, from_number: str, body: str) -> Any:
+        event = InboundEvent.objects.create(
+            organization_id=number.organization_id,
+            number=number,
+            provider=number.provider,
+            provider_message_id=f"TEST{next(counter):08d}{from_number}",
+            from_number=from_number,
+            body=body,
+            received_at=timezone.now(),
+        )
+        pipeline.run()
+        return Message.objects.get(inbound_event=event)
+
+    return send

@@ -15,6 +15,9 @@ class ConsentState:
     status: str  # "opted_in" | "opted_out" | "unknown"
     last_change: ConsentEvent | None
     pending_request: ConsentEvent | None
+    # True when any opt-out since the last opt-in came from the person (keyword, carrier):
+    # a later staff-recorded opt-out does not make it staff's to undo.
+    person_opted_out: bool = False
 
     @property
     def opted_out(self) -> bool:
@@ -22,11 +25,7 @@ class ConsentState:
 
     @property
     def opted_out_by_person(self) -> bool:
-        return (
-            self.opted_out
-            and self.last_change is not None
-            and self.last_change.source in PERSON_OPT_OUT_SOURCES
-        )
+        return self.opted_out and self.person_opted_out
 
     @property
     def automated_allowed(self) -> bool:
@@ -59,11 +58,18 @@ def consent_state(*, organization_id: int, phone: str) -> ConsentState:
     last_change: ConsentEvent | None = None
     pending: ConsentEvent | None = None
     request_settled = False
-    for event in events[:50]:
-        if event.kind in (ConsentKind.OPT_IN, ConsentKind.OPT_OUT):
-            last_change = event
+    person_opted_out = False
+    for event in events.iterator(chunk_size=50):
+        if event.kind == ConsentKind.OPT_IN:
+            last_change = last_change or event
             break
-        if event.kind == ConsentKind.REQUEST_DISMISSED:
+        if event.kind == ConsentKind.OPT_OUT:
+            # Keep looking back to the last opt-in: was any of these opt-outs the person's?
+            last_change = last_change or event
+            person_opted_out = person_opted_out or event.source in PERSON_OPT_OUT_SOURCES
+        elif last_change is not None:
+            continue  # requests made while opted out change nothing
+        elif event.kind == ConsentKind.REQUEST_DISMISSED:
             request_settled = True
         elif not request_settled and pending is None:
             pending = event
@@ -75,7 +81,10 @@ def consent_state(*, organization_id: int, phone: str) -> ConsentState:
         status = "opted_in"
     if status == "opted_out":
         pending = None  # already stopped; nothing left to confirm
-    return ConsentState(status=status, last_change=last_change, pending_request=pending)
+    return ConsentState(
+        status=status, last_change=last_change, pending_request=pending,
+        person_opted_out=person_opted_out,
+    )
 
 
 def consent_history(*, organization_id: int, phone: str) -> QuerySet[ConsentEvent]:

@@ -127,6 +127,10 @@ def consent_record_opt_in(
         raise ConsentError(
             "this person opted out by text; only they can opt back in, by texting START"
         )
+    if state.pending_request is not None:
+        raise ConsentError(
+            "this person asked not to be texted; review that request before recording consent"
+        )
     return consent_record(
         organization_id=organization_id,
         phone=phone,

@@ -1,0 +1,48 @@
+# OpenLine: `make run` starts everything; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run setup test test-sqlite test-postgres lint bench clean browsers
+
+setup: $(VENV)/.synced node_modules/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(BIN)/uv
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --quiet
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+run: setup
+	$(BIN)/openline migrate
+	$(BIN)/openline demo
+	exec $(BIN)/openline run
+
+# The whole suite on SQLite (embedded profile), then on PostgreSQL when one is reachable.
+# CI (CI=true) must run both, with Redis; a fresh laptop without them says what it skipped.
+test: setup
+	@bash scripts/test.sh
+
+lint: setup
+	$(BIN)/ruff check openline bench conftest.py
+	$(BIN)/ruff format --check openline bench conftest.py
+	OPENLINE_VAR_DIR=$$(mktemp -d) $(BIN)/python -m django makemigrations --check --dry-run --settings=openline.settings
+
+bench: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install -y wrk"; exit 2; }
+	$(BIN)/python bench/inbound.py
+
+clean:
+	rm -rf $(VENV) node_modules var/test-*

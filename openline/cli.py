@@ -1,0 +1,272 @@
+"""The `openline` command for operators. Every command takes --json for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
+    import django
+
+    django.setup()
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    if args.json:
+        print(json.dumps({"error": message}))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _org(slug: str) -> Any:
+    from openline.core.models import Organization
+
+    org = Organization.objects.filter(slug=slug).first()
+    if org is None:
+        raise LookupError(f"no organization with slug {slug!r}")
+    return org
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    from openline.core.services import organization_create
+
+    org = organization_create(name=args.name, slug=args.slug, timezone_name=args.timezone)
+    data = {"id": org.pk, "name": org.name, "slug": org.slug, "timezone": org.timezone}
+    _emit(args, data, f"Created organization {org.name} ({org.slug})")
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from openline.core.services import user_create
+
+    membership = user_create(
+        organization=_org(args.org), email=args.email, role=args.role, password=args.password
+    )
+    data = {"id": membership.user.pk, "email": membership.user.email, "role": membership.role,
+            "organization": args.org}
+    _emit(args, data, f"Created {membership.role} {membership.user.email} in {args.org}")
+    return 0
+
+
+def _parse_config(pairs: list[str]) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--config takes key=value, got {pair!r}")
+        config[key.strip()] = value.strip()
+    return config
+
+
+def cmd_number_add(args: argparse.Namespace) -> int:
+    from openline.providers.services import number_add, number_webhook_urls
+
+    number = number_add(
+        organization=_org(args.org),
+        provider=args.provider,
+        e164=args.number,
+        config=_parse_config(args.config or []),
+        name=args.name or "",
+        kind=args.kind,
+        segments_per_second=args.rate,
+    )
+    urls = number_webhook_urls(number)
+    data = {"id": number.pk, "number": number.e164, "provider": number.provider, **urls}
+    _emit(
+        args, data,
+        f"Connected {number.e164} ({number.provider})\n"
+        f"  inbound webhook: {urls['inbound_url']}\n  status callback: {urls['status_url']}",
+    )
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from openline.core.services import api_token_create
+
+    token, secret = api_token_create(organization=_org(args.org), name=args.name or "")
+    _emit(args, {"id": token.pk, "token": secret, "organization": args.org},
+          f"API token for {args.org} (shown once):\n{secret}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0 if args.json else 1)
+    _emit(args, {"migrated": True}, "Database is up to date.")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from openline.core.demo import demo_ensure
+
+    info = demo_ensure()
+    lines = [
+        ("Created" if info["created"] else "Found") + f" demo organization '{info['organization']}'"
+        f" with sandbox number {info['number']}.",
+        "Sign in at the console with:",
+    ]
+    for user in info["users"]:  # type: ignore[attr-defined]
+        lines.append(f"  {user['role']:<11} {user['email']:<32} {user['password']}")
+    _emit(args, info, "\n".join(lines))
+    return 0
+
+
+def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
+    import uvicorn
+    from django.conf import settings
+
+    from openline.core.scheduler import Scheduler
+    from openline.core.worker import TaskWorker
+    from openline.messaging.processing import InboundProcessor, enable_redis_wake
+
+    threads: list[Any] = []
+    if worker:
+        threads += [InboundProcessor(), TaskWorker()]
+    elif settings.REDIS_URL:
+        enable_redis_wake()
+    if scheduler:
+        threads.append(Scheduler())
+    for thread in threads:
+        thread.start()
+    port = args.port or int(os.environ.get("PORT", "8000"))
+    config = uvicorn.Config(
+        "openline.asgi:application",
+        host=args.host,
+        port=port,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    if not args.json:
+        print(f"OpenLine is running on http://{args.host}:{port}  (Ctrl-C stops it)", flush=True)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        for thread in threads:
+            thread.stop()
+        for thread in threads:
+            thread.join(timeout=5)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Web + worker + scheduler in one process (the embedded profile)."""
+    return _serve(args, worker=True, scheduler=True)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    return _serve(args, worker=False, scheduler=False)
+
+
+def _wait_forever(threads: list[Any]) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    for thread in threads:
+        thread.start()
+    stop.wait()
+    for thread in threads:
+        thread.stop()
+    for thread in threads:
+        thread.join(timeout=10)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from openline.core.worker import TaskWorker
+    from openline.messaging.processing import InboundProcessor
+
+    return _wait_forever([InboundProcessor(), TaskWorker()])
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from openline.core.scheduler import Scheduler
+
+    return _wait_forever([Scheduler()])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openline", description="OpenLine operator commands")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], helptext: str,
+            parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, parents=[common], help=helptext)
+        p.set_defaults(fn=fn)
+        return p
+
+    org = sub.add_parser("org", help="organizations").add_subparsers(dest="sub", required=True)
+    p = add("create", cmd_org_create, "create an organization", org)
+    p.add_argument("--name", required=True)
+    p.add_argument("--slug", required=True)
+    p.add_argument("--timezone", default="UTC")
+
+    user = sub.add_parser("user", help="users").add_subparsers(dest="sub", required=True)
+    p = add("create", cmd_user_create, "create a user in an organization", user)
+    p.add_argument("--org", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=["admin", "supervisor", "counselor", "staff"])
+    p.add_argument("--password", required=True)
+
+    number = sub.add_parser("number", help="numbers").add_subparsers(dest="sub", required=True)
+    p = add("add", cmd_number_add, "connect a number", number)
+    p.add_argument("--org", required=True)
+    p.add_argument("--provider", required=True)
+    p.add_argument("--number", required=True, help="E.164, e.g. +12025550123")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE")
+    p.add_argument("--name")
+    p.add_argument("--kind", default="long_code",
+                   choices=["long_code", "toll_free", "short_code", "landline"])
+    p.add_argument("--rate", type=float, help="segments per second (default by kind)")
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="sub", required=True)
+    p = add("create", cmd_token_create, "create an API token", token)
+    p.add_argument("--org", required=True)
+    p.add_argument("--name")
+
+    add("migrate", cmd_migrate, "create or update the database")
+    add("demo", cmd_demo, "create the demo organization unless it exists")
+    for name, fn, text in (
+        ("run", cmd_run, "web + worker + scheduler in one process"),
+        ("web", cmd_web, "web server only (scaled-out profile)"),
+    ):
+        p = add(name, fn, text)
+        p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        p.add_argument("--port", type=int, default=None)
+    add("worker", cmd_worker, "task worker and inbound processor")
+    add("scheduler", cmd_scheduler, "periodic work (one per deployment)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup()
+    from django.core.exceptions import ValidationError
+
+    try:
+        return int(args.fn(args))
+    except ValidationError as exc:
+        return _fail(args, "; ".join(exc.messages))
+    except (LookupError, ValueError) as exc:
+        return _fail(args, str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

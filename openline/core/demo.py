@@ -1,0 +1,60 @@
+"""The demo organization that `make run` creates on a fresh machine."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from openline.core.models import Organization
+from openline.core.services import organization_create, user_create
+from openline.providers.models import Number
+from openline.providers.services import number_add
+
+DEMO_SLUG = "demo"
+DEMO_NUMBER = "+12025550123"
+DEMO_ROLES = ("admin", "supervisor", "counselor")
+
+
+def _credentials_file() -> Path:
+    return Path(settings.VAR_DIR) / "demo-credentials.json"
+
+
+@transaction.atomic
+def demo_ensure() -> dict[str, object]:
+    """Create the demo organization unless it exists; return its sign-in details."""
+    path = _credentials_file()
+    org = Organization.objects.filter(slug=DEMO_SLUG).first()
+    if org is None:
+        org = organization_create(
+            name="Demo Warm Line", slug=DEMO_SLUG, timezone_name="America/New_York"
+        )
+        org.contact_info = "demo@openline.local"
+        org.save(update_fields=["contact_info"])
+        number_add(
+            organization=org, provider="sandbox", e164=DEMO_NUMBER, name="Demo line",
+            segments_per_second=10,
+        )
+        users = []
+        for role in DEMO_ROLES:
+            password = secrets.token_urlsafe(9)
+            email = f"{role}@demo.openline.local"
+            user_create(organization=org, email=email, role=role, password=password,
+                        display_name=f"Demo {role.capitalize()}")
+            users.append({"role": role, "email": email, "password": password})
+        path.write_text(json.dumps({"users": users}, indent=2))
+        path.chmod(0o600)
+        created = True
+    else:
+        created = False
+    users = json.loads(path.read_text())["users"] if path.exists() else []
+    number = Number.objects.filter(organization=org).order_by("id").first()
+    return {
+        "created": created,
+        "organization": org.slug,
+        "number": number.e164 if number else None,
+        "users": users,
+    }

@@ -1,0 +1,56 @@
+"""One small loop that runs periodic work. Only one scheduler runs at a time: a Redis lock
+when REDIS_URL is set, otherwise the embedded profile has only one process anyway."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 30.0
+
+
+def run_periodic() -> None:
+    from openline.messaging.services.reconcile import messages_reconcile
+
+    messages_reconcile()
+
+
+class Scheduler(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(name="openline-scheduler", daemon=True)
+        self.stopping = threading.Event()
+        self.identity = uuid.uuid4().hex
+
+    def _holds_lock(self) -> bool:
+        if not settings.REDIS_URL:
+            return True
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        key = "openline:scheduler-lock"
+        ttl = int(INTERVAL_SECONDS * 3)
+        if client.set(key, self.identity, nx=True, ex=ttl):
+            return True
+        if client.get(key) == self.identity.encode():
+            client.expire(key, ttl)
+            return True
+        return False
+
+    def run(self) -> None:
+        while not self.stopping.wait(INTERVAL_SECONDS):
+            try:
+                if self._holds_lock():
+                    run_periodic()
+            except Exception:
+                logger.exception("scheduled work failed")
+            finally:
+                close_old_connections()
+
+    def stop(self) -> None:
+        self.stopping.set()

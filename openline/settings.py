@@ -137,6 +137,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "node_modules" / "htmx.org" / "dist"] if (
     BASE_DIR / "node_modules" / "htmx.org" / "dist"
 ).exists() else []

@@ -1,25 +1,82 @@
 """The one helper that publishes real-time events. Only services call it, and only the
-transaction's commit sends: a rolled-back change never reaches a screen."""
+transaction's commit sends: a rolled-back change never reaches a screen.
+
+Events go to the channel layer from one long-lived event loop (the server's, or a private
+thread's in worker processes) through a queue, so publishing never blocks the committing
+thread and events of a process leave in commit order."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-# Test hook: when set, events go here (after a JSON round trip) instead of the channel layer.
+# Test hook: when set, events go here (after a JSON round trip) as well.
 _capture: list[dict[str, Any]] | None = None
 _listeners: list[Callable[[dict[str, Any]], None]] = []
 
 
 def org_group(organization_id: int) -> str:
     return f"org-{organization_id}"
+
+
+class _Publisher:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self._ready = threading.Event()
+        loop.call_soon_threadsafe(self._start)
+        self._ready.wait(5)
+
+    def _start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.loop.create_task(self._drain())
+        self._ready.set()
+
+    async def _drain(self) -> None:
+        from channels.layers import get_channel_layer
+
+        assert self.queue is not None
+        while True:
+            group, envelope = await self.queue.get()
+            try:
+                layer = get_channel_layer()
+                if layer is not None:
+                    await layer.group_send(group, envelope)
+            except Exception:  # a broken fan-out must never undo a committed change
+                logger.exception("real-time publish failed for %s", envelope["event"].get("type"))
+
+    def put(self, group: str, envelope: dict[str, Any]) -> None:
+        assert self.queue is not None
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, envelope))
+
+
+_publisher: _Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def set_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The serving process publishes from its own loop (the in-memory layer lives there)."""
+    global _publisher
+    with _publisher_lock:
+        _publisher = _Publisher(loop)
+
+
+def _get_publisher() -> _Publisher:
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or not _publisher.loop.is_running():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="openline-publish", daemon=True).start()
+            _publisher = _Publisher(loop)
+        return _publisher
 
 
 def publish_on_commit(*, organization_id: int, event: dict[str, Any]) -> None:
@@ -37,13 +94,4 @@ def _send(organization_id: int, payload: dict[str, Any]) -> None:
         _capture.append(message)
     for listener in _listeners:
         listener(message)
-    try:
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(
-                org_group(organization_id), {"type": "openline.event", "event": message}
-            )
-    except Exception:  # a broken fan-out must never undo a committed change
-        logger.exception("real-time publish failed for event %s", payload.get("type"))
+    _get_publisher().put(org_group(organization_id), {"type": "openline.event", "event": message})

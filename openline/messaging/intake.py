@@ -304,8 +304,14 @@ class IntakeRouter:
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
+        self._loop_known = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._loop_known:
+            from openline.core.realtime import set_server_loop
+
+            set_server_loop(asyncio.get_running_loop())
+            self._loop_known = True
         if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
             match = HOOK_PATH.match(scope["path"])
             if match is None:

@@ -25,6 +25,8 @@ class InboundEvent(models.Model):
     media_urls = models.JSONField(default=list, blank=True)
     received_at = models.DateTimeField()
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Processing failures so far; after a few the event waits for a person (see logs).
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -71,49 +71,71 @@ def pipeline(django_capture_on_commit_callbacks: Callable[..., Any]) -> Pipeline
 def org(db: None) -> Any:
     from openline.core.services import organization_create
 
-    return organization_create(name="Riverside Crisis Line", slug="riverside", timezone_name="America/Chicago")
+    return organization_create(
+        name="Riverside Crisis Line", slug="riverside", timezone_name="America/Chicago"
+    )
 
 
 @pytest.fixture
 def other_org(db: None) -> Any:
     from openline.core.services import organization_create
 
-    return organization_create(name="Hilltop Clinic", slug="hilltop", timezone_name="America/New_York")
+    return organization_create(
+        name="Hilltop Clinic", slug="hilltop", timezone_name="America/New_York"
+    )
 
 
 @pytest.fixture
 def alice(org: Any) -> Any:
     from openline.core.services import user_create
 
-    return user_create(organization=org, email="alice@example.org", role="admin", password="alice-pass-1").user
+    return user_create(
+        organization=org, email="alice@example.org", role="admin", password="alice-pass-1"
+    ).user
 
 
 @pytest.fixture
 def bob(org: Any) -> Any:
     from openline.core.services import user_create
 
-    return user_create(organization=org, email="bob@example.org", role="counselor", password="bob-pass-12").user
+    return user_create(
+        organization=org, email="bob@example.org", role="counselor", password="bob-pass-12"
+    ).user
 
 
 @pytest.fixture
 def charlie(other_org: Any) -> Any:
     from openline.core.services import user_create
 
-    return user_create(organization=other_org, email="charlie@example.org", role="admin", password="charlie-pass").user
+    return user_create(
+        organization=other_org, email="charlie@example.org", role="admin", password="charlie-pass"
+    ).user
 
 
 @pytest.fixture
 def sandbox_number(org: Any) -> Any:
     from openline.providers.services import number_add
 
-    return number_add(organization=org, provider="sandbox", e164="+12025550142", name="Main line", segments_per_second=1000)
+    return number_add(
+        organization=org,
+        provider="sandbox",
+        e164="+12025550142",
+        name="Main line",
+        segments_per_second=1000,
+    )
 
 
 @pytest.fixture
 def other_number(other_org: Any) -> Any:
     from openline.providers.services import number_add
 
-    return number_add(organization=other_org, provider="sandbox", e164="+12125550199", name="Clinic", segments_per_second=1000)
+    return number_add(
+        organization=other_org,
+        provider="sandbox",
+        e164="+12125550199",
+        name="Clinic",
+        segments_per_second=1000,
+    )
 
 
 @pytest.fixture

@@ -55,8 +55,12 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     membership = user_create(
         organization=_org(args.org), email=args.email, role=args.role, password=args.password
     )
-    data = {"id": membership.user.pk, "email": membership.user.email, "role": membership.role,
-            "organization": args.org}
+    data = {
+        "id": membership.user.pk,
+        "email": membership.user.email,
+        "role": membership.role,
+        "organization": args.org,
+    }
     _emit(args, data, f"Created {membership.role} {membership.user.email} in {args.org}")
     return 0
 
@@ -86,7 +90,8 @@ def cmd_number_add(args: argparse.Namespace) -> int:
     urls = number_webhook_urls(number)
     data = {"id": number.pk, "number": number.e164, "provider": number.provider, **urls}
     _emit(
-        args, data,
+        args,
+        data,
         f"Connected {number.e164} ({number.provider})\n"
         f"  inbound webhook: {urls['inbound_url']}\n  status callback: {urls['status_url']}",
     )
@@ -97,8 +102,11 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     from openline.core.services import api_token_create
 
     token, secret = api_token_create(organization=_org(args.org), name=args.name or "")
-    _emit(args, {"id": token.pk, "token": secret, "organization": args.org},
-          f"API token for {args.org} (shown once):\n{secret}")
+    _emit(
+        args,
+        {"id": token.pk, "token": secret, "organization": args.org},
+        f"API token for {args.org} (shown once):\n{secret}",
+    )
     return 0
 
 
@@ -206,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], helptext: str,
-            parent: Any = sub) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], helptext: str, parent: Any = sub
+    ) -> argparse.ArgumentParser:
         p = parent.add_parser(name, parents=[common], help=helptext)
         p.set_defaults(fn=fn)
         return p
@@ -232,8 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--number", required=True, help="E.164, e.g. +12025550123")
     p.add_argument("--config", action="append", metavar="KEY=VALUE")
     p.add_argument("--name")
-    p.add_argument("--kind", default="long_code",
-                   choices=["long_code", "toll_free", "short_code", "landline"])
+    p.add_argument(
+        "--kind", default="long_code", choices=["long_code", "toll_free", "short_code", "landline"]
+    )
     p.add_argument("--rate", type=float, help="segments per second (default by kind)")
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="sub", required=True)

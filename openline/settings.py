@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_tasks",
     "django_tasks_db",
+    "ninja",
     "openline.core",
     "openline.contacts",
     "openline.providers",
@@ -138,9 +139,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "node_modules" / "htmx.org" / "dist"] if (
-    BASE_DIR / "node_modules" / "htmx.org" / "dist"
-).exists() else []
+STATICFILES_DIRS = (
+    [BASE_DIR / "node_modules" / "htmx.org" / "dist"]
+    if (BASE_DIR / "node_modules" / "htmx.org" / "dist").exists()
+    else []
+)
 WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -70,9 +70,7 @@ class ConsentEvent(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     phone = models.CharField(max_length=20)
-    number = models.ForeignKey(
-        "providers.Number", null=True, blank=True, on_delete=models.SET_NULL
-    )
+    number = models.ForeignKey("providers.Number", null=True, blank=True, on_delete=models.SET_NULL)
     kind = models.CharField(max_length=20, choices=ConsentKind.choices)
     source = models.CharField(max_length=10, choices=ConsentSource.choices)
     actor = models.ForeignKey(

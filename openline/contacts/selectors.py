@@ -82,7 +82,9 @@ def consent_state(*, organization_id: int, phone: str) -> ConsentState:
     if status == "opted_out":
         pending = None  # already stopped; nothing left to confirm
     return ConsentState(
-        status=status, last_change=last_change, pending_request=pending,
+        status=status,
+        last_change=last_change,
+        pending_request=pending,
         person_opted_out=person_opted_out,
     )
 

@@ -21,6 +21,16 @@ class ConsentError(ValueError):
     code = "consent_refused"
 
 
+class DuplicateContact(ValueError):
+    code = "duplicate"
+
+
+def _check_number_type(number_type: str) -> str:
+    if number_type not in NumberType.values:
+        raise ValueError(f"number type must be one of {', '.join(NumberType.values)}")
+    return number_type
+
+
 def contact_get_or_create(*, organization_id: int, phone: str) -> tuple[Contact, bool]:
     """``phone`` must already be E.164."""
     contact = Contact.objects.filter(organization_id=organization_id, phone=phone).first()
@@ -39,31 +49,41 @@ def contact_get_or_create(*, organization_id: int, phone: str) -> tuple[Contact,
 
 
 def contact_create(
-    *, organization_id: int, phone: str, name: str = "", number_type: str | None = None,
+    *,
+    organization_id: int,
+    phone: str,
+    name: str = "",
+    number_type: str | None = None,
     notes: str = "",
 ) -> Contact:
     e164 = normalize_phone(phone)
-    if Contact.objects.filter(organization_id=organization_id, phone=e164).exists():
-        raise ValueError(f"a contact with {e164} already exists")
-    return Contact.objects.create(
-        organization_id=organization_id,
-        phone=e164,
-        name=name.strip(),
-        number_type=number_type or guess_number_type(e164),
-        notes=notes,
-    )
+    number_type = _check_number_type(number_type) if number_type else guess_number_type(e164)
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(
+                organization_id=organization_id,
+                phone=e164,
+                name=name.strip(),
+                number_type=number_type,
+                notes=notes,
+            )
+    except IntegrityError:
+        raise DuplicateContact(f"a contact with {e164} already exists") from None
+    _publish_contact(contact)
+    return contact
 
 
 def contact_update(
-    *, contact: Contact, name: str | None = None, number_type: str | None = None,
+    *,
+    contact: Contact,
+    name: str | None = None,
+    number_type: str | None = None,
     notes: str | None = None,
 ) -> Contact:
     if name is not None:
         contact.name = name.strip()
     if number_type is not None:
-        if number_type not in NumberType.values:
-            raise ValueError(f"number type must be one of {', '.join(NumberType.values)}")
-        contact.number_type = number_type
+        contact.number_type = _check_number_type(number_type)
     if notes is not None:
         contact.notes = notes
     contact.save()

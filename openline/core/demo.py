@@ -35,15 +35,23 @@ def demo_ensure() -> dict[str, object]:
         org.contact_info = "demo@openline.local"
         org.save(update_fields=["contact_info"])
         number_add(
-            organization=org, provider="sandbox", e164=DEMO_NUMBER, name="Demo line",
+            organization=org,
+            provider="sandbox",
+            e164=DEMO_NUMBER,
+            name="Demo line",
             segments_per_second=10,
         )
         users = []
         for role in DEMO_ROLES:
             password = secrets.token_urlsafe(9)
             email = f"{role}@demo.openline.local"
-            user_create(organization=org, email=email, role=role, password=password,
-                        display_name=f"Demo {role.capitalize()}")
+            user_create(
+                organization=org,
+                email=email,
+                role=role,
+                password=password,
+                display_name=f"Demo {role.capitalize()}",
+            )
             users.append({"role": role, "email": email, "password": password})
         path.write_text(json.dumps({"users": users}, indent=2))
         path.chmod(0o600)

@@ -94,6 +94,8 @@ class AuditEvent(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+    # Set when an integration (not a person) did it through the API.
+    api_token = models.ForeignKey("core.ApiToken", null=True, blank=True, on_delete=models.SET_NULL)
     action = models.CharField(max_length=60)
     object_type = models.CharField(max_length=60, blank=True)
     object_id = models.CharField(max_length=60, blank=True)

@@ -8,8 +8,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from openline.core.models import ApiToken, AuditEvent, Membership, Organization, Role, User
-from openline.core.models import validate_timezone
+from openline.core.models import (
+    ApiToken,
+    AuditEvent,
+    Membership,
+    Organization,
+    Role,
+    User,
+    validate_timezone,
+)
 
 TOKEN_PREFIX = "olk_"
 
@@ -67,10 +74,19 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
 
 
 def audit_record(
-    *, organization_id: int, actor_id: int | None, action: str, object_type: str = "",
+    *,
+    organization_id: int,
+    actor_id: int | None,
+    action: str,
+    object_type: str = "",
     object_id: object = "",
+    api_token_id: int | None = None,
 ) -> None:
     AuditEvent.objects.create(
-        organization_id=organization_id, actor_id=actor_id, action=action,
-        object_type=object_type, object_id=str(object_id),
+        organization_id=organization_id,
+        actor_id=actor_id,
+        api_token_id=api_token_id,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
     )

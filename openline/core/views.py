@@ -18,7 +18,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
         ready = DBTaskResult.objects.ready().count()
         pending_inbound = InboundEvent.objects.filter(processed_at__isnull=True).count()
     except Exception as exc:
-        return JsonResponse({"status": "error", "database": f"unavailable: {type(exc).__name__}"}, status=503)
+        return JsonResponse(
+            {"status": "error", "database": f"unavailable: {type(exc).__name__}"}, status=503
+        )
     return JsonResponse(
         {
             "status": "ok",

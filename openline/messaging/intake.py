@@ -252,21 +252,26 @@ async def _handle(scope: Scope, receive: Receive, match: re.Match[str]) -> tuple
     return await _handle_inbound(provider, number, request)
 
 
-async def _handle_inbound(provider: Any, number: Number, request: WebhookRequest) -> tuple[int, str, bytes]:
+async def _handle_inbound(
+    provider: Any, number: Number, request: WebhookRequest
+) -> tuple[int, str, bytes]:
     try:
         inbound = provider.parse_inbound(request)
     except WebhookError as exc:
         raise HttpError(400, str(exc)) from None
     if inbound.to_number != number.e164:
-        raise HttpError(400, f"this address receives texts for {number.e164}, not {inbound.to_number}")
+        raise HttpError(
+            400, f"this address receives texts for {number.e164}, not {inbound.to_number}"
+        )
     try:
         from_number = normalize_phone(inbound.from_number)
     except InvalidPhoneNumber as exc:
         raise HttpError(400, f"invalid From number: {exc}") from None
     if len(inbound.body) > settings.OPENLINE_MAX_BODY_CHARS:
         raise HttpError(
-            413, f"message body is {len(inbound.body)} characters; the limit is "
-            f"{settings.OPENLINE_MAX_BODY_CHARS}"
+            413,
+            f"message body is {len(inbound.body)} characters; the limit is "
+            f"{settings.OPENLINE_MAX_BODY_CHARS}",
         )
     if "\x00" in inbound.body:
         raise HttpError(400, "message body contains a NUL character")
@@ -288,7 +293,9 @@ async def _handle_inbound(provider: Any, number: Number, request: WebhookRequest
     return 200, content_type, body
 
 
-async def _handle_status(provider: Any, number: Number, request: WebhookRequest) -> tuple[int, str, bytes]:
+async def _handle_status(
+    provider: Any, number: Number, request: WebhookRequest
+) -> tuple[int, str, bytes]:
     from openline.messaging.services.status import message_status_apply
 
     try:

@@ -36,7 +36,8 @@ local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local start = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 if start < now then start = now end
-redis.call('SET', KEYS[1], tostring(start + cost), 'PX', math.ceil((start + cost - now) * 1000) + 1000)
+local ttl = math.ceil((start + cost - now) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(start + cost), 'PX', ttl)
 return tostring(start - now)
 """
 

@@ -20,23 +20,58 @@ def run(capsys, *argv: str) -> tuple[int, dict]:
 
 def test_org_user_number_token_commands_print_json(capsys, settings):
     settings.PUBLIC_URL = "https://sms.example.org"
-    code, org = run(capsys, "org", "create", "--name", "Riverside", "--slug", "riverside",
-                    "--timezone", "America/Chicago")
+    code, org = run(
+        capsys,
+        "org",
+        "create",
+        "--name",
+        "Riverside",
+        "--slug",
+        "riverside",
+        "--timezone",
+        "America/Chicago",
+    )
     assert code == 0 and org["slug"] == "riverside"
 
-    code, user = run(capsys, "user", "create", "--org", "riverside", "--email", "Ana@Example.org",
-                     "--role", "counselor", "--password", "long-enough-1")
+    code, user = run(
+        capsys,
+        "user",
+        "create",
+        "--org",
+        "riverside",
+        "--email",
+        "Ana@Example.org",
+        "--role",
+        "counselor",
+        "--password",
+        "long-enough-1",
+    )
     assert code == 0 and user["role"] == "counselor"
     assert Membership.objects.get(user__email="ana@example.org").organization.slug == "riverside"
 
     code, number = run(
-        capsys, "number", "add", "--org", "riverside", "--provider", "twilio",
-        "--number", "+1 (202) 555-0177", "--config", "account_sid=AC" + "0" * 32,
-        "--config", "auth_token=tok", "--config", "api_base=http://127.0.0.1:9",
+        capsys,
+        "number",
+        "add",
+        "--org",
+        "riverside",
+        "--provider",
+        "twilio",
+        "--number",
+        "+1 (202) 555-0177",
+        "--config",
+        "account_sid=AC" + "0" * 32,
+        "--config",
+        "auth_token=tok",
+        "--config",
+        "api_base=http://127.0.0.1:9",
     )
     assert code == 0 and number["number"] == "+12025550177"
     stored = Number.objects.get(pk=number["id"])
-    assert number["inbound_url"] == f"https://sms.example.org/hooks/twilio/{stored.webhook_key}/inbound"
+    assert (
+        number["inbound_url"]
+        == f"https://sms.example.org/hooks/twilio/{stored.webhook_key}/inbound"
+    )
     assert number["status_url"].endswith("/status")
 
     code, token = run(capsys, "token", "create", "--org", "riverside")
@@ -48,15 +83,55 @@ def test_org_user_number_token_commands_print_json(capsys, settings):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["org", "create", "--name", "X", "--slug", "x", "--timezone", "Mars/Olympus"], "time zone"),
-        (["user", "create", "--org", "nope", "--email", "a@b.c", "--role", "admin",
-          "--password", "long-enough-1"], "no organization"),
-        (["number", "add", "--org", "riverside", "--provider", "twilio", "--number", "12"],
-         "not a valid phone number"),
-        (["number", "add", "--org", "riverside", "--provider", "carrier-pigeon", "--number",
-          "+12025550177"], "unknown provider"),
-        (["number", "add", "--org", "riverside", "--provider", "twilio", "--number",
-          "+12025550177"], "account_sid"),
+        (
+            ["org", "create", "--name", "X", "--slug", "x", "--timezone", "Mars/Olympus"],
+            "time zone",
+        ),
+        (
+            [
+                "user",
+                "create",
+                "--org",
+                "nope",
+                "--email",
+                "a@b.c",
+                "--role",
+                "admin",
+                "--password",
+                "long-enough-1",
+            ],
+            "no organization",
+        ),
+        (
+            ["number", "add", "--org", "riverside", "--provider", "twilio", "--number", "12"],
+            "not a valid phone number",
+        ),
+        (
+            [
+                "number",
+                "add",
+                "--org",
+                "riverside",
+                "--provider",
+                "carrier-pigeon",
+                "--number",
+                "+12025550177",
+            ],
+            "unknown provider",
+        ),
+        (
+            [
+                "number",
+                "add",
+                "--org",
+                "riverside",
+                "--provider",
+                "twilio",
+                "--number",
+                "+12025550177",
+            ],
+            "account_sid",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(capsys, argv, message):

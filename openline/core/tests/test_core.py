@@ -22,7 +22,9 @@ def test_provider_credentials_are_encrypted_at_rest(org):
     from openline.providers.services import number_add
 
     number = number_add(
-        organization=org, provider="twilio", e164="+12025550177",
+        organization=org,
+        provider="twilio",
+        e164="+12025550177",
         config={"account_sid": "AC" + "1" * 32, "auth_token": "very-secret-token"},
     )
     with connection.cursor() as cursor:

@@ -35,9 +35,7 @@ def help_text(org: Organization) -> str:
     )
 
 
-def apply_keyword(
-    *, conversation: Conversation, match: KeywordMatch, text: str
-) -> Message | None:
+def apply_keyword(*, conversation: Conversation, match: KeywordMatch, text: str) -> Message | None:
     """Record what the person's keyword means and send the one answer it calls for."""
     org = conversation.organization
     contact = conversation.contact
@@ -100,7 +98,9 @@ def consent_opt_in_with_welcome(
     )
     try:
         return message_send(
-            organization_id=organization_id, to=phone, body=welcome_text(org),
+            organization_id=organization_id,
+            to=phone,
+            body=welcome_text(org),
             kind=MessageKind.AUTOMATED,
         )
     except SendRefused as exc:

@@ -56,7 +56,9 @@ def _claim(message_id: int) -> tuple[Message, float] | None:
     )
     if refusal is not None:
         message_set_status(
-            message=message, status=MessageStatus.FAILED, error_code=refusal.code,
+            message=message,
+            status=MessageStatus.FAILED,
+            error_code=refusal.code,
             error_message=refusal.reason,
         )
         return None
@@ -107,24 +109,32 @@ def _handle_send_error(message: Message, exc: ProviderError) -> None:
     # No message content in logs: ids and codes only.
     logger.warning(
         "send failed message=%s attempt=%s code=%s permanent=%s",
-        message.pk, message.attempts, exc.code, exc.permanent,
+        message.pk,
+        message.attempts,
+        exc.code,
+        exc.permanent,
     )
     with transaction.atomic():
         if exc.opted_out:
             message_set_status(
-                message=message, status=MessageStatus.FAILED, error_code=exc.code,
+                message=message,
+                status=MessageStatus.FAILED,
+                error_code=exc.code,
                 error_message=str(exc),
             )
             record_provider_opt_out(message=message, error_code=exc.code)
         elif exc.permanent or message.attempts >= MAX_ATTEMPTS:
             message_set_status(
-                message=message, status=MessageStatus.FAILED, error_code=exc.code or "error",
+                message=message,
+                status=MessageStatus.FAILED,
+                error_code=exc.code or "error",
                 error_message=str(exc),
             )
         else:
             # Back to the queue: the one place a status may step backwards.
             Message.objects.filter(pk=message.pk).update(
-                status=MessageStatus.QUEUED, error_code=exc.code[:20],
+                status=MessageStatus.QUEUED,
+                error_code=exc.code[:20],
                 error_message=str(exc)[:300],
             )
             delay = exc.retry_after or retry_delay(message.attempts)

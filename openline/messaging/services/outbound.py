@@ -13,7 +13,7 @@ from django.utils import timezone
 from openline.contacts.models import ConsentSource, Contact
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.selectors import consent_state
-from openline.contacts.services import contact_get_or_create, consent_record_opt_out
+from openline.contacts.services import consent_record_opt_out, contact_get_or_create
 from openline.core.realtime import publish_on_commit
 from openline.messaging.models import (
     STATUS_RANK,

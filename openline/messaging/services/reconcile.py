@@ -33,7 +33,9 @@ def messages_reconcile(*, now: timezone.datetime | None = None) -> int:
             elif not message.provider_message_id:
                 # Sent or not, we cannot tell: a person decides, nothing is resent.
                 changed += message_set_status(
-                    message=message, status=MessageStatus.FAILED, error_code="outcome_unknown",
+                    message=message,
+                    status=MessageStatus.FAILED,
+                    error_code="outcome_unknown",
                     error_message="the send was interrupted; check with the provider before "
                     "sending again",
                 )

@@ -30,7 +30,9 @@ def message_status_apply(*, number: Number, updates: list[StatusUpdate]) -> int:
         if message is None:
             continue
         if message_set_status(
-            message=message, status=update.status, error_code=update.error_code,
+            message=message,
+            status=update.status,
+            error_code=update.error_code,
             error_message=f"provider error {update.error_code}" if update.error_code else "",
         ):
             changed += 1

@@ -41,8 +41,11 @@ def test_staff_opt_in_records_evidence_and_sends_welcome(sandbox_number, alice, 
     org = sandbox_number.organization
     welcome = pipeline.run(
         lambda: consent_opt_in_with_welcome(
-            organization_id=org.pk, phone=PERSON, source=ConsentSource.STAFF,
-            evidence="Signed intake form 2026-11-02", actor_id=alice.pk,
+            organization_id=org.pk,
+            phone=PERSON,
+            source=ConsentSource.STAFF,
+            evidence="Signed intake form 2026-11-02",
+            actor_id=alice.pk,
         )
     )
 
@@ -55,7 +58,9 @@ def test_staff_opt_in_records_evidence_and_sends_welcome(sandbox_number, alice, 
 def test_staff_opt_in_requires_evidence(sandbox_number):
     with pytest.raises(ConsentError):
         consent_opt_in_with_welcome(
-            organization_id=sandbox_number.organization_id, phone=PERSON, source="staff",
+            organization_id=sandbox_number.organization_id,
+            phone=PERSON,
+            source="staff",
             evidence="  ",
         )
 
@@ -65,8 +70,11 @@ def test_nobody_can_opt_in_a_person_who_texted_stop(sandbox_number, text_in, ali
 
     with pytest.raises(ConsentError, match="only they can opt back in"):
         consent_opt_in_with_welcome(
-            organization_id=sandbox_number.organization_id, phone=PERSON, source="staff",
-            evidence="verbal consent on the phone", actor_id=alice.pk,
+            organization_id=sandbox_number.organization_id,
+            phone=PERSON,
+            source="staff",
+            evidence="verbal consent on the phone",
+            actor_id=alice.pk,
         )
     assert consent_state(organization_id=sandbox_number.organization_id, phone=PERSON).opted_out
 
@@ -76,7 +84,10 @@ def test_staff_can_reverse_a_staff_recorded_opt_out_with_evidence(sandbox_number
     consent_record_opt_out(organization_id=org_id, phone=PERSON, source="staff", actor_id=alice.pk)
 
     consent_opt_in_with_welcome(
-        organization_id=org_id, phone=PERSON, source="staff", evidence="form signed",
+        organization_id=org_id,
+        phone=PERSON,
+        source="staff",
+        evidence="form signed",
         actor_id=alice.pk,
     )
 
@@ -91,7 +102,8 @@ def test_pending_request_blocks_automated_but_not_personal_replies(sandbox_numbe
         _send(org, kind=MessageKind.AUTOMATED)
     assert refused.value.code == "opt_out_pending"
     reply = message_send(
-        organization_id=org.pk, conversation=message.conversation,
+        organization_id=org.pk,
+        conversation=message.conversation,
         body="Understood. Would you like us to stop texting you? Reply STOP to confirm.",
         sender_id=bob.pk,
     )

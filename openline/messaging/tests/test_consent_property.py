@@ -8,10 +8,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
-from django.utils import timezone
 
 from openline.contacts.keywords import KeywordKind, looks_like_opt_out_request, match_keyword
 from openline.contacts.services import ConsentError, consent_record_opt_out
@@ -25,15 +25,28 @@ from openline.providers.sandbox.provider import SandboxProvider
 from openline.providers.services import number_add
 
 PHONES = ["+12025550111", "+12025550112"]
-BODIES = ["STOP", " stop. ", "Arrêt", "START", "yes", "UNSTOP", "HELP", "hello",
-          "please stop texting me", "I can't stop crying"]
+BODIES = [
+    "STOP",
+    " stop. ",
+    "Arrêt",
+    "START",
+    "yes",
+    "UNSTOP",
+    "HELP",
+    "hello",
+    "please stop texting me",
+    "I can't stop crying",
+]
 
 operation = st.one_of(
     st.tuples(st.just("text"), st.sampled_from(PHONES), st.sampled_from(BODIES)),
     st.tuples(st.just("staff_opt_in"), st.sampled_from(PHONES)),
     st.tuples(st.just("staff_opt_out"), st.sampled_from(PHONES)),
-    st.tuples(st.just("send"), st.sampled_from(PHONES),
-              st.sampled_from([MessageKind.PERSONAL, MessageKind.AUTOMATED])),
+    st.tuples(
+        st.just("send"),
+        st.sampled_from(PHONES),
+        st.sampled_from([MessageKind.PERSONAL, MessageKind.AUTOMATED]),
+    ),
     st.tuples(st.just("process"), st.sampled_from(PHONES)),
     st.tuples(st.just("dispatch"), st.just("")),
 )
@@ -100,7 +113,11 @@ class ConsentInterleavingTest(TestCase):
                 oracle.confirmations_owed[to] -= 1
             sent.append(message.pk)
             return original_send(
-                provider, num, to=to, body=body, status_url=status_url,
+                provider,
+                num,
+                to=to,
+                body=body,
+                status_url=status_url,
                 idempotency_key=idempotency_key,
             )
 
@@ -117,9 +134,13 @@ class ConsentInterleavingTest(TestCase):
         if kind == "text":
             pending.append(
                 InboundEvent.objects.create(
-                    organization=org, number=number, provider="sandbox",
-                    provider_message_id=f"prop-{next(counter):06d}", from_number=op[1],
-                    body=op[2], received_at=timezone.now(),
+                    organization=org,
+                    number=number,
+                    provider="sandbox",
+                    provider_message_id=f"prop-{next(counter):06d}",
+                    from_number=op[1],
+                    body=op[2],
+                    received_at=timezone.now(),
                 )
             )
         elif kind == "process":

@@ -43,8 +43,12 @@ def test_known_contact_keeps_name_and_conversation_continues(sandbox_number, tex
 
 def test_processing_twice_stores_one_message(sandbox_number, pipeline):
     event = InboundEvent.objects.create(
-        organization=sandbox_number.organization, number=sandbox_number, provider="sandbox",
-        provider_message_id="dup-00000001", from_number=PERSON, body="hi",
+        organization=sandbox_number.organization,
+        number=sandbox_number,
+        provider="sandbox",
+        provider_message_id="dup-00000001",
+        from_number=PERSON,
+        body="hi",
         received_at=timezone.now(),
     )
     inbound_process(event_id=event.pk)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from django.core import signing
 

@@ -212,7 +212,8 @@ def _error(response: httpx.Response, payload: dict[str, object]) -> ProviderErro
         return ProviderError(message, code=code, opted_out=True)
     if status == 429 or status >= 500 or code in TRANSIENT_CODES:
         return ProviderError(
-            message, code=code,
+            message,
+            code=code,
             retry_after=float(retry_after) if retry_after.isdigit() else None,
         )
     return ProviderError(message, code=code, permanent=True)

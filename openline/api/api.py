@@ -27,7 +27,6 @@ from openline.api.schemas import (
     MessageSentOut,
     PageParams,
 )
-from openline.api.selectors import conversation_get, conversation_list, conversation_messages
 from openline.contacts.models import ConsentSource, Contact, NumberType
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.selectors import consent_state, contact_by_phone, contact_get
@@ -40,6 +39,7 @@ from openline.contacts.services import (
 )
 from openline.core.services import audit_record
 from openline.messaging.models import Conversation, Message, MessageKind
+from openline.messaging.selectors import conversation_get, conversation_list, conversation_messages
 from openline.messaging.services.consent import consent_opt_in_with_welcome
 from openline.messaging.services.outbound import SendRefused, message_send
 

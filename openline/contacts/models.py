@@ -39,7 +39,10 @@ class Contact(models.Model):
 
     @property
     def label(self) -> str:
-        return self.name or self.phone
+        """The name, else the number written the way people read it."""
+        from openline.contacts.phones import format_phone
+
+        return self.name or format_phone(self.phone)
 
     @property
     def is_textable(self) -> bool:

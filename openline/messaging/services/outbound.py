@@ -91,9 +91,18 @@ def _validate_body(body: str) -> str:
 
 
 def _pick_number(
-    *, organization_id: int, from_number: str | None, conversation: Conversation | None
+    *,
+    organization_id: int,
+    from_number: str | None,
+    number_id: int | None,
+    conversation: Conversation | None,
 ) -> Number:
     numbers = Number.objects.filter(organization_id=organization_id, is_active=True)
+    if number_id is not None:
+        number = numbers.filter(pk=number_id).first()
+        if number is None:
+            raise SendRefused("invalid_from", "that number is not one of this organization's")
+        return number
     if from_number:
         try:
             e164 = normalize_phone(from_number)
@@ -142,12 +151,14 @@ def message_send(
     to: str | None = None,
     conversation: Conversation | None = None,
     from_number: str | None = None,
+    number_id: int | None = None,
     sender_id: int | None = None,
     kind: str = MessageKind.PERSONAL,
     consent_event_id: int | None = None,
 ) -> Message:
-    """Queue a text to ``to`` (any format) or into ``conversation``; raise SendRefused if it
-    may not be sent. Dispatch happens after commit."""
+    """Queue a text to ``to`` (any format) or into ``conversation``, from ``number_id`` or
+    ``from_number`` (E.164) or the conversation's number or the organization's first;
+    raise SendRefused if it may not be sent. Dispatch happens after commit."""
     body = _validate_body(body)
     if conversation is not None:
         contact = conversation.contact
@@ -161,7 +172,10 @@ def message_send(
     if refusal is not None:
         raise SendRefused(refusal.code, refusal.reason)
     number = _pick_number(
-        organization_id=organization_id, from_number=from_number, conversation=conversation
+        organization_id=organization_id,
+        from_number=from_number,
+        number_id=number_id,
+        conversation=conversation,
     )
     if conversation is None or conversation.number_id != number.pk:
         conversation = _open_conversation(contact=contact, number=number)

@@ -26,7 +26,7 @@ def test_text_from_unknown_number_creates_contact_and_waiting_conversation(
     conversation = message.conversation
     assert conversation.status == ConversationStatus.WAITING
     assert conversation.contact.phone == PERSON
-    assert conversation.contact.label == PERSON
+    assert conversation.contact.label == "+1 202-555-0111"
     assert message.status == MessageStatus.RECEIVED
     types = [event["type"] for event in published]
     assert "conversation.created" in types and "message.created" in types

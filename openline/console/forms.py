@@ -1,0 +1,132 @@
+"""Console forms: shape and presence checks only. Rules live in the services."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from openline.contacts.models import NumberType
+from openline.providers.models import Number
+
+# Characters people type around phone numbers; a query made only of these and digits is
+# searched as digits so "(202) 555-01" finds "+120255501..".
+_PHONE_PUNCTUATION = re.compile(r"[\s().+\-]")
+
+
+def normalize_newlines(text: str) -> str:
+    """Browsers submit textarea newlines as CRLF; a carrier would bill the CR as a
+    character (and in a segment of its own at a boundary), so texts use LF only."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class ConsoleForm(forms.Form):
+    """Labels without Django's trailing colon."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class BodyField(forms.CharField):
+    """A message body: kept exactly as typed (no strip), newlines normalized. The send
+    service owns the empty and length checks so the console and API say the same."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        kwargs.setdefault(
+            "widget",
+            forms.Textarea(attrs={"rows": 3, "maxlength": settings.OPENLINE_MAX_BODY_CHARS}),
+        )
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> str:
+        return normalize_newlines(super().to_python(value))
+
+
+class ReplyForm(ConsoleForm):
+    body = BodyField(label="Reply")
+
+
+class SegmentsForm(ConsoleForm):
+    body = BodyField()
+
+
+class ContactSearchForm(ConsoleForm):
+    q = forms.CharField(required=False, max_length=100, label="Search contacts")
+
+    def clean_q(self) -> str:
+        query: str = self.cleaned_data["q"].strip()
+        compact = _PHONE_PUNCTUATION.sub("", query)
+        if compact.isdigit():
+            return compact
+        return query
+
+
+_NUMBER_TYPE_HELP = "Only mobile numbers (and numbers of unknown type) can receive texts."
+
+
+class ContactCreateForm(ConsoleForm):
+    name = forms.CharField(required=False, max_length=200)
+    phone = forms.CharField(
+        max_length=40,
+        label="Phone number",
+        help_text="Any common format; US numbers need no country code.",
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
+    number_type = forms.ChoiceField(
+        required=False,
+        label="Number type",
+        choices=[("", "Detect from the number"), *NumberType.choices],
+        help_text=_NUMBER_TYPE_HELP,
+    )
+
+
+class ContactEditForm(ConsoleForm):
+    name = forms.CharField(required=False, max_length=200)
+    number_type = forms.ChoiceField(
+        label="Number type", choices=NumberType.choices, help_text=_NUMBER_TYPE_HELP
+    )
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class StartConversationForm(ConsoleForm):
+    number = forms.ModelChoiceField(queryset=Number.objects.none(), label="From", empty_label=None)
+    body = BodyField(label="Message")
+
+    def __init__(self, *args: Any, organization_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["number"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = Number.objects.filter(
+            organization_id=organization_id, is_active=True
+        ).order_by("id")
+
+
+class OptInForm(ConsoleForm):
+    # Not required here: the consent service refuses a blank one with its own message.
+    evidence = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="How was consent given?",
+        help_text='For example "Verbal consent on intake call, 3 March" or "Signed form".',
+        widget=forms.Textarea(attrs={"rows": 2, "required": True}),
+    )
+
+
+class OptOutForm(ConsoleForm):
+    text = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="What did they say? (optional)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class ConsentReviewForm(ConsoleForm):
+    decision = forms.ChoiceField(
+        choices=[("opt_out", "Record opt-out"), ("not_opt_out", "Not an opt-out")]
+    )

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from openline.contacts.models import ConsentSource, Contact
+from openline.contacts.phones import format_phone
+
+register = template.Library()
+
+CONSENT_LABELS = {
+    "opted_in": "Opted in",
+    "opted_out": "Opted out",
+    "unknown": "No consent recorded",
+}
+
+
+@register.filter
+def phone(value: str) -> str:
+    """+12025550142 -> +1 202-555-0142."""
+    return format_phone(value) if value else ""
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    """Short time in the active (organization's) zone: the time today, else the date."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    today = timezone.localdate()
+    if local.date() == today:
+        return date_format(local, "g:i A")
+    if local.year == today.year:
+        return date_format(local, "M j")
+    return date_format(local, "M j, Y")
+
+
+@register.filter
+def consent_label(status: str) -> str:
+    return CONSENT_LABELS.get(status, status)
+
+
+@register.filter
+def char_label(char: str) -> str:
+    """A visible name for a character: invisible ones (a no-break space forces UCS-2 and
+    doubles the cost, yet cannot be seen) are named with their code point."""
+    category = unicodedata.category(char)
+    code = f"U+{ord(char):04X}"
+    if category[0] in "ZC" or category in ("Mn", "Me"):
+        name = unicodedata.name(char, "unnamed character").lower()
+        return f"{name} ({code})"
+    return char
+
+
+@register.filter
+def char_name(char: str) -> str:
+    return f"{unicodedata.name(char, 'unnamed character').lower()} (U+{ord(char):04X})"
+
+
+@register.filter
+def who(contact: Contact) -> str:
+    """A contact's name, else their number formatted for reading."""
+    return contact.name or format_phone(contact.phone)
+
+
+@register.filter
+def consent_source(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return str(ConsentSource(value).label)
+    except ValueError:
+        return value

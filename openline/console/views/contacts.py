@@ -1,0 +1,193 @@
+"""The contacts directory and a contact's page: details, consent, new conversations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from openline.console.forms import (
+    ContactCreateForm,
+    ContactEditForm,
+    ContactSearchForm,
+    OptInForm,
+    OptOutForm,
+    StartConversationForm,
+)
+from openline.console.views.common import HISTORY_LIMIT, console_view, paginate, sentence
+from openline.contacts.models import ConsentSource, Contact
+from openline.contacts.selectors import consent_history, consent_state, contact_list
+from openline.contacts.services import (
+    ConsentError,
+    consent_record_opt_out,
+    contact_create,
+    contact_update,
+)
+from openline.core.models import Organization
+from openline.messaging import selectors
+from openline.messaging.segments import count_segments
+from openline.messaging.services.consent import consent_opt_in_with_welcome
+from openline.messaging.services.outbound import SendRefused, message_send, send_refusal
+
+
+@console_view
+@require_GET
+def contacts(request: HttpRequest, organization: Organization) -> HttpResponse:
+    form = ContactSearchForm(request.GET)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    found = contact_list(organization_id=organization.pk, query=query)
+    context = {"form": form, "query": query, "page": paginate(request, found)}
+    return render(request, "console/contact_list.html", context)
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def contact_new(request: HttpRequest, organization: Organization) -> HttpResponse:
+    form = ContactCreateForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            contact = contact_create(
+                organization_id=organization.pk,
+                phone=data["phone"],
+                name=data["name"],
+                number_type=data["number_type"] or None,
+            )
+        except ValueError as exc:  # InvalidPhoneNumber, or the number is already a contact
+            form.add_error("phone", sentence(exc))
+        else:
+            messages.success(request, f"Added {contact.label}.")
+            return redirect("console:contact", contact_id=contact.pk)
+    status = 422 if form.errors else 200
+    return render(request, "console/contact_new.html", {"form": form}, status=status)
+
+
+def _contact_or_404(organization: Organization, contact_id: int) -> Contact:
+    return get_object_or_404(Contact, organization_id=organization.pk, pk=contact_id)
+
+
+def _contact_page(
+    request: HttpRequest, organization: Organization, contact: Contact, **forms: Any
+) -> HttpResponse:
+    org_id = organization.pk
+    state = consent_state(organization_id=org_id, phone=contact.phone)
+    context = {
+        "contact": contact,
+        "consent": state.as_dict(),
+        "consent_changed_at": state.last_change.created_at if state.last_change else None,
+        "consent_history": consent_history(organization_id=org_id, phone=contact.phone)[
+            :HISTORY_LIMIT
+        ],
+        "conversations": selectors.contact_conversations(
+            organization_id=org_id, contact_id=contact.pk
+        )[:HISTORY_LIMIT],
+        "refusal": send_refusal(contact=contact),
+        "edit_form": forms.get("edit_form")
+        or ContactEditForm(
+            initial={
+                "name": contact.name,
+                "number_type": contact.number_type,
+                "notes": contact.notes,
+            }
+        ),
+        "start_form": forms.get("start_form") or StartConversationForm(organization_id=org_id),
+        "opt_in_form": forms.get("opt_in_form") or OptInForm(),
+        "opt_out_form": forms.get("opt_out_form") or OptOutForm(),
+        "segments": count_segments(""),
+        "length": 0,
+        "max_body": settings.OPENLINE_MAX_BODY_CHARS,
+    }
+    status = 422 if any(form.errors for form in forms.values()) else 200
+    return render(request, "console/contact_detail.html", context, status=status)
+
+
+@console_view
+@require_GET
+def contact_detail(
+    request: HttpRequest, organization: Organization, contact_id: int
+) -> HttpResponse:
+    return _contact_page(request, organization, _contact_or_404(organization, contact_id))
+
+
+@console_view
+@require_POST
+def contact_edit(request: HttpRequest, organization: Organization, contact_id: int) -> HttpResponse:
+    contact = _contact_or_404(organization, contact_id)
+    form = ContactEditForm(request.POST)
+    if form.is_valid():
+        contact_update(contact=contact, **form.cleaned_data)
+        messages.success(request, "Contact saved.")
+        return redirect("console:contact", contact_id=contact.pk)
+    return _contact_page(request, organization, contact, edit_form=form)
+
+
+@console_view
+@require_POST
+def contact_start(
+    request: HttpRequest, organization: Organization, contact_id: int
+) -> HttpResponse:
+    contact = _contact_or_404(organization, contact_id)
+    form = StartConversationForm(request.POST, organization_id=organization.pk)
+    if form.is_valid():
+        try:
+            message = message_send(
+                organization_id=organization.pk,
+                to=contact.phone,
+                number_id=form.cleaned_data["number"].pk,
+                body=form.cleaned_data["body"],
+                sender_id=request.user.pk,
+            )
+        except SendRefused as exc:
+            form.add_error("body", sentence(exc))
+        else:
+            return redirect("console:conversation", conversation_id=message.conversation_id)
+    return _contact_page(request, organization, contact, start_form=form)
+
+
+@console_view
+@require_POST
+def contact_opt_in(
+    request: HttpRequest, organization: Organization, contact_id: int
+) -> HttpResponse:
+    contact = _contact_or_404(organization, contact_id)
+    form = OptInForm(request.POST)
+    if form.is_valid():
+        try:
+            welcome = consent_opt_in_with_welcome(
+                organization_id=organization.pk,
+                phone=contact.phone,
+                source=ConsentSource.STAFF,
+                evidence=form.cleaned_data["evidence"],
+                actor_id=request.user.pk,
+            )
+        except (ConsentError, SendRefused) as exc:
+            form.add_error("evidence", sentence(exc))
+        else:
+            sent = " The welcome text is on its way." if welcome is not None else ""
+            messages.success(request, f"Opt-in recorded.{sent}")
+            return redirect("console:contact", contact_id=contact.pk)
+    return _contact_page(request, organization, contact, opt_in_form=form)
+
+
+@console_view
+@require_POST
+def contact_opt_out(
+    request: HttpRequest, organization: Organization, contact_id: int
+) -> HttpResponse:
+    contact = _contact_or_404(organization, contact_id)
+    form = OptOutForm(request.POST)
+    if not form.is_valid():
+        return _contact_page(request, organization, contact, opt_out_form=form)
+    consent_record_opt_out(
+        organization_id=organization.pk,
+        phone=contact.phone,
+        source=ConsentSource.STAFF,
+        text=form.cleaned_data["text"],
+        actor_id=request.user.pk,
+    )
+    messages.success(request, f"Opt-out recorded. No more texts will go to {contact.label}.")
+    return redirect("console:contact", contact_id=contact.pk)

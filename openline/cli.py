@@ -113,7 +113,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
-    call_command("migrate", interactive=False, verbosity=0 if args.json else 1)
+    call_command("migrate", interactive=False, verbosity=0)
     _emit(args, {"migrated": True}, "Database is up to date.")
     return 0
 

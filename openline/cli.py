@@ -164,11 +164,15 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
         print(f"OpenLine is running on http://{args.host}:{port}  (Ctrl-C stops it)", flush=True)
     try:
         uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
     finally:
         for thread in threads:
             thread.stop()
         for thread in threads:
             thread.join(timeout=5)
+    if not args.json:
+        print("OpenLine stopped.", flush=True)
     return 0
 
 

@@ -72,7 +72,8 @@ LOGOUT_REDIRECT_URL = "/login/"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Provider packages (openline/providers/<slug>/) may bring their own pages.
+        "DIRS": sorted((BASE_DIR / "openline" / "providers").glob("*/templates")),
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -32,8 +32,15 @@ class _Publisher:
         self.loop = loop
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
         self._ready = threading.Event()
-        loop.call_soon_threadsafe(self._start)
-        self._ready.wait(5)
+        try:
+            in_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            in_loop = False
+        if in_loop:
+            self._start()
+        else:
+            loop.call_soon_threadsafe(self._start)
+            self._ready.wait(5)
 
     def _start(self) -> None:
         self.queue = asyncio.Queue()

@@ -46,12 +46,15 @@ class HttpError(Exception):
 
 # --- number lookup, cached so the hot path rarely touches the database -------------------
 
-_numbers: dict[str, tuple[float, Number | None]] = {}
+_numbers: dict[str, tuple[float, Number]] = {}
 
 
 def _load_number(key: str) -> Number | None:
     close_old_connections()
     return Number.objects.filter(webhook_key=key, is_active=True).first()
+
+
+NUMBER_CACHE_SIZE = 10_000
 
 
 async def find_number(key: str) -> Number | None:
@@ -60,7 +63,11 @@ async def find_number(key: str) -> Number | None:
     if cached is not None and cached[0] > now:
         return cached[1]
     number = await sync_to_async(_load_number, thread_sensitive=False)(key)
-    _numbers[key] = (now + NUMBER_CACHE_SECONDS, number)
+    # Only real numbers are cached: random keys must not grow the cache.
+    if number is not None:
+        if len(_numbers) >= NUMBER_CACHE_SIZE:
+            _numbers.clear()
+        _numbers[key] = (now + NUMBER_CACHE_SECONDS, number)
     return number
 
 
@@ -133,7 +140,9 @@ class InboundWriter:
                     key = (row.values["provider"], row.values["provider_message_id"])
                     if key not in existing and key not in fresh:
                         fresh[key] = InboundEvent(**row.values)
-                InboundEvent.objects.bulk_create(list(fresh.values()))
+                # Another process may insert the same id meanwhile (scaled out): that one
+                # wins, this one becomes a duplicate, and the batch still commits.
+                InboundEvent.objects.bulk_create(list(fresh.values()), ignore_conflicts=True)
         except Exception as exc:
             logger.exception("intake write failed for a batch of %d", len(batch))
             for row in batch:

@@ -35,11 +35,12 @@ class InboundEvent(models.Model):
             )
         ]
         indexes = [
+            models.Index(fields=["number", "from_number", "id"]),
             models.Index(
                 fields=["id"],
                 name="inbound_pending_idx",
                 condition=models.Q(processed_at__isnull=True),
-            )
+            ),
         ]
 
 

@@ -54,11 +54,20 @@ def test_unserialisable_event_fails_where_it_is_created(db):
 
 def test_memory_limiter_spaces_segments_at_the_rate():
     limiter = MemoryLimiter()
-    delays = [limiter.reserve("n1", units=1, per_second=2) for _ in range(5)]
+    delays = [limiter.reserve("n1", units=1, per_second=2)[1] for _ in range(5)]
     assert delays[0] == 0
     assert delays[-1] == pytest.approx(2.0, abs=0.05)
-    assert limiter.reserve("n2", units=3, per_second=2) == 0  # per sender
-    assert limiter.reserve("n2", units=1, per_second=2) == pytest.approx(1.5, abs=0.05)
+    assert limiter.reserve("n2", units=3, per_second=2) == (True, 0)  # per sender
+    assert limiter.reserve("n2", units=1, per_second=2)[1] == pytest.approx(1.5, abs=0.05)
+
+
+def test_limiter_books_nothing_beyond_max_wait():
+    limiter = MemoryLimiter()
+    limiter.reserve("n1", units=4, per_second=2)  # busy for 2 s
+    booked, wait = limiter.reserve("n1", units=1, per_second=2, max_wait=1.0)
+    assert not booked and wait == pytest.approx(2.0, abs=0.05)
+    booked, wait = limiter.reserve("n1", units=1, per_second=2)
+    assert booked and wait == pytest.approx(2.0, abs=0.05)  # the refused call held no slot
 
 
 def test_redis_limiter_is_shared_between_instances():
@@ -69,6 +78,9 @@ def test_redis_limiter_is_shared_between_instances():
         pytest.skip("no Redis here (make test sets OPENLINE_TEST_REDIS_URL when one answers)")
     first, second = RedisLimiter(url), RedisLimiter(url)
     first.reset()
-    assert first.reserve("shared", units=1, per_second=1) == pytest.approx(0, abs=0.01)
-    assert second.reserve("shared", units=1, per_second=1) == pytest.approx(1.0, abs=0.05)
+    assert first.reserve("shared", units=1, per_second=1)[1] == pytest.approx(0, abs=0.01)
+    assert second.reserve("shared", units=1, per_second=1)[1] == pytest.approx(1.0, abs=0.05)
+    booked, wait = first.reserve("shared", units=1, per_second=1, max_wait=0.5)
+    assert not booked and wait == pytest.approx(2.0, abs=0.05)
+    assert second.reserve("shared", units=1, per_second=1)[1] == pytest.approx(2.0, abs=0.05)
     first.reset()

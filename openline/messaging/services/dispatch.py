@@ -63,11 +63,16 @@ def _claim(message_id: int) -> tuple[Message, float] | None:
         )
         return None
     number = message.conversation.number
-    delay = limiter().reserve(
-        f"number:{number.pk}", units=message.segments, per_second=number.segments_per_second
+    booked, delay = limiter().reserve(
+        f"number:{number.pk}",
+        units=message.segments,
+        per_second=number.segments_per_second,
+        max_wait=MAX_INLINE_WAIT,
     )
-    if delay > MAX_INLINE_WAIT:
-        transaction.on_commit(lambda: _enqueue_dispatch(message_id, delay))
+    if not booked:
+        # Come back shortly before the slot frees; nothing is held meanwhile.
+        retry_in = max(delay - MAX_INLINE_WAIT / 2, 0.05)
+        transaction.on_commit(lambda: _enqueue_dispatch(message_id, retry_in))
         return None
     message.status = MessageStatus.SENDING
     message.attempts += 1
@@ -101,7 +106,10 @@ def message_dispatch(*, message_id: int) -> None:
     with transaction.atomic():
         message.provider_message_id = result.provider_message_id
         message.sent_at = timezone.now()
-        message.save(update_fields=["provider_message_id", "sent_at"])
+        message.error_code = message.error_message = ""  # an earlier attempt's transient error
+        message.save(
+            update_fields=["provider_message_id", "sent_at", "error_code", "error_message"]
+        )
         message_set_status(message=message, status=result.status)
 
 

@@ -192,7 +192,7 @@ class TwilioProvider(Provider):
 
 def _int(params: Mapping[str, list[str]], name: str) -> int:
     raw = _one(params, name, required=False)
-    return int(raw) if raw.isdigit() else 0
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
 def _json(response: httpx.Response) -> dict[str, object]:

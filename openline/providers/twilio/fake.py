@@ -1,0 +1,482 @@
+"""A local fake Twilio that speaks the documented Messages API, for tests and demos.
+
+    with FakeTwilio() as fake:
+        number = number_add(..., config=fake.config())   # account_sid, auth_token, api_base
+        fake.fail_next("server_error", times=2)            # script what Twilio answers
+        ...
+        fake.requests                                      # what it received
+        fake.deliver_status(sid, "delivered")              # signed status callback
+
+What it implements (https://www.twilio.com/docs/messaging/api/message-resource):
+- POST /2010-04-01/Accounts/{AccountSid}/Messages.json, HTTP Basic auth (401, code 20003, on
+  bad credentials), form fields To, From, Body, StatusCallback; 201 with the message resource.
+  The I-Twilio-Idempotency-Token header makes a repeated request return the same message.
+- GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json (404, code 20404, if unknown).
+- Status callbacks signed with X-Twilio-Signature, computed by the twilio SDK's
+  RequestValidator exactly as Twilio computes it.
+
+Runs on the standard library's threading HTTP server, bound to 127.0.0.1 on a free port."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import email.utils
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import phonenumbers
+from twilio.request_validator import RequestValidator
+
+API_VERSION = "2010-04-01"
+_MESSAGES = re.compile(rf"^/{API_VERSION}/Accounts/(AC[0-9a-fA-F]{{32}})/Messages\.json$")
+_MESSAGE = re.compile(
+    rf"^/{API_VERSION}/Accounts/(AC[0-9a-fA-F]{{32}})/Messages/((?:SM|MM)[0-9a-fA-F]{{32}})\.json$"
+)
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_GSM_HINT = re.compile(r"^[\x0a\x0d\x20-\x7e£¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà€]*$")
+MAX_BODY_CHARS = 1600
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One scripted answer. ``hang`` holds the connection open for that many seconds
+    before answering (longer than the client's timeout simulates a lost answer);
+    ``accept`` stores the message anyway, as Twilio may have before the line dropped."""
+
+    status: int
+    code: int
+    message: str
+    hang: float = 0.0
+    accept: bool = False
+    retry_after: str = ""
+
+
+FAILURES: dict[str, Failure] = {
+    "server_error": Failure(500, 20500, "Internal Server Error"),
+    "unavailable": Failure(503, 20503, "Service Unavailable"),
+    "rate_limited": Failure(429, 20429, "Too Many Requests", retry_after="1"),
+    "opted_out": Failure(400, 21610, "Attempt to send to unsubscribed recipient"),
+    "invalid_to": Failure(400, 21211, "The 'To' number is not a valid phone number."),
+    "hang": Failure(500, 20500, "Internal Server Error", hang=3.0),
+}
+
+
+@dataclass(slots=True)
+class ReceivedRequest:
+    """A request the fake received, and the status it answered (0 while unanswered)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    form: Mapping[str, str]
+    account_sid: str
+    authenticated: bool
+    at: float  # time.monotonic() when it arrived
+    status: int = 0
+
+    @property
+    def idempotency_token(self) -> str:
+        return self.headers.get("i-twilio-idempotency-token", "")
+
+
+@dataclass(slots=True)
+class FakeMessage:
+    sid: str
+    account_sid: str
+    to: str
+    from_: str
+    body: str
+    status_callback: str
+    status: str = "queued"
+    error_code: int | None = None
+    created: float = field(default_factory=time.time)
+
+    def resource(self) -> dict[str, Any]:
+        date = email.utils.formatdate(self.created, usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": self.body,
+            "date_created": date,
+            "date_sent": None,
+            "date_updated": date,
+            "direction": "outbound-api",
+            "error_code": self.error_code,
+            "error_message": None,
+            "from": self.from_,
+            "messaging_service_sid": None,
+            "num_media": "0",
+            "num_segments": str(num_segments(self.body)),
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": self.to,
+            "uri": f"{uri}.json",
+        }
+
+
+def num_segments(body: str) -> int:
+    """Twilio's count, roughly: GSM-looking text 160/153 per part, else UCS-2 70/67. The
+    fake's own estimate, deliberately independent of OpenLine's segment counter."""
+    if _GSM_HINT.match(body):
+        single, part, units = 160, 153, len(body)
+    else:
+        single, part, units = 70, 67, len(body.encode("utf-16-le")) // 2
+    return 1 if units <= single else -(-units // part)
+
+
+def error_body(status: int, code: int, message: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+class FakeTwilio:
+    """The fake server. Thread-safe; start() / stop(), or use it as a context manager."""
+
+    def __init__(self, *, account_sid: str | None = None, auth_token: str | None = None) -> None:
+        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self._accounts: dict[str, str] = {self.account_sid: self.auth_token}
+        self._lock = threading.Lock()
+        self._script: deque[Failure] = deque()
+        self._released = threading.Event()
+        self.requests: list[ReceivedRequest] = []
+        self.messages: dict[str, FakeMessage] = {}
+        self.opted_out: set[str] = set()
+        self._by_token: dict[tuple[str, str], str] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> FakeTwilio:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        self._server = server
+        self._released.clear()
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="fake-twilio", kwargs={"poll_interval": 0.05}
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()  # let hanging handlers finish
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeTwilio:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake Twilio is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def config(self) -> dict[str, str]:
+        """Number config that points OpenLine's Twilio adapter at this fake."""
+        return {
+            "account_sid": self.account_sid,
+            "auth_token": self.auth_token,
+            "api_base": self.url,
+        }
+
+    def add_account(self) -> tuple[str, str]:
+        sid, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
+        with self._lock:
+            self._accounts[sid] = token
+        return sid, token
+
+    # --- scripting and inspection ---------------------------------------------------------
+
+    def fail_next(self, kind: str | Failure, times: int = 1, **changes: Any) -> None:
+        """The next ``times`` Messages POSTs answer with ``kind``: one of FAILURES'
+        names (server_error, unavailable, rate_limited, opted_out, invalid_to, hang) or a
+        Failure. ``changes`` override fields, e.g. ``hang=0.5`` or ``retry_after="2"``."""
+        failure = FAILURES[kind] if isinstance(kind, str) else kind
+        if changes:
+            failure = dataclasses.replace(failure, **changes)
+        with self._lock:
+            self._script.extend([failure] * times)
+
+    def opt_out(self, phone: str) -> None:
+        """Like a recipient texting STOP to the sender: sends to them fail with 21610."""
+        with self._lock:
+            self.opted_out.add(phone)
+
+    def send_requests(self) -> list[ReceivedRequest]:
+        """The Messages POSTs received, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST"]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+            self.messages.clear()
+            self.opted_out.clear()
+            self._by_token.clear()
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[ReceivedRequest]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent = self.send_requests()
+            if len(sent) >= count:
+                return sent
+            time.sleep(0.01)
+        raise TimeoutError(f"the fake Twilio received {len(self.send_requests())} < {count}")
+
+    # --- status callbacks ----------------------------------------------------------------
+
+    def status_callback(
+        self, sid: str, status: str, *, error_code: str | int | None = None
+    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """URL, form fields and headers of the callback Twilio would POST for ``sid``
+        moving to ``status``, signed with the account's auth token. Updates the fake's
+        record of the message, so GET .../Messages/{sid}.json reports it."""
+        with self._lock:
+            message = self.messages[sid]
+            message.status = status
+            if error_code is not None:
+                message.error_code = int(error_code)
+            token = self._accounts[message.account_sid]
+        params = {
+            "AccountSid": message.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": message.from_,
+            "MessageSid": sid,
+            "MessageStatus": status,
+            "SmsSid": sid,
+            "SmsStatus": status,
+            "To": message.to,
+        }
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        signature = RequestValidator(token).compute_signature(message.status_callback, params)
+        headers = {
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        return message.status_callback, params, headers
+
+    def deliver_status(
+        self,
+        sid: str,
+        status: str,
+        *,
+        error_code: str | int | None = None,
+        post: Callable[[str, dict[str, str], dict[str, str]], int] | None = None,
+    ) -> int:
+        """POST the signed status callback; returns the HTTP status it got. ``post`` lets
+        a test deliver through something other than the network (an ASGI transport)."""
+        url, params, headers = self.status_callback(sid, status, error_code=error_code)
+        if post is not None:
+            return post(url, params, headers)
+        response = httpx.post(url, data=params, headers=headers, timeout=15.0)
+        return response.status_code
+
+    # --- request handling (called on the server's threads) ---------------------------------
+
+    def _authenticate(self, account_sid: str, header: str) -> bool:
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        with self._lock:
+            expected = self._accounts.get(user)
+        return (
+            expected is not None
+            and user == account_sid
+            and hmac.compare_digest(password.encode(), expected.encode())
+        )
+
+    def _next_failure(self) -> Failure | None:
+        with self._lock:
+            return self._script.popleft() if self._script else None
+
+    def _create(
+        self, account_sid: str, form: Mapping[str, str], token: str
+    ) -> tuple[int, dict[str, Any]]:
+        problem = _validate(form)
+        if problem is not None:
+            return problem
+        with self._lock:
+            if token and (account_sid, token) in self._by_token:
+                return 201, self.messages[self._by_token[(account_sid, token)]].resource()
+            if form["To"] in self.opted_out:
+                opted = FAILURES["opted_out"]
+                return 400, error_body(400, opted.code, opted.message)
+            message = FakeMessage(
+                sid="SM" + secrets.token_hex(16),
+                account_sid=account_sid,
+                to=form["To"],
+                from_=form["From"],
+                body=form["Body"],
+                status_callback=form.get("StatusCallback", ""),
+            )
+            self.messages[message.sid] = message
+            if token:
+                self._by_token[(account_sid, token)] = message.sid
+        return 201, message.resource()
+
+    def _fetch(self, account_sid: str, sid: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            message = self.messages.get(sid)
+        if message is None or message.account_sid != account_sid:
+            return 404, error_body(
+                404,
+                20404,
+                f"The requested resource /{API_VERSION}/Accounts/{account_sid}/"
+                f"Messages/{sid}.json was not found",
+            )
+        return 200, message.resource()
+
+    def _record(self, request: ReceivedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _hang(self, seconds: float) -> None:
+        self._released.wait(seconds)
+
+
+def _is_phone_number(value: str) -> bool:
+    if not _E164.match(value):
+        return False
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(value))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _validate(form: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
+    to, from_, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+    if not to:
+        return 400, error_body(400, 21604, "A 'To' phone number is required.")
+    if not _is_phone_number(to):
+        return 400, error_body(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+    if not from_:
+        return 400, error_body(400, 21603, "A 'From' phone number is required.")
+    if not body:
+        return 400, error_body(400, 21602, "Message body is required.")
+    if len(body) > MAX_BODY_CHARS:
+        return 400, error_body(
+            400, 21617, "The concatenated message body exceeds the 1600 character limit."
+        )
+    return None
+
+
+def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "FakeTwilio/1.0"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # quiet test output
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._dispatch("POST")
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._dispatch("GET")
+
+        def _dispatch(self, method: str) -> None:
+            arrived = time.monotonic()
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+            path = self.path.split("?", 1)[0]
+            many, one = _MESSAGES.match(path), _MESSAGE.match(path)
+            account_sid = (many or one).group(1) if (many or one) else ""
+            authenticated = bool(account_sid) and fake._authenticate(
+                account_sid, self.headers.get("Authorization", "")
+            )
+            request = ReceivedRequest(
+                method=method,
+                path=path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                form=form,
+                account_sid=account_sid,
+                authenticated=authenticated,
+                at=arrived,
+            )
+            fake._record(request)  # on arrival, so a test sees a request that still hangs
+            status, payload, extra = self._answer(method, many, one, form, authenticated)
+            request.status = status
+            self._send(status, payload, extra)
+
+        def _answer(
+            self,
+            method: str,
+            many: re.Match[str] | None,
+            one: re.Match[str] | None,
+            form: dict[str, str],
+            authenticated: bool,
+        ) -> tuple[int, dict[str, Any], dict[str, str]]:
+            if not (many and method == "POST") and not (one and method == "GET"):
+                return 404, error_body(404, 20404, "The requested resource was not found"), {}
+            if not authenticated:
+                body = error_body(401, 20003, "Authenticate")
+                body["detail"] = "Your AccountSid or AuthToken was incorrect."
+                return 401, body, {"WWW-Authenticate": 'Basic realm="Twilio API"'}
+            if one is not None:
+                return (*fake._fetch(one.group(1), one.group(2)), {})
+            assert many is not None
+            token = self.headers.get("I-Twilio-Idempotency-Token", "")
+            failure = fake._next_failure()
+            if failure is None:
+                return (*fake._create(many.group(1), form, token), {})
+            if failure.accept:
+                fake._create(many.group(1), form, token)
+            if failure.hang:
+                fake._hang(failure.hang)
+            extra = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+            return failure.status, error_body(failure.status, failure.code, failure.message), extra
+
+        def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str]) -> None:
+            body = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a scripted hang): nothing to answer
+
+    return Handler

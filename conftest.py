@@ -163,3 +163,95 @@ def text_in(pipeline: Pipeline) -> Callable[..., Any]:
         return Message.objects.get(inbound_event=event)
 
     return send
+
+
+# --- live server and browsers --------------------------------------------------------------
+
+CHROMIUM = os.environ.get("OPENLINE_CHROMIUM") or next(
+    (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = os.path.join(os.path.dirname(__file__), "test-artifacts")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    if CHROMIUM:
+        return
+    if os.environ.get("CI") == "true":
+        raise pytest.UsageError("CI must run the browser tests: install Debian's chromium")
+    skip = pytest.mark.skip(reason="no Chromium here (apt-get install -y chromium)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def live_asgi(transactional_db: None) -> Iterator[str]:
+    """openline.asgi.application (intake router + Django) served by uvicorn on a free port."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from openline.asgi import application
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(application, lifespan="off", log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def background_workers(live_asgi: str) -> Iterator[None]:
+    """The embedded profile's inbound processor and task worker threads."""
+    from openline.core.worker import TaskWorker
+    from openline.messaging.processing import InboundProcessor
+
+    threads = [InboundProcessor(), TaskWorker()]
+    for thread in threads:
+        thread.start()
+    yield
+    for thread in threads:
+        thread.stop()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; Django would then refuse
+    # the test's own (synchronous, same-thread) ORM calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_asgi: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    yield context.new_page()
+    context.close()

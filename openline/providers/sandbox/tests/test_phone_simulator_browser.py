@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,56 +10,7 @@ import pytest
 from openline.messaging.models import Conversation, InboundEvent
 from openline.messaging.services.outbound import message_send
 
-CHROMIUM = (
-    os.environ.get("OPENLINE_CHROMIUM")
-    or shutil.which("chromium")
-    or shutil.which("chromium-browser")
-)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium binary (install Debian's chromium or set OPENLINE_CHROMIUM)",
-)
-
-
-@pytest.fixture
-def live_asgi(transactional_db: None) -> Iterator[str]:
-    """openline.asgi.application (intake router + Django) on a free local port."""
-    import uvicorn
-
-    from openline.asgi import application
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(application, lifespan="off", log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-
-
-@pytest.fixture
-def page(live_asgi: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop on this thread; Django would then refuse
-    # the test's own (synchronous, same-thread) ORM calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 390, "height": 844})
-        yield context.new_page()
-        context.close()
-        browser.close()
+pytestmark = pytest.mark.browser
 
 
 def _wait_for(predicate: Any, timeout: float = 10.0) -> Any:

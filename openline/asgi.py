@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
+# Static files (whitenoise) are small synchronous iterators; serving them that way is fine.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 

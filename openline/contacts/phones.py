@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
@@ -21,7 +23,12 @@ _TYPES = {
 
 def normalize_phone(raw: str, *, region: str = "US") -> str:
     """Return ``raw`` in E.164, or raise InvalidPhoneNumber with a reason a person can act on."""
-    text = (raw or "").strip()
+    return _normalize((raw or "").strip(), region)
+
+
+# The same few thousand senders text again and again; parsing costs more than the lookup.
+@functools.lru_cache(maxsize=65536)
+def _normalize(text: str, region: str) -> str:
     if not text:
         raise InvalidPhoneNumber("phone number is empty")
     if len(text) > 40:

@@ -20,10 +20,11 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
+from openline.core.dbgate import write_gate
 from openline.providers.base import SignatureError, WebhookError, WebhookRequest
 from openline.providers.models import Number
 from openline.providers.registry import get_provider
@@ -123,37 +124,78 @@ class InboundWriter:
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[_Row]) -> None:
-        from openline.messaging.models import InboundEvent
-
         try:
             close_old_connections()
-            with transaction.atomic():
-                keys = {(r.values["provider"], r.values["provider_message_id"]) for r in batch}
-                existing = set(
-                    InboundEvent.objects.filter(
-                        provider__in={k[0] for k in keys},
-                        provider_message_id__in={k[1] for k in keys},
-                    ).values_list("provider", "provider_message_id")
-                )
-                fresh: dict[tuple[str, str], InboundEvent] = {}
-                for row in batch:
-                    key = (row.values["provider"], row.values["provider_message_id"])
-                    if key not in existing and key not in fresh:
-                        fresh[key] = InboundEvent(**row.values)
-                # Another process may insert the same id meanwhile (scaled out): that one
-                # wins, this one becomes a duplicate, and the batch still commits.
-                InboundEvent.objects.bulk_create(list(fresh.values()), ignore_conflicts=True)
+            with write_gate.urgent(), transaction.atomic():
+                new_keys = _insert_events([row.values for row in batch])
         except Exception as exc:
             logger.exception("intake write failed for a batch of %d", len(batch))
-            for row in batch:
-                row.loop.call_soon_threadsafe(_set_exception, row.future, exc)
+            error = exc
+            _answer(batch, lambda row: (_set_exception, row.future, error))
             return
-        created = set(fresh)
-        for row in batch:
+
+        def outcome(row: _Row) -> tuple[Any, ...]:
             key = (row.values["provider"], row.values["provider_message_id"])
-            is_new = key in created
-            created.discard(key)
-            row.loop.call_soon_threadsafe(_set_result, row.future, is_new)
+            is_new = key in new_keys
+            new_keys.discard(key)  # the same id twice in one batch: only the first is new
+            return (_set_result, row.future, is_new)
+
+        _answer(batch, outcome)
+
+
+_COLUMNS = (
+    "organization_id",
+    "number_id",
+    "provider",
+    "provider_message_id",
+    "from_number",
+    "body",
+    "media_urls",
+    "received_at",
+    "processed_at",
+    "attempts",
+)
+
+
+def _insert_events(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """One multi-row INSERT that skips ids already stored (by anyone, any process) and
+    returns the keys it actually inserted. Values go through the model fields, so each
+    database gets its own representation (JSON, datetimes)."""
+    from openline.messaging.models import InboundEvent
+
+    fields = [InboundEvent._meta.get_field(name) for name in _COLUMNS]
+    table = connection.ops.quote_name(InboundEvent._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for row in rows:
+        values = {**row, "processed_at": None, "attempts": 0}
+        for name, field in zip(_COLUMNS, fields, strict=True):
+            params.append(field.get_db_prep_save(values[name], connection))
+    # Identifiers come from the model's metadata; every value is a query parameter.
+    values_sql = ", ".join([placeholders] * len(rows))
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES {values_sql} "  # noqa: S608
+        "ON CONFLICT (provider, provider_message_id) DO NOTHING "
+        "RETURNING provider, provider_message_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(provider, message_id) for provider, message_id in cursor.fetchall()}
+
+
+def _answer(batch: list[_Row], outcome: Callable[[_Row], tuple[Any, ...]]) -> None:
+    """Resolve the batch's futures with one wake-up per event loop, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, ...]]] = {}
+    for row in batch:
+        by_loop.setdefault(row.loop, []).append(outcome(row))
+    for loop, calls in by_loop.items():
+        loop.call_soon_threadsafe(_run_all, calls)
+
+
+def _run_all(calls: list[tuple[Any, ...]]) -> None:
+    for fn, *args in calls:
+        fn(*args)
 
 
 def _set_result(future: asyncio.Future[bool], value: bool) -> None:

@@ -6,14 +6,16 @@ message."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from openline.contacts.keywords import looks_like_opt_out_request, match_keyword
+from openline.contacts.keywords import KeywordMatch, looks_like_opt_out_request, match_keyword
 from openline.contacts.models import ConsentKind, ConsentSource, Contact
 from openline.contacts.services import consent_record, contact_get_or_create
+from openline.core.dbgate import write_gate
 from openline.core.realtime import publish_on_commit
 from openline.messaging.models import (
     Conversation,
@@ -85,102 +87,146 @@ class _Batch:
         return conversation, True
 
 
-def inbound_process(*, event_id: int) -> Message | None:
-    """Process one event (if still pending); the batch path below is the usual one."""
-    with transaction.atomic():
-        event = (
-            InboundEvent.objects.select_for_update()
-            .filter(pk=event_id, processed_at__isnull=True)
-            .first()
+@dataclass(slots=True)
+class _Prepared:
+    """What can be worked out from an event before taking the database's write lock."""
+
+    event: InboundEvent
+    keyword: KeywordMatch | None
+    opt_out_request: bool
+    encoding: str
+    segments: int
+
+    @classmethod
+    def of(cls, event: InboundEvent) -> _Prepared:
+        keyword = match_keyword(event.body)
+        info = count_segments(event.body)
+        return cls(
+            event=event,
+            keyword=keyword,
+            opt_out_request=keyword is None and looks_like_opt_out_request(event.body),
+            encoding=info.encoding,
+            segments=info.segments,
         )
-        if event is None:
-            return None
-        existing = Message.objects.filter(inbound_event=event).first()
-        message = existing or _process(event, _Batch([event]))
-        _mark_processed([event.pk])
-        return message
+
+
+def inbound_process(*, event_id: int) -> Message | None:
+    """Process one event if it is still pending (tests, replays)."""
+    event = InboundEvent.objects.filter(pk=event_id, processed_at__isnull=True).first()
+    if event is None:
+        return None
+    _process_batch([_Prepared.of(event)])
+    return Message.objects.filter(inbound_event_id=event_id).first()
 
 
 MAX_ATTEMPTS = 5
+BATCH_SIZE = 50
 
 
-def inbound_process_pending(limit: int = 100) -> int:
-    """Process a batch of waiting events, oldest first, in one transaction (each event in
-    its own savepoint). Returns how many events were handled."""
-    with transaction.atomic():
-        events = list(
-            InboundEvent.objects.select_for_update(skip_locked=True)
-            .filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
-            .order_by("id")[:limit]
-        )
-        if not events:
-            return 0
-        done = set(
-            Message.objects.filter(inbound_event__in=events).values_list(
-                "inbound_event_id", flat=True
-            )
-        )
-        batch = _Batch(events)
-        processed, failed = [], []
-        for event in events:
-            if event.pk not in done:
-                try:
-                    with transaction.atomic():
-                        _process(event, batch)
-                except Exception:
-                    logger.exception("processing inbound event %s failed", event.pk)
-                    failed.append(event.pk)
-                    batch = _Batch(events)  # the savepoint rolled back what it had cached
-                    continue
-            processed.append(event.pk)
-        _mark_processed(processed)
-        if failed:
-            InboundEvent.objects.filter(pk__in=failed).update(attempts=F("attempts") + 1)
+def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
+    """Process a batch of waiting events, oldest first. Returns how many were handled.
+
+    Classification runs before the write transaction; the transaction itself only looks
+    up contacts and conversations and writes in bulk, so it holds SQLite's write lock
+    for a few milliseconds."""
+    events = list(
+        InboundEvent.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by(
+            "id"
+        )[:limit]
+    )
+    if not events:
+        return 0
+    _process_batch([_Prepared.of(event) for event in events])
     return len(events)
 
 
-def _process(event: InboundEvent, batch: _Batch) -> Message:
-    contact = batch.contact(event)
-    keyword = match_keyword(event.body)
-    conversation, created = batch.conversation(
-        contact=contact, event=event, keyword_only=keyword is not None
-    )
-    info = count_segments(event.body)
-    message = Message.objects.create(
-        organization_id=event.organization_id,
-        conversation=conversation,
-        direction=Direction.INBOUND,
-        body=event.body,
-        segments=info.segments,
-        encoding=info.encoding,
-        status=MessageStatus.RECEIVED,
-        provider_message_id=event.provider_message_id,
-        inbound_event=event,
-        created_at=event.received_at,
-    )
-    if not created:
-        conversation.last_message_at = event.received_at
-        conversation.save(update_fields=["last_message_at"])
-    org_id = event.organization_id
-    if created:
-        publish_on_commit(
-            organization_id=org_id,
-            event={"type": "conversation.created", "conversation_id": conversation.pk},
+def _process_batch(prepared: list[_Prepared]) -> None:
+    with write_gate.background(), transaction.atomic():
+        claimed = set(
+            InboundEvent.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=[p.event.pk for p in prepared], processed_at__isnull=True)
+            .values_list("id", flat=True)
         )
-    publish_on_commit(
-        organization_id=org_id,
-        event={
-            "type": "message.created",
-            "message_id": message.pk,
-            "conversation_id": conversation.pk,
-            "status": message.status,
-        },
+        prepared = [p for p in prepared if p.event.pk in claimed]
+        if not prepared:
+            return
+        try:
+            with transaction.atomic():
+                _store(prepared)
+            stored = [p.event.pk for p in prepared]
+        except Exception:
+            # Find the event that fails, one at a time, so the others still go through.
+            stored = []
+            for item in prepared:
+                try:
+                    with transaction.atomic():
+                        _store([item])
+                    stored.append(item.event.pk)
+                except Exception:
+                    logger.exception("processing inbound event %s failed", item.event.pk)
+                    InboundEvent.objects.filter(pk=item.event.pk).update(attempts=F("attempts") + 1)
+        _mark_processed(stored)
+
+
+def _store(prepared: list[_Prepared]) -> None:
+    events = [p.event for p in prepared]
+    already = set(
+        Message.objects.filter(inbound_event__in=events).values_list("inbound_event_id", flat=True)
     )
-    if keyword is not None:
-        apply_keyword(conversation=conversation, match=keyword, text=event.body)
-    elif looks_like_opt_out_request(event.body):
-        _flag_opt_out_request(conversation, event)
-    return message
+    batch = _Batch(events)
+    messages: list[Message] = []
+    touched: dict[int, Conversation] = {}
+    follow_up: list[tuple[_Prepared, Conversation]] = []
+    for item in prepared:
+        event = item.event
+        if event.pk in already:
+            continue  # a replay after a crash: the message exists
+        contact = batch.contact(event)
+        conversation, created = batch.conversation(
+            contact=contact, event=event, keyword_only=item.keyword is not None
+        )
+        if created:
+            publish_on_commit(
+                organization_id=event.organization_id,
+                event={"type": "conversation.created", "conversation_id": conversation.pk},
+            )
+        else:
+            conversation.last_message_at = max(conversation.last_message_at, event.received_at)
+            touched[conversation.pk] = conversation
+        messages.append(
+            Message(
+                organization_id=event.organization_id,
+                conversation=conversation,
+                direction=Direction.INBOUND,
+                body=event.body,
+                segments=item.segments,
+                encoding=item.encoding,
+                status=MessageStatus.RECEIVED,
+                provider_message_id=event.provider_message_id,
+                inbound_event=event,
+                created_at=event.received_at,
+            )
+        )
+        if item.keyword is not None or item.opt_out_request:
+            follow_up.append((item, conversation))
+    Message.objects.bulk_create(messages)
+    if touched:
+        Conversation.objects.bulk_update(list(touched.values()), ["last_message_at"])
+    for message in messages:
+        publish_on_commit(
+            organization_id=message.organization_id,
+            event={
+                "type": "message.created",
+                "message_id": message.pk,
+                "conversation_id": message.conversation_id,
+                "status": message.status,
+            },
+        )
+    for item, conversation in follow_up:
+        if item.keyword is not None:
+            apply_keyword(conversation=conversation, match=item.keyword, text=item.event.body)
+        else:
+            _flag_opt_out_request(conversation, item.event)
 
 
 def _flag_opt_out_request(conversation: Conversation, event: InboundEvent) -> None:

@@ -143,6 +143,9 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
 
     threads: list[Any] = []
     if worker:
+        # Background threads share the interpreter with the event loop: hand it back the
+        # GIL every millisecond (default 5) so acknowledgements do not queue behind them.
+        sys.setswitchinterval(0.001)
         threads += [InboundProcessor(), TaskWorker()]
     elif settings.REDIS_URL:
         enable_redis_wake()

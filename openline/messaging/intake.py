@@ -268,7 +268,17 @@ async def _respond(send: Send, status: int, body: bytes, content_type: str) -> N
     await send({"type": "http.response.body", "body": body})
 
 
+_in_flight = 0
+
+
+def requests_in_flight() -> int:
+    """Webhooks received and not yet answered (read from other threads; an int is atomic)."""
+    return _in_flight
+
+
 async def handle_hook(scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
+    global _in_flight
+    _in_flight += 1
     try:
         status, content_type, body = await _handle(scope, receive, match)
     except HttpError as exc:
@@ -276,6 +286,8 @@ async def handle_hook(scope: Scope, receive: Receive, send: Send, match: re.Matc
     except Exception:
         logger.exception("webhook intake failed")
         status, content_type, body = 503, "text/plain", b"temporarily unavailable; retry"
+    finally:
+        _in_flight -= 1
     await _respond(send, status, body, content_type)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -13,6 +14,10 @@ from django.db import close_old_connections
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+# Webhooks waiting for their answer above which processing starts to yield, and at which
+# it yields as long as its batch took.
+YIELD_FROM = 8
+YIELD_FULL_AT = 32
 WAKE_CHANNEL = "openline:inbound-wake"
 
 _wake = threading.Event()
@@ -53,12 +58,26 @@ class InboundProcessor(threading.Thread):
             _wake.wait(POLL_SECONDS)
             _wake.clear()
             try:
-                while not self.stopping.is_set() and inbound_process_pending():
-                    pass
+                while not self.stopping.is_set():
+                    started = time.monotonic()
+                    if not inbound_process_pending():
+                        break
+                    self._yield_to_intake(time.monotonic() - started)
             except Exception:
                 logger.exception("inbound processing loop error")
             finally:
                 close_old_connections()
+
+    def _yield_to_intake(self, batch_seconds: float) -> None:
+        """Acknowledging webhooks comes first. Processing pauses after each batch in
+        proportion to how many webhooks beyond a few are waiting for their answer, up to
+        as long as the batch took: steady traffic does not slow it, a burst halves its
+        share and leaves a backlog worked off right after (acknowledged events are safe)."""
+        from openline.messaging.intake import requests_in_flight
+
+        excess = requests_in_flight() - YIELD_FROM
+        if excess > 0:
+            self.stopping.wait(batch_seconds * min(1.0, excess / (YIELD_FULL_AT - YIELD_FROM)))
 
     def _listen_redis(self) -> None:
         import redis

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from openline.contacts.keywords import KeywordMatch, looks_like_opt_out_request, match_keyword
@@ -191,7 +191,6 @@ def _store(prepared: list[_Prepared]) -> None:
                 event={"type": "conversation.created", "conversation_id": conversation.pk},
             )
         else:
-            conversation.last_message_at = max(conversation.last_message_at, event.received_at)
             touched[conversation.pk] = conversation
         messages.append(
             Message(
@@ -211,7 +210,13 @@ def _store(prepared: list[_Prepared]) -> None:
             follow_up.append((item, conversation))
     Message.objects.bulk_create(messages)
     if touched:
-        Conversation.objects.bulk_update(list(touched.values()), ["last_message_at"])
+        # One statement for the batch: each conversation's time is its newest message's.
+        newest = (
+            Message.objects.filter(conversation_id=OuterRef("pk"))
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
+        Conversation.objects.filter(pk__in=touched).update(last_message_at=Subquery(newest))
     for message in messages:
         publish_on_commit(
             organization_id=message.organization_id,

@@ -130,3 +130,28 @@ class ConsentReviewForm(ConsoleForm):
     decision = forms.ChoiceField(
         choices=[("opt_out", "Record opt-out"), ("not_opt_out", "Not an opt-out")]
     )
+
+
+class OrganizationTextsForm(ConsoleForm):
+    name = forms.CharField(max_length=200)
+    contact_info = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Contact line",
+        help_text="How people reach you besides texting; shown in the HELP reply.",
+    )
+    welcome_text = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Welcome (START, opt-in)"
+    )
+    opt_out_text = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Opt-out confirmation"
+    )
+    help_text = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Help reply"
+    )
+
+    def __init__(self, *args: Any, instance_values: Any, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial", {name: getattr(instance_values, name) for name in self.base_fields}
+        )
+        super().__init__(*args, **kwargs)

@@ -25,6 +25,7 @@ urlpatterns: list[URLPattern] = [
         name="conversation_consent_review",
     ),
     path("segments", views.segments, name="segments"),
+    path("settings/", views.organization_settings, name="settings"),
     path("contacts/", views.contacts, name="contacts"),
     path("contacts/new", views.contact_new, name="contact_new"),
     path("contacts/<int:contact_id>/", views.contact_detail, name="contact"),

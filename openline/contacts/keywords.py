@@ -69,6 +69,8 @@ def _fold(text: str) -> str:
     both sides of ``casefold()`` because either step can produce input for the other
     (e.g. "İ" casefolds to "i" plus a combining dot).
     """
+    if text.isascii():  # most texts: NFKD changes nothing and no marks exist
+        return text.lower()
     return _strip_marks(_strip_marks(text).casefold())
 
 

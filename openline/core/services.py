@@ -90,3 +90,41 @@ def audit_record(
         object_type=object_type,
         object_id=str(object_id),
     )
+
+
+ORGANIZATION_TEXT_FIELDS = ("name", "contact_info", "welcome_text", "opt_out_text", "help_text")
+MAX_AUTO_TEXT = 320  # two GSM-7 segments: keyword replies stay short and cheap
+
+
+def organization_update_texts(
+    *, organization: Organization, actor_id: int, **values: str
+) -> Organization:
+    """Change the organization's name, contact line and keyword reply texts (empty text =
+    the built-in default). Every change is written to the audit log."""
+    unknown = set(values) - set(ORGANIZATION_TEXT_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
+    cleaned = {key: value.strip() for key, value in values.items()}
+    if "name" in cleaned and not cleaned["name"]:
+        raise ValidationError("the organization needs a name")
+    for key in ("welcome_text", "opt_out_text", "help_text"):
+        if len(cleaned.get(key, "")) > MAX_AUTO_TEXT:
+            raise ValidationError(f"keep automatic replies under {MAX_AUTO_TEXT} characters")
+    if cleaned.get("opt_out_text") and "START" not in cleaned["opt_out_text"].upper():
+        raise ValidationError("the opt-out confirmation must say how to opt back in (START)")
+    for key in ("welcome_text", "help_text"):
+        if cleaned.get(key) and "STOP" not in cleaned[key].upper():
+            raise ValidationError("welcome and help texts must say how to stop (STOP)")
+    changed = [key for key, value in cleaned.items() if getattr(organization, key) != value]
+    for key in changed:
+        setattr(organization, key, cleaned[key])
+    if changed:
+        organization.save(update_fields=changed)
+        audit_record(
+            organization_id=organization.pk,
+            actor_id=actor_id,
+            action="organization.update",
+            object_type="organization",
+            object_id=organization.pk,
+        )
+    return organization

@@ -11,13 +11,17 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
+from openline.messaging.intake import requests_in_flight
+
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
-# Webhooks waiting for their answer above which processing starts to yield, and at which
-# it yields as long as its batch took.
-YIELD_FROM = 8
-YIELD_FULL_AT = 32
+# Events per write transaction: fewer while webhooks in this process wait for an answer,
+# since the intake writer may have to wait for the transaction to end.
+QUIET_BATCH, BUSY_BATCH = 50, 25
+# Webhooks waiting for their answer above which processing starts to yield the
+# interpreter, and at which it yields as long as its batch took (numbers from bench/).
+YIELD_FROM, YIELD_FULL_AT = 16, 40
 WAKE_CHANNEL = "openline:inbound-wake"
 
 _wake = threading.Event()
@@ -60,7 +64,8 @@ class InboundProcessor(threading.Thread):
             try:
                 while not self.stopping.is_set():
                     started = time.monotonic()
-                    if not inbound_process_pending():
+                    limit = QUIET_BATCH if requests_in_flight() == 0 else BUSY_BATCH
+                    if not inbound_process_pending(limit):
                         break
                     self._yield_to_intake(time.monotonic() - started)
             except Exception:
@@ -73,8 +78,6 @@ class InboundProcessor(threading.Thread):
         proportion to how many webhooks beyond a few are waiting for their answer, up to
         as long as the batch took: steady traffic does not slow it, a burst halves its
         share and leaves a backlog worked off right after (acknowledged events are safe)."""
-        from openline.messaging.intake import requests_in_flight
-
         excess = requests_in_flight() - YIELD_FROM
         if excess > 0:
             self.stopping.wait(batch_seconds * min(1.0, excess / (YIELD_FULL_AT - YIELD_FROM)))

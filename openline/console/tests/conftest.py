@@ -3,19 +3,15 @@ the real inbound pipeline (intake's InboundEvent, then processing)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
-from openline.messaging.models import Conversation, InboundEvent, Message
+from openline.messaging.models import Conversation, Message
 
 PERSON = "+12025550187"
-
-_ids = itertools.count(1)
 
 
 @pytest.fixture
@@ -35,24 +31,12 @@ TextIn = Callable[..., Conversation]
 
 
 @pytest.fixture
-def text_in(pipeline: Any, sandbox_number: Any) -> TextIn:
-    """Text ``body`` from ``from_number`` to ``number`` and run the pipeline; returns the
-    conversation the message landed in."""
+def text_in(text_in: Callable[..., Message], sandbox_number: Any) -> TextIn:
+    """The shared ``text_in`` (root conftest) shaped for console tests: text ``body`` from
+    ``from_number`` to ``number`` (default: the sandbox number); returns the conversation."""
 
     def send(body: str, *, from_number: str = PERSON, number: Any = None) -> Conversation:
-        to = number or sandbox_number
-        event = pipeline.run(
-            lambda: InboundEvent.objects.create(
-                organization_id=to.organization_id,
-                number=to,
-                provider="sandbox",
-                provider_message_id=f"SBIN{next(_ids):08d}",
-                from_number=from_number,
-                body=body,
-                received_at=timezone.now(),
-            )
-        )
-        return Message.objects.select_related("conversation").get(inbound_event=event).conversation
+        return text_in(number or sandbox_number, from_number, body).conversation
 
     return send
 

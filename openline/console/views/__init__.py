@@ -23,6 +23,7 @@ from openline.console.views.conversations import (
     segments,
 )
 from openline.console.views.inbox import home, inbox
+from openline.console.views.settings import organization_settings
 
 __all__ = [
     "contact_detail",
@@ -38,5 +39,6 @@ __all__ = [
     "conversation_thread",
     "home",
     "inbox",
+    "organization_settings",
     "segments",
 ]

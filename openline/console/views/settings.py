@@ -1,0 +1,40 @@
+"""Organization settings: name, contact line and the automatic keyword replies."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from openline.console.forms import OrganizationTextsForm
+from openline.console.views.common import console_view
+from openline.core.models import Organization, Role
+from openline.core.services import organization_update_texts
+from openline.messaging.services.consent import help_text, opt_out_text, welcome_text
+
+
+@console_view
+def organization_settings(request: HttpRequest, organization: Organization) -> HttpResponse:
+    if request.membership.role != Role.ADMIN:  # type: ignore[attr-defined]
+        return render(request, "console/forbidden.html", status=403)
+    form = OrganizationTextsForm(request.POST or None, instance_values=organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization_update_texts(
+                organization=organization, actor_id=request.user.pk, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("console:settings")
+    blank = Organization(name=organization.name, contact_info=organization.contact_info)
+    defaults = {
+        "welcome_text": welcome_text(blank),
+        "opt_out_text": opt_out_text(blank),
+        "help_text": help_text(blank),
+    }
+    status = 422 if request.method == "POST" else 200
+    fields = [(form[name], defaults.get(name, "")) for name in form.fields]
+    return render(request, "console/settings.html", {"form": form, "fields": fields}, status=status)

@@ -78,6 +78,14 @@ class Conversation(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            # One open conversation per person and inbox, even with several workers.
+            models.UniqueConstraint(
+                fields=["contact", "number"],
+                condition=~models.Q(status="closed"),
+                name="uniq_open_conversation",
+            )
+        ]
         indexes = [
             models.Index(fields=["organization", "number", "-last_message_at"]),
             models.Index(fields=["organization", "status", "last_message_at"]),

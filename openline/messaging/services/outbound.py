@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from openline.contacts.models import ConsentSource, Contact
@@ -122,24 +122,27 @@ def _pick_number(
 
 def _open_conversation(*, contact: Contact, number: Number) -> Conversation:
     """The open conversation with this person on this number, or a new active one."""
-    conversation = (
-        Conversation.objects.filter(contact=contact, number=number)
-        .exclude(status=ConversationStatus.CLOSED)
-        .order_by("-last_message_at")
-        .first()
+    open_ones = Conversation.objects.filter(contact=contact, number=number).exclude(
+        status=ConversationStatus.CLOSED
     )
-    if conversation is None:
-        conversation = Conversation.objects.create(
-            organization_id=contact.organization_id,
-            number=number,
-            contact=contact,
-            status=ConversationStatus.ACTIVE,
-            last_message_at=timezone.now(),
-        )
-        publish_on_commit(
-            organization_id=contact.organization_id,
-            event={"type": "conversation.created", "conversation_id": conversation.pk},
-        )
+    conversation = open_ones.first()
+    if conversation is not None:
+        return conversation
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                organization_id=contact.organization_id,
+                number=number,
+                contact=contact,
+                status=ConversationStatus.ACTIVE,
+                last_message_at=timezone.now(),
+            )
+    except IntegrityError:  # the person's text opened one a moment ago
+        return open_ones.get()
+    publish_on_commit(
+        organization_id=contact.organization_id,
+        event={"type": "conversation.created", "conversation_id": conversation.pk},
+    )
     return conversation
 
 

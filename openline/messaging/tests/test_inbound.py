@@ -131,3 +131,19 @@ def test_free_text_opt_out_flags_and_stops_automated_messages(sandbox_number, te
     assert state.status != "opted_out"  # a person confirms it
     assert not state.automated_allowed
     assert ConsentEvent.objects.get(kind="opt_out_request").text == body
+
+
+def test_database_allows_one_open_conversation_per_person_and_inbox(sandbox_number, text_in):
+    from django.db import IntegrityError, transaction
+
+    first = text_in(sandbox_number, PERSON, "hello").conversation
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Conversation.objects.create(
+            organization=first.organization,
+            number=sandbox_number,
+            contact=first.contact,
+            status=ConversationStatus.ACTIVE,
+            last_message_at=timezone.now(),
+        )
+    Conversation.objects.filter(pk=first.pk).update(status=ConversationStatus.CLOSED)
+    assert text_in(sandbox_number, PERSON, "again").conversation_id != first.pk

@@ -5,6 +5,7 @@ pipelines (intake, processing, dispatch) own storage, retries and consent."""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -74,27 +75,30 @@ class WebhookRequest:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-class Provider:
+class Provider(abc.ABC):
     slug: ClassVar[str]
     name: ClassVar[str]
     # Config keys an operator may set with `openline number add --config key=value`.
     config_keys: ClassVar[tuple[str, ...]] = ()
     secret_keys: ClassVar[tuple[str, ...]] = ()
 
+    @abc.abstractmethod
     def verify(self, number: Number, request: WebhookRequest) -> None:
         """Raise SignatureError unless the request really came from the provider."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def parse_inbound(self, request: WebhookRequest) -> InboundMessage:
-        raise NotImplementedError
+        """Raise WebhookError when the request is not a well-formed inbound message."""
 
+    @abc.abstractmethod
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
-        raise NotImplementedError
+        """Statuses mapped onto MessageStatus values; raise WebhookError when malformed."""
 
+    @abc.abstractmethod
     def send(
         self, number: Number, *, to: str, body: str, status_url: str, idempotency_key: str
     ) -> SendResult:
-        raise NotImplementedError
+        """Hand one message to the provider; raise ProviderError (permanent or not)."""
 
     def fetch_status(self, number: Number, provider_message_id: str) -> str | None:
         """The provider's current status of a message, for reconciliation; None if unknown."""

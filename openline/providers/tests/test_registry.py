@@ -5,7 +5,6 @@ import pytest
 from openline.providers import registry
 from openline.providers.base import Provider
 from openline.providers.sandbox.provider import SandboxProvider
-from openline.providers.twilio.provider import TwilioProvider
 
 
 @pytest.fixture

@@ -141,18 +141,22 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
 
 
 def _process_batch(prepared: list[_Prepared]) -> None:
+    plan = _plan(prepared)  # reads, before taking the write lock
     with write_gate.background(), transaction.atomic():
         claimed = set(
             InboundEvent.objects.select_for_update(skip_locked=True)
             .filter(pk__in=[p.event.pk for p in prepared], processed_at__isnull=True)
             .values_list("id", flat=True)
         )
+        if plan is not None and len(claimed) != len(prepared):
+            plan = None
         prepared = [p for p in prepared if p.event.pk in claimed]
         if not prepared:
             return
         try:
             with transaction.atomic():
-                _store(prepared)
+                if plan is None or not _write_plan(plan):
+                    _store(prepared)
             stored = [p.event.pk for p in prepared]
         except Exception:
             # Find the event that fails, one at a time, so the others still go through.
@@ -168,6 +172,82 @@ def _process_batch(prepared: list[_Prepared]) -> None:
         _mark_processed(stored)
 
 
+@dataclass(slots=True)
+class _Plan:
+    messages: list[Message]
+    conversation_ids: set[int]
+
+
+def _plan(prepared: list[_Prepared]) -> _Plan | None:
+    """The common case worked out ahead: plain texts from known people into their open
+    conversations. Anything else (a keyword, a new person or conversation) returns None
+    and takes the full path inside the transaction."""
+    if any(p.keyword is not None or p.opt_out_request for p in prepared):
+        return None
+    batch = _Batch([p.event for p in prepared])
+    messages = []
+    for item in prepared:
+        contact = batch.contacts.get((item.event.organization_id, item.event.from_number))
+        conversation = batch.open.get((contact.pk, item.event.number_id)) if contact else None
+        if conversation is None:
+            return None
+        messages.append(_inbound_message(item, conversation))
+    return _Plan(messages, {m.conversation_id for m in messages})
+
+
+def _write_plan(plan: _Plan) -> bool:
+    """Store a plan made outside the transaction, if its conversations are still open."""
+    still_open = (
+        Conversation.objects.filter(pk__in=plan.conversation_ids)
+        .exclude(status=ConversationStatus.CLOSED)
+        .count()
+    )
+    if still_open != len(plan.conversation_ids):
+        return False  # closed meanwhile: the full path opens new ones
+    Message.objects.bulk_create(plan.messages)  # a replayed event fails here, then retries
+    _touch_and_publish(plan.messages, plan.conversation_ids)
+    return True
+
+
+def _inbound_message(item: _Prepared, conversation: Conversation) -> Message:
+    event = item.event
+    return Message(
+        organization_id=event.organization_id,
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        body=event.body,
+        segments=item.segments,
+        encoding=item.encoding,
+        status=MessageStatus.RECEIVED,
+        provider_message_id=event.provider_message_id,
+        inbound_event=event,
+        created_at=event.received_at,
+    )
+
+
+def _touch_and_publish(messages: list[Message], conversation_ids: set[int]) -> None:
+    if conversation_ids:
+        # One statement for the batch: each conversation's time is its newest message's.
+        newest = (
+            Message.objects.filter(conversation_id=OuterRef("pk"))
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
+        Conversation.objects.filter(pk__in=conversation_ids).update(
+            last_message_at=Subquery(newest)
+        )
+    for message in messages:
+        publish_on_commit(
+            organization_id=message.organization_id,
+            event={
+                "type": "message.created",
+                "message_id": message.pk,
+                "conversation_id": message.conversation_id,
+                "status": message.status,
+            },
+        )
+
+
 def _store(prepared: list[_Prepared]) -> None:
     events = [p.event for p in prepared]
     already = set(
@@ -175,7 +255,7 @@ def _store(prepared: list[_Prepared]) -> None:
     )
     batch = _Batch(events)
     messages: list[Message] = []
-    touched: dict[int, Conversation] = {}
+    touched: set[int] = set()
     follow_up: list[tuple[_Prepared, Conversation]] = []
     for item in prepared:
         event = item.event
@@ -191,42 +271,12 @@ def _store(prepared: list[_Prepared]) -> None:
                 event={"type": "conversation.created", "conversation_id": conversation.pk},
             )
         else:
-            touched[conversation.pk] = conversation
-        messages.append(
-            Message(
-                organization_id=event.organization_id,
-                conversation=conversation,
-                direction=Direction.INBOUND,
-                body=event.body,
-                segments=item.segments,
-                encoding=item.encoding,
-                status=MessageStatus.RECEIVED,
-                provider_message_id=event.provider_message_id,
-                inbound_event=event,
-                created_at=event.received_at,
-            )
-        )
+            touched.add(conversation.pk)
+        messages.append(_inbound_message(item, conversation))
         if item.keyword is not None or item.opt_out_request:
             follow_up.append((item, conversation))
     Message.objects.bulk_create(messages)
-    if touched:
-        # One statement for the batch: each conversation's time is its newest message's.
-        newest = (
-            Message.objects.filter(conversation_id=OuterRef("pk"))
-            .order_by("-created_at")
-            .values("created_at")[:1]
-        )
-        Conversation.objects.filter(pk__in=touched).update(last_message_at=Subquery(newest))
-    for message in messages:
-        publish_on_commit(
-            organization_id=message.organization_id,
-            event={
-                "type": "message.created",
-                "message_id": message.pk,
-                "conversation_id": message.conversation_id,
-                "status": message.status,
-            },
-        )
+    _touch_and_publish(messages, touched)
     for item, conversation in follow_up:
         if item.keyword is not None:
             apply_keyword(conversation=conversation, match=item.keyword, text=item.event.body)

@@ -147,3 +147,24 @@ def test_database_allows_one_open_conversation_per_person_and_inbox(sandbox_numb
         )
     Conversation.objects.filter(pk=first.pk).update(status=ConversationStatus.CLOSED)
     assert text_in(sandbox_number, PERSON, "again").conversation_id != first.pk
+
+
+def test_conversation_closed_while_a_batch_was_planned_gets_a_new_one(
+    sandbox_number, text_in, monkeypatch
+):
+    from openline.messaging.services import inbound
+
+    first = text_in(sandbox_number, PERSON, "hello").conversation
+    original_plan = inbound._plan
+
+    def plan_then_close(prepared):
+        plan = original_plan(prepared)
+        assert plan is not None  # the plain-text fast path was taken
+        Conversation.objects.filter(pk=first.pk).update(status=ConversationStatus.CLOSED)
+        return plan
+
+    monkeypatch.setattr(inbound, "_plan", plan_then_close)
+    later = text_in(sandbox_number, PERSON, "are you still there?")
+
+    assert later.conversation_id != first.pk
+    assert later.conversation.status == ConversationStatus.WAITING

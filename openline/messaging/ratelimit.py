@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 
 
 class MemoryLimiter:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._next_free: dict[str, float] = {}
 
@@ -25,7 +27,7 @@ class MemoryLimiter:
         self, key: str, *, units: int, per_second: float, max_wait: float = float("inf")
     ) -> tuple[bool, float]:
         """(booked, wait): booked is False when the wait would exceed ``max_wait``."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             start = max(now, self._next_free.get(key, now))
             if start - now > max_wait:

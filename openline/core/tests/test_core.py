@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from django.db import connection, transaction
@@ -52,22 +53,43 @@ def test_unserialisable_event_fails_where_it_is_created(db):
         realtime.publish_on_commit(organization_id=1, event={"type": "bad", "obj": object()})
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_memory_limiter_spaces_segments_at_the_rate():
-    limiter = MemoryLimiter()
+    limiter = MemoryLimiter(clock=FakeClock())
     delays = [limiter.reserve("n1", units=1, per_second=2)[1] for _ in range(5)]
-    assert delays[0] == 0
-    assert delays[-1] == pytest.approx(2.0, abs=0.05)
+    assert delays == [0, 0.5, 1.0, 1.5, 2.0]
     assert limiter.reserve("n2", units=3, per_second=2) == (True, 0)  # per sender
-    assert limiter.reserve("n2", units=1, per_second=2)[1] == pytest.approx(1.5, abs=0.05)
+    assert limiter.reserve("n2", units=1, per_second=2) == (True, 1.5)
+
+
+def test_memory_limiter_frees_slots_as_time_passes():
+    clock = FakeClock()
+    limiter = MemoryLimiter(clock=clock)
+    limiter.reserve("n1", units=4, per_second=2)  # busy for 2 s
+    clock.now += 1.5
+    assert limiter.reserve("n1", units=1, per_second=2) == (True, 0.5)
+    clock.now += 10
+    assert limiter.reserve("n1", units=1, per_second=2) == (True, 0)
 
 
 def test_limiter_books_nothing_beyond_max_wait():
-    limiter = MemoryLimiter()
+    limiter = MemoryLimiter(clock=FakeClock())
     limiter.reserve("n1", units=4, per_second=2)  # busy for 2 s
-    booked, wait = limiter.reserve("n1", units=1, per_second=2, max_wait=1.0)
-    assert not booked and wait == pytest.approx(2.0, abs=0.05)
-    booked, wait = limiter.reserve("n1", units=1, per_second=2)
-    assert booked and wait == pytest.approx(2.0, abs=0.05)  # the refused call held no slot
+    assert limiter.reserve("n1", units=1, per_second=2, max_wait=1.0) == (False, 2.0)
+    assert limiter.reserve("n1", units=1, per_second=2) == (True, 2.0)  # nothing was held
+
+
+def _within(wait: float, expected: float, started: float) -> bool:
+    """Real clocks move between calls: the wait may be shorter by the time that passed."""
+    elapsed = time.monotonic() - started
+    return expected - elapsed - 0.005 <= wait <= expected + 0.005
 
 
 def test_redis_limiter_is_shared_between_instances():
@@ -78,9 +100,10 @@ def test_redis_limiter_is_shared_between_instances():
         pytest.skip("no Redis here (make test sets OPENLINE_TEST_REDIS_URL when one answers)")
     first, second = RedisLimiter(url), RedisLimiter(url)
     first.reset()
-    assert first.reserve("shared", units=1, per_second=1)[1] == pytest.approx(0, abs=0.01)
-    assert second.reserve("shared", units=1, per_second=1)[1] == pytest.approx(1.0, abs=0.05)
+    started = time.monotonic()
+    assert _within(first.reserve("shared", units=1, per_second=1)[1], 0, started)
+    assert _within(second.reserve("shared", units=1, per_second=1)[1], 1.0, started)
     booked, wait = first.reserve("shared", units=1, per_second=1, max_wait=0.5)
-    assert not booked and wait == pytest.approx(2.0, abs=0.05)
-    assert second.reserve("shared", units=1, per_second=1)[1] == pytest.approx(2.0, abs=0.05)
+    assert not booked and _within(wait, 2.0, started)
+    assert _within(second.reserve("shared", units=1, per_second=1)[1], 2.0, started)
     first.reset()

@@ -279,10 +279,13 @@ def test_opt_out_after_queueing_means_nothing_reaches_twilio(
 @pytest.mark.django_db
 def test_limiter_spaces_reservations_by_segments_per_second() -> None:
     reserve = limiter().reserve
+    started = time.monotonic()
     waits = [reserve("number:test", units=1, per_second=2)[1] for _ in range(6)]
-    assert waits[0] == pytest.approx(0, abs=0.05)
-    assert waits[-1] == pytest.approx(2.5, abs=0.05)
-    assert reserve("number:other", units=1, per_second=2)[1] == pytest.approx(0, abs=0.05)
+    other = reserve("number:other", units=1, per_second=2)[1]
+    elapsed = time.monotonic() - started  # the clock moves between calls, under load too
+    assert 0 <= waits[0] <= 0.005
+    assert 2.5 - elapsed - 0.005 <= waits[-1] <= 2.5 + 0.005
+    assert 0 <= other <= 0.005
 
 
 def _run_until_sent(pipeline: Any, count: int, timeout: float) -> None:

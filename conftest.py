@@ -12,6 +12,9 @@ import pytest
 
 os.environ.setdefault("OPENLINE_TESTING", "1")
 
+# The fake Twilio server and a Twilio number pointing at it: `fake`, `number`.
+pytest_plugins = ["openline.providers.twilio.tests.support"]
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:

@@ -29,23 +29,6 @@ DISPATCH_TASK = "openline.messaging.tasks.dispatch_message"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
-
-
-@pytest.fixture
-def number(org: Any, fake: FakeTwilio) -> Any:
-    return number_add(
-        organization=org,
-        provider="twilio",
-        e164=TWILIO_E164,
-        config=fake.config(),
-        segments_per_second=1000,
-    )
-
-
-@pytest.fixture
 def short_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
     """The adapter's HTTP client with a 0.5 s timeout, so a scripted hang costs little."""
     timeout = 0.5

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -48,23 +47,6 @@ FIXTURES = Path(__file__).resolve().parents[2] / "providers" / "twilio" / "fixtu
 TWIML_EMPTY = re.compile(r"^<\?xml[^>]*\?>\s*<Response\s*(/>|>\s*</Response>)$")
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
-
-
-@pytest.fixture
-def number(org: Any, fake: FakeTwilio) -> Any:
-    return number_add(
-        organization=org,
-        provider="twilio",
-        e164=TWILIO_E164,
-        config=fake.config(),
-        segments_per_second=1000,
-    )
 
 
 def _inbound_path(number: Any) -> str:

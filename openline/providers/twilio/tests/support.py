@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
+import pytest
 from django.conf import settings
 from twilio.request_validator import RequestValidator
+
+from openline.providers.services import number_add
+from openline.providers.twilio.fake import FakeTwilio
 
 TWILIO_E164 = "+12025550177"
 SEEKER = "+12025550123"
@@ -83,3 +87,23 @@ def asgi_poster(url: str, params: dict[str, str], headers: dict[str, str]) -> in
         raise AssertionError(f"callback {url} is not under PUBLIC_URL")
     path = url[len(settings.PUBLIC_URL) :]
     return asgi_request("POST", path, data=params, headers=headers).status_code
+
+
+# Fixtures for every test that talks to Twilio (registered in the root conftest.py).
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    """A local server speaking Twilio's Messages API."""
+    with FakeTwilio() as server:
+        yield server
+
+
+@pytest.fixture
+def number(org: Any, fake: FakeTwilio) -> Any:
+    """A Twilio number of ``org`` whose API base is the fake server."""
+    return number_add(
+        organization=org,
+        provider="twilio",
+        e164=TWILIO_E164,
+        config=fake.config(),
+        segments_per_second=1000,
+    )

@@ -3,7 +3,6 @@ the fake Twilio (error classification drives retries and opt-outs)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -12,7 +11,6 @@ import pytest
 
 from openline.providers.base import ProviderError, SignatureError, WebhookRequest
 from openline.providers.registry import get_provider
-from openline.providers.services import number_add
 from openline.providers.twilio.fake import FakeTwilio
 from openline.providers.twilio.tests.support import TWILIO_E164, twilio_signature
 
@@ -22,17 +20,6 @@ URL = "https://sms.example.org/hooks/twilio/key/inbound"
 
 def _fixture_form(name: str) -> dict[str, list[str]]:
     return parse_qs((FIXTURES / name).read_text().strip(), keep_blank_values=True)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
-
-
-@pytest.fixture
-def number(org: Any, fake: FakeTwilio) -> Any:
-    return number_add(organization=org, provider="twilio", e164=TWILIO_E164, config=fake.config())
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ REDIS_URL = envstr("REDIS_URL")
 TASKS = {
     "default": {
         "BACKEND": envstr("OPENLINE_TASK_BACKEND", "django_tasks_db.DatabaseBackend"),
-        "QUEUES": ["default", "dispatch", "inbound"],
+        "QUEUES": ["default", "dispatch"],
     }
 }
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from openline.contacts.models import ConsentEvent, ConsentKind, ConsentSource, Contact
 
@@ -100,8 +100,6 @@ def consent_history(*, organization_id: int, phone: str) -> QuerySet[ConsentEven
 def contact_list(*, organization_id: int, query: str = "") -> QuerySet[Contact]:
     contacts = Contact.objects.filter(organization_id=organization_id)
     if query:
-        from django.db.models import Q
-
         contacts = contacts.filter(Q(name__icontains=query) | Q(phone__contains=query))
     return contacts.order_by("name", "phone")
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -20,7 +19,6 @@ logger = logging.getLogger(__name__)
 
 # Test hook: when set, events go here (after a JSON round trip) as well.
 _capture: list[dict[str, Any]] | None = None
-_listeners: list[Callable[[dict[str, Any]], None]] = []
 
 
 def org_group(organization_id: int) -> str:
@@ -99,6 +97,4 @@ def _send(organization_id: int, payload: dict[str, Any]) -> None:
     message = {"organization_id": organization_id, **payload}
     if _capture is not None:
         _capture.append(message)
-    for listener in _listeners:
-        listener(message)
     _get_publisher().put(org_group(organization_id), {"type": "openline.event", "event": message})

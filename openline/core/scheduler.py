@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -26,13 +27,16 @@ class Scheduler(threading.Thread):
         super().__init__(name="openline-scheduler", daemon=True)
         self.stopping = threading.Event()
         self.identity = uuid.uuid4().hex
+        self._redis: Any = None
 
     def _holds_lock(self) -> bool:
         if not settings.REDIS_URL:
             return True
-        import redis
+        if self._redis is None:
+            import redis
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
+            self._redis = redis.Redis.from_url(settings.REDIS_URL)
+        client = self._redis
         key = "openline:scheduler-lock"
         ttl = int(INTERVAL_SECONDS * 3)
         if client.set(key, self.identity, nx=True, ex=ttl):

@@ -10,10 +10,3 @@ def dispatch_message(message_id: int) -> None:
     from openline.messaging.services.dispatch import message_dispatch
 
     message_dispatch(message_id=message_id)
-
-
-@task(queue_name="inbound")
-def process_inbound(event_id: int) -> None:
-    from openline.messaging.services.inbound import inbound_process
-
-    inbound_process(event_id=event_id)

@@ -12,9 +12,9 @@ from django.utils import timezone
 from openline.messaging.models import Message, MessageStatus
 from openline.messaging.ratelimit import limiter
 from openline.messaging.services.outbound import (
-    _enqueue_dispatch,
-    _publish_message,
+    enqueue_dispatch,
     message_set_status,
+    publish_message_event,
     record_provider_opt_out,
     send_refusal,
 )
@@ -72,13 +72,13 @@ def _claim(message_id: int) -> tuple[Message, float] | None:
     if not booked:
         # Come back shortly before the slot frees; nothing is held meanwhile.
         retry_in = max(delay - MAX_INLINE_WAIT / 2, 0.05)
-        transaction.on_commit(lambda: _enqueue_dispatch(message_id, retry_in))
+        transaction.on_commit(lambda: enqueue_dispatch(message_id, retry_in))
         return None
     message.status = MessageStatus.SENDING
     message.attempts += 1
     message.status_changed_at = timezone.now()
     message.save(update_fields=["status", "attempts", "status_changed_at"])
-    _publish_message(message, "message.status")
+    publish_message_event(message, "message.status")
     return message, delay
 
 
@@ -147,4 +147,4 @@ def _handle_send_error(message: Message, exc: ProviderError) -> None:
             )
             delay = exc.retry_after or retry_delay(message.attempts)
             message_id = message.pk
-            transaction.on_commit(lambda: _enqueue_dispatch(message_id, delay))
+            transaction.on_commit(lambda: enqueue_dispatch(message_id, delay))

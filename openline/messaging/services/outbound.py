@@ -199,13 +199,13 @@ def message_send(
         status_changed_at=now,
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
-    _publish_message(message, "message.created")
+    publish_message_event(message, "message.created")
     message_id = message.pk
-    transaction.on_commit(lambda: _enqueue_dispatch(message_id))
+    transaction.on_commit(lambda: enqueue_dispatch(message_id))
     return message
 
 
-def _enqueue_dispatch(message_id: int, delay: float = 0) -> None:
+def enqueue_dispatch(message_id: int, delay: float = 0) -> None:
     from openline.messaging.tasks import dispatch_message
 
     if delay > 0:
@@ -215,7 +215,7 @@ def _enqueue_dispatch(message_id: int, delay: float = 0) -> None:
         dispatch_message.using(queue_name="dispatch").enqueue(message_id)
 
 
-def _publish_message(message: Message, event_type: str) -> None:
+def publish_message_event(message: Message, event_type: str) -> None:
     publish_on_commit(
         organization_id=message.organization_id,
         event={
@@ -241,7 +241,7 @@ def message_set_status(
         message.error_message = error_message[:300]
         fields += ["error_code", "error_message"]
     message.save(update_fields=fields)
-    _publish_message(message, "message.status")
+    publish_message_event(message, "message.status")
     return True
 
 

@@ -132,6 +132,24 @@ def charlie(other_org: Any) -> Any:
     ).user
 
 
+def _member(org: Any, email: str, role: str) -> Any:
+    from openline.core.services import user_create
+
+    return user_create(organization=org, email=email, role=role, password=f"{role}-pass-123").user
+
+
+@pytest.fixture
+def dora(org: Any) -> Any:
+    """A second counselor, to race bob."""
+    return _member(org, "dora@example.org", "counselor")
+
+
+@pytest.fixture
+def sue(org: Any) -> Any:
+    """A supervisor."""
+    return _member(org, "sue@example.org", "supervisor")
+
+
 @pytest.fixture
 def sandbox_number(org: Any) -> Any:
     from openline.providers.services import number_add

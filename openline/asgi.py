@@ -13,6 +13,18 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from openline.console.routing import websocket_urlpatterns  # noqa: E402
 from openline.messaging.intake import IntakeRouter  # noqa: E402
 
-application = IntakeRouter(django_app)
+application = IntakeRouter(
+    ProtocolTypeRouter(
+        {
+            "http": django_app,
+            # The consumer checks Origin against Host (ALLOWED_HOSTS defaults to "*").
+            "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        }
+    )
+)

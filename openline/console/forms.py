@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 
+from openline.console.models import SavedReply
 from openline.contacts.models import NumberType
+from openline.core.models import Membership
+from openline.messaging.selectors import QueueFilter
 from openline.providers.models import Number
 
 # Characters people type around phone numbers; a query made only of these and digits is
@@ -155,3 +159,95 @@ class OrganizationTextsForm(ConsoleForm):
             "initial", {name: getattr(instance_values, name) for name in self.base_fields}
         )
         super().__init__(*args, **kwargs)
+
+
+class QueueForm(ConsoleForm):
+    """The workspace's view, inbox filter, search and unread-only switch."""
+
+    view = forms.ChoiceField(
+        required=False,
+        choices=[(v, v) for v in ("waiting", "mine", "all", "closed")],
+    )
+    number = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Inbox")
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    unread = forms.BooleanField(required=False, label="Unread only")
+
+    def __init__(self, *args: Any, numbers: list[Number], can_manage: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.can_manage = can_manage
+        self.fields["number"].choices = [("", "All inboxes")] + [(n.pk, n.label) for n in numbers]
+
+    def filters(self) -> QueueFilter:
+        data = self.cleaned_data if self.is_valid() else {}
+        view = data.get("view") or "waiting"
+        if view == "all" and not self.can_manage:
+            view = "waiting"
+        return QueueFilter(
+            view=view,
+            number_id=data.get("number"),
+            query=(data.get("q") or "").strip(),
+            unread_only=bool(data.get("unread")),
+        )
+
+    def query_string(self) -> str:
+        """The filters (not the view or page) for links between views."""
+        filters = self.filters()
+        parts = {}
+        if filters.number_id:
+            parts["number"] = str(filters.number_id)
+        if filters.query:
+            parts["q"] = filters.query
+        if filters.unread_only:
+            parts["unread"] = "1"
+        return urlencode(parts)
+
+
+class TransferForm(ConsoleForm):
+    """``to`` is a member of the organization, or empty for "back to the queue"."""
+
+    to = forms.ModelChoiceField(
+        queryset=Membership.objects.none(), required=False, empty_label="Back to the queue"
+    )
+    note = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args: Any, organization_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["to"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = Membership.objects.filter(organization_id=organization_id).select_related(
+            "user", "organization"
+        )
+
+
+class CloseForm(ConsoleForm):
+    wrap_up = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class NoteForm(ConsoleForm):
+    body = forms.CharField(required=False, max_length=4000)
+
+
+class PreferencesForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["notify_new_conversation", "notify_desktop", "notify_sound"]
+        labels = {
+            "notify_new_conversation": "New conversation alert",
+            "notify_desktop": "Desktop notifications",
+            "notify_sound": "Sound",
+        }
+
+
+class SavedReplyForm(forms.ModelForm):
+    class Meta:
+        model = SavedReply
+        fields = ["name", "shortcut", "body"]
+        help_texts = {
+            "shortcut": "Type /shortcut in the reply box to insert it.",
+            "body": "{counselor} and {organization} are replaced by your name and the"
+            " organization's.",
+        }

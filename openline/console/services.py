@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from openline.console.models import SavedReply
 from openline.contacts.models import ConsentSource
 from openline.contacts.selectors import consent_state
 from openline.contacts.services import consent_dismiss_request, consent_record_opt_out
+from openline.core.models import Membership
 from openline.core.realtime import publish_on_commit
+from openline.core.services import audit_record
 from openline.messaging.models import Conversation
+from openline.messaging.services.outbound import conversation_event
 
 ReviewDecision = Literal["opt_out", "not_opt_out"]
 
@@ -48,7 +53,59 @@ def conversation_review_consent(
         consent_dismiss_request(organization_id=org_id, phone=phone, actor_id=actor_id)
     conversation.needs_consent_review = False
     publish_on_commit(
-        organization_id=org_id,
-        event={"type": "conversation.updated", "conversation_id": conversation.pk},
+        organization_id=org_id, event=conversation_event(conversation, "conversation.updated")
     )
     return True
+
+
+def saved_reply_save(
+    *,
+    organization_id: int,
+    actor_id: int,
+    reply: SavedReply | None,
+    name: str,
+    shortcut: str,
+    body: str,
+) -> SavedReply:
+    """Create or change a saved reply; a shortcut is unique within the organization."""
+    if reply is None:
+        reply = SavedReply(organization_id=organization_id)
+    elif reply.organization_id != organization_id:
+        raise ValidationError("no such saved reply")
+    clash = SavedReply.objects.filter(organization_id=organization_id, shortcut=shortcut)
+    if reply.pk:
+        clash = clash.exclude(pk=reply.pk)
+    if clash.exists():
+        raise ValidationError(f"another saved reply already uses /{shortcut}")
+    reply.name, reply.shortcut, reply.body = name, shortcut, body
+    reply.save()
+    audit_record(
+        organization_id=organization_id,
+        actor_id=actor_id,
+        action="saved_reply.save",
+        object_type="saved_reply",
+        object_id=reply.pk,
+    )
+    return reply
+
+
+def saved_reply_delete(*, reply: SavedReply, actor_id: int) -> None:
+    audit_record(
+        organization_id=reply.organization_id,
+        actor_id=actor_id,
+        action="saved_reply.delete",
+        object_type="saved_reply",
+        object_id=reply.pk,
+    )
+    reply.delete()
+
+
+def membership_set_preferences(*, membership: Membership, **preferences: bool) -> Membership:
+    """The member's own notification switches."""
+    allowed = {"notify_new_conversation", "notify_desktop", "notify_sound"}
+    for name, value in preferences.items():
+        if name not in allowed:
+            raise ValueError(f"unknown preference {name}")
+        setattr(membership, name, bool(value))
+    membership.save(update_fields=list(preferences))
+    return membership

@@ -5,27 +5,39 @@ from django.urls import URLPattern, path
 from openline.console import views
 
 app_name = "console"
+
+
+def _conv(suffix: str, view: object, name: str) -> URLPattern:
+    return path(f"conversations/<int:conversation_id>/{suffix}", view, name=name)  # type: ignore[arg-type]
+
+
 urlpatterns: list[URLPattern] = [
     path("", views.home, name="home"),
+    path("queue", views.queue, name="queue"),
     path("inbox/<int:number_id>/", views.inbox, name="inbox"),
-    path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation"),
-    path(
-        "conversations/<int:conversation_id>/thread",
-        views.conversation_thread,
-        name="conversation_thread",
-    ),
-    path(
-        "conversations/<int:conversation_id>/reply",
-        views.conversation_reply,
-        name="conversation_reply",
-    ),
-    path(
-        "conversations/<int:conversation_id>/consent-review",
-        views.conversation_consent_review,
-        name="conversation_consent_review",
-    ),
+    _conv("", views.conversation_detail, "conversation"),
+    _conv("pane", views.conversation_pane, "conversation_pane"),
+    _conv("thread", views.conversation_thread, "conversation_thread"),
+    _conv("reply", views.conversation_reply, "conversation_reply"),
+    _conv("note", views.conversation_note, "conversation_note"),
+    _conv("assume", views.conversation_assume, "conversation_assume"),
+    _conv("transfer", views.conversation_transfer, "conversation_transfer"),
+    _conv("close", views.conversation_close, "conversation_close"),
+    _conv("join", views.conversation_join, "conversation_join"),
+    _conv("take-over", views.conversation_take_over, "conversation_take_over"),
+    _conv("unread", views.conversation_unread, "conversation_unread"),
+    _conv("notice", views.conversation_notice, "conversation_notice"),
+    _conv("export.csv", views.conversation_export_csv, "conversation_export_csv"),
+    _conv("print", views.conversation_print, "conversation_print"),
+    _conv("consent-review", views.conversation_consent_review, "conversation_consent_review"),
     path("segments", views.segments, name="segments"),
     path("settings/", views.organization_settings, name="settings"),
+    path("preferences/", views.preferences, name="preferences"),
+    path("saved-replies/", views.saved_replies, name="saved_replies"),
+    path("saved-replies/<int:reply_id>/", views.saved_replies, name="saved_reply"),
+    path(
+        "saved-replies/<int:reply_id>/delete", views.saved_reply_remove, name="saved_reply_delete"
+    ),
     path("contacts/", views.contacts, name="contacts"),
     path("contacts/new", views.contact_new, name="contact_new"),
     path("contacts/<int:contact_id>/", views.contact_detail, name="contact"),

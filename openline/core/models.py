@@ -68,6 +68,12 @@ class Membership(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.COUNSELOR)
+    # Overrides the organization's max_conversations_per_counselor when set.
+    max_conversations = models.PositiveIntegerField(null=True, blank=True)
+    # Console notifications ("new conversation alert", desktop notification, sound).
+    notify_new_conversation = models.BooleanField(default=True)
+    notify_desktop = models.BooleanField(default=True)
+    notify_sound = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -78,6 +84,12 @@ class Membership(models.Model):
     @property
     def can_manage(self) -> bool:
         return self.role in (Role.ADMIN, Role.SUPERVISOR)
+
+    @property
+    def conversation_limit(self) -> int:
+        if self.max_conversations is not None:
+            return self.max_conversations
+        return self.organization.max_conversations_per_counselor
 
 
 class ApiToken(models.Model):

@@ -97,4 +97,7 @@ def _send(organization_id: int, payload: dict[str, Any]) -> None:
     message = {"organization_id": organization_id, **payload}
     if _capture is not None:
         _capture.append(message)
-    _get_publisher().put(org_group(organization_id), {"type": "openline.event", "event": message})
+    # Serialised once here, not once per connected console.
+    frame = json.dumps({"events": [message]}, separators=(",", ":"))
+    envelope = {"type": "openline.event", "event": message, "frame": frame}
+    _get_publisher().put(org_group(organization_id), envelope)

@@ -71,6 +71,7 @@ class Conversation(models.Model):
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    assigned_at = models.DateTimeField(null=True, blank=True)
     # Set when the person wrote something that reads like an opt-out request.
     needs_consent_review = models.BooleanField(default=False)
     last_message_at = models.DateTimeField(db_index=True)
@@ -90,6 +91,7 @@ class Conversation(models.Model):
             models.Index(fields=["organization", "number", "-last_message_at"]),
             models.Index(fields=["organization", "status", "last_message_at"]),
             models.Index(fields=["contact", "number", "status"]),
+            models.Index(fields=["organization", "assigned_to", "status"]),
         ]
 
 
@@ -161,3 +163,61 @@ class Message(models.Model):
     class Meta:
         indexes = [models.Index(fields=["conversation", "created_at"])]
         ordering = ["created_at", "id"]
+
+
+class NoteKind(models.TextChoices):
+    NOTE = "note", "Note"
+    TRANSFER = "transfer", "Transfer"
+    WRAP_UP = "wrap_up", "Wrap-up"
+    EVENT = "event", "Event"
+
+
+class ConversationNote(models.Model):
+    """Internal: notes, transfer notes, wrap-ups and assignment history. Never sent."""
+
+    organization_id: int
+    conversation_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    kind = models.CharField(max_length=10, choices=NoteKind.choices, default=NoteKind.NOTE)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation", "created_at"])]
+        ordering = ["created_at", "id"]
+
+
+class ConversationParticipant(models.Model):
+    """A supervisor who joined a conversation someone else holds: they may reply too."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="participants"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    joined_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="uniq_participant")
+        ]
+
+
+class ConversationRead(models.Model):
+    """Per-user read state: unread when the conversation moved after ``read_at`` or the
+    user marked it unread."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    read_at = models.DateTimeField()
+    marked_unread = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "conversation"], name="uniq_conversation_read")
+        ]

@@ -6,10 +6,33 @@ change. Callers that show a transcript record the read in the audit log."""
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
 
-from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
 
-from openline.messaging.models import Conversation, Message
+from openline.core.models import Membership
+from openline.messaging.models import (
+    Conversation,
+    ConversationNote,
+    ConversationRead,
+    ConversationStatus,
+    Message,
+)
 
 # The thread shows the latest messages only; a long transcript must not make the
 # console's poll (or the page) unbounded.
@@ -77,12 +100,16 @@ def thread_messages(*, conversation: Conversation) -> list[Message]:
 
 
 def thread_version(*, conversation: Conversation) -> str:
-    """Changes whenever a message is added or changes status: the poll's change token."""
+    """Changes whenever a message or note is added or a message changes status: the live
+    thread's change token."""
     agg = Message.objects.filter(conversation_id=conversation.pk).aggregate(
         count=Count("id"), last_id=Max("id"), changed=Max("status_changed_at")
     )
+    notes = ConversationNote.objects.filter(conversation_id=conversation.pk).aggregate(
+        last=Max("id")
+    )
     changed = agg["changed"].isoformat() if agg["changed"] else ""
-    raw = f"{agg['count']}:{agg['last_id']}:{changed}"
+    raw = f"{agg['count']}:{agg['last_id']}:{changed}:{notes['last']}"
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
 
@@ -92,3 +119,156 @@ def contact_conversations(*, organization_id: int, contact_id: int) -> QuerySet[
         .select_related("number")
         .order_by("-last_message_at", "-id")
     )
+
+
+# --- the console's queue views ---------------------------------------------------------
+
+QUEUE_VIEWS = ("waiting", "mine", "all", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    view: str = "waiting"
+    number_id: int | None = None
+    query: str = ""
+    unread_only: bool = False
+
+
+def queue_conversations(*, membership: Membership, filters: QueueFilter) -> QuerySet[Conversation]:
+    """One of the console's views for this member, each row annotated with ``unread`` (for
+    this user) and the last message's body and direction. Counselors get no "all" view and
+    see only the closed conversations they held."""
+    org_id = membership.organization_id
+    conversations = Conversation.objects.filter(organization_id=org_id)
+    view = filters.view if filters.view in QUEUE_VIEWS else "waiting"
+    if view == "all" and not membership.can_manage:
+        view = "waiting"
+    if view == "waiting":
+        conversations = conversations.filter(status=ConversationStatus.WAITING).order_by(
+            "created_at", "id"
+        )
+    elif view == "mine":
+        conversations = conversations.filter(
+            assigned_to_id=membership.user_id, status=ConversationStatus.ACTIVE
+        ).order_by("-last_message_at", "-id")
+    elif view == "closed":
+        conversations = conversations.filter(status=ConversationStatus.CLOSED)
+        if not membership.can_manage:
+            conversations = conversations.filter(assigned_to_id=membership.user_id)
+        conversations = conversations.order_by("-last_message_at", "-id")
+    else:
+        conversations = conversations.exclude(status=ConversationStatus.CLOSED).order_by(
+            "-last_message_at", "-id"
+        )
+    if filters.number_id:
+        conversations = conversations.filter(number_id=filters.number_id)
+    if filters.query.strip():
+        conversations = conversations.filter(_search_q(org_id, filters.query))
+    conversations = _with_unread(conversations, membership.user_id)
+    if filters.unread_only:
+        conversations = conversations.filter(unread=True)
+    latest = Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-created_at", "-id")
+    return conversations.select_related("contact", "number", "assigned_to").annotate(
+        last_body=Subquery(latest.values("body")[:1]),
+        last_direction=Subquery(latest.values("direction")[:1]),
+    )
+
+
+def _with_unread(conversations: QuerySet[Conversation], user_id: int) -> QuerySet[Conversation]:
+    reads = ConversationRead.objects.filter(conversation_id=OuterRef("pk"), user_id=user_id)
+    return conversations.annotate(
+        read_at=Subquery(reads.values("read_at")[:1]),
+        marked_unread=Subquery(reads.values("marked_unread")[:1]),
+    ).annotate(
+        unread=Case(
+            When(marked_unread=True, then=Value(True)),
+            When(read_at__isnull=True, then=Value(True)),
+            When(read_at__lt=F("last_message_at"), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
+
+
+def _search_q(organization_id: int, query: str) -> Q:
+    """Contact name, phone digits, or words in any message (full-text, last word as a
+    prefix so results narrow while typing)."""
+    text = query.strip()[:100]
+    q = Q(contact__name__icontains=text)
+    digits = re.sub(r"\D", "", text)
+    if len(digits) >= 3 and len(digits) * 2 >= len(text.replace(" ", "")):
+        q |= Q(contact__phone__contains=digits)
+    words = re.findall(r"\w+", text)[:8]
+    if words:
+        q |= Q(pk__in=_message_match(organization_id, words))
+    return q
+
+
+def _message_match(organization_id: int, words: list[str]) -> RawSQL:
+    if connection.vendor == "postgresql":
+        terms = " & ".join(words[:-1] + [words[-1] + ":*"])
+        return RawSQL(
+            "SELECT conversation_id FROM messaging_message WHERE organization_id = %s"
+            " AND to_tsvector('simple', body) @@ to_tsquery('simple', %s)",
+            [organization_id, terms],
+        )
+    terms = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+    return RawSQL(
+        "SELECT m.conversation_id FROM messaging_message_fts f"
+        " JOIN messaging_message m ON m.id = f.rowid"
+        " WHERE messaging_message_fts MATCH %s AND m.organization_id = %s",
+        [terms.strip(), organization_id],
+    )
+
+
+def queue_counts(*, membership: Membership) -> dict[str, int]:
+    """Badges for the Waiting and Mine tabs."""
+    base = Conversation.objects.filter(organization_id=membership.organization_id)
+    return {
+        "waiting": base.filter(status=ConversationStatus.WAITING).count(),
+        "mine": base.filter(
+            assigned_to_id=membership.user_id, status=ConversationStatus.ACTIVE
+        ).count(),
+    }
+
+
+def conversation_notes(*, conversation: Conversation) -> list[ConversationNote]:
+    return list(
+        ConversationNote.objects.filter(conversation_id=conversation.pk)
+        .select_related("author")
+        .order_by("created_at", "id")[:THREAD_LIMIT]
+    )
+
+
+def earlier_messages(*, conversation: Conversation, limit: int = 50) -> list[Message]:
+    """The latest messages of this person's earlier conversations on the same inbox, oldest
+    first: a reopened conversation shows its history."""
+    recent = (
+        Message.objects.filter(
+            conversation__contact_id=conversation.contact_id,
+            conversation__number_id=conversation.number_id,
+            conversation_id__lt=conversation.pk,
+        )
+        .select_related("sender")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return list(reversed(recent))
+
+
+def transfer_targets(*, organization_id: int, exclude_user_id: int | None) -> list[Membership]:
+    """Members a conversation can be handed to (everyone but its holder), by name."""
+    members = Membership.objects.filter(organization_id=organization_id).select_related("user")
+    if exclude_user_id:
+        members = members.exclude(user_id=exclude_user_id)
+    return sorted(members, key=lambda m: str(m.user).lower())
+
+
+def conversation_history(*, conversation: Conversation) -> list[Message | ConversationNote]:
+    """The whole transcript with internal notes, oldest first, for exports (unbounded:
+    callers stream or print it and record the export in the audit log)."""
+    messages = Message.objects.filter(conversation_id=conversation.pk).select_related("sender")
+    notes = ConversationNote.objects.filter(conversation_id=conversation.pk).select_related(
+        "author"
+    )
+    items: list[Message | ConversationNote] = [*messages, *notes]
+    return sorted(items, key=lambda item: (item.created_at, item.pk))

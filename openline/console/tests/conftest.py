@@ -44,3 +44,24 @@ def text_in(text_in: Callable[..., Message], sandbox_number: Any) -> TextIn:
 @pytest.fixture
 def conversation(text_in: TextIn) -> Conversation:
     return text_in("Hi, is anyone there? I need to talk to someone.")
+
+
+def _client_for(user: Any) -> Client:
+    signed_in = Client()
+    signed_in.force_login(user)
+    return signed_in
+
+
+@pytest.fixture
+def bob_client(bob: Any) -> Client:
+    return _client_for(bob)
+
+
+@pytest.fixture
+def dora_client(dora: Any) -> Client:
+    return _client_for(dora)
+
+
+@pytest.fixture
+def sue_client(sue: Any) -> Client:
+    return _client_for(sue)

@@ -10,13 +10,26 @@ from django.urls import reverse
 
 from openline.contacts.models import ConsentEvent, Contact
 from openline.core.models import User
-from openline.messaging.models import Conversation, Direction, Message
+from openline.messaging.models import (
+    Conversation,
+    ConversationNote,
+    ConversationRead,
+    Direction,
+    Message,
+)
 
 GET_URLS = [
     ("console:home", None),
     ("console:inbox", "number"),
     ("console:conversation", "conversation"),
     ("console:conversation_thread", "conversation"),
+    ("console:conversation_pane", "conversation"),
+    ("console:conversation_notice", "conversation"),
+    ("console:conversation_export_csv", "conversation"),
+    ("console:conversation_print", "conversation"),
+    ("console:queue", None),
+    ("console:preferences", None),
+    ("console:saved_replies", None),
     ("console:segments", None),
     ("console:contacts", None),
     ("console:contact_new", None),
@@ -25,6 +38,13 @@ GET_URLS = [
 POST_URLS = [
     ("console:conversation_reply", "conversation", {"body": "hello"}),
     ("console:conversation_consent_review", "conversation", {"decision": "opt_out"}),
+    ("console:conversation_assume", "conversation", {}),
+    ("console:conversation_transfer", "conversation", {"to": ""}),
+    ("console:conversation_close", "conversation", {"wrap_up": "done"}),
+    ("console:conversation_join", "conversation", {}),
+    ("console:conversation_take_over", "conversation", {}),
+    ("console:conversation_note", "conversation", {"body": "private"}),
+    ("console:conversation_unread", "conversation", {}),
     ("console:contact_edit", "contact", {"name": "X", "number_type": "mobile"}),
     ("console:contact_start", "contact", {"number": "0", "body": "hello"}),
     ("console:contact_opt_in", "contact", {"evidence": "said yes on the phone"}),
@@ -111,8 +131,11 @@ def test_outsider_cannot_write_into_other_org(
     assert response.status_code == 404
     assert Message.objects.count() == messages_before
     assert ConsentEvent.objects.count() == consent_before
+    assert not ConversationNote.objects.exists()
+    assert not ConversationRead.objects.exists()
     conversation.refresh_from_db()
     assert conversation.needs_consent_review is True
+    assert (conversation.status, conversation.assigned_to_id) == ("waiting", None)
     assert Contact.objects.get(pk=conversation.contact_id).name == ""
 
 
@@ -158,7 +181,7 @@ def test_wrong_password_shows_error(client: Client, alice: Any) -> None:
 
 
 def test_sign_out_is_a_post_form_in_the_top_bar(alice_client: Client, sandbox_number: Any) -> None:
-    page = alice_client.get(reverse("console:inbox", args=[sandbox_number.pk]))
+    page = alice_client.get(reverse("console:home"))
     html = page.content.decode()
     assert '<form class="signout" method="post" action="/logout/">' in html
     assert 'hx-headers=\'{"X-CSRFToken": "' in html

@@ -2,7 +2,9 @@
 
 Every view is wrapped by ``console_view``: signed in, member of an organization (else a
 friendly 403), times shown in the organization's zone, and the organization passed in so
-each lookup is scoped to it (another organization's ids are simply not found: 404)."""
+each lookup is scoped to it (another organization's ids are simply not found: 404).
+Conversation views also check the member may see that conversation
+(``with_conversation``)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,24 @@ from openline.console.views.contacts import (
     contacts,
 )
 from openline.console.views.conversations import (
+    conversation_assume,
+    conversation_close,
     conversation_consent_review,
     conversation_detail,
+    conversation_join,
+    conversation_note,
+    conversation_notice,
+    conversation_pane,
     conversation_reply,
+    conversation_take_over,
     conversation_thread,
+    conversation_transfer,
+    conversation_unread,
     segments,
 )
-from openline.console.views.inbox import home, inbox
+from openline.console.views.export import conversation_export_csv, conversation_print
+from openline.console.views.inbox import home, inbox, queue
+from openline.console.views.preferences import preferences, saved_replies, saved_reply_remove
 from openline.console.views.settings import organization_settings
 
 __all__ = [
@@ -33,12 +46,27 @@ __all__ = [
     "contact_opt_out",
     "contact_start",
     "contacts",
+    "conversation_assume",
+    "conversation_close",
     "conversation_consent_review",
     "conversation_detail",
+    "conversation_export_csv",
+    "conversation_join",
+    "conversation_note",
+    "conversation_notice",
+    "conversation_pane",
+    "conversation_print",
     "conversation_reply",
+    "conversation_take_over",
     "conversation_thread",
+    "conversation_transfer",
+    "conversation_unread",
     "home",
     "inbox",
     "organization_settings",
+    "preferences",
+    "queue",
+    "saved_replies",
+    "saved_reply_remove",
     "segments",
 ]

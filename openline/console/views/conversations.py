@@ -1,50 +1,119 @@
-"""The conversation page, its polled thread fragment, replies, consent review and the
-segment counter."""
+"""A conversation: its page and workspace pane, the live thread fragment, replies, notes,
+assignment actions, consent review, export and the segment counter."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from openline.console.forms import ConsentReviewForm, ReplyForm, SegmentsForm
+from openline.console.forms import (
+    CloseForm,
+    ConsentReviewForm,
+    NoteForm,
+    ReplyForm,
+    SegmentsForm,
+    TransferForm,
+)
+from openline.console.selectors import saved_replies_for
 from openline.console.services import conversation_review_consent
+from openline.console.templatetags.console_tags import who
 from openline.console.views.common import HISTORY_LIMIT, MAX_COUNTED_CHARS, console_view, is_htmx
 from openline.contacts.selectors import consent_history, consent_state
-from openline.core.models import Organization
+from openline.core.models import Membership, Organization
 from openline.core.services import audit_record
 from openline.messaging import selectors
-from openline.messaging.models import Conversation
+from openline.messaging.models import Conversation, ConversationStatus
 from openline.messaging.segments import count_segments
-from openline.messaging.services.outbound import Refusal, SendRefused, message_send, send_refusal
+from openline.messaging.services import assignment
+from openline.messaging.services.assignment import Access, AssignmentError
+from openline.messaging.services.outbound import Refusal, SendRefused, send_refusal
+
+P = ParamSpec("P")
+ConversationView = Callable[Concatenate[HttpRequest, Organization, Conversation, Access, P], Any]
 
 
-def _conversation_or_404(organization: Organization, conversation_id: int) -> Conversation:
-    conversations = selectors.conversation_queryset(organization_id=organization.pk)
-    return get_object_or_404(conversations, pk=conversation_id)
+def with_conversation(
+    view: ConversationView[P],
+) -> Callable[Concatenate[HttpRequest, Organization, int, P], HttpResponse]:
+    """Load the conversation (404 for another organization's) and check this member may
+    read it (403 otherwise: a counselor opening someone else's active conversation)."""
+
+    @wraps(view)
+    def wrapped(
+        request: HttpRequest,
+        organization: Organization,
+        conversation_id: int,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> HttpResponse:
+        conversations = selectors.conversation_queryset(organization_id=organization.pk)
+        conversation = get_object_or_404(conversations, pk=conversation_id)
+        access = assignment.conversation_access(
+            membership=request.membership,  # type: ignore[attr-defined]
+            conversation=conversation,
+        )
+        if not access.read:
+            holder = conversation.assigned_to
+            return render(
+                request,
+                "console/conversation_forbidden.html",
+                {"holder": holder, "conversation": conversation},
+                status=403,
+            )
+        return view(request, organization, conversation, access, *args, **kwargs)  # type: ignore[no-any-return]
+
+    return wrapped
 
 
 def _state_key(conversation: Conversation, refusal: Refusal | None) -> str:
-    """What, besides the messages, changes the page: the poll re-renders those parts."""
+    """What, besides the messages, changes the thread's surroundings."""
     code = refusal.code if refusal else "ok"
     return f"{code}.{int(conversation.needs_consent_review)}"
 
 
+def _timeline(conversation: Conversation) -> list[Any]:
+    """Messages and internal notes in time order."""
+    thread = selectors.thread_messages(conversation=conversation)
+    notes = selectors.conversation_notes(conversation=conversation)
+    if len(thread) >= selectors.THREAD_LIMIT:
+        notes = [n for n in notes if n.created_at >= thread[0].created_at]
+    return sorted([*thread, *notes], key=lambda item: (item.created_at, item.pk))
+
+
+def _membership(request: HttpRequest) -> Membership:
+    return request.membership  # type: ignore[attr-defined,no-any-return]
+
+
 def _conversation_context(
-    conversation: Conversation, *, draft: str = "", reply_error: str = ""
+    request: HttpRequest,
+    conversation: Conversation,
+    access: Access,
+    *,
+    draft: str = "",
+    reply_error: str = "",
+    pane_error: str = "",
+    pane_notice: str = "",
 ) -> dict[str, Any]:
     contact = conversation.contact
     refusal = send_refusal(contact=contact)
-    state = consent_state(organization_id=conversation.organization_id, phone=contact.phone)
-    history = consent_history(organization_id=conversation.organization_id, phone=contact.phone)
+    org_id = conversation.organization_id
+    state = consent_state(organization_id=org_id, phone=contact.phone)
+    history = consent_history(organization_id=org_id, phone=contact.phone)
+    membership = _membership(request)
     return {
         "conversation": conversation,
         "contact": contact,
-        "thread": selectors.thread_messages(conversation=conversation),
+        "access": access,
+        "mine": conversation.assigned_to_id == request.user.pk,
+        "timeline": _timeline(conversation),
+        "earlier": selectors.earlier_messages(conversation=conversation),
         "thread_version": selectors.thread_version(conversation=conversation),
         "thread_limit": selectors.THREAD_LIMIT,
         "state_key": _state_key(conversation, refusal),
@@ -53,80 +122,246 @@ def _conversation_context(
         "consent_changed_at": state.last_change.created_at if state.last_change else None,
         "consent_pending_text": state.pending_request.text if state.pending_request else "",
         "consent_history": history[:HISTORY_LIMIT],
+        "past_conversations": selectors.contact_conversations(
+            organization_id=org_id, contact_id=contact.pk
+        ).exclude(pk=conversation.pk)[:10],
+        "members": selectors.transfer_targets(
+            organization_id=org_id, exclude_user_id=conversation.assigned_to_id
+        ),
+        "can_manage": membership.can_manage,
+        "saved_replies": saved_replies_for(membership=membership, user=request.user),
         "draft": draft,
         "length": len(draft),
         "reply_error": reply_error,
+        "pane_error": pane_error,
+        "pane_notice": pane_notice,
         "segments": count_segments(draft),
         "max_body": settings.OPENLINE_MAX_BODY_CHARS,
     }
 
 
-@console_view
-@require_GET
-def conversation_detail(
-    request: HttpRequest, organization: Organization, conversation_id: int
-) -> HttpResponse:
-    conversation = _conversation_or_404(organization, conversation_id)
-    # Opening a conversation reads a transcript; the 2-second poll does not re-record it.
+def _record_view(request: HttpRequest, conversation: Conversation, access: Access) -> None:
+    """Opening a conversation reads a transcript (a supervisor's monitoring included);
+    live refreshes do not re-record it."""
     audit_record(
-        organization_id=organization.pk,
+        organization_id=conversation.organization_id,
         actor_id=request.user.pk,
-        action="conversation.view",
+        action="conversation.monitor" if access.monitoring else "conversation.view",
         object_type="conversation",
         object_id=conversation.pk,
     )
-    return render(request, "console/conversation.html", _conversation_context(conversation))
 
 
 @console_view
 @require_GET
-def conversation_thread(
-    request: HttpRequest, organization: Organization, conversation_id: int
+@with_conversation
+def conversation_detail(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
 ) -> HttpResponse:
-    """The polled fragment. 204 (htmx leaves the page alone) when nothing changed; when
-    consent or the review flag changed, the banner, consent panel and reply box are
-    swapped out of band too (the typed draft is kept by hx-preserve)."""
-    conversation = _conversation_or_404(organization, conversation_id)
+    _record_view(request, conversation, access)
+    assignment.conversation_mark_read(user_id=request.user.pk, conversation=conversation)
+    context = _conversation_context(request, conversation, access)
+    return render(request, "console/conversation.html", context)
+
+
+@console_view
+@require_GET
+@with_conversation
+def conversation_pane(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
+) -> HttpResponse:
+    """The workspace tab. ``?refresh=1`` is a live update: not a new read of the transcript,
+    and it does not mark the conversation read unless the tab is in front (``read=1``)."""
+    if request.GET.get("refresh") != "1":
+        _record_view(request, conversation, access)
+    if request.GET.get("refresh") != "1" or request.GET.get("read") == "1":
+        assignment.conversation_mark_read(user_id=request.user.pk, conversation=conversation)
+    return render(
+        request, "console/_pane.html", _conversation_context(request, conversation, access)
+    )
+
+
+@console_view
+@require_GET
+@with_conversation
+def conversation_thread(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
+) -> HttpResponse:
+    """The live thread. 204 (htmx leaves the page alone) when nothing changed; when consent
+    or the review flag changed, the banner, consent panel and reply box are swapped out of
+    band too (the typed draft is kept by hx-preserve)."""
     version = selectors.thread_version(conversation=conversation)
     state_key = _state_key(conversation, send_refusal(contact=conversation.contact))
     seen_state = request.GET.get("s")
+    if request.GET.get("read") == "1":
+        assignment.conversation_mark_read(user_id=request.user.pk, conversation=conversation)
     if request.GET.get("v") == version and seen_state == state_key:
         return HttpResponse(status=204)
-    context = _conversation_context(conversation)
+    context = _conversation_context(request, conversation, access)
     context["oob"] = seen_state is not None and seen_state != state_key
     return render(request, "console/_thread_poll.html", context)
 
 
+def _pane_response(
+    request: HttpRequest,
+    conversation: Conversation,
+    *,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """htmx gets the pane back (with the outcome); a plain form post is redirected."""
+    access = assignment.conversation_access(
+        membership=_membership(request), conversation=conversation
+    )
+    if is_htmx(request):
+        if not access.read:
+            # The action handed the conversation away: the tab closes itself.
+            return HttpResponse(status=200, headers={"HX-Trigger": "ol:pane-gone"})
+        context = _conversation_context(
+            request, conversation, access, pane_notice=notice, pane_error=error
+        )
+        return render(request, "console/_pane.html", context, status=status)
+    if error:
+        messages.error(request, error)
+    elif notice:
+        messages.success(request, notice)
+    if not access.read:
+        return redirect("console:home")
+    return redirect("console:conversation", conversation_id=conversation.pk)
+
+
+def _sentence(exc: Exception) -> str:
+    text = str(exc)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _action(
+    run: Callable[[HttpRequest, Conversation], str],
+) -> Callable[[HttpRequest, int], HttpResponse]:
+    """A POST that changes assignment: the outcome, or the refusal with 409."""
+
+    @console_view
+    @require_POST
+    @with_conversation
+    @wraps(run)
+    def view(
+        request: HttpRequest,
+        organization: Organization,
+        conversation: Conversation,
+        access: Access,
+    ) -> HttpResponse:
+        try:
+            notice = run(request, conversation)
+        except (AssignmentError, ValueError) as exc:
+            return _pane_response(request, conversation, error=_sentence(exc), status=409)
+        return _pane_response(request, conversation, notice=notice)
+
+    return view  # type: ignore[return-value]
+
+
+@_action
+def conversation_assume(request: HttpRequest, conversation: Conversation) -> str:
+    assignment.conversation_assume(membership=_membership(request), conversation=conversation)
+    return "It's yours."
+
+
+@_action
+def conversation_transfer(request: HttpRequest, conversation: Conversation) -> str:
+    form = TransferForm(request.POST, organization_id=conversation.organization_id)
+    if not form.is_valid():
+        raise ValueError("choose who to transfer to")
+    target = form.cleaned_data["to"]
+    assignment.conversation_transfer(
+        membership=_membership(request),
+        conversation=conversation,
+        to=target,
+        note=form.cleaned_data["note"],
+    )
+    return f"Transferred to {target.user if target else 'the queue'}."
+
+
+@_action
+def conversation_close(request: HttpRequest, conversation: Conversation) -> str:
+    form = CloseForm(request.POST)
+    wrap_up = form.cleaned_data["wrap_up"] if form.is_valid() else ""
+    assignment.conversation_close(
+        membership=_membership(request), conversation=conversation, wrap_up=wrap_up
+    )
+    return "Closed. If they text again, a new conversation waits in the queue."
+
+
+@_action
+def conversation_join(request: HttpRequest, conversation: Conversation) -> str:
+    assignment.conversation_join(membership=_membership(request), conversation=conversation)
+    return "You joined; you can reply alongside them."
+
+
+@_action
+def conversation_take_over(request: HttpRequest, conversation: Conversation) -> str:
+    assignment.conversation_take_over(membership=_membership(request), conversation=conversation)
+    return "You took over this conversation."
+
+
+@_action
+def conversation_note(request: HttpRequest, conversation: Conversation) -> str:
+    form = NoteForm(request.POST)
+    body = form.cleaned_data["body"] if form.is_valid() else ""
+    assignment.conversation_note_add(
+        membership=_membership(request), conversation=conversation, body=body
+    )
+    return "Note added (staff only)."
+
+
 @console_view
 @require_POST
-def conversation_reply(
-    request: HttpRequest, organization: Organization, conversation_id: int
+@with_conversation
+def conversation_unread(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
 ) -> HttpResponse:
-    conversation = _conversation_or_404(organization, conversation_id)
+    assignment.conversation_mark_unread(user_id=request.user.pk, conversation=conversation)
+    if is_htmx(request):
+        return HttpResponse(status=204, headers={"HX-Trigger": "ol:queue-changed"})
+    messages.success(request, "Marked unread.")
+    return redirect("console:home")
+
+
+@console_view
+@require_POST
+@with_conversation
+def conversation_reply(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
+) -> HttpResponse:
     form = ReplyForm(request.POST)
     body = form.cleaned_data["body"] if form.is_valid() else ""
     try:
-        message_send(
-            organization_id=organization.pk,
-            conversation=conversation,
-            body=body,
-            sender_id=request.user.pk,
+        assignment.conversation_reply(
+            membership=_membership(request), conversation=conversation, body=body
         )
-    except SendRefused as exc:
-        context = _conversation_context(conversation, draft=body, reply_error=str(exc))
+    except (SendRefused, AssignmentError) as exc:
+        access = assignment.conversation_access(
+            membership=_membership(request), conversation=conversation
+        )
+        context = _conversation_context(
+            request, conversation, access, draft=body, reply_error=str(exc)
+        )
         template = "console/_reply_box.html" if is_htmx(request) else "console/conversation.html"
         return render(request, template, context, status=422)
     if is_htmx(request):
-        return render(request, "console/_reply_sent.html", _conversation_context(conversation))
+        access = assignment.conversation_access(
+            membership=_membership(request), conversation=conversation
+        )
+        context = _conversation_context(request, conversation, access)
+        return render(request, "console/_reply_sent.html", context)
     return redirect("console:conversation", conversation_id=conversation.pk)
 
 
 @console_view
 @require_POST
+@with_conversation
 def conversation_consent_review(
-    request: HttpRequest, organization: Organization, conversation_id: int
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
 ) -> HttpResponse:
-    conversation = _conversation_or_404(organization, conversation_id)
     form = ConsentReviewForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest("Choose “Record opt-out” or “Not an opt-out”.")
@@ -135,10 +370,27 @@ def conversation_consent_review(
         conversation=conversation, actor_id=request.user.pk, decision=decision
     ):
         done = "Opt-out recorded." if decision == "opt_out" else "Marked as not an opt-out."
-        messages.success(request, done)
     else:
-        messages.info(request, "Someone already reviewed this request.")
-    return redirect("console:conversation", conversation_id=conversation.pk)
+        done = "Someone already reviewed this request."
+    return _pane_response(request, conversation, notice=done)
+
+
+@console_view
+@require_GET
+@with_conversation
+def conversation_notice(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
+) -> HttpResponse:
+    """What a notification may say: who and which inbox, never what they wrote."""
+    contact = conversation.contact
+    return JsonResponse(
+        {
+            "conversation_id": conversation.pk,
+            "label": who(contact),
+            "inbox": conversation.number.label,
+            "waiting": conversation.status == ConversationStatus.WAITING,
+        }
+    )
 
 
 @console_view

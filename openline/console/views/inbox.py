@@ -1,44 +1,62 @@
-"""Home and the per-number inboxes."""
+"""The workspace (queue + open conversations) and its live list fragment."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from openline.console.views.common import console_view, paginate
+from openline.console.forms import QueueForm
+from openline.console.views.common import console_view, is_htmx, paginate
 from openline.core.models import Organization
 from openline.messaging import selectors
-from openline.messaging.models import ConversationStatus
-from openline.providers.selectors import number_first, number_list
+from openline.providers.selectors import number_list
+
+
+def _queue_context(request: HttpRequest, organization: Organization) -> dict[str, Any]:
+    membership = request.membership  # type: ignore[attr-defined]
+    numbers = list(number_list(organization_id=organization.pk))
+    form = QueueForm(request.GET, numbers=numbers, can_manage=membership.can_manage)
+    filters = form.filters()
+    conversations = selectors.queue_conversations(membership=membership, filters=filters)
+    views = [("waiting", "Waiting"), ("mine", "Mine")]
+    if membership.can_manage:
+        views.append(("all", "All"))
+    views.append(("closed", "Closed"))
+    return {
+        "numbers": numbers,
+        "form": form,
+        "filters": filters,
+        "views": views,
+        "counts": selectors.queue_counts(membership=membership),
+        "page": paginate(request, conversations),
+        "query_string": form.query_string(),
+    }
 
 
 @console_view
 @require_GET
 def home(request: HttpRequest, organization: Organization) -> HttpResponse:
-    number = number_first(organization_id=organization.pk)
-    if number is None:
-        return render(request, "console/inbox.html", {"numbers": [], "number": None})
-    return redirect("console:inbox", number_id=number.pk)
+    """The workspace: the queue on the left, open conversations as tabs on the right."""
+    return render(request, "console/workspace.html", _queue_context(request, organization))
+
+
+@console_view
+@require_GET
+def queue(request: HttpRequest, organization: Organization) -> HttpResponse:
+    """The list fragment the workspace reloads on live events and filter changes."""
+    if not is_htmx(request) and request.GET.get("fragment") != "1":
+        return redirect(reverse("console:home") + "?" + request.GET.urlencode())
+    return render(request, "console/_queue.html", _queue_context(request, organization))
 
 
 @console_view
 @require_GET
 def inbox(request: HttpRequest, organization: Organization, number_id: int) -> HttpResponse:
-    numbers = list(number_list(organization_id=organization.pk))
-    number = next((n for n in numbers if n.pk == number_id), None)
-    if number is None:
+    """Old per-number inbox addresses land on the workspace filtered to that number."""
+    if not number_list(organization_id=organization.pk).filter(pk=number_id).exists():
         raise Http404("No such inbox")
-    status = request.GET.get("status", "")
-    status = status if status in ConversationStatus.values else ""
-    conversations = selectors.inbox_conversations(
-        organization_id=organization.pk, number_id=number.pk, status=status
-    )
-    context = {
-        "numbers": numbers,
-        "number": number,
-        "status": status,
-        "statuses": ConversationStatus.choices,
-        "page": paginate(request, conversations),
-    }
-    return render(request, "console/inbox.html", context)
+    return redirect(reverse("console:home") + f"?view=all&number={number_id}")

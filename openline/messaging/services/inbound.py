@@ -27,6 +27,7 @@ from openline.messaging.models import (
 )
 from openline.messaging.segments import count_segments
 from openline.messaging.services.consent import apply_keyword
+from openline.messaging.services.outbound import conversation_event, message_event
 
 logger = logging.getLogger(__name__)
 
@@ -239,12 +240,7 @@ def _touch_and_publish(messages: list[Message], conversation_ids: set[int]) -> N
     for message in messages:
         publish_on_commit(
             organization_id=message.organization_id,
-            event={
-                "type": "message.created",
-                "message_id": message.pk,
-                "conversation_id": message.conversation_id,
-                "status": message.status,
-            },
+            event=message_event(message, "message.created"),
         )
 
 
@@ -268,7 +264,7 @@ def _store(prepared: list[_Prepared]) -> None:
         if created:
             publish_on_commit(
                 organization_id=event.organization_id,
-                event={"type": "conversation.created", "conversation_id": conversation.pk},
+                event=conversation_event(conversation, "conversation.created"),
             )
         else:
             touched.add(conversation.pk)

@@ -120,8 +120,20 @@ def _pick_number(
     return number
 
 
-def _open_conversation(*, contact: Contact, number: Number) -> Conversation:
-    """The open conversation with this person on this number, or a new active one."""
+def conversation_event(conversation: Conversation, event_type: str) -> dict[str, object]:
+    return {
+        "type": event_type,
+        "conversation_id": conversation.pk,
+        "status": conversation.status,
+        "assigned_to_id": conversation.assigned_to_id,
+    }
+
+
+def _open_conversation(
+    *, contact: Contact, number: Number, sender_id: int | None = None
+) -> Conversation:
+    """The open conversation with this person on this number, or a new active one held by
+    the staff member who starts it."""
     open_ones = Conversation.objects.filter(contact=contact, number=number).exclude(
         status=ConversationStatus.CLOSED
     )
@@ -136,12 +148,14 @@ def _open_conversation(*, contact: Contact, number: Number) -> Conversation:
                 contact=contact,
                 status=ConversationStatus.ACTIVE,
                 last_message_at=timezone.now(),
+                assigned_to_id=sender_id,
+                assigned_at=timezone.now() if sender_id else None,
             )
     except IntegrityError:  # the person's text opened one a moment ago
         return open_ones.get()
     publish_on_commit(
         organization_id=contact.organization_id,
-        event={"type": "conversation.created", "conversation_id": conversation.pk},
+        event=conversation_event(conversation, "conversation.created"),
     )
     return conversation
 
@@ -181,7 +195,7 @@ def message_send(
         conversation=conversation,
     )
     if conversation is None or conversation.number_id != number.pk:
-        conversation = _open_conversation(contact=contact, number=number)
+        conversation = _open_conversation(contact=contact, number=number, sender_id=sender_id)
     info = count_segments(body)
     now = timezone.now()
     message = Message.objects.create(
@@ -217,14 +231,22 @@ def enqueue_dispatch(message_id: int, delay: float = 0) -> None:
 
 def publish_message_event(message: Message, event_type: str) -> None:
     publish_on_commit(
-        organization_id=message.organization_id,
-        event={
-            "type": event_type,
-            "message_id": message.pk,
-            "conversation_id": message.conversation_id,
-            "status": message.status,
-        },
+        organization_id=message.organization_id, event=message_event(message, event_type)
     )
+
+
+def message_event(message: Message, event_type: str) -> dict[str, object]:
+    """Ids and states only. The holder lets each console filter what it may see."""
+    conversation = message.conversation
+    return {
+        "type": event_type,
+        "message_id": message.pk,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "status": message.status,
+        "conversation_status": conversation.status,
+        "assigned_to_id": conversation.assigned_to_id,
+    }
 
 
 def message_set_status(

@@ -20,6 +20,7 @@ def message_status_apply(*, number: Number, updates: list[StatusUpdate]) -> int:
             continue
         message = (
             Message.objects.select_for_update()
+            .select_related("conversation")
             .filter(
                 organization_id=number.organization_id,
                 provider_message_id=update.provider_message_id,

@@ -1,55 +1,359 @@
-// Small behaviours htmx does not cover: keep the thread scrolled to the newest message,
-// and Ctrl/Cmd+Enter to send from a message box.
+// The console's behaviour beyond plain htmx: the live socket (events carry ids only; what
+// is shown is fetched over HTTP, where access is checked again), the workspace tabs,
+// notifications, saved replies and keyboard shortcuts.
 (function () {
   "use strict";
 
-  var stickToBottom = true;
+  var body = document.body;
+  var userId = body && body.dataset.userId;
+  var STORE = "openline.panes." + userId;
 
-  function scroller() {
-    return document.getElementById("thread-scroll");
+  // ---- helpers ---------------------------------------------------------------------
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+  function csrf() { var m = $('meta[name="csrf-token"]'); return m ? m.content : ""; }
+  function debounce(fn, ms) {
+    var timer = null;
+    return function () { clearTimeout(timer); timer = setTimeout(fn, ms); };
+  }
+  function flag(name) { return body.dataset[name] === "1"; }
+
+  // ---- thread scrolling --------------------------------------------------------------
+  var stick = {};
+  function scrollerFor(el) { return el && el.closest ? el.closest(".thread-scroll") : null; }
+  function toBottom(box) { if (box) box.scrollTop = box.scrollHeight; }
+  function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 80; }
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var box = scrollerFor(e.detail.target);
+    if (box) stick[box.id] = nearBottom(box);
+  });
+  document.addEventListener("htmx:afterSettle", function (e) {
+    var box = scrollerFor(e.detail.target) || (e.detail.target && $(".thread-scroll", e.detail.target));
+    if (box && stick[box.id] !== false) toBottom(box);
+    syncQueueView();
+  });
+  document.addEventListener("DOMContentLoaded", function () { $all(".thread-scroll").forEach(toBottom); });
+
+  // ---- toasts, desktop notifications, sound --------------------------------------------
+  function toast(text, kind) {
+    var area = $("#toasts");
+    if (!area) return;
+    var item = document.createElement("p");
+    item.className = "toast" + (kind ? " toast-" + kind : "");
+    item.textContent = text;
+    area.appendChild(item);
+    setTimeout(function () { item.remove(); }, 6000);
+  }
+  var audio = null;
+  function beep() {
+    if (!flag("notifySound")) return;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.08;
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.18);
+    } catch (err) { /* no audio device: the toast is enough */ }
+  }
+  function desktop(title, text, conversationId) {
+    if (!flag("notifyDesktop") || !("Notification" in window)) return;
+    if (Notification.permission !== "granted" || !document.hidden) return;
+    var n = new Notification(title, { body: text, tag: "openline-" + conversationId });
+    n.onclick = function () { window.focus(); openPane(conversationId); n.close(); };
+  }
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-enable-desktop]");
+    if (button && "Notification" in window) Notification.requestPermission();
+  });
+  // Who and which inbox only: never what they wrote (shared screens).
+  function notify(event, why) {
+    fetch("/conversations/" + event.conversation_id + "/notice", { headers: { "HX-Request": "true" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (info) {
+        if (!info) return;
+        var text = why === "waiting" ? info.label + " is waiting · " + info.inbox
+                                     : "New message from " + info.label + " · " + info.inbox;
+        toast(text, why);
+        desktop(why === "waiting" ? "Someone is waiting" : "New message", info.label + " · " + info.inbox, info.conversation_id);
+        beep();
+      });
   }
 
-  function nearBottom(box) {
-    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  // ---- the queue ---------------------------------------------------------------------
+  function syncQueueView() {
+    var queue = $("#queue"), input = $("#queue-view");
+    if (queue && input) input.value = queue.dataset.view;
   }
-
-  function toBottom() {
-    var box = scroller();
-    if (box) box.scrollTop = box.scrollHeight;
+  function queueParams() {
+    var form = $("#queue-filters");
+    return new URLSearchParams(form ? new FormData(form) : undefined).toString();
   }
+  var refreshQueue = debounce(function () {
+    if (!$("#queue") || !window.htmx) return;
+    htmx.ajax("GET", "/queue?" + queueParams(), { target: "#queue", swap: "outerHTML" });
+  }, 120);
+  document.body.addEventListener("ol:queue-changed", refreshQueue);
 
-  document.addEventListener("DOMContentLoaded", toBottom);
-
-  // Before any swap, remember whether the reader was at the newest message; a reader
-  // who scrolled up to read history is not yanked back down.
-  function remember() {
-    var box = scroller();
-    stickToBottom = !box || nearBottom(box);
+  // ---- workspace tabs ------------------------------------------------------------------
+  function workspace() { return $("#pane-area"); }
+  function savedPanes() {
+    try { return JSON.parse(localStorage.getItem(STORE) || "[]"); } catch (err) { return []; }
   }
-  document.addEventListener("htmx:beforeSwap", remember);
-  document.addEventListener("htmx:oobBeforeSwap", remember);
-
-  document.addEventListener("htmx:afterSettle", function () {
-    if (stickToBottom) toBottom();
+  function savePanes() {
+    var ids = $all(".pane-tabs [data-tab]").map(function (t) { return t.dataset.tab; });
+    try { localStorage.setItem(STORE, JSON.stringify(ids)); } catch (err) { /* private mode */ }
+  }
+  function tabFor(id) { return $('.pane-tabs [data-tab="' + id + '"]'); }
+  function activate(id) {
+    $all(".pane-tabs [data-tab]").forEach(function (t) {
+      var on = t.dataset.tab === String(id);
+      t.setAttribute("aria-selected", on ? "true" : "false");
+      t.tabIndex = on ? 0 : -1;
+    });
+    $all("#pane-area > .pane-slot").forEach(function (slot) { slot.hidden = slot.dataset.slot !== String(id); });
+    var empty = $("#pane-empty");
+    if (empty) empty.hidden = !!id;
+    body.classList.toggle("pane-open", !!id);
+    var slot = $('#pane-area > [data-slot="' + id + '"]');
+    if (slot) toBottom($(".thread-scroll", slot));
+  }
+  function activeId() {
+    var t = $('.pane-tabs [aria-selected="true"]');
+    return t ? t.dataset.tab : null;
+  }
+  function closePane(id) {
+    var tab = tabFor(id), slot = $('#pane-area > [data-slot="' + id + '"]');
+    if (tab) tab.parentNode.remove();
+    if (slot) slot.remove();
+    var next = $(".pane-tabs [data-tab]");
+    activate(next ? next.dataset.tab : null);
+    savePanes();
+  }
+  function openPane(id, html, quiet) {
+    id = String(id);
+    if (!workspace()) { window.location = "/conversations/" + id + "/"; return; }
+    if (!tabFor(id)) {
+      var li = document.createElement("span");
+      li.className = "pane-tab";
+      li.innerHTML = '<button type="button" role="tab" data-tab="' + id + '" aria-controls="slot-' + id + '">…</button>' +
+                     '<button type="button" class="tab-close" data-close-tab="' + id + '" aria-label="Close tab">×</button>';
+      $("#pane-tabs").appendChild(li);
+      var slot = document.createElement("div");
+      slot.className = "pane-slot"; slot.dataset.slot = id; slot.id = "slot-" + id; slot.setAttribute("role", "tabpanel");
+      workspace().appendChild(slot);
+      if (html) { fillSlot(slot, html); } else { loadPane(id, false); }
+      savePanes();
+    }
+    if (!quiet) activate(id);
+  }
+  function fillSlot(slot, html) {
+    slot.innerHTML = html;
+    if (window.htmx) htmx.process(slot);
+    var pane = $(".pane", slot), tab = tabFor(slot.dataset.slot);
+    if (pane && tab) tab.textContent = pane.dataset.label;
+    toBottom($(".thread-scroll", slot));
+  }
+  function loadPane(id, refresh) {
+    var slot = $('#pane-area > [data-slot="' + id + '"]');
+    if (!slot) return;
+    var visible = !slot.hidden && !document.hidden;
+    var url = "/conversations/" + id + "/pane" + (refresh ? "?refresh=1" + (visible ? "&read=1" : "") : "");
+    fetch(url, { headers: { "HX-Request": "true" } }).then(function (r) {
+      if (r.status === 403 || r.status === 404) { closePane(id); if (refresh) toast("That conversation moved out of your views."); return null; }
+      return r.text();
+    }).then(function (html) {
+      if (html == null) return;
+      var draft = $(".reply-body", slot), text = draft ? draft.value : "";
+      var focused = draft && document.activeElement === draft;
+      fillSlot(slot, html);
+      var fresh = $(".reply-body", slot);
+      if (fresh && text && !fresh.disabled) { fresh.value = text; htmx.trigger(fresh, "ol:count"); }
+      if (fresh && focused) fresh.focus();
+    });
+  }
+  var paneRefreshers = {};
+  function refreshPane(id) {
+    paneRefreshers[id] = paneRefreshers[id] || debounce(function () { loadPane(id, true); }, 80);
+    paneRefreshers[id]();
+  }
+  function refreshThread(id) {
+    var thread = $("#thread-" + id);
+    if (!thread || !window.htmx) return;
+    var slot = thread.closest(".pane-slot");
+    var read = (!slot || !slot.hidden) && !document.hidden ? "&read=1" : "";
+    htmx.ajax("GET", "/conversations/" + id + "/thread?v=" + thread.dataset.version + "&s=" + thread.dataset.state + read,
+              { target: "#thread-" + id, swap: "outerHTML" });
+  }
+  document.body.addEventListener("ol:pane-gone", function (e) {
+    var pane = e.target.closest && e.target.closest(".pane");
+    if (!workspace()) { window.location = "/"; return; }
+    if (pane) closePane(pane.dataset.conversationId);
+    toast("Done. The conversation left your views.");
+    refreshQueue();
   });
 
-  // Sending your own reply always shows it.
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var form = event.detail.elt;
-    if (form && form.closest && form.closest("#reply-box") && form.tagName === "FORM") {
-      stickToBottom = true;
-      var body = document.getElementById("reply-body");
-      if (event.detail.successful && body) body.focus();
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest && e.target.closest("[data-open-conversation]");
+    if (link && workspace() && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
+      e.preventDefault();
+      openPane(link.dataset.openConversation);
+      return;
+    }
+    var tab = e.target.closest && e.target.closest("[data-tab]");
+    if (tab) { activate(tab.dataset.tab); return; }
+    var close = e.target.closest && e.target.closest("[data-close-tab]");
+    if (close) { closePane(close.dataset.closeTab); return; }
+    if (e.target.closest && e.target.closest("[data-pane-back]") && workspace()) { activate(null); }
+  });
+
+  // Assume from the list: exactly one of several people wins; the others are told who.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.dataset || !form.dataset.assume || !workspace()) return;
+    e.preventDefault();
+    fetch(form.action, { method: "POST", headers: { "HX-Request": "true", "X-CSRFToken": csrf() } })
+      .then(function (r) { return r.text().then(function (html) { return { ok: r.ok, status: r.status, html: html }; }); })
+      .then(function (res) {
+        var id = form.dataset.assume;
+        if (res.ok) { openPane(id, res.html); } else {
+          var box = document.createElement("div"); box.innerHTML = res.html;
+          var err = $(".form-error", box);
+          toast(err ? err.textContent : "Could not assume it.", "error");
+        }
+        refreshQueue();
+      });
+  });
+
+  // ---- the live socket ------------------------------------------------------------------
+  var socket = null, retry = 0, everConnected = false;
+  function handle(event) {
+    var id = event.conversation_id;
+    var kind = event.type;
+    if (kind.indexOf("conversation.") === 0 || kind === "message.created") refreshQueue();
+    if (id && tabFor(id)) {
+      if (kind === "message.created" || kind === "message.status") refreshThread(id);
+      else refreshPane(id);
+    } else if (id && $("#pane-" + id) && !workspace()) {
+      // the conversation's own page
+      if (kind === "message.created" || kind === "message.status") refreshThread(id);
+      else if (kind.indexOf("conversation.") === 0) refreshThread(id);
+    }
+    if (kind === "consent.changed" || kind === "contact.updated") {
+      $all(".pane").forEach(function (pane) {
+        if (pane.dataset.phone === event.phone || pane.dataset.contactId === String(event.contact_id)) {
+          if (workspace()) refreshPane(pane.dataset.conversationId);
+          else refreshThread(pane.dataset.conversationId);
+        }
+      });
+    }
+    if (kind === "conversation.created" && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
+    if (kind === "conversation.assigned" && event.status === "waiting" && event.previous_assigned_to_id && flag("notifyNew")) notify(event, "waiting");
+    if (kind === "message.created" && event.direction === "in" && String(event.assigned_to_id) === userId) notify(event, "message");
+  }
+  function catchUp() {
+    // Whatever happened while the socket was down: reload what is on screen. Lists and
+    // threads are re-rendered from the server, so nothing shows twice.
+    refreshQueue();
+    $all(".pane").forEach(function (pane) {
+      if (workspace()) refreshPane(pane.dataset.conversationId); else refreshThread(pane.dataset.conversationId);
+    });
+  }
+  function connect() {
+    if (!body.dataset.live || !("WebSocket" in window)) return;
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + body.dataset.live);
+    socket.onopen = function () {
+      var status = $("#live-status"); if (status) status.hidden = true;
+      body.dataset.liveState = "open";
+      if (everConnected) catchUp();
+      everConnected = true; retry = 0;
+    };
+    socket.onmessage = function (m) {
+      var frame; try { frame = JSON.parse(m.data); } catch (err) { return; }
+      (frame.events || []).forEach(handle);
+    };
+    socket.onclose = function (e) {
+      body.dataset.liveState = "closed";
+      if (e.code === 4401 || e.code === 4403) return; // signed out or removed: do not hammer
+      var status = $("#live-status"); if (status && everConnected) status.hidden = false;
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, 250 * Math.pow(2, retry - 1) + Math.random() * 250);
+    };
+  }
+  setInterval(function () { if (socket && socket.readyState === 1) socket.send("ping"); }, 25000);
+  window.OpenLine = { reconnectForTest: function () { if (socket) socket.close(); } };
+
+  // ---- saved replies and sending ----------------------------------------------------------
+  function insertText(area, text, replaceFrom) {
+    var start = replaceFrom != null ? replaceFrom : area.selectionStart;
+    area.value = area.value.slice(0, start) + text + area.value.slice(area.selectionEnd);
+    area.selectionStart = area.selectionEnd = start + text.length;
+    area.focus();
+    if (window.htmx) htmx.trigger(area, "ol:count");
+  }
+  document.addEventListener("change", function (e) {
+    var select = e.target;
+    if (!select.classList || !select.classList.contains("saved-replies") || !select.value) return;
+    var area = document.getElementById(select.dataset.insertInto);
+    if (area) insertText(area, select.value);
+    select.value = "";
+  });
+  document.addEventListener("keydown", function (e) {
+    var target = e.target;
+    if (target && target.hasAttribute && target.hasAttribute("data-send-shortcut")) {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && target.form) {
+        e.preventDefault(); target.form.requestSubmit(); return;
+      }
+      if (e.key === "Tab" && !e.shiftKey) {
+        // "/shortcut" before the caret becomes the saved reply
+        var before = target.value.slice(0, target.selectionStart);
+        var m = before.match(/(^|\s)\/([\w-]+)$/);
+        var list = m && document.getElementById(target.dataset.savedReplies);
+        if (list) {
+          var option = $all("option", list).filter(function (o) { return o.dataset.shortcut === m[2]; })[0];
+          if (option) { e.preventDefault(); insertText(target, option.value, target.selectionStart - m[2].length - 1); }
+        }
+      }
+      return;
+    }
+    var typing = target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+    if (e.altKey && /^[1-9]$/.test(e.key)) {
+      var tabs = $all(".pane-tabs [data-tab]"), tab = tabs[Number(e.key) - 1];
+      if (tab) { e.preventDefault(); activate(tab.dataset.tab); tab.focus(); }
+      return;
+    }
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "/" && $("#id_q")) { e.preventDefault(); $("#id_q").focus(); return; }
+    if (e.key === "j" || e.key === "k") {
+      var links = $all("#queue [data-open-conversation]");
+      if (!links.length) return;
+      var at = links.indexOf(document.activeElement);
+      var next = e.key === "j" ? Math.min(at + 1, links.length - 1) : Math.max(at - 1, 0);
+      links[at === -1 ? 0 : next].focus();
+      e.preventDefault();
     }
   });
 
-  document.addEventListener("keydown", function (event) {
-    var target = event.target;
-    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
-    if (!target || !target.hasAttribute || !target.hasAttribute("data-send-shortcut")) return;
-    if (target.form) {
-      event.preventDefault();
-      target.form.requestSubmit();
+  // Your own reply always shows, and the box is ready for the next one.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (form && form.closest && form.tagName === "FORM" && form.closest(".reply-box") && e.detail.successful) {
+      var pane = form.closest(".pane");
+      if (pane) stick["thread-scroll-" + pane.dataset.conversationId] = true;
+      setTimeout(function () {
+        var area = pane && $(".reply-body", pane);
+        if (area) area.focus();
+      }, 0);
     }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    syncQueueView();
+    if (workspace()) {
+      savedPanes().forEach(function (id) { openPane(id, null, true); });
+      var first = $(".pane-tabs [data-tab]");
+      activate(first ? first.dataset.tab : null);
+    }
+    connect();
   });
 })();

@@ -1,0 +1,106 @@
+"""The console's WebSocket: one per open console tab, joined to its organization's group.
+
+Events carry ids and states only, never message content; the browser fetches what it
+shows over HTTP, where every page checks access again. A subscription is checked like a
+page: signed in, a member of the organization, and each event filtered to what this
+member may see (``event_visible``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from openline.core.models import Membership
+from openline.core.realtime import org_group
+
+# Membership is checked again this often on a live connection, so a removed member stops
+# receiving events within a minute without a query per event.
+RECHECK_SECONDS = 60
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+# Conversation events a counselor receives only for the queue and their own conversations.
+_CONVERSATION_SCOPED = ("conversation.", "message.")
+
+
+def event_visible(event: dict[str, Any], *, user_id: int, can_manage: bool) -> bool:
+    """Supervisors and admins see every event of their organization. Others see contact
+    and consent events, and conversation events for the queue (unassigned), their own,
+    and the one that tells them a conversation left them."""
+    if can_manage or not event["type"].startswith(_CONVERSATION_SCOPED):
+        return True
+    holder = event.get("assigned_to_id")
+    return holder is None or user_id in (holder, event.get("previous_assigned_to_id"))
+
+
+def same_origin(scope: dict[str, Any]) -> bool:
+    """The socket rides on the session cookie, so another website must not open it: the
+    browser's Origin has to be this server (its Host) or the configured public URL."""
+    headers = dict(scope.get("headers") or [])
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin:
+        return False
+    netloc = urlsplit(origin).netloc
+    host = headers.get(b"host", b"").decode("latin-1")
+    return netloc == host or netloc == urlsplit(settings.PUBLIC_URL).netloc
+
+
+@database_sync_to_async
+def _membership(user_id: int) -> Membership | None:
+    return Membership.objects.filter(user_id=user_id).order_by("id").first()
+
+
+class ConsoleConsumer(AsyncWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        if not same_origin(self.scope):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        membership = await _membership(user.pk)
+        if membership is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self._remember(membership)
+        self.group = org_group(membership.organization_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    def _remember(self, membership: Membership) -> None:
+        self.user_id = membership.user_id
+        self.organization_id = membership.organization_id
+        self.can_manage = membership.can_manage
+        self.checked_at = time.monotonic()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The browser only listens; a ping keeps proxies from closing an idle socket."""
+        if text_data == "ping":
+            await self.send(text_data='{"events":[]}')
+
+    async def openline_event(self, message: dict[str, Any]) -> None:
+        if time.monotonic() - self.checked_at > RECHECK_SECONDS and not await self._still_member():
+            return
+        event = message["event"]
+        if event_visible(event, user_id=self.user_id, can_manage=self.can_manage):
+            await self.send(text_data=message["frame"])
+
+    async def _still_member(self) -> bool:
+        membership = await _membership(self.user_id)
+        if membership is None or membership.organization_id != self.organization_id:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        self._remember(membership)
+        return True

@@ -1,0 +1,205 @@
+"""The console WebSocket: checked like a page, and each event filtered to who may see it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+
+from openline.console.consumers import event_visible
+from openline.core import realtime
+from openline.core.models import Membership
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _session_cookie(user: Any) -> str:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"sessionid={session.session_key}"
+
+
+async def _connect(user: Any | None) -> WebsocketCommunicator:
+    from openline.asgi import application
+
+    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+    if user is not None:
+        cookie = await sync_to_async(_session_cookie)(user)
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, "/ws/console/", headers=headers)
+
+
+async def _publish(organization_id: int, event: dict[str, Any]) -> None:
+    from channels.layers import get_channel_layer
+
+    message = {"organization_id": organization_id, **event}
+    frame = json.dumps({"events": [message]})
+    await get_channel_layer().group_send(
+        realtime.org_group(organization_id),
+        {"type": "openline.event", "event": message, "frame": frame},
+    )
+
+
+async def _events(ws: WebsocketCommunicator, wait: float = 0.3) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while True:
+        try:
+            frame = await ws.receive_from(timeout=wait)
+        except TimeoutError:
+            return got
+        got.extend(json.loads(frame)["events"])
+
+
+def test_anonymous_socket_is_refused(org: Any) -> None:
+    async def run() -> None:
+        ws = await _connect(None)
+        connected, code = await ws.connect()
+        assert not connected and code == 4401
+
+    asyncio.run(run())
+
+
+def test_user_without_organization_is_refused(org: Any) -> None:
+    from openline.core.models import User
+
+    loner = User.objects.create_user(email="loner@example.org", password="loner-pass-1")
+
+    async def run() -> None:
+        ws = await _connect(loner)
+        connected, code = await ws.connect()
+        assert not connected and code == 4403
+
+    asyncio.run(run())
+
+
+def test_foreign_origin_is_refused(alice: Any) -> None:
+    """Another website cannot open a socket with the member's cookie (cross-site WebSocket
+    hijacking): the Origin must be the console's own."""
+
+    async def run() -> None:
+        from openline.asgi import application
+
+        cookie = await sync_to_async(_session_cookie)(alice)
+        ws = WebsocketCommunicator(
+            application,
+            "/ws/console/",
+            headers=[
+                (b"origin", b"http://evil.example"),
+                (b"host", b"testserver"),
+                (b"cookie", cookie.encode()),
+            ],
+        )
+        connected, code = await ws.connect()
+        assert not connected and code == 4403
+
+    asyncio.run(run())
+
+
+def test_members_get_their_organizations_events_and_outsiders_none(
+    alice: Any, bob: Any, charlie: Any, org: Any
+) -> None:
+    async def run() -> None:
+        sockets = {}
+        for name, user in (("alice", alice), ("bob", bob), ("charlie", charlie)):
+            sockets[name] = await _connect(user)
+            connected, _ = await sockets[name].connect()
+            assert connected
+        await _publish(
+            org.pk,
+            {
+                "type": "conversation.created",
+                "conversation_id": 7,
+                "status": "waiting",
+                "assigned_to_id": None,
+            },
+        )
+        await _publish(org.pk, {"type": "consent.changed", "phone": "+12025550187"})
+        for name in ("alice", "bob"):
+            types = [e["type"] for e in await _events(sockets[name], 2)]
+            assert types == ["conversation.created", "consent.changed"], name
+        assert await _events(sockets["charlie"], 0) == []
+
+    asyncio.run(run())
+
+
+def test_counselor_gets_only_queue_and_own_conversation_events(
+    alice: Any, bob: Any, dora: Any, org: Any
+) -> None:
+    async def run() -> None:
+        bob_ws, alice_ws = await _connect(bob), await _connect(alice)
+        await bob_ws.connect()
+        await alice_ws.connect()
+        doras = {"conversation_id": 9, "status": "active", "assigned_to_id": dora.pk}
+        await _publish(org.pk, {"type": "message.created", "message_id": 1, **doras})
+        await _publish(
+            org.pk,
+            {
+                "type": "message.created",
+                "message_id": 2,
+                "conversation_id": 8,
+                "status": "active",
+                "assigned_to_id": bob.pk,
+            },
+        )
+        await _publish(
+            org.pk,
+            {
+                "type": "conversation.assigned",
+                "conversation_id": 8,
+                "status": "active",
+                "assigned_to_id": dora.pk,
+                "previous_assigned_to_id": bob.pk,
+            },
+        )
+        bob_got = await _events(bob_ws, 2)
+        assert [(e["type"], e.get("message_id")) for e in bob_got] == [
+            ("message.created", 2),
+            ("conversation.assigned", None),  # it left him: his list must drop it
+        ]
+        assert len(await _events(alice_ws, 3)) == 3  # admins see everything
+
+    asyncio.run(run())
+
+
+def test_removed_member_stops_receiving_on_recheck(bob: Any, org: Any, monkeypatch: Any) -> None:
+    from openline.console import consumers
+
+    async def run() -> None:
+        ws = await _connect(bob)
+        await ws.connect()
+        await sync_to_async(Membership.objects.filter(user=bob).delete)()
+        monkeypatch.setattr(consumers, "RECHECK_SECONDS", -1)
+        await _publish(org.pk, {"type": "consent.changed", "phone": "+12025550187"})
+        output = await ws.receive_output(timeout=1)
+        assert output == {"type": "websocket.close", "code": consumers.CLOSE_FORBIDDEN}
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("event", "user_id", "manager", "visible"),
+    [
+        ({"type": "conversation.created", "assigned_to_id": None}, 1, False, True),
+        ({"type": "message.created", "assigned_to_id": 2}, 1, False, False),
+        ({"type": "message.created", "assigned_to_id": 2}, 1, True, True),
+        ({"type": "message.status", "assigned_to_id": 1}, 1, False, True),
+        (
+            {"type": "conversation.closed", "assigned_to_id": 2, "previous_assigned_to_id": 1},
+            1,
+            False,
+            True,
+        ),
+        ({"type": "contact.updated", "contact_id": 3}, 1, False, True),
+    ],
+)
+def test_event_visible(event: dict[str, Any], user_id: int, manager: bool, visible: bool) -> None:
+    assert event_visible(event, user_id=user_id, can_manage=manager) is visible

@@ -1,0 +1,91 @@
+"""One conversation's full history as CSV and as a printable page. Both are audited."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from openline.console.templatetags.console_tags import who
+from openline.console.views.common import console_view
+from openline.console.views.conversations import with_conversation
+from openline.core.models import Organization
+from openline.core.services import audit_record
+from openline.messaging import selectors
+from openline.messaging.models import Conversation, Message
+from openline.messaging.services.assignment import Access
+
+# A cell starting with one of these is a formula to a spreadsheet: quote it.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _rows(conversation: Conversation) -> list[list[str]]:
+    rows = []
+    for item in selectors.conversation_history(conversation=conversation):
+        when = timezone.localtime(item.created_at).isoformat()
+        if isinstance(item, Message):
+            author = (
+                str(item.sender)
+                if item.sender
+                else ("" if item.direction == "in" else item.get_kind_display())
+            )
+            rows.append(
+                [when, "message", item.get_direction_display(), author, item.status, item.body]
+            )
+        else:
+            rows.append(
+                [when, "note", item.get_kind_display(), str(item.author or ""), "", item.body]
+            )
+    return rows
+
+
+def _audit(request: HttpRequest, conversation: Conversation, kind: str) -> None:
+    audit_record(
+        organization_id=conversation.organization_id,
+        actor_id=request.user.pk,
+        action=f"conversation.export_{kind}",
+        object_type="conversation",
+        object_id=conversation.pk,
+    )
+
+
+@console_view
+@require_GET
+@with_conversation
+def conversation_export_csv(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
+) -> HttpResponse:
+    _audit(request, conversation, "csv")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["time", "type", "direction_or_kind", "author", "status", "text"])
+    for row in _rows(conversation):
+        writer.writerow([_cell(value) for value in row])
+    return response
+
+
+@console_view
+@require_GET
+@with_conversation
+def conversation_print(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
+) -> HttpResponse:
+    _audit(request, conversation, "print")
+    context = {
+        "conversation": conversation,
+        "contact": conversation.contact,
+        "label": who(conversation.contact),
+        "history": selectors.conversation_history(conversation=conversation),
+        "printed_at": timezone.now(),
+    }
+    return render(request, "console/conversation_print.html", context)

@@ -1,0 +1,320 @@
+"""Who holds a conversation: assume, transfer, close, join, take over, notes and read state.
+
+Every change is one conditional UPDATE, so two people acting at the same moment cannot
+both win; the loser is told who has the conversation. Assignment changes are published
+with the old and new holder so each console can move the conversation between its views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from openline.core.models import Membership, User
+from openline.core.realtime import publish_on_commit
+from openline.messaging.models import (
+    Conversation,
+    ConversationNote,
+    ConversationParticipant,
+    ConversationRead,
+    ConversationStatus,
+    Message,
+    NoteKind,
+)
+from openline.messaging.services.outbound import conversation_event, message_send
+
+MAX_NOTE_CHARS = 2000
+
+
+class AssignmentError(Exception):
+    """A refused assignment change; ``code`` is stable for the API, the text is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a member may do with one conversation."""
+
+    read: bool
+    reply: bool
+    monitoring: bool  # a supervisor reading a conversation someone else holds
+
+
+def conversation_access(*, membership: Membership, conversation: Conversation) -> Access:
+    """Supervisors and admins see everything and reply once they join or take over.
+    Counselors see the queue, their own conversations and closed ones they held; they may
+    reply to their own and to waiting ones (replying assumes it)."""
+    user_id = membership.user_id
+    mine = conversation.assigned_to_id == user_id
+    waiting = conversation.status == ConversationStatus.WAITING
+    closed = conversation.status == ConversationStatus.CLOSED
+    if membership.can_manage:
+        joined = mine or _is_participant(conversation, user_id)
+        reply = not closed and (waiting or joined or conversation.assigned_to_id is None)
+        return Access(read=True, reply=reply, monitoring=not reply and not closed)
+    if mine:
+        return Access(read=True, reply=not closed, monitoring=False)
+    if waiting and conversation.assigned_to_id is None:
+        return Access(read=True, reply=True, monitoring=False)
+    return Access(read=False, reply=False, monitoring=False)
+
+
+def _is_participant(conversation: Conversation, user_id: int) -> bool:
+    return ConversationParticipant.objects.filter(
+        conversation_id=conversation.pk, user_id=user_id
+    ).exists()
+
+
+def _holder_name(conversation_id: int) -> str:
+    holder = (
+        User.objects.filter(conversation__pk=conversation_id).only("display_name", "email").first()
+    )
+    return str(holder) if holder else "someone else"
+
+
+def _refresh(conversation: Conversation) -> None:
+    fresh = Conversation.objects.get(pk=conversation.pk)
+    conversation.status = fresh.status
+    conversation.assigned_to_id = fresh.assigned_to_id
+    conversation.assigned_at = fresh.assigned_at
+    conversation.closed_at = fresh.closed_at
+
+
+def _publish(conversation: Conversation, kind: str, *, previous: int | None = None) -> None:
+    event = conversation_event(conversation, kind)
+    event["previous_assigned_to_id"] = previous
+    publish_on_commit(organization_id=conversation.organization_id, event=event)
+
+
+def _note(conversation: Conversation, author_id: int | None, kind: str, body: str) -> None:
+    ConversationNote.objects.create(
+        organization_id=conversation.organization_id,
+        conversation_id=conversation.pk,
+        author_id=author_id,
+        kind=kind,
+        body=body[:MAX_NOTE_CHARS],
+        created_at=timezone.now(),
+    )
+
+
+def _check_limit(membership: Membership) -> None:
+    """Call inside the transaction: the membership row lock serializes one person's claims."""
+    Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    held = Conversation.objects.filter(
+        organization_id=membership.organization_id,
+        assigned_to_id=membership.user_id,
+        status=ConversationStatus.ACTIVE,
+    ).count()
+    limit = membership.conversation_limit
+    if held >= limit:
+        raise AssignmentError(
+            "limit",
+            f"you already have {held} active conversation{'s' if held != 1 else ''}"
+            f" (the limit is {limit}); close or transfer one first",
+        )
+
+
+@transaction.atomic
+def conversation_assume(*, membership: Membership, conversation: Conversation) -> Conversation:
+    """Claim a waiting conversation. Exactly one of several simultaneous claims wins; the
+    others raise AssignmentError("taken") naming who has it."""
+    if conversation.assigned_to_id == membership.user_id:
+        return conversation
+    _check_limit(membership)
+    now = timezone.now()
+    won = Conversation.objects.filter(
+        pk=conversation.pk, status=ConversationStatus.WAITING, assigned_to__isnull=True
+    ).update(status=ConversationStatus.ACTIVE, assigned_to_id=membership.user_id, assigned_at=now)
+    _refresh(conversation)
+    if not won:
+        if conversation.status == ConversationStatus.CLOSED:
+            raise AssignmentError("closed", "this conversation is closed")
+        if conversation.assigned_to_id == membership.user_id:
+            return conversation
+        raise AssignmentError("taken", f"{_holder_name(conversation.pk)} already has it")
+    _note(conversation, membership.user_id, NoteKind.EVENT, "assumed the conversation")
+    _publish(conversation, "conversation.assigned")
+    return conversation
+
+
+@transaction.atomic
+def conversation_transfer(
+    *,
+    membership: Membership,
+    conversation: Conversation,
+    to: Membership | None,
+    note: str = "",
+) -> Conversation:
+    """Hand an open conversation to another member, or back to the queue (``to=None``),
+    with a private note. The person texting receives nothing."""
+    _refresh(conversation)
+    if conversation.status == ConversationStatus.CLOSED:
+        raise AssignmentError("closed", "this conversation is closed")
+    holder = conversation.assigned_to_id
+    if holder != membership.user_id and not membership.can_manage:
+        raise AssignmentError("not_yours", "only the person who has it or a supervisor can")
+    if to is not None:
+        if to.organization_id != conversation.organization_id:
+            raise AssignmentError("unknown_user", "no such member")
+        if to.user_id == holder:
+            raise AssignmentError("same", f"{to.user} already has it")
+        _check_limit(to)
+        status, assignee = ConversationStatus.ACTIVE, to.user_id
+    else:
+        status, assignee = ConversationStatus.WAITING, None
+    moved = Conversation.objects.filter(
+        pk=conversation.pk, assigned_to_id=holder, status=conversation.status
+    ).update(status=status, assigned_to_id=assignee, assigned_at=timezone.now())
+    if not moved:
+        raise AssignmentError("changed", "someone changed this conversation meanwhile; try again")
+    _refresh(conversation)
+    target = str(to.user) if to is not None else "the queue"
+    _note(conversation, membership.user_id, NoteKind.TRANSFER, f"→ {target}\n{note}".strip())
+    _publish(conversation, "conversation.assigned", previous=holder)
+    return conversation
+
+
+@transaction.atomic
+def conversation_close(
+    *, membership: Membership, conversation: Conversation, wrap_up: str = ""
+) -> Conversation:
+    """Close with an optional wrap-up note. A later text from the person opens a new
+    waiting conversation (inbound processing), with this one in its history."""
+    _refresh(conversation)
+    holder = conversation.assigned_to_id
+    if conversation.status == ConversationStatus.CLOSED:
+        raise AssignmentError("closed", "this conversation is already closed")
+    if holder not in (None, membership.user_id) and not membership.can_manage:
+        raise AssignmentError("not_yours", f"{_holder_name(conversation.pk)} has it")
+    now = timezone.now()
+    closed = Conversation.objects.filter(pk=conversation.pk, status=conversation.status).update(
+        status=ConversationStatus.CLOSED, closed_at=now
+    )
+    if not closed:
+        raise AssignmentError("changed", "someone changed this conversation meanwhile; try again")
+    _refresh(conversation)
+    _note(conversation, membership.user_id, NoteKind.WRAP_UP, wrap_up.strip())
+    _publish(conversation, "conversation.closed", previous=holder)
+    return conversation
+
+
+def _require_supervisor(membership: Membership) -> None:
+    if not membership.can_manage:
+        raise AssignmentError("forbidden", "only supervisors and admins can do that")
+
+
+@transaction.atomic
+def conversation_join(*, membership: Membership, conversation: Conversation) -> Conversation:
+    """A supervisor joins someone's conversation: they may reply alongside the holder."""
+    _require_supervisor(membership)
+    _refresh(conversation)
+    if conversation.status == ConversationStatus.CLOSED:
+        raise AssignmentError("closed", "this conversation is closed")
+    _, created = ConversationParticipant.objects.get_or_create(
+        conversation_id=conversation.pk,
+        user_id=membership.user_id,
+        defaults={"organization_id": conversation.organization_id, "joined_at": timezone.now()},
+    )
+    if created:
+        _note(conversation, membership.user_id, NoteKind.EVENT, "joined the conversation")
+        _publish(conversation, "conversation.updated")
+    return conversation
+
+
+@transaction.atomic
+def conversation_take_over(*, membership: Membership, conversation: Conversation) -> Conversation:
+    """A supervisor takes the conversation over from its holder. No limit applies: a
+    supervisor stepping in must never be refused."""
+    _require_supervisor(membership)
+    _refresh(conversation)
+    holder = conversation.assigned_to_id
+    if conversation.status == ConversationStatus.CLOSED:
+        raise AssignmentError("closed", "this conversation is closed")
+    if holder == membership.user_id:
+        return conversation
+    Conversation.objects.filter(pk=conversation.pk).update(
+        status=ConversationStatus.ACTIVE,
+        assigned_to_id=membership.user_id,
+        assigned_at=timezone.now(),
+    )
+    _refresh(conversation)
+    _note(conversation, membership.user_id, NoteKind.EVENT, "took over the conversation")
+    _publish(conversation, "conversation.assigned", previous=holder)
+    return conversation
+
+
+@transaction.atomic
+def conversation_note_add(
+    *, membership: Membership, conversation: Conversation, body: str
+) -> ConversationNote:
+    """An internal note: visible to staff, never sent."""
+    body = body.strip()
+    if not body:
+        raise AssignmentError("empty", "write a note first")
+    if len(body) > MAX_NOTE_CHARS:
+        raise AssignmentError("too_long", f"notes are limited to {MAX_NOTE_CHARS} characters")
+    note = ConversationNote.objects.create(
+        organization_id=conversation.organization_id,
+        conversation_id=conversation.pk,
+        author_id=membership.user_id,
+        kind=NoteKind.NOTE,
+        body=body,
+        created_at=timezone.now(),
+    )
+    _publish(conversation, "conversation.note")
+    return note
+
+
+def conversation_mark_read(*, user_id: int, conversation: Conversation) -> None:
+    ConversationRead.objects.update_or_create(
+        user_id=user_id,
+        conversation_id=conversation.pk,
+        defaults={
+            "organization_id": conversation.organization_id,
+            "read_at": timezone.now(),
+            "marked_unread": False,
+        },
+    )
+
+
+def conversation_mark_unread(*, user_id: int, conversation: Conversation) -> None:
+    ConversationRead.objects.update_or_create(
+        user_id=user_id,
+        conversation_id=conversation.pk,
+        defaults={"organization_id": conversation.organization_id, "marked_unread": True},
+        create_defaults={
+            "organization_id": conversation.organization_id,
+            "marked_unread": True,
+            "read_at": timezone.now(),
+        },
+    )
+
+
+@transaction.atomic
+def conversation_reply(*, membership: Membership, conversation: Conversation, body: str) -> Message:
+    """A staff reply: only someone who may reply does; replying to a waiting conversation
+    assumes it first (so two counselors never answer the same person by accident). The
+    consent and length checks are message_send's."""
+    _refresh(conversation)
+    access = conversation_access(membership=membership, conversation=conversation)
+    if not access.reply:
+        if conversation.status == ConversationStatus.CLOSED:
+            raise AssignmentError("closed", "this conversation is closed")
+        raise AssignmentError(
+            "not_yours",
+            f"{_holder_name(conversation.pk)} has this conversation; join or take over to reply",
+        )
+    if conversation.status == ConversationStatus.WAITING:
+        conversation_assume(membership=membership, conversation=conversation)
+    message = message_send(
+        organization_id=membership.organization_id,
+        conversation=conversation,
+        body=body,
+        sender_id=membership.user_id,
+    )
+    conversation_mark_read(user_id=membership.user_id, conversation=conversation)
+    return message

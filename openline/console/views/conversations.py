@@ -61,6 +61,9 @@ def with_conversation(
         )
         if not access.read:
             holder = conversation.assigned_to
+            if is_htmx(request):
+                who_has = f"Already taken: {holder} has it." if holder else "Not in your views."
+                return render(request, "console/_pane_error.html", {"error": who_has}, status=403)
             return render(
                 request,
                 "console/conversation_forbidden.html",
@@ -172,13 +175,24 @@ def conversation_pane(
 ) -> HttpResponse:
     """The workspace tab. ``?refresh=1`` is a live update: not a new read of the transcript,
     and it does not mark the conversation read unless the tab is in front (``read=1``)."""
+    changed = False
     if request.GET.get("refresh") != "1":
         _record_view(request, conversation, access)
     if request.GET.get("refresh") != "1" or request.GET.get("read") == "1":
-        assignment.conversation_mark_read(user_id=request.user.pk, conversation=conversation)
-    return render(
+        changed = assignment.conversation_mark_read(
+            user_id=request.user.pk, conversation=conversation
+        )
+    response = render(
         request, "console/_pane.html", _conversation_context(request, conversation, access)
     )
+    return _read_changed(response, changed)
+
+
+def _read_changed(response: HttpResponse, changed: bool) -> HttpResponse:
+    """Tell the workspace to redraw the list's unread dot."""
+    if changed:
+        response["HX-Trigger"] = "ol:queue-changed"
+    return response
 
 
 @console_view
@@ -193,13 +207,16 @@ def conversation_thread(
     version = selectors.thread_version(conversation=conversation)
     state_key = _state_key(conversation, send_refusal(contact=conversation.contact))
     seen_state = request.GET.get("s")
+    changed = False
     if request.GET.get("read") == "1":
-        assignment.conversation_mark_read(user_id=request.user.pk, conversation=conversation)
+        changed = assignment.conversation_mark_read(
+            user_id=request.user.pk, conversation=conversation
+        )
     if request.GET.get("v") == version and seen_state == state_key:
-        return HttpResponse(status=204)
+        return _read_changed(HttpResponse(status=204), changed)
     context = _conversation_context(request, conversation, access)
     context["oob"] = seen_state is not None and seen_state != state_key
-    return render(request, "console/_thread_poll.html", context)
+    return _read_changed(render(request, "console/_thread_poll.html", context), changed)
 
 
 def _pane_response(
@@ -215,6 +232,9 @@ def _pane_response(
         membership=_membership(request), conversation=conversation
     )
     if is_htmx(request):
+        if not access.read and error:
+            # Refused, and not theirs to see (someone else won it): just the reason.
+            return render(request, "console/_pane_error.html", {"error": error}, status=status)
         if not access.read:
             # The action handed the conversation away: the tab closes itself.
             return HttpResponse(status=200, headers={"HX-Trigger": "ol:pane-gone"})

@@ -135,7 +135,7 @@ def conversation_assume(*, membership: Membership, conversation: Conversation) -
             raise AssignmentError("closed", "this conversation is closed")
         if conversation.assigned_to_id == membership.user_id:
             return conversation
-        raise AssignmentError("taken", f"{_holder_name(conversation.pk)} already has it")
+        raise AssignmentError("taken", f"already taken: {_holder_name(conversation.pk)} has it")
     _note(conversation, membership.user_id, NoteKind.EVENT, "assumed the conversation")
     _publish(conversation, "conversation.assigned")
     return conversation
@@ -269,7 +269,12 @@ def conversation_note_add(
     return note
 
 
-def conversation_mark_read(*, user_id: int, conversation: Conversation) -> None:
+def conversation_mark_read(*, user_id: int, conversation: Conversation) -> bool:
+    """Returns whether it was unread for this user (so the list needs its dot changed)."""
+    state = ConversationRead.objects.filter(user_id=user_id, conversation_id=conversation.pk)
+    read = state.values_list("read_at", "marked_unread").first()
+    if read is not None and not read[1] and read[0] >= conversation.last_message_at:
+        return False
     ConversationRead.objects.update_or_create(
         user_id=user_id,
         conversation_id=conversation.pk,
@@ -279,6 +284,7 @@ def conversation_mark_read(*, user_id: int, conversation: Conversation) -> None:
             "marked_unread": False,
         },
     )
+    return True
 
 
 def conversation_mark_unread(*, user_id: int, conversation: Conversation) -> None:

@@ -50,7 +50,7 @@ def test_assume_takes_a_waiting_conversation(
 
 def test_second_assume_is_told_who_has_it(bob: Any, dora: Any, waiting: Conversation) -> None:
     assignment.conversation_assume(membership=_m(bob), conversation=waiting)
-    with pytest.raises(AssignmentError, match="bob@example.org already has it") as err:
+    with pytest.raises(AssignmentError, match="already taken: bob@example.org has it") as err:
         assignment.conversation_assume(membership=_m(dora), conversation=_reload(waiting))
     assert err.value.code == "taken"
     # even with a stale copy that still says "waiting"

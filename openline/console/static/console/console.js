@@ -88,10 +88,23 @@
     var form = $("#queue-filters");
     return new URLSearchParams(form ? new FormData(form) : undefined).toString();
   }
+  // One refresh at a time per target; events that arrive meanwhile fold into one more
+  // refresh after it, so the last state always lands and bursts cost two requests.
+  var running = {}, again = {};
+  function coalesced(key, run) {
+    if (running[key]) { again[key] = true; return; }
+    running[key] = true;
+    Promise.resolve(run()).catch(function () {}).then(function () {
+      running[key] = false;
+      if (again[key]) { again[key] = false; coalesced(key, run); }
+    });
+  }
   var refreshQueue = debounce(function () {
     if (!$("#queue") || !window.htmx) return;
-    htmx.ajax("GET", "/queue?" + queueParams(), { target: "#queue", swap: "outerHTML" });
-  }, 120);
+    coalesced("queue", function () {
+      return htmx.ajax("GET", "/queue?" + queueParams(), { target: "#queue", swap: "outerHTML" });
+    });
+  }, 60);
   document.body.addEventListener("ol:queue-changed", refreshQueue);
 
   // ---- workspace tabs ------------------------------------------------------------------
@@ -141,7 +154,8 @@
       var slot = document.createElement("div");
       slot.className = "pane-slot"; slot.dataset.slot = id; slot.id = "slot-" + id; slot.setAttribute("role", "tabpanel");
       workspace().appendChild(slot);
-      if (html) { fillSlot(slot, html); } else { loadPane(id, false); }
+      // A tab restored after a reload is not a new read: it stays unread if it was.
+      if (html) { fillSlot(slot, html); } else { loadPane(id, quiet ? "restore" : false); }
       savePanes();
     }
     if (!quiet) activate(id);
@@ -156,10 +170,11 @@
   function loadPane(id, refresh) {
     var slot = $('#pane-area > [data-slot="' + id + '"]');
     if (!slot) return;
-    var visible = !slot.hidden && !document.hidden;
+    var visible = refresh === true && !slot.hidden && !document.hidden;
     var url = "/conversations/" + id + "/pane" + (refresh ? "?refresh=1" + (visible ? "&read=1" : "") : "");
-    fetch(url, { headers: { "HX-Request": "true" } }).then(function (r) {
+    return fetch(url, { headers: { "HX-Request": "true" } }).then(function (r) {
       if (r.status === 403 || r.status === 404) { closePane(id); if (refresh) toast("That conversation moved out of your views."); return null; }
+      if (r.headers.get("HX-Trigger") === "ol:queue-changed") refreshQueue();
       return r.text();
     }).then(function (html) {
       if (html == null) return;
@@ -171,18 +186,18 @@
       if (fresh && focused) fresh.focus();
     });
   }
-  var paneRefreshers = {};
   function refreshPane(id) {
-    paneRefreshers[id] = paneRefreshers[id] || debounce(function () { loadPane(id, true); }, 80);
-    paneRefreshers[id]();
+    coalesced("pane-" + id, function () { return loadPane(id, true); });
   }
   function refreshThread(id) {
-    var thread = $("#thread-" + id);
-    if (!thread || !window.htmx) return;
-    var slot = thread.closest(".pane-slot");
-    var read = (!slot || !slot.hidden) && !document.hidden ? "&read=1" : "";
-    htmx.ajax("GET", "/conversations/" + id + "/thread?v=" + thread.dataset.version + "&s=" + thread.dataset.state + read,
-              { target: "#thread-" + id, swap: "outerHTML" });
+    coalesced("thread-" + id, function () {
+      var thread = $("#thread-" + id);
+      if (!thread || !window.htmx) return null;
+      var slot = thread.closest(".pane-slot");
+      var read = (!slot || !slot.hidden) && !document.hidden ? "&read=1" : "";
+      return htmx.ajax("GET", "/conversations/" + id + "/thread?v=" + thread.dataset.version + "&s=" + thread.dataset.state + read,
+                       { target: "#thread-" + id, swap: "outerHTML" });
+    });
   }
   document.body.addEventListener("ol:pane-gone", function (e) {
     var pane = e.target.closest && e.target.closest(".pane");
@@ -193,6 +208,9 @@
   });
 
   document.addEventListener("click", function (e) {
+    // Switching views: later live refreshes must ask for the new view.
+    var viewLink = e.target.closest && e.target.closest("#queue nav a[data-view]");
+    if (viewLink && $("#queue-view")) $("#queue-view").value = viewLink.dataset.view;
     var link = e.target.closest && e.target.closest("[data-open-conversation]");
     if (link && workspace() && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
       e.preventDefault();
@@ -276,12 +294,19 @@
       body.dataset.liveState = "closed";
       if (e.code === 4401 || e.code === 4403) return; // signed out or removed: do not hammer
       var status = $("#live-status"); if (status && everConnected) status.hidden = false;
+      if (paused) return;
       retry = Math.min(retry + 1, 6);
-      setTimeout(connect, 250 * Math.pow(2, retry - 1) + Math.random() * 250);
+      setTimeout(function () { if (!paused) connect(); }, 250 * Math.pow(2, retry - 1) + Math.random() * 250);
     };
   }
   setInterval(function () { if (socket && socket.readyState === 1) socket.send("ping"); }, 25000);
-  window.OpenLine = { reconnectForTest: function () { if (socket) socket.close(); } };
+  // Drop the connection and hold off reconnecting until resumed: how tests (and anyone
+  // curious) see the catch-up after a network blip.
+  var paused = false;
+  window.OpenLine = {
+    dropConnection: function () { paused = true; if (socket) socket.close(); },
+    resumeConnection: function () { paused = false; connect(); }
+  };
 
   // ---- saved replies and sending ----------------------------------------------------------
   function insertText(area, text, replaceFrom) {

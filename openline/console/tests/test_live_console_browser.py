@@ -1,0 +1,239 @@
+"""The live console in Chromium: a counselor and a supervisor in two browser contexts, a
+person on the sandbox phone simulator, and an outsider from another organization. Nothing
+is reloaded by hand: every change reaches the screens over the WebSocket. The real ASGI
+app, inbound processor and task worker run live; the test only drives browsers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+
+LIVE = 3_000  # ms: "within a second", with room for a loaded CI machine
+Page = Any
+
+
+def _shot(page: Page, name: str) -> None:
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, f"console-{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def live(
+    browser: Any, live_asgi: str, background_workers: None, caplog: pytest.LogCaptureFixture
+) -> Iterator[dict[str, Any]]:
+    """Open pages; each records every WebSocket frame it receives. No server errors."""
+    pages: list[Page] = []
+
+    def sign_in(email: str, password: str, *, width: int = 1280) -> Page:
+        page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+        page.frames_received = []  # type: ignore[attr-defined]
+        page.on(
+            "websocket",
+            lambda ws: ws.on("framereceived", lambda f: page.frames_received.append(f)),
+        )
+        page.goto(f"{live_asgi}/login/")
+        page.fill("#id_username", email)
+        page.fill("#id_password", password)
+        page.click("button[type=submit]")
+        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=LIVE)
+        pages.append(page)
+        return page
+
+    def phone(number: Any, sender: str) -> Page:
+        page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        page.goto(f"{live_asgi}/sandbox/phone/{number.webhook_key}?phone=%2B{sender[1:]}")
+        pages.append(page)
+        return page
+
+    yield {"sign_in": sign_in, "phone": phone, "url": live_asgi}
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert not errors, errors
+
+
+def _text(phone: Page, body: str) -> None:
+    phone.fill("#body", body)
+    phone.click("#send")
+
+
+def _row(page: Page, label: str) -> Any:
+    return page.locator("#queue .queue-row", has_text=label)
+
+
+def _events(page: Page) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for frame in page.frames_received:
+        events.extend(json.loads(frame)["events"])
+    return events
+
+
+def test_text_appears_live_assume_reply_delivered_stop_and_outsider_sees_nothing(
+    live: dict[str, Any],
+    bob: Any,
+    sue: Any,
+    charlie: Any,
+    sandbox_number: Any,
+    other_number: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    supervisor = live["sign_in"]("sue@example.org", "supervisor-pass-123")
+    outsider = live["sign_in"]("charlie@example.org", "charlie-pass")
+    supervisor.click("#queue nav a[data-view=all]")
+    expect(supervisor.locator("#queue")).to_have_attribute("data-view", "all")
+    phone = live["phone"](sandbox_number, "+12025550133")
+
+    _text(phone, "hi, is anyone there? I need someone to talk to")
+    for page in (counselor, supervisor):
+        row = _row(page, "+1 202-555-0133")
+        expect(row).to_contain_text("I need someone to talk to", timeout=LIVE)
+        expect(row.locator(".dot-unread")).to_have_count(1)
+    _shot(counselor, "1-waiting")
+
+    _row(counselor, "+1 202-555-0133").get_by_role("button", name="Assume").click()
+    pane = counselor.locator(".pane")
+    expect(pane.locator(".pane-head")).to_contain_text("With you", timeout=LIVE)
+    # the supervisor sees who has it, live
+    expect(_row(supervisor, "+1 202-555-0133")).to_contain_text("bob@example.org", timeout=LIVE)
+    expect(_row(supervisor, "+1 202-555-0133")).to_contain_text("Active")
+
+    pane.locator(".reply-body").fill("Hi, I'm Bob. I'm here and listening.")
+    expect(pane.locator(".segment-counter")).to_contain_text("1 segment")
+    pane.locator(".reply-box button[type=submit]").click()
+    expect(phone.locator(".bubble.received")).to_have_text(
+        "Hi, I'm Bob. I'm here and listening.", timeout=10_000
+    )
+    expect(pane.locator(".msg-out .status").last).to_have_text("delivered", timeout=LIVE)
+    _shot(counselor, "2-replied")
+    _shot(supervisor, "3-supervisor-all")
+
+    _text(phone, "STOP")
+    expect(pane.locator(".reply-body")).to_be_disabled(timeout=LIVE)
+    expect(pane.locator(".reply-box")).to_contain_text("opted out of texts")
+    _shot(counselor, "4-opted-out")
+
+    # The outsider's socket was open the whole time and heard nothing of it.
+    assert _events(outsider) == []
+    assert {e["organization_id"] for e in _events(supervisor)} == {sandbox_number.organization_id}
+    seen = {e["type"] for e in _events(counselor)}
+    assert {"conversation.created", "conversation.assigned", "message.status"} <= seen
+
+
+def test_two_counselors_race_to_assume_and_exactly_one_wins(
+    live: dict[str, Any], bob: Any, dora: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    pages = {
+        "bob": live["sign_in"]("bob@example.org", "bob-pass-12"),
+        "dora": live["sign_in"]("dora@example.org", "counselor-pass-123"),
+    }
+    _text(live["phone"](sandbox_number, "+12025550144"), "can someone help")
+    buttons = {}
+    for name, page in pages.items():
+        row = _row(page, "+1 202-555-0144")
+        expect(row).to_be_visible(timeout=LIVE)
+        buttons[name] = row.get_by_role("button", name="Assume")
+    # Both clicks go out before either answer comes back.
+    for button in buttons.values():
+        button.dispatch_event("click")
+    winners = []
+    for name, page in pages.items():
+        page.wait_for_function(
+            "document.querySelector('.pane') || document.querySelector('.toast-error')",
+            timeout=LIVE,
+        )
+        if page.locator(".pane").count():
+            winners.append(name)
+        else:
+            loser_toast = page.locator(".toast-error")
+    assert len(winners) == 1, winners
+    expect(loser_toast).to_contain_text(f"Already taken: {winners[0]}@example.org has it.")
+    _shot(pages["bob"], "5-race-bob")
+    _shot(pages["dora"], "5-race-dora")
+
+
+def test_mark_unread_survives_reload(live: dict[str, Any], bob: Any, sandbox_number: Any) -> None:
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    _text(live["phone"](sandbox_number, "+12025550155"), "hello")
+    row = _row(counselor, "+1 202-555-0155")
+    expect(row.locator(".dot-unread")).to_have_count(1, timeout=LIVE)
+    row.locator("a.conv-row").click()  # opening it reads it
+    expect(counselor.locator(".pane")).to_be_visible()
+    expect(row.locator(".dot-read")).to_have_count(1, timeout=LIVE)
+    counselor.reload()
+    expect(_row(counselor, "+1 202-555-0155").locator(".dot-read")).to_have_count(1)
+    _row(counselor, "+1 202-555-0155").get_by_role("button", name="Mark unread").click()
+    expect(_row(counselor, "+1 202-555-0155").locator(".dot-unread")).to_have_count(1)
+    counselor.reload()
+    expect(_row(counselor, "+1 202-555-0155").locator(".dot-unread")).to_have_count(1)
+    counselor.check("input[name=unread]")
+    expect(counselor.locator("#queue .queue-row")).to_have_count(1)
+
+
+def test_dropped_connection_catches_up_without_duplicates(
+    live: dict[str, Any], bob: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    phone = live["phone"](sandbox_number, "+12025550166")
+    _text(phone, "first")
+    _row(counselor, "+1 202-555-0166").get_by_role("button", name="Assume").click()
+    pane = counselor.locator(".pane")
+    expect(pane.locator(".thread")).to_contain_text("first", timeout=LIVE)
+
+    counselor.evaluate("window.OpenLine.dropConnection()")
+    counselor.wait_for_function("document.body.dataset.liveState === 'closed'")
+    _text(phone, "second, while you were away")
+    expect(phone.locator(".bubble.sent").last).to_contain_text("second")
+    counselor.wait_for_timeout(1000)
+    expect(pane.locator(".thread")).not_to_contain_text("second")  # really missed
+
+    counselor.evaluate("window.OpenLine.resumeConnection()")
+    expect(pane.locator(".thread")).to_contain_text("second", timeout=LIVE)
+    expect(pane.locator(".msg-in", has_text="second")).to_have_count(1)
+    expect(counselor.locator("#queue .queue-row")).to_have_count(0)  # it is not waiting
+    counselor.click("#queue nav a[data-view=mine]")
+    expect(_row(counselor, "+1 202-555-0166")).to_have_count(1)
+
+
+def test_phone_sized_screen_opens_one_conversation_with_a_way_back(
+    live: dict[str, Any], bob: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12", width=390)
+    _text(live["phone"](sandbox_number, "+12025550177"), "are you there")
+    _row(counselor, "+1 202-555-0177").locator("a.conv-row").click()
+    expect(counselor.locator(".pane")).to_be_visible()
+    expect(counselor.locator("#queue-column")).to_be_hidden()
+    _shot(counselor, "6-phone-sized")
+    counselor.get_by_role("button", name="Back to the list").click()
+    expect(counselor.locator("#queue-column")).to_be_visible()
+
+
+def test_keyboard_search_and_open(live: dict[str, Any], bob: Any, sandbox_number: Any) -> None:
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    _text(live["phone"](sandbox_number, "+12025550188"), "my landlord locked me out")
+    expect(_row(counselor, "+1 202-555-0188")).to_be_visible(timeout=LIVE)
+    counselor.keyboard.press("/")
+    counselor.keyboard.type("landlord")
+    expect(counselor.locator("#queue .queue-row")).to_have_count(1)
+    counselor.keyboard.press("Escape")
+    counselor.locator("#main").focus()
+    counselor.keyboard.press("j")
+    counselor.keyboard.press("Enter")
+    expect(counselor.locator(".pane")).to_contain_text("locked me out")

@@ -237,3 +237,92 @@ def test_keyboard_search_and_open(live: dict[str, Any], bob: Any, sandbox_number
     counselor.keyboard.press("j")
     counselor.keyboard.press("Enter")
     expect(counselor.locator(".pane")).to_contain_text("locked me out")
+
+
+# Records what the page would show on the desktop and play, and pretends the console is
+# in a background window (desktop notifications are for when it is not in front).
+RECORDERS = """
+window.__shown = []; window.__beeps = 0;
+window.Notification = function (title, options) {
+  window.__shown.push({title: title, body: options && options.body});
+  this.close = function () {};
+};
+window.Notification.permission = "granted";
+window.Notification.requestPermission = function () { return Promise.resolve("granted"); };
+window.AudioContext = function () {
+  return {
+    currentTime: 0, destination: {},
+    createOscillator: function () {
+      return {frequency: {}, connect: function () {}, start: function () { window.__beeps++; },
+              stop: function () {}};
+    },
+    createGain: function () { return {gain: {}, connect: function () {}}; }
+  };
+};
+document.hasFocus = function () { return false; };
+"""
+
+
+def test_notifications_toast_desktop_and_sound_without_message_content(
+    live: dict[str, Any], bob: Any, dora: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from openline.core.models import Membership
+
+    Membership.objects.filter(user=dora).update(notify_sound=False, notify_desktop=False)
+    pages = {}
+    for name, password in (("bob", "bob-pass-12"), ("dora", "counselor-pass-123")):
+        page = live["sign_in"](f"{name}@example.org", password)
+        page.add_init_script(RECORDERS)
+        page.reload()
+        page.wait_for_function("document.body.dataset.liveState === 'open'")
+        pages[name] = page
+    phone = live["phone"](sandbox_number, "+12025550199")
+    _text(phone, "my secret problem")
+
+    bob_page = pages["bob"]
+    expect(bob_page.locator(".toast")).to_contain_text("+1 202-555-0199 is waiting", timeout=LIVE)
+    expect(pages["dora"].locator(".toast")).to_contain_text("is waiting", timeout=LIVE)
+    shown = bob_page.evaluate("window.__shown")
+    assert shown == [{"title": "Someone is waiting", "body": "+1 202-555-0199 · Main line"}]
+    assert bob_page.evaluate("window.__beeps") == 1
+    assert pages["dora"].evaluate("window.__shown") == []  # switched off for her
+    assert pages["dora"].evaluate("window.__beeps") == 0
+
+    _row(bob_page, "+1 202-555-0199").get_by_role("button", name="Assume").click()
+    expect(bob_page.locator(".pane")).to_be_visible()
+    _text(phone, "another private detail")
+    expect(bob_page.locator(".toast", has_text="New message from")).to_be_visible(timeout=LIVE)
+    everything = json.dumps(bob_page.evaluate("window.__shown"))
+    everything += bob_page.locator("#toasts").inner_text()
+    assert "secret" not in everything and "private" not in everything
+    _shot(bob_page, "7-notification")
+
+
+def test_saved_reply_by_shortcut_and_from_the_menu(
+    live: dict[str, Any], bob: Any, org: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from openline.console.models import SavedReply
+
+    bob.display_name = "Bob"
+    bob.save()
+    SavedReply.objects.create(
+        organization=org, name="Greeting", shortcut="hi", body="Hi, I'm {counselor}."
+    )
+    SavedReply.objects.create(
+        organization=org, name="Resources", shortcut="res", body="{organization} can help."
+    )
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    _text(live["phone"](sandbox_number, "+12025550111"), "hello")
+    _row(counselor, "+1 202-555-0111").get_by_role("button", name="Assume").click()
+    box = counselor.locator(".pane .reply-body")
+    box.click()
+    box.type("/hi")
+    box.press("Tab")
+    expect(box).to_have_value("Hi, I'm Bob.")
+    counselor.locator(".pane .saved-replies").select_option(label="Resources (/res)")
+    expect(box).to_have_value("Hi, I'm Bob.Riverside Crisis Line can help.")
+    expect(counselor.locator(".pane .segment-counter")).to_contain_text("1 segment")

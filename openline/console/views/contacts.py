@@ -30,8 +30,9 @@ from openline.contacts.services import (
 from openline.core.models import Organization
 from openline.messaging import selectors
 from openline.messaging.segments import count_segments
+from openline.messaging.services.assignment import AssignmentError, conversation_start
 from openline.messaging.services.consent import consent_opt_in_with_welcome
-from openline.messaging.services.outbound import SendRefused, message_send, send_refusal
+from openline.messaging.services.outbound import SendRefused, send_refusal
 
 
 @console_view
@@ -134,14 +135,13 @@ def contact_start(
     form = StartConversationForm(request.POST, organization_id=organization.pk)
     if form.is_valid():
         try:
-            message = message_send(
-                organization_id=organization.pk,
-                to=contact.phone,
+            message = conversation_start(
+                membership=request.membership,  # type: ignore[attr-defined]
+                contact=contact,
                 number_id=form.cleaned_data["number"].pk,
                 body=form.cleaned_data["body"],
-                sender_id=request.user.pk,
             )
-        except SendRefused as exc:
+        except (SendRefused, AssignmentError) as exc:
             form.add_error("body", sentence(exc))
         else:
             return redirect("console:conversation", conversation_id=message.conversation_id)

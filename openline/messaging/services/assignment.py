@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from openline.contacts.models import Contact
 from openline.core.models import Membership, User
 from openline.core.realtime import publish_on_commit
 from openline.messaging.models import (
@@ -324,3 +325,26 @@ def conversation_reply(*, membership: Membership, conversation: Conversation, bo
     )
     conversation_mark_read(user_id=membership.user_id, conversation=conversation)
     return message
+
+
+@transaction.atomic
+def conversation_start(
+    *, membership: Membership, contact: Contact, number_id: int, body: str
+) -> Message:
+    """Write first to a person from the contact directory. If they already have an open
+    conversation on that inbox it is a reply there (with the same rules: nobody writes into
+    someone else's conversation); otherwise a new conversation, held by the writer."""
+    open_one = (
+        Conversation.objects.filter(contact_id=contact.pk, number_id=number_id)
+        .exclude(status=ConversationStatus.CLOSED)
+        .first()
+    )
+    if open_one is not None:
+        return conversation_reply(membership=membership, conversation=open_one, body=body)
+    return message_send(
+        organization_id=membership.organization_id,
+        to=contact.phone,
+        number_id=number_id,
+        body=body,
+        sender_id=membership.user_id,
+    )

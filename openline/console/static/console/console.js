@@ -57,7 +57,8 @@
   }
   function desktop(title, text, conversationId) {
     if (!flag("notifyDesktop") || !("Notification" in window)) return;
-    if (Notification.permission !== "granted" || !document.hidden) return;
+    // Only when the console is not what the person is looking at.
+    if (Notification.permission !== "granted" || (!document.hidden && document.hasFocus())) return;
     var n = new Notification(title, { body: text, tag: "openline-" + conversationId });
     n.onclick = function () { window.focus(); openPane(conversationId); n.close(); };
   }

@@ -1,0 +1,287 @@
+"""The pane's actions over HTTP (assume, transfer, close, join, take over, notes), saved
+replies, preferences, exports and the notice a notification may show."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from openline.console.models import SavedReply
+from openline.contacts.models import Contact
+from openline.core.models import AuditEvent, Membership
+from openline.messaging.models import Conversation, ConversationNote, Direction, Message
+
+HTMX = {"HX-Request": "true"}
+
+
+def _post(client: Client, name: str, conversation: Conversation, data: Any = None) -> Any:
+    return client.post(reverse(name, args=[conversation.pk]), data or {}, headers=HTMX)
+
+
+def _fresh(conversation: Conversation) -> Conversation:
+    return Conversation.objects.get(pk=conversation.pk)
+
+
+def test_assume_from_the_pane_returns_the_pane_with_the_outcome(
+    bob_client: Client, bob: Any, conversation: Conversation
+) -> None:
+    response = _post(bob_client, "console:conversation_assume", conversation)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert (
+        f'id="pane-{conversation.pk}"' in html and "It&#x27;s yours." in html and "With you" in html
+    )
+    assert _fresh(conversation).assigned_to_id == bob.pk
+
+
+def test_losing_assume_is_409_naming_the_holder(
+    bob_client: Client, dora_client: Client, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    response = _post(dora_client, "console:conversation_assume", conversation)
+    assert response.status_code == 403  # no longer hers to see
+    assert "Already taken: bob@example.org has it." in response.content.decode()
+
+
+def test_counselor_cannot_open_someone_elses_active_conversation(
+    bob_client: Client, dora_client: Client, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    for name in (
+        "console:conversation",
+        "console:conversation_pane",
+        "console:conversation_thread",
+        "console:conversation_export_csv",
+        "console:conversation_print",
+        "console:conversation_notice",
+    ):
+        response = dora_client.get(reverse(name, args=[conversation.pk]))
+        assert response.status_code == 403, name
+        assert "Hi, is anyone there" not in response.content.decode()
+    reply = dora_client.post(
+        reverse("console:conversation_reply", args=[conversation.pk]), {"body": "hi"}
+    )
+    assert reply.status_code == 403
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+def test_transfer_to_a_colleague_closes_the_tab_and_leaves_a_private_note(
+    bob_client: Client, bob: Any, dora: Any, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    dora_membership = Membership.objects.get(user=dora)
+    response = _post(
+        bob_client,
+        "console:conversation_transfer",
+        conversation,
+        {"to": str(dora_membership.pk), "note": "she knows this caller"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == "ol:pane-gone"
+    assert _fresh(conversation).assigned_to_id == dora.pk
+    assert "she knows this caller" in ConversationNote.objects.get(kind="transfer").body
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+def test_transfer_to_another_organizations_member_is_not_a_choice(
+    bob_client: Client, bob: Any, charlie: Any, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    outsider = Membership.objects.get(user=charlie)
+    response = _post(bob_client, "console:conversation_transfer", conversation, {"to": outsider.pk})
+    assert response.status_code == 409
+    assert _fresh(conversation).assigned_to_id == bob.pk
+
+
+def test_close_with_wrap_up(bob_client: Client, conversation: Conversation) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    response = _post(bob_client, "console:conversation_close", conversation, {"wrap_up": "ok now"})
+    assert response.status_code == 200
+    assert _fresh(conversation).status == "closed"
+    assert ConversationNote.objects.get(kind="wrap_up").body == "ok now"
+    html = bob_client.get(reverse("console:conversation_pane", args=[conversation.pk])).content
+    assert b"This conversation is closed" in html and b"reply-body" not in html
+
+
+def test_supervisor_monitors_then_joins(
+    bob_client: Client, sue_client: Client, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    pane = sue_client.get(reverse("console:conversation_pane", args=[conversation.pk]))
+    html = pane.content.decode()
+    assert "Monitoring: read-only" in html and "reply-body" not in html
+    assert AuditEvent.objects.filter(action="conversation.monitor").exists()
+    joined = _post(sue_client, "console:conversation_join", conversation).content.decode()
+    assert "You joined" in joined and f'id="reply-body-{conversation.pk}"' in joined
+
+
+def test_counselor_cannot_join_or_take_over(
+    bob_client: Client, dora_client: Client, bob: Any, conversation: Conversation
+) -> None:
+    for name in ("console:conversation_join", "console:conversation_take_over"):
+        response = _post(dora_client, name, conversation)
+        assert response.status_code == 409, name
+        assert b"only supervisors and admins" in response.content.lower()
+
+
+def test_note_is_shown_as_staff_only_and_never_sent(
+    bob_client: Client, conversation: Conversation
+) -> None:
+    html = _post(
+        bob_client, "console:conversation_note", conversation, {"body": "sounded calmer"}
+    ).content.decode()
+    assert "sounded calmer" in html and "staff only" in html
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+    empty = _post(bob_client, "console:conversation_note", conversation, {"body": " "})
+    assert empty.status_code == 409
+
+
+def test_reply_to_waiting_conversation_assumes_it(
+    bob_client: Client, bob: Any, conversation: Conversation
+) -> None:
+    response = bob_client.post(
+        reverse("console:conversation_reply", args=[conversation.pk]), {"body": "I'm here"}
+    )
+    assert response.status_code == 302
+    assert _fresh(conversation).assigned_to_id == bob.pk
+
+
+def test_notice_names_who_and_inbox_never_the_text(
+    bob_client: Client, conversation: Conversation
+) -> None:
+    data = bob_client.get(reverse("console:conversation_notice", args=[conversation.pk])).json()
+    assert data == {
+        "conversation_id": conversation.pk,
+        "label": "+1 202-555-0187",
+        "inbox": "Main line",
+        "waiting": True,
+    }
+
+
+def test_export_csv_has_the_whole_history_escapes_formulas_and_is_audited(
+    alice_client: Client, alice: Any, text_in: Any, conversation: Conversation
+) -> None:
+    text_in('=HYPERLINK("http://evil")')
+    _post(alice_client, "console:conversation_note", conversation, {"body": "a note"})
+    response = alice_client.get(reverse("console:conversation_export_csv", args=[conversation.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["time", "type", "direction_or_kind", "author", "status", "text"]
+    texts = [r[5] for r in rows[1:]]
+    assert texts[0].startswith("Hi, is anyone there?")
+    assert '\'=HYPERLINK("http://evil")' in texts
+    assert rows[-1][1:4] == ["note", "Note", "alice@example.org"]
+    assert AuditEvent.objects.filter(action="conversation.export_csv", actor=alice).exists()
+
+
+def test_printable_page_is_audited(
+    alice_client: Client, alice: Any, conversation: Conversation
+) -> None:
+    response = alice_client.get(reverse("console:conversation_print", args=[conversation.pk]))
+    html = response.content.decode()
+    assert "Conversation with +1 202-555-0187" in html and "Hi, is anyone there?" in html
+    assert "window.print()" in html
+    assert AuditEvent.objects.filter(action="conversation.export_print", actor=alice).exists()
+
+
+def test_saved_replies_are_written_by_supervisors_and_filled_in_for_the_counselor(
+    sue_client: Client, bob_client: Client, bob: Any, org: Any, conversation: Conversation
+) -> None:
+    bob.display_name = "Bob"
+    bob.save()
+    response = sue_client.post(
+        reverse("console:saved_replies"),
+        {"name": "Greeting", "shortcut": "hi", "body": "Hi, I'm {counselor} from {organization}."},
+    )
+    assert response.status_code == 302
+    assert (
+        bob_client.post(
+            reverse("console:saved_replies"), {"name": "X", "shortcut": "x", "body": "x"}
+        ).status_code
+        == 403
+    )
+    html = bob_client.get(reverse("console:conversation_pane", args=[conversation.pk])).content
+    assert b'data-shortcut="hi"' in html
+    assert b"Hi, I&#x27;m Bob from Riverside Crisis Line." in html
+
+
+def test_saved_reply_shortcut_is_unique_and_scoped(
+    sue_client: Client, charlie_client: Client, org: Any
+) -> None:
+    SavedReply.objects.create(organization=org, name="A", shortcut="hi", body="a")
+    response = sue_client.post(
+        reverse("console:saved_replies"), {"name": "B", "shortcut": "hi", "body": "b"}
+    )
+    assert response.status_code == 422
+    assert b"already uses /hi" in response.content
+    mine = SavedReply.objects.get()
+    assert charlie_client.get(reverse("console:saved_reply", args=[mine.pk])).status_code == 404
+    assert charlie_client.post(
+        reverse("console:saved_reply_delete", args=[mine.pk])
+    ).status_code in (403, 404)
+    assert b"Greeting" not in charlie_client.get(reverse("console:saved_replies")).content
+    assert SavedReply.objects.count() == 1
+
+
+def test_preferences_switch_notifications_per_person(bob_client: Client, bob: Any) -> None:
+    response = bob_client.post(
+        reverse("console:preferences"), {"notify_new_conversation": "on", "notify_desktop": "on"}
+    )
+    assert response.status_code == 302
+    membership = Membership.objects.get(user=bob)
+    assert (
+        membership.notify_new_conversation,
+        membership.notify_desktop,
+        membership.notify_sound,
+    ) == (True, True, False)
+    page = bob_client.get(reverse("console:home")).content.decode()
+    assert 'data-notify-sound="0"' in page and 'data-notify-new="1"' in page
+
+
+def test_start_conversation_from_contacts_is_held_by_the_writer(
+    bob_client: Client, bob: Any, org: Any, sandbox_number: Any
+) -> None:
+    dana = Contact.objects.create(organization=org, phone="+12025550199", number_type="mobile")
+    response = bob_client.post(
+        reverse("console:contact_start", args=[dana.pk]),
+        {"number": str(sandbox_number.pk), "body": "Checking in as promised."},
+    )
+    assert response.status_code == 302
+    conversation = Conversation.objects.get(contact=dana)
+    assert (conversation.status, conversation.assigned_to_id) == ("active", bob.pk)
+
+
+def test_start_conversation_cannot_write_into_someone_elses(
+    bob_client: Client, dora_client: Client, conversation: Conversation, sandbox_number: Any
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    response = dora_client.post(
+        reverse("console:contact_start", args=[conversation.contact_id]),
+        {"number": str(sandbox_number.pk), "body": "hello"},
+    )
+    assert response.status_code == 422
+    assert b"has this conversation" in response.content
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+@pytest.mark.parametrize("view", ["waiting", "mine"])
+def test_pane_query_count_is_bounded(
+    bob_client: Client,
+    text_in: Any,
+    conversation: Conversation,
+    view: str,
+    django_assert_max_num_queries: Any,
+) -> None:
+    for i in range(20):
+        text_in(f"message {i}")
+    if view == "mine":
+        _post(bob_client, "console:conversation_assume", conversation)
+    with django_assert_max_num_queries(30):
+        response = bob_client.get(reverse("console:conversation_pane", args=[conversation.pk]))
+    assert response.content.decode().count('class="msg msg-in"') == 21

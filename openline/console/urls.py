@@ -33,6 +33,7 @@ urlpatterns: list[URLPattern] = [
     path("segments", views.segments, name="segments"),
     path("settings/", views.organization_settings, name="settings"),
     path("preferences/", views.preferences, name="preferences"),
+    path("team/", views.team, name="team"),
     path("saved-replies/", views.saved_replies, name="saved_replies"),
     path("saved-replies/<int:reply_id>/", views.saved_replies, name="saved_reply"),
     path(

@@ -128,3 +128,32 @@ def organization_update_texts(
             object_id=organization.pk,
         )
     return organization
+
+
+MAX_CONVERSATION_LIMIT = 50
+
+
+def organization_set_conversation_limits(
+    *, organization: Organization, actor_id: int, default: int, overrides: dict[int, int | None]
+) -> None:
+    """How many active conversations a counselor may hold: the organization's default and
+    per-person overrides (None = the default), keyed by membership id. Audited."""
+    for value in [default, *overrides.values()]:
+        if value is not None and not 1 <= value <= MAX_CONVERSATION_LIMIT:
+            raise ValidationError(f"limits must be between 1 and {MAX_CONVERSATION_LIMIT}")
+    members = Membership.objects.filter(organization=organization, pk__in=list(overrides))
+    if members.count() != len(overrides):
+        raise ValidationError("unknown member")
+    with transaction.atomic():
+        organization.max_conversations_per_counselor = default
+        organization.save(update_fields=["max_conversations_per_counselor"])
+        for member in members:
+            member.max_conversations = overrides[member.pk]
+            member.save(update_fields=["max_conversations"])
+        audit_record(
+            organization_id=organization.pk,
+            actor_id=actor_id,
+            action="organization.conversation_limits",
+            object_type="organization",
+            object_id=organization.pk,
+        )

@@ -29,6 +29,7 @@ GET_URLS = [
     ("console:conversation_print", "conversation"),
     ("console:queue", None),
     ("console:preferences", None),
+    ("console:team", None),
     ("console:saved_replies", None),
     ("console:segments", None),
     ("console:contacts", None),

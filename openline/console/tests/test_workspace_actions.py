@@ -285,3 +285,21 @@ def test_pane_query_count_is_bounded(
     with django_assert_max_num_queries(30):
         response = bob_client.get(reverse("console:conversation_pane", args=[conversation.pk]))
     assert response.content.decode().count('class="msg msg-in"') == 21
+
+
+def test_team_page_sets_default_and_personal_limits(
+    alice_client: Client, bob_client: Client, alice: Any, bob: Any, org: Any
+) -> None:
+    bob_membership = Membership.objects.get(user=bob)
+    assert bob_client.get(reverse("console:team")).status_code == 403
+    response = alice_client.post(
+        reverse("console:team"), {"default_limit": "3", f"limit_{bob_membership.pk}": "7"}
+    )
+    assert response.status_code == 302
+    bob_membership.refresh_from_db()
+    org.refresh_from_db()
+    assert (org.max_conversations_per_counselor, bob_membership.conversation_limit) == (3, 7)
+    assert Membership.objects.get(user=alice).conversation_limit == 3
+    bad = alice_client.post(reverse("console:team"), {"default_limit": "0"})
+    assert bad.status_code == 422 and b"between 1 and 50" in bad.content
+    assert AuditEvent.objects.filter(action="organization.conversation_limits").count() == 1

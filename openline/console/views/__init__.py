@@ -37,6 +37,7 @@ from openline.console.views.export import conversation_export_csv, conversation_
 from openline.console.views.inbox import home, inbox, queue
 from openline.console.views.preferences import preferences, saved_replies, saved_reply_remove
 from openline.console.views.settings import organization_settings
+from openline.console.views.team import team
 
 __all__ = [
     "contact_detail",
@@ -69,4 +70,5 @@ __all__ = [
     "saved_replies",
     "saved_reply_remove",
     "segments",
+    "team",
 ]

@@ -53,6 +53,7 @@ def demo_ensure() -> dict[str, object]:
                 display_name=f"Demo {role.capitalize()}",
             )
             users.append({"role": role, "email": email, "password": password})
+        _demo_saved_replies(org)
         path.write_text(json.dumps({"users": users}, indent=2))
         path.chmod(0o600)
         created = True
@@ -66,3 +67,19 @@ def demo_ensure() -> dict[str, object]:
         "number": number.e164 if number else None,
         "users": users,
     }
+
+
+DEMO_SAVED_REPLIES = [
+    ("Greeting", "hi", "Hi, this is {counselor} with {organization}. I'm here and listening."),
+    ("Check in", "checkin", "Are you safe right now?"),
+    ("Closing", "bye", "Thank you for reaching out to {organization}. Text us any time."),
+]
+
+
+def _demo_saved_replies(org: Organization) -> None:
+    from openline.console.models import SavedReply
+
+    SavedReply.objects.bulk_create(
+        SavedReply(organization=org, name=name, shortcut=shortcut, body=body)
+        for name, shortcut, body in DEMO_SAVED_REPLIES
+    )

@@ -208,6 +208,19 @@ def test_dropped_connection_catches_up_without_duplicates(
     expect(_row(counselor, "+1 202-555-0166")).to_have_count(1)
 
 
+def test_socket_reconnects_by_itself_after_a_drop(
+    live: dict[str, Any], bob: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    counselor.evaluate("window.OpenLine.dropConnection(false)")  # a blip, not held
+    counselor.wait_for_function("document.body.dataset.liveState === 'closed'")
+    counselor.wait_for_function("document.body.dataset.liveState === 'open'", timeout=5_000)
+    _text(live["phone"](sandbox_number, "+12025550122"), "after the blip")
+    expect(_row(counselor, "+1 202-555-0122")).to_have_count(1, timeout=LIVE)
+
+
 def test_phone_sized_screen_opens_one_conversation_with_a_way_back(
     live: dict[str, Any], bob: Any, sandbox_number: Any
 ) -> None:

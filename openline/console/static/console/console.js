@@ -305,7 +305,7 @@
   // curious) see the catch-up after a network blip.
   var paused = false;
   window.OpenLine = {
-    dropConnection: function () { paused = true; if (socket) socket.close(); },
+    dropConnection: function (hold) { paused = hold !== false; if (socket) socket.close(); },
     resumeConnection: function () { paused = false; connect(); }
   };
 

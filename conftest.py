@@ -254,6 +254,9 @@ def live_asgi(transactional_db: None) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     yield f"http://127.0.0.1:{port}"
+    from openline.core import realtime
+
+    realtime.shutdown()
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()

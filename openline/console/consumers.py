@@ -1,13 +1,15 @@
-"""The console's WebSocket: one per open console tab, joined to its organization's group.
+"""The console's WebSocket: one per open console tab.
 
 Events carry ids and states only, never message content; the browser fetches what it
 shows over HTTP, where every page checks access again. A subscription is checked like a
-page: signed in, a member of the organization, and each event filtered to what this
-member may see (``event_visible``)."""
+page: same Origin, signed in, a member of the organization (re-checked while connected),
+and each event filtered to what this member may see (``event_visible``). Events reach the
+socket through the process's organization hub (``console.hub``)."""
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,12 +17,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from openline.console import hub
 from openline.core.models import Membership
-from openline.core.realtime import org_group
 
 # Membership is checked again this often on a live connection, so a removed member stops
 # receiving events within a minute without a query per event.
-RECHECK_SECONDS = 60
+RECHECK_SECONDS = 60.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -56,7 +58,11 @@ def _membership(user_id: int) -> Membership | None:
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
-    group: str | None = None
+    # No channel of its own: events come through the process's hub, so a socket costs
+    # the channel layer nothing (no alias by this name exists, so Channels gives None).
+    channel_layer_alias = "openline-no-channel"
+    organization_id: int | None = None
+    recheck: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         if not same_origin(self.scope):
@@ -70,37 +76,41 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if membership is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self._remember(membership)
-        self.group = org_group(membership.organization_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-
-    def _remember(self, membership: Membership) -> None:
         self.user_id = membership.user_id
-        self.organization_id = membership.organization_id
         self.can_manage = membership.can_manage
-        self.checked_at = time.monotonic()
+        self.organization_id = membership.organization_id
+        # Subscribed before the browser hears "open": it then reloads what it shows, so
+        # nothing published while the page loaded is lost.
+        await hub.join(self.organization_id, self)
+        await self.accept()
+        self.recheck = asyncio.create_task(self._recheck())
 
     async def disconnect(self, code: int) -> None:
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.recheck is not None:
+            self.recheck.cancel()
+        if self.organization_id is not None:
+            await hub.leave(self.organization_id, self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The browser only listens; a ping keeps proxies from closing an idle socket."""
         if text_data == "ping":
             await self.send(text_data='{"events":[]}')
 
-    async def openline_event(self, message: dict[str, Any]) -> None:
-        if time.monotonic() - self.checked_at > RECHECK_SECONDS and not await self._still_member():
-            return
-        event = message["event"]
-        if event_visible(event, user_id=self.user_id, can_manage=self.can_manage):
-            await self.send(text_data=message["frame"])
+    def visible(self, event: dict[str, Any]) -> bool:
+        return event_visible(event, user_id=self.user_id, can_manage=self.can_manage)
 
-    async def _still_member(self) -> bool:
-        membership = await _membership(self.user_id)
-        if membership is None or membership.organization_id != self.organization_id:
-            await self.close(code=CLOSE_FORBIDDEN)
-            return False
-        self._remember(membership)
-        return True
+    async def deliver(self, frame: str) -> None:
+        await self.send(text_data=frame)
+
+    async def _recheck(self) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            membership = await _membership(self.user_id)
+            if membership is None or membership.organization_id != self.organization_id:
+                assert self.organization_id is not None
+                await hub.leave(self.organization_id, self)
+                self.organization_id = None
+                with contextlib.suppress(Exception):
+                    await self.close(code=CLOSE_FORBIDDEN)
+                return
+            self.can_manage = membership.can_manage

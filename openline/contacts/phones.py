@@ -49,6 +49,7 @@ def guess_number_type(e164: str) -> str:
     return _TYPES.get(phonenumbers.number_type(parsed), NumberType.UNKNOWN)
 
 
+@functools.lru_cache(maxsize=4096)
 def format_phone(e164: str) -> str:
     try:
         parsed = phonenumbers.parse(e164)

@@ -26,8 +26,9 @@ def org_group(organization_id: int) -> str:
 
 
 class _Publisher:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, private: bool = False) -> None:
         self.loop = loop
+        self.private = private
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
         self._ready = threading.Event()
         try:
@@ -42,8 +43,23 @@ class _Publisher:
 
     def _start(self) -> None:
         self.queue = asyncio.Queue()
-        self.loop.create_task(self._drain())
+        self.task = self.loop.create_task(self._drain())
         self._ready.set()
+
+    def stop(self) -> None:
+        """Cancel the drain task on its own loop (before that loop goes away)."""
+        if self.loop.is_closed():
+            return
+        done = threading.Event()
+
+        def cancel() -> None:
+            self.task.cancel()
+            self.task.add_done_callback(lambda _: done.set())
+
+        self.loop.call_soon_threadsafe(cancel)
+        done.wait(2)
+        if self.private:
+            self.loop.call_soon_threadsafe(self.loop.stop)
 
     async def _drain(self) -> None:
         from channels.layers import get_channel_layer
@@ -71,7 +87,18 @@ def set_server_loop(loop: asyncio.AbstractEventLoop) -> None:
     """The serving process publishes from its own loop (the in-memory layer lives there)."""
     global _publisher
     with _publisher_lock:
+        if _publisher is not None:
+            _publisher.stop()  # a pending task must not be left to the garbage collector
         _publisher = _Publisher(loop)
+
+
+def shutdown() -> None:
+    """Stop publishing from the current loop (a server about to stop, e.g. in tests)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is not None:
+            _publisher.stop()
+        _publisher = None
 
 
 def _get_publisher() -> _Publisher:
@@ -80,7 +107,7 @@ def _get_publisher() -> _Publisher:
         if _publisher is None or not _publisher.loop.is_running():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="openline-publish", daemon=True).start()
-            _publisher = _Publisher(loop)
+            _publisher = _Publisher(loop, private=True)
         return _publisher
 
 
@@ -97,7 +124,4 @@ def _send(organization_id: int, payload: dict[str, Any]) -> None:
     message = {"organization_id": organization_id, **payload}
     if _capture is not None:
         _capture.append(message)
-    # Serialised once here, not once per connected console.
-    frame = json.dumps({"events": [message]}, separators=(",", ":"))
-    envelope = {"type": "openline.event", "event": message, "frame": frame}
-    _get_publisher().put(org_group(organization_id), envelope)
+    _get_publisher().put(org_group(organization_id), {"type": "openline.event", "event": message})

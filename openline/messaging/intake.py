@@ -374,14 +374,17 @@ class IntakeRouter:
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
-        self._loop_known = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._loop_known:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # The serving loop publishes real-time events (the in-memory layer and the
+            # console hubs live on it). Checked per call: a restarted server has a new loop.
             from openline.core.realtime import set_server_loop
 
-            set_server_loop(asyncio.get_running_loop())
-            self._loop_known = True
+            set_server_loop(loop)
+            self._loop = loop
         if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
             match = HOOK_PATH.match(scope["path"])
             if match is None:

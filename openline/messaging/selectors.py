@@ -168,7 +168,7 @@ def queue_conversations(*, membership: Membership, filters: QueueFilter) -> Quer
     if filters.unread_only:
         conversations = conversations.filter(unread=True)
     latest = Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-created_at", "-id")
-    return conversations.select_related("contact", "number", "assigned_to").annotate(
+    return conversations.select_related("contact", "assigned_to").annotate(
         last_body=Subquery(latest.values("body")[:1]),
         last_direction=Subquery(latest.values("direction")[:1]),
     )

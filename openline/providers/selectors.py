@@ -18,6 +18,15 @@ def number_list(*, organization_id: int) -> QuerySet[Number]:
     )
 
 
+def number_choices(*, organization_id: int) -> QuerySet[Number]:
+    """Names and numbers only (for filters): no counts, no credentials to decrypt."""
+    return (
+        Number.objects.filter(organization_id=organization_id)
+        .only("id", "name", "e164", "is_active", "organization_id")
+        .order_by("-is_active", "id")
+    )
+
+
 def number_first(*, organization_id: int) -> Number | None:
     return (
         Number.objects.filter(organization_id=organization_id).order_by("-is_active", "id").first()

@@ -30,7 +30,6 @@
   document.addEventListener("htmx:afterSettle", function (e) {
     var box = scrollerFor(e.detail.target) || (e.detail.target && $(".thread-scroll", e.detail.target));
     if (box && stick[box.id] !== false) toBottom(box);
-    syncQueueView();
   });
   document.addEventListener("DOMContentLoaded", function () { $all(".thread-scroll").forEach(toBottom); });
 
@@ -81,9 +80,12 @@
   }
 
   // ---- the queue ---------------------------------------------------------------------
-  function syncQueueView() {
-    var queue = $("#queue"), input = $("#queue-view");
-    if (queue && input) input.value = queue.dataset.view;
+  // The filter form is the one source of what the list shows (view, page, inbox, search,
+  // unread): every change and every live update reloads the list from it, one request at
+  // a time, so an older answer never replaces a newer choice.
+  function setQueue(name, value) {
+    var input = $('#queue-filters [name="' + name + '"]');
+    if (input) input.value = value;
   }
   function queueParams() {
     var form = $("#queue-filters");
@@ -100,13 +102,35 @@
       if (again[key]) { again[key] = false; coalesced(key, run); }
     });
   }
-  var refreshQueue = debounce(function () {
+  function reloadQueue() {
     if (!$("#queue") || !window.htmx) return;
     coalesced("queue", function () {
       return htmx.ajax("GET", "/queue?" + queueParams(), { target: "#queue", swap: "outerHTML" });
     });
-  }, 60);
+  }
+  var refreshQueue = debounce(reloadQueue, 60);
   document.body.addEventListener("ol:queue-changed", refreshQueue);
+  document.addEventListener("click", function (e) {
+    var view = e.target.closest && e.target.closest("#queue nav a[data-view]");
+    var page = e.target.closest && e.target.closest("#queue .pagination a[data-page]");
+    if (!view && !page) return;
+    e.preventDefault();
+    if (view) { setQueue("view", view.dataset.view); setQueue("page", "1"); }
+    if (page) setQueue("page", page.dataset.page);
+    reloadQueue();
+  });
+  var searchChanged = debounce(reloadQueue, 250);
+  document.addEventListener("input", function (e) {
+    if (e.target.id === "id_q") { setQueue("page", "1"); searchChanged(); }
+  });
+  document.addEventListener("change", function (e) {
+    if (e.target.form && e.target.form.id === "queue-filters" && e.target.id !== "id_q") {
+      setQueue("page", "1"); reloadQueue();
+    }
+  });
+  document.addEventListener("submit", function (e) {
+    if (e.target.id === "queue-filters") { e.preventDefault(); setQueue("page", "1"); reloadQueue(); }
+  });
 
   // ---- workspace tabs ------------------------------------------------------------------
   function workspace() { return $("#pane-area"); }
@@ -187,11 +211,15 @@
       if (fresh && focused) fresh.focus();
     });
   }
-  function refreshPane(id) {
-    coalesced("pane-" + id, function () { return loadPane(id, true); });
-  }
-  function refreshThread(id) {
-    coalesced("thread-" + id, function () {
+  // A conversation's pane and thread refreshes share one queue, so an older answer can
+  // never land after a newer one; a whole-pane refresh covers a pending thread refresh.
+  var wantPane = {};
+  function refreshConversation(id, whole) {
+    if (whole) wantPane[id] = true;
+    coalesced("conversation-" + id, function () {
+      var pane = wantPane[id] && tabFor(id);
+      wantPane[id] = false;
+      if (pane) return loadPane(id, true);
       var thread = $("#thread-" + id);
       if (!thread || !window.htmx) return null;
       var slot = thread.closest(".pane-slot");
@@ -200,6 +228,8 @@
                        { target: "#thread-" + id, swap: "outerHTML" });
     });
   }
+  function refreshPane(id) { refreshConversation(id, true); }
+  function refreshThread(id) { refreshConversation(id, false); }
   document.body.addEventListener("ol:pane-gone", function (e) {
     var pane = e.target.closest && e.target.closest(".pane");
     if (!workspace()) { window.location = "/"; return; }
@@ -209,9 +239,6 @@
   });
 
   document.addEventListener("click", function (e) {
-    // Switching views: later live refreshes must ask for the new view.
-    var viewLink = e.target.closest && e.target.closest("#queue nav a[data-view]");
-    if (viewLink && $("#queue-view")) $("#queue-view").value = viewLink.dataset.view;
     var link = e.target.closest && e.target.closest("[data-open-conversation]");
     if (link && workspace() && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
       e.preventDefault();
@@ -223,6 +250,15 @@
     var close = e.target.closest && e.target.closest("[data-close-tab]");
     if (close) { closePane(close.dataset.closeTab); return; }
     if (e.target.closest && e.target.closest("[data-pane-back]") && workspace()) { activate(null); }
+  });
+
+  // Mark unread: by fetch, because a live list refresh may replace the button meanwhile.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.dataset || !form.dataset.markUnread) return;
+    e.preventDefault();
+    fetch(form.action, { method: "POST", headers: { "HX-Request": "true", "X-CSRFToken": csrf() } })
+      .then(function (r) { if (r.ok) toast("Marked unread."); refreshQueue(); });
   });
 
   // Assume from the list: exactly one of several people wins; the others are told who.
@@ -284,7 +320,8 @@
     socket.onopen = function () {
       var status = $("#live-status"); if (status) status.hidden = true;
       body.dataset.liveState = "open";
-      if (everConnected) catchUp();
+      // Also on the first open: whatever happened between rendering the page and now.
+      catchUp();
       everConnected = true; retry = 0;
     };
     socket.onmessage = function (m) {
@@ -360,11 +397,19 @@
     }
   });
 
+  // A slow safety net besides the socket, through the same per-conversation queue.
+  setInterval(function () {
+    $all(".thread[id^='thread-']").forEach(function (t) { refreshThread(t.id.slice(7)); });
+  }, 30000);
+
   // Your own reply always shows, and the box is ready for the next one.
   document.addEventListener("htmx:afterRequest", function (e) {
     var form = e.detail.elt;
     if (form && form.closest && form.tagName === "FORM" && form.closest(".reply-box") && e.detail.successful) {
       var pane = form.closest(".pane");
+      // The answer carried the thread; one more queued refresh makes sure nothing that was
+      // already in flight lands on top of it.
+      if (pane) refreshThread(pane.dataset.conversationId);
       if (pane) stick["thread-scroll-" + pane.dataset.conversationId] = true;
       setTimeout(function () {
         var area = pane && $(".reply-body", pane);
@@ -374,7 +419,6 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    syncQueueView();
     if (workspace()) {
       savedPanes().forEach(function (id) { openPane(id, null, true); });
       var first = $(".pane-tabs [data-tab]");

@@ -1,0 +1,128 @@
+"""Fan-out of an organization's events to this process's console sockets.
+
+One subscription per process and organization, not one per socket: each event crosses the
+channel layer (memory or Redis) once per process, then goes out to every local socket that
+may see it. Events arriving within one short tick travel together in one frame per
+socket, so a burst of texts costs each console a few frames rather than one per event,
+and identical frames are encoded once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+from openline.core.realtime import org_group
+
+logger = logging.getLogger(__name__)
+
+# How long the first event of a burst waits for company: well under the 100 ms budget.
+TICK_SECONDS = 0.01
+
+
+class Listener(Protocol):
+    def visible(self, event: dict[str, Any]) -> bool: ...
+
+    def deliver(self, frame: str) -> Awaitable[None]: ...
+
+
+class OrganizationHub:
+    def __init__(self, organization_id: int) -> None:
+        self.organization_id = organization_id
+        self.listeners: set[Listener] = set()
+        self.pending: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
+        self.channel: str | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        # The default prefix: channels-redis shares one receive loop per prefix.
+        self.channel = await layer.new_channel()
+        await layer.group_add(org_group(self.organization_id), self.channel)
+        self.tasks = [
+            asyncio.create_task(self._receive(layer)),
+            asyncio.create_task(self._fan_out()),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        layer = get_channel_layer()
+        if layer is not None and self.channel is not None:
+            await layer.group_discard(org_group(self.organization_id), self.channel)
+
+    async def _receive(self, layer: Any) -> None:
+        assert self.channel is not None
+        while True:
+            message = await layer.receive(self.channel)
+            if message.get("type") == "openline.event":
+                self.pending.append(message["event"])
+                self.arrived.set()
+
+    async def _fan_out(self) -> None:
+        while True:
+            await self.arrived.wait()
+            await asyncio.sleep(TICK_SECONDS)
+            self.arrived.clear()
+            events, self.pending = self.pending, []
+            try:
+                await self._send(events)
+            except Exception:  # one bad frame must not stop the organization's fan-out
+                logger.exception("console fan-out failed")
+
+    async def _send(self, events: list[dict[str, Any]]) -> None:
+        frames: dict[tuple[int, ...], str] = {}
+        sends = []
+        for listener in list(self.listeners):
+            shown = tuple(i for i, event in enumerate(events) if listener.visible(event))
+            if not shown:
+                continue
+            if shown not in frames:
+                frames[shown] = json.dumps(
+                    {"events": [events[i] for i in shown]}, separators=(",", ":")
+                )
+            sends.append(listener.deliver(frames[shown]))
+        # Together, so one slow connection does not hold up the others.
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                logger.info("a console socket could not take a frame: %r", result)
+
+
+# Per event loop (tests run several loops in one process), then per organization.
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, OrganizationHub]] = (
+    weakref.WeakKeyDictionary()
+)
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def join(organization_id: int, listener: Listener) -> None:
+    loop = asyncio.get_running_loop()
+    hubs = _hubs.setdefault(loop, {})
+    async with _locks.setdefault(loop, asyncio.Lock()):
+        hub = hubs.get(organization_id)
+        if hub is None:
+            hub = OrganizationHub(organization_id)
+            await hub.start()
+            hubs[organization_id] = hub
+    hub.listeners.add(listener)
+
+
+async def leave(organization_id: int, listener: Listener) -> None:
+    hubs = _hubs.get(asyncio.get_running_loop(), {})
+    hub = hubs.get(organization_id)
+    if hub is None:
+        return
+    hub.listeners.discard(listener)
+    if not hub.listeners:
+        del hubs[organization_id]
+        await hub.stop()

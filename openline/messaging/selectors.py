@@ -23,8 +23,8 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.expressions import RawSQL
 
+from openline.contacts.models import Contact
 from openline.core.models import Membership
 from openline.messaging.models import (
     Conversation,
@@ -190,35 +190,54 @@ def _with_unread(conversations: QuerySet[Conversation], user_id: int) -> QuerySe
     )
 
 
+# Search narrows to the best candidates first, each found through an index: contacts whose
+# name or number matches, and the conversations of the most recent matching messages.
+SEARCH_CONTACTS = 500
+SEARCH_MESSAGES = 2000
+
+
 def _search_q(organization_id: int, query: str) -> Q:
     """Contact name, phone digits, or words in any message (full-text, last word as a
     prefix so results narrow while typing)."""
     text = query.strip()[:100]
-    q = Q(contact__name__icontains=text)
+    who = Q(name__icontains=text)
     digits = re.sub(r"\D", "", text)
     if len(digits) >= 3 and len(digits) * 2 >= len(text.replace(" ", "")):
-        q |= Q(contact__phone__contains=digits)
+        who |= Q(phone__contains=digits)
+    contact_ids = list(
+        Contact.objects.filter(who, organization_id=organization_id).values_list("id", flat=True)[
+            :SEARCH_CONTACTS
+        ]
+    )
+    q = Q(contact_id__in=contact_ids)
     words = re.findall(r"\w+", text)[:8]
     if words:
         q |= Q(pk__in=_message_match(organization_id, words))
     return q
 
 
-def _message_match(organization_id: int, words: list[str]) -> RawSQL:
+def _message_match(organization_id: int, words: list[str]) -> list[int]:
+    """Conversations of the most recent messages containing all the words."""
     if connection.vendor == "postgresql":
         terms = " & ".join(words[:-1] + [words[-1] + ":*"])
-        return RawSQL(
+        sql = (
             "SELECT conversation_id FROM messaging_message WHERE organization_id = %s"
-            " AND to_tsvector('simple', body) @@ to_tsquery('simple', %s)",
-            [organization_id, terms],
+            " AND to_tsvector('simple', body) @@ to_tsquery('simple', %s)"
+            " ORDER BY id DESC LIMIT %s"
         )
-    terms = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
-    return RawSQL(
-        "SELECT m.conversation_id FROM messaging_message_fts f"
-        " JOIN messaging_message m ON m.id = f.rowid"
-        " WHERE messaging_message_fts MATCH %s AND m.organization_id = %s",
-        [terms.strip(), organization_id],
-    )
+        params: list[object] = [organization_id, terms, SEARCH_MESSAGES]
+    else:
+        terms = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        sql = (
+            "SELECT m.conversation_id FROM messaging_message_fts f"
+            " JOIN messaging_message m ON m.id = f.rowid"
+            " WHERE messaging_message_fts MATCH %s AND m.organization_id = %s"
+            " ORDER BY f.rowid DESC LIMIT %s"
+        )
+        params = [terms.strip(), organization_id, SEARCH_MESSAGES]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list({row[0] for row in cursor.fetchall()})
 
 
 def queue_counts(*, membership: Membership) -> dict[str, int]:

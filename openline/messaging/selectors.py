@@ -163,7 +163,8 @@ def queue_conversations(*, membership: Membership, filters: QueueFilter) -> Quer
     if filters.number_id:
         conversations = conversations.filter(number_id=filters.number_id)
     if filters.query.strip():
-        conversations = conversations.filter(_search_q(org_id, filters.query))
+        scope = _view_scope(view, membership)
+        conversations = conversations.filter(_search_q(org_id, filters.query, scope))
     conversations = _with_unread(conversations, membership.user_id)
     if filters.unread_only:
         conversations = conversations.filter(unread=True)
@@ -192,11 +193,30 @@ def _with_unread(conversations: QuerySet[Conversation], user_id: int) -> QuerySe
 
 # Search narrows to the best candidates first, each found through an index: contacts whose
 # name or number matches, and the conversations of the most recent matching messages.
-SEARCH_CONTACTS = 500
-SEARCH_MESSAGES = 2000
+SEARCH_CONTACTS = 300
+SEARCH_MESSAGES = 500
 
 
-def _search_q(organization_id: int, query: str) -> Q:
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Which conversations a view shows, for narrowing message matches to it."""
+
+    statuses: tuple[str, ...]
+    holder_id: int | None = None
+
+
+def _view_scope(view: str, membership: Membership) -> _Scope:
+    if view == "waiting":
+        return _Scope((ConversationStatus.WAITING,))
+    if view == "mine":
+        return _Scope((ConversationStatus.ACTIVE,), membership.user_id)
+    if view == "closed":
+        holder = None if membership.can_manage else membership.user_id
+        return _Scope((ConversationStatus.CLOSED,), holder)
+    return _Scope((ConversationStatus.WAITING, ConversationStatus.ACTIVE))
+
+
+def _search_q(organization_id: int, query: str, scope: _Scope) -> Q:
     """Contact name, phone digits, or words in any message (full-text, last word as a
     prefix so results narrow while typing)."""
     text = query.strip()[:100]
@@ -212,29 +232,38 @@ def _search_q(organization_id: int, query: str) -> Q:
     q = Q(contact_id__in=contact_ids)
     words = re.findall(r"\w+", text)[:8]
     if words:
-        q |= Q(pk__in=_message_match(organization_id, words))
+        q |= Q(pk__in=_message_match(organization_id, words, scope))
     return q
 
 
-def _message_match(organization_id: int, words: list[str]) -> list[int]:
-    """Conversations of the most recent messages containing all the words."""
+def _message_match(organization_id: int, words: list[str], scope: _Scope) -> list[int]:
+    """Conversations of the view's most recent messages containing all the words."""
+    in_view = f"c.status IN ({', '.join(['%s'] * len(scope.statuses))})"
+    view_params: list[object] = list(scope.statuses)
+    if scope.holder_id is not None:
+        in_view += " AND c.assigned_to_id = %s"
+        view_params.append(scope.holder_id)
     if connection.vendor == "postgresql":
         terms = " & ".join(words[:-1] + [words[-1] + ":*"])
-        sql = (
-            "SELECT conversation_id FROM messaging_message WHERE organization_id = %s"
-            " AND to_tsvector('simple', body) @@ to_tsquery('simple', %s)"
-            " ORDER BY id DESC LIMIT %s"
+        head = (
+            "SELECT m.conversation_id FROM messaging_message m"
+            " JOIN messaging_conversation c ON c.id = m.conversation_id"
+            " WHERE m.organization_id = %s"
+            " AND to_tsvector('simple', m.body) @@ to_tsquery('simple', %s)"
         )
-        params: list[object] = [organization_id, terms, SEARCH_MESSAGES]
+        order = "ORDER BY m.id DESC LIMIT %s"
+        params: list[object] = [organization_id, terms, *view_params, SEARCH_MESSAGES]
     else:
         terms = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
-        sql = (
+        head = (
             "SELECT m.conversation_id FROM messaging_message_fts f"
             " JOIN messaging_message m ON m.id = f.rowid"
+            " JOIN messaging_conversation c ON c.id = m.conversation_id"
             " WHERE messaging_message_fts MATCH %s AND m.organization_id = %s"
-            " ORDER BY f.rowid DESC LIMIT %s"
         )
-        params = [terms.strip(), organization_id, SEARCH_MESSAGES]
+        order = "ORDER BY f.rowid DESC LIMIT %s"
+        params = [terms.strip(), organization_id, *view_params, SEARCH_MESSAGES]
+    sql = f"{head} AND {in_view} {order}"  # noqa: S608 (in_view holds placeholders only)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list({row[0] for row in cursor.fetchall()})

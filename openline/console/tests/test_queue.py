@@ -260,3 +260,17 @@ def test_queue_fragment_without_htmx_redirects_to_the_workspace(alice_client: Cl
 def test_list_flags_consent_review(alice_client: Client, text_in: Any) -> None:
     conversation = text_in("please stop texting me")
     assert "Consent review" in _row(_queue(alice_client), conversation.pk)
+
+
+def test_message_search_is_limited_within_the_view_not_across_views(
+    alice_client: Client, alice: Any, sandbox_number: Any, monkeypatch: Any
+) -> None:
+    """Search keeps the most recent matching messages only; they are counted inside the
+    view, so newer matches elsewhere never hide the view's own."""
+    from openline.messaging import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_MESSAGES", 1)
+    start = timezone.now() - dt.timedelta(days=2)
+    closed = _conversations(sandbox_number, 1, start=start, status="closed", assigned_to=alice)
+    _conversations(sandbox_number, 1, status="active", assigned_to=alice, prefix="n")
+    assert _ids(_queue(alice_client, view="closed", q="answer")) == [closed[0].pk]

@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run setup test test-sqlite test-postgres lint bench clean browsers
+.PHONY: run setup test test-sqlite test-postgres lint bench bench-console clean browsers
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -44,6 +44,11 @@ lint: setup
 bench: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install -y wrk"; exit 2; }
 	$(BIN)/python bench/inbound.py
+
+# Console list views on 100k conversations / 1M messages, and webhook-to-WebSocket latency.
+# wrk is only needed when no bench/results/inbound-*.json gives the rate (see bench/README.md).
+bench-console: setup
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) node_modules var/test-*

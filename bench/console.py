@@ -806,8 +806,10 @@ def measure_lists(
         """(status, rows, bytes)."""
         params = case["params"]
         if mode == "view":
-            url = case.get("path", "/queue") + "?" + urlencode(params)
-            resp = clients[case["as"]].get(url, headers={"HX-Request": "true"})
+            path = case.get("path", "/queue")
+            # htmx's header: without it /queue redirects to the full page.
+            headers = {"HX-Request": "true"} if path == "/queue" else {}
+            resp = clients[case["as"]].get(path + "?" + urlencode(params), headers=headers)
             body = resp.content
             return resp.status_code, body.count(ROW_MARK), len(body)
         filters = QueueFilter(
@@ -826,6 +828,9 @@ def measure_lists(
         out[case["name"]] = {"url": url, "as": case["as"], "times": [], "bad": []}
         for _ in range(warmup):
             run(case)
+    # CPU while timing: this process vs. everything else on the machine ("other": another
+    # job takes cores from this one and makes the figures noisy).
+    wall0, busy0, own0 = time.monotonic(), inbound._busy_ticks(), time.process_time()
     for _ in range(requests):
         for case in cases:
             t0 = time.perf_counter()
@@ -836,6 +841,16 @@ def measure_lists(
             entry["status"], entry["rows"], entry["bytes"] = status, rows, size
             if status != 200 and len(entry["bad"]) < 3:
                 entry["bad"].append(status)
+    wall = time.monotonic() - wall0
+    busy = (inbound._busy_ticks() - busy0) / inbound.TICK
+    own = time.process_time() - own0
+    cpus = os.cpu_count() or 1
+    cpu = {
+        "wall_s": round(wall, 1),
+        "bench_s": round(own, 1),
+        "other_s": round(max(0.0, busy - own), 1),
+        "other_pct": round(100 * max(0.0, busy - own) / (wall * cpus), 1) if wall else 0.0,
+    }
     # One more request each with the queries captured. Django's per-query time on SQLite
     # stops at the first row (the rest is computed while the rows are fetched), so every
     # SELECT is run again here with all rows fetched (best of 3): that shows which query
@@ -877,7 +892,7 @@ def measure_lists(
         times = entry.pop("times")
         entry["ms"] = dist_ms(times, (50, 95, 99))
         entry["ok"] = entry["status"] == 200 and not entry["bad"] and entry["rows"] > 0
-    return out
+    return {"cases": out, "cpu": cpu}
 
 
 def run_lists(args: argparse.Namespace) -> dict[str, Any]:
@@ -967,13 +982,14 @@ def run_lists(args: argparse.Namespace) -> dict[str, Any]:
         )
         t0 = time.monotonic()
         result["mode"] = mode
-        result["cases"] = measure_lists(
+        measured = measure_lists(
             users=seed_info["users"],
             terms=seed_info["search"],
             requests=args.list_requests,
             warmup=args.list_warmup,
             mode=mode,
         )
+        result["cases"], result["cpu"] = measured["cases"], measured["cpu"]
         result["measure_s"] = round(time.monotonic() - t0, 1)
     finally:
         connections.close_all()
@@ -1378,6 +1394,11 @@ def measure_baseline(
 ) -> dict[str, Any]:
     """The bare baseline's best req/s, measured as bench/inbound.py does (its app, wrk,
     inbound.lua, c=8/32/64), only with shorter phases when asked."""
+    if not Path(inbound.WRK).exists():
+        raise RuntimeError(
+            "no bench/results/inbound-*.json to take the rate from, and measuring the baseline"
+            " needs wrk (apt-get install -y wrk); or pass --rate"
+        )
     port = inbound.free_port()
     server = inbound.Server(
         "baseline",
@@ -1556,7 +1577,9 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
                 db, since=time.monotonic(), timeout=args.catch_up_timeout
             )
             result["drain"] = client.wait_deliveries(
-                before + connected * sent["acked_200"], stall=args.stall, timeout=args.drain_timeout
+                connected * (warm_sent["acked_200"] + sent["acked_200"]),
+                stall=args.stall,
+                timeout=args.drain_timeout,
             )
             result["cpu"] = meter.stop()
             log(
@@ -1589,6 +1612,11 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
         log(f"  realtime part failed: {result['error']}")
         if server is not None:
             result["server_log_tail"] = server.tail()
+            code = server.proc.poll() if server.proc else None
+            if code is not None:
+                # Died under us: a crash, the OOM killer, or someone's `pkill openline`.
+                result["server_exit"] = code
+                log(f"  the server had exited with {code} (negative: killed by that signal)")
         if client is not None:
             result["client_log_tail"] = client.tail()
     finally:
@@ -1598,6 +1626,12 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
             client.stop()
         if server is not None:
             server.stop()
+            with contextlib.suppress(OSError):
+                text = server.log_path.read_text(errors="replace")
+                # The in-memory layer's group_send swallows ChannelFull (a dropped event for
+                # one socket); only sends still pending at shutdown get logged.
+                result["server_channel_full"] = text.count("exception=ChannelFull(")
+                result["server_errors"] = text.count(" ERROR ")
         if args.keep:
             log(f"  kept {var_dir}")
         else:
@@ -1756,6 +1790,12 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
 
 def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
     log("\n=== OpenLine console benchmark ===")
+    code = results.get("code", {})
+    changes = code.get("openline_changes") or []
+    log(
+        f"code: {code.get('commit')}"
+        + (f" + {len(changes)} uncommitted change(s) under openline/" if changes else "")
+    )
     lists = results.get("lists")
     if lists is not None and "seed" in lists:
         s = lists["seed"]
@@ -1781,7 +1821,7 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
         )
         head = (
             f"{'case':<28} {'as':<9} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'rows':>5}"
-            f" {'status':>6} {'queries':>7} {'slowest q ms':>12}"
+            f" {'status':>6} {'queries':>7} {'SQL ms':>7} {'slowest q ms':>12}"
         )
         log(head)
         log("-" * len(head))
@@ -1790,8 +1830,19 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
             log(
                 f"{name:<28} {c['as']:<9} {fmt(c['ms']['p50'], 1):>8} {fmt(c['ms']['p95'], 1):>8}"
                 f" {fmt(c['ms']['max'], 1):>8} {c['rows']:>5} {c['status']:>6}"
-                f" {c['queries']['count']:>7} {fmt(c['queries']['slowest_ms'], 1):>12}{flag}"
+                f" {c['queries']['count']:>7} {fmt(c['queries']['sql_ms'], 1):>7}"
+                f" {fmt(c['queries']['slowest_ms'], 1):>12}{flag}"
             )
+        log(
+            "SQL ms: the request's queries re-run with every row fetched (Django's own query"
+            " time stops at the first row on SQLite); the rest of p50 is Python (ORM, template)"
+        )
+        cpu = lists.get("cpu", {})
+        log(
+            f"CPU while timing: this process {cpu.get('bench_s')} s of {cpu.get('wall_s')} s,"
+            f" other {cpu.get('other_s')} s ({cpu.get('other_pct')}% of all CPUs: another job"
+            " on the machine; above a few percent the figures are noisy)"
+        )
     rt = results.get("realtime")
     if rt is not None:
         rate = rt.get("rate", {})
@@ -1802,6 +1853,18 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
         )
         if "error" in rt:
             log(f"  FAILED: {rt['error']}")
+        warm = rt.get("warmup")
+        if warm:
+            d = warm["deliveries"]
+            log(
+                f"  warm-up: {warm['sent']} webhooks; {d['count']:,} of {d['target']:,} frames"
+                f" arrived after {d['waited_s']} s"
+                + (
+                    ""
+                    if d["reached"]
+                    else " (NOT drained: its backlog overlaps the measured phase)"
+                )
+            )
         send = rt.get("send", {})
         if send.get("sent"):
             log(
@@ -1822,6 +1885,13 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
             log(
                 f"  until the last of the sessions had it: p50 {last['p50']} ms, p99"
                 f" {last['p99']} ms, max {last['max']} ms"
+            )
+            drain = rt.get("drain", {})
+            log(
+                f"  waited {drain.get('waited_s')} s for the last frames after processing caught"
+                f" up (until none came for --stall s, at most --drain-timeout s); server log:"
+                f" {rt.get('server_errors', 0)} ERROR lines, {rt.get('server_channel_full', 0)}"
+                " ChannelFull"
             )
             log(
                 f"  deliveries {lat['delivered']:,} of {lat['expected_deliveries']:,} expected"
@@ -1872,6 +1942,24 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
     )
 
 
+def code_state() -> dict[str, Any]:
+    """Which code was measured: the commit, and openline/ files changed since (read-only git)."""
+
+    def git(*args: str) -> str:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+            )
+            return out.stdout.strip()
+        return ""
+
+    changed = git("status", "--porcelain", "--", "openline")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "openline_changes": [line.strip() for line in changed.splitlines()],
+    }
+
+
 def main() -> int:  # noqa: C901
     if len(sys.argv) > 2 and sys.argv[1] == "_ws-client":
         return ws_client_main(sys.argv[2])
@@ -1897,7 +1985,9 @@ def main() -> int:  # noqa: C901
     g.add_argument("--rate", type=float, help="webhooks/s (default: half the sustained rate)")
     g.add_argument("--ws-duration", type=float, default=20.0, help="seconds of paced webhooks")
     g.add_argument("--ws-warmup", type=float, default=3.0)
-    g.add_argument("--send-connections", type=int, default=16)
+    g.add_argument(
+        "--send-connections", type=int, default=32, help="keep-alive connections (as wrk -c32)"
+    )
     g.add_argument(
         "--stall",
         type=float,
@@ -1935,6 +2025,7 @@ def main() -> int:  # noqa: C901
         },
         "settings": {k: v for k, v in vars(args).items()},
         "targets": {"list_p95_ms": TARGET_LIST_P95_MS, "ws_p99_ms": TARGET_WS_P99_MS},
+        "code": code_state(),
     }
     # Part 2 first: part 1 sets up Django in this process for the seeded database.
     if args.part in ("all", "realtime"):

@@ -162,6 +162,9 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        # Console frames are small JSON; compressing each one for every socket costs
+        # more CPU than the bytes it saves.
+        ws_per_message_deflate=False,
     )
     if not args.json:
         print(f"OpenLine is running on http://{args.host}:{port}  (Ctrl-C stops it)", flush=True)

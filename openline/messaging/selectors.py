@@ -63,26 +63,6 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     ).order_by("created_at", "id")
 
 
-def inbox_conversations(
-    *, organization_id: int, number_id: int, status: str = ""
-) -> QuerySet[Conversation]:
-    """One number's conversations, newest first, each with its last message's body and
-    direction annotated (two correlated subqueries, so a page is one query)."""
-    latest = Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-created_at", "-id")
-    conversations = (
-        Conversation.objects.filter(organization_id=organization_id, number_id=number_id)
-        .select_related("contact")
-        .annotate(
-            last_body=Subquery(latest.values("body")[:1]),
-            last_direction=Subquery(latest.values("direction")[:1]),
-        )
-        .order_by("-last_message_at", "-id")
-    )
-    if status:
-        conversations = conversations.filter(status=status)
-    return conversations
-
-
 def conversation_queryset(*, organization_id: int) -> QuerySet[Conversation]:
     return Conversation.objects.filter(organization_id=organization_id).select_related(
         "contact", "number", "assigned_to"
@@ -139,31 +119,19 @@ def queue_conversations(*, membership: Membership, filters: QueueFilter) -> Quer
     this user) and the last message's body and direction. Counselors get no "all" view and
     see only the closed conversations they held."""
     org_id = membership.organization_id
-    conversations = Conversation.objects.filter(organization_id=org_id)
     view = filters.view if filters.view in QUEUE_VIEWS else "waiting"
     if view == "all" and not membership.can_manage:
         view = "waiting"
-    if view == "waiting":
-        conversations = conversations.filter(status=ConversationStatus.WAITING).order_by(
-            "created_at", "id"
-        )
-    elif view == "mine":
-        conversations = conversations.filter(
-            assigned_to_id=membership.user_id, status=ConversationStatus.ACTIVE
-        ).order_by("-last_message_at", "-id")
-    elif view == "closed":
-        conversations = conversations.filter(status=ConversationStatus.CLOSED)
-        if not membership.can_manage:
-            conversations = conversations.filter(assigned_to_id=membership.user_id)
-        conversations = conversations.order_by("-last_message_at", "-id")
-    else:
-        conversations = conversations.exclude(status=ConversationStatus.CLOSED).order_by(
-            "-last_message_at", "-id"
-        )
+    scope = _view_scope(view, membership)
+    conversations = Conversation.objects.filter(organization_id=org_id, status__in=scope.statuses)
+    if scope.holder_id is not None:
+        conversations = conversations.filter(assigned_to_id=scope.holder_id)
+    # The queue is served oldest first; the other views show the latest activity first.
+    order = ("created_at", "id") if view == "waiting" else ("-last_message_at", "-id")
+    conversations = conversations.order_by(*order)
     if filters.number_id:
         conversations = conversations.filter(number_id=filters.number_id)
     if filters.query.strip():
-        scope = _view_scope(view, membership)
         conversations = conversations.filter(_search_q(org_id, filters.query, scope))
     conversations = _with_unread(conversations, membership.user_id)
     if filters.unread_only:
@@ -199,7 +167,7 @@ SEARCH_MESSAGES = 500
 
 @dataclass(frozen=True, slots=True)
 class _Scope:
-    """Which conversations a view shows, for narrowing message matches to it."""
+    """Which conversations a view shows (also used to narrow message matches to it)."""
 
     statuses: tuple[str, ...]
     holder_id: int | None = None

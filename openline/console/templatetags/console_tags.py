@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
 
 from django import template
-from django.utils import timezone
-from django.utils.formats import date_format
 
 from openline.contacts.models import ConsentSource, Contact
 from openline.contacts.phones import format_phone
@@ -23,20 +20,6 @@ CONSENT_LABELS = {
 def phone(value: str) -> str:
     """+12025550142 -> +1 202-555-0142."""
     return format_phone(value) if value else ""
-
-
-@register.filter
-def when(value: datetime | None) -> str:
-    """Short time in the active (organization's) zone: the time today, else the date."""
-    if value is None:
-        return ""
-    local = timezone.localtime(value)
-    today = timezone.localdate()
-    if local.date() == today:
-        return date_format(local, "g:i A")
-    if local.year == today.year:
-        return date_format(local, "M j")
-    return date_format(local, "M j, Y")
 
 
 @register.filter

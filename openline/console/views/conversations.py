@@ -24,7 +24,13 @@ from openline.console.forms import (
 from openline.console.selectors import saved_replies_for
 from openline.console.services import conversation_review_consent
 from openline.console.templatetags.console_tags import who
-from openline.console.views.common import HISTORY_LIMIT, MAX_COUNTED_CHARS, console_view, is_htmx
+from openline.console.views.common import (
+    HISTORY_LIMIT,
+    MAX_COUNTED_CHARS,
+    console_view,
+    is_htmx,
+    sentence,
+)
 from openline.contacts.selectors import consent_history, consent_state
 from openline.core.models import Membership, Organization
 from openline.core.services import audit_record
@@ -252,8 +258,9 @@ def _pane_response(
 
 
 def _sentence(exc: Exception) -> str:
-    text = str(exc)
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    """A refusal shown on its own (not beside a field) reads as a full sentence."""
+    text = sentence(exc)
+    return text if text.endswith(".") else text + "."
 
 
 def _action(

@@ -49,8 +49,8 @@ def test_conversation_page_shows_thread_contact_and_reply_box(
     assert "Unknown" in html  # number type (NANP numbers are not classified)
     assert "No consent recorded" in html
     assert _reply_textarea(html) == "enabled"
-    assert 'hx-trigger="ol:refresh"' in html  # refreshed on live events
-    assert reverse("console:conversation_thread", args=[conversation.pk]) in html
+    # refreshed on live events by console.js, which asks for changes since this version
+    assert f'id="thread-{conversation.pk}"' in html and "data-version=" in html
 
 
 def test_opening_a_conversation_is_audited(
@@ -247,9 +247,13 @@ def test_consent_review_rejects_unknown_decision(alice_client: Client, text_in: 
 
 
 def _poll_url(html: str) -> str:
-    match = re.search(r'id="thread-\d+" class="thread"[^>]*?\s+hx-get="([^"]+)"', html)
+    """The refresh console.js asks for: the thread's changes since the version on screen."""
+    match = re.search(
+        r'id="thread-(\d+)" class="thread" data-version="([^"]+)" data-state="([^"]+)"', html
+    )
     assert match
-    return match.group(1).replace("&amp;", "&")
+    pk, version, state = match.groups()
+    return reverse("console:conversation_thread", args=[pk]) + f"?v={version}&s={state}"
 
 
 def test_thread_poll_is_204_until_something_changes(

@@ -338,3 +338,46 @@ def test_saved_reply_by_shortcut_and_from_the_menu(
     counselor.locator(".pane .saved-replies").select_option(label="Resources (/res)")
     expect(box).to_have_value("Hi, I'm Bob.Riverside Crisis Line can help.")
     expect(counselor.locator(".pane .segment-counter")).to_contain_text("1 segment")
+
+
+def test_a_slow_refresh_of_one_conversation_does_not_hold_up_another(
+    live: dict[str, Any], bob: Any, sandbox_number: Any
+) -> None:
+    """Every list and conversation refreshes on its own: while one conversation's refresh
+    hangs, a text in another open conversation still shows, and the hung one lands once
+    its answer comes. (htmx keeps one request lock per source element and keeps only the
+    last queued request, so refreshes that shared a lock could silently drop each other.)"""
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    first, second = (live["phone"](sandbox_number, s) for s in ("+12025550171", "+12025550172"))
+    _text(first, "one")
+    _text(second, "two")
+    ids = []
+    for label in ("+1 202-555-0171", "+1 202-555-0172"):
+        _row(counselor, label).get_by_role("button", name="Assume").click()
+        pane = counselor.locator(".pane:visible")
+        expect(pane.locator(".pane-head")).to_contain_text(label, timeout=LIVE)
+        ids.append(pane.get_attribute("data-conversation-id"))
+    counselor.click("#queue nav a[data-view=mine]")
+    expect(_row(counselor, "+1 202-555-0172")).to_be_visible()
+    held: list[Any] = []
+    counselor.route(f"**/conversations/{ids[0]}/thread?*", lambda route: held.append(route))
+
+    _text(first, "first, answered slowly")
+    for _ in range(LIVE // 50):  # route handlers run while playwright waits
+        if held:
+            break
+        counselor.wait_for_timeout(50)
+    assert held, "the first conversation's refresh was never asked for"
+
+    _text(second, "second, while the first hangs")
+    threads = [counselor.locator(f"#thread-{i}") for i in ids]
+    expect(threads[1]).to_contain_text("second, while the first hangs", timeout=LIVE)
+    expect(_row(counselor, "+1 202-555-0172")).to_contain_text("second, while", timeout=LIVE)
+    assert "first, answered slowly" not in (threads[0].text_content() or "")
+
+    for route in held:
+        route.continue_()
+    counselor.unroute(f"**/conversations/{ids[0]}/thread?*")
+    expect(threads[0]).to_contain_text("first, answered slowly", timeout=LIVE)

@@ -93,6 +93,9 @@
   }
   // One refresh at a time per target; events that arrive meanwhile fold into one more
   // refresh after it, so the last state always lands and bursts cost two requests.
+  // Each refresh names its target as its htmx source: htmx keeps one request lock per
+  // source element (the body when none is named) and drops all but the last queued
+  // request, so a shared lock would let a list refresh swallow a thread refresh.
   var running = {}, again = {};
   function coalesced(key, run) {
     if (running[key]) { again[key] = true; return; }
@@ -105,7 +108,7 @@
   function reloadQueue() {
     if (!$("#queue") || !window.htmx) return;
     coalesced("queue", function () {
-      return htmx.ajax("GET", "/queue?" + queueParams(), { target: "#queue", swap: "outerHTML" });
+      return htmx.ajax("GET", "/queue?" + queueParams(), { source: "#queue", target: "#queue", swap: "outerHTML" });
     });
   }
   var refreshQueue = debounce(reloadQueue, 60);
@@ -225,7 +228,7 @@
       var slot = thread.closest(".pane-slot");
       var read = (!slot || !slot.hidden) && !document.hidden ? "&read=1" : "";
       return htmx.ajax("GET", "/conversations/" + id + "/thread?v=" + thread.dataset.version + "&s=" + thread.dataset.state + read,
-                       { target: "#thread-" + id, swap: "outerHTML" });
+                       { source: thread, target: thread, swap: "outerHTML" });
     });
   }
   function refreshPane(id) { refreshConversation(id, true); }

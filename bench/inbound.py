@@ -226,6 +226,19 @@ def _pid_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime, all threads
 
 
+def _with_children(pids: set[int]) -> set[int]:
+    """The servers and their child processes (`openline run` starts a worker child)."""
+    found = set(pids)
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                children = {int(child) for child in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            found |= _with_children(children)
+    return found
+
+
 class CpuMeter:
     """Machine-wide busy CPU during a phase, split into the server(s), wrk, this script and
     everything else ("other": another job on the machine makes every figure noisy)."""
@@ -233,7 +246,7 @@ class CpuMeter:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
         self.busy = _busy_ticks()
-        self.servers = {pid: _pid_ticks(pid) for pid in SERVER_PIDS}
+        self.servers = {pid: _pid_ticks(pid) for pid in _with_children(SERVER_PIDS)}
         self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.me = resource.getrusage(resource.RUSAGE_SELF)
 

@@ -137,15 +137,22 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
     import uvicorn
     from django.conf import settings
 
+    from openline.core import bridge
     from openline.core.scheduler import Scheduler
     from openline.core.worker import TaskWorker
     from openline.messaging.processing import InboundProcessor, enable_redis_wake
 
     threads: list[Any] = []
-    if worker:
-        # Background threads share the interpreter with the event loop: hand it back the
-        # GIL every millisecond (default 5) so acknowledgements do not queue behind them.
-        sys.setswitchinterval(0.001)
+    child = None
+    # The intake writer thread shares the interpreter with the event loop: switch every
+    # millisecond (default 5) so neither waits long for the other.
+    sys.setswitchinterval(0.001)
+    if worker and not getattr(args, "one_process", False):
+        # Inbound processing, tasks and the scheduler run in a child process on the other
+        # core; this one only serves (core.bridge).
+        child = bridge.start_worker_child()
+        scheduler = False
+    elif worker:
         threads += [InboundProcessor(), TaskWorker()]
     elif settings.REDIS_URL:
         enable_redis_wake()
@@ -177,13 +184,15 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
             thread.stop()
         for thread in threads:
             thread.join(timeout=5)
+        if child is not None:
+            child.stop()
     if not args.json:
         print("OpenLine stopped.", flush=True)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Web + worker + scheduler in one process (the embedded profile)."""
+    """Web, worker and scheduler (the embedded profile): a web process and a worker child."""
     return _serve(args, worker=True, scheduler=True)
 
 
@@ -191,8 +200,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     return _serve(args, worker=False, scheduler=False)
 
 
-def _wait_forever(threads: list[Any]) -> int:
-    stop = threading.Event()
+def _wait_forever(threads: list[Any], stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     for thread in threads:
@@ -206,10 +215,20 @@ def _wait_forever(threads: list[Any]) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from openline.core import bridge
+    from openline.core import worker as tasks
+    from openline.core.scheduler import Scheduler
     from openline.core.worker import TaskWorker
+    from openline.messaging import processing
     from openline.messaging.processing import InboundProcessor
 
-    return _wait_forever([InboundProcessor(), TaskWorker()])
+    threads: list[Any] = [InboundProcessor(), TaskWorker()]
+    stop = threading.Event()
+    if args.attached is not None:  # the worker child of `openline run`
+        threads.append(Scheduler())
+        wakes = {bridge.WAKE_INBOUND: processing._wake, bridge.WAKE_TASK: tasks._wake}
+        bridge.attach_to_parent(args.attached, wakes, on_close=stop.set)
+    return _wait_forever(threads, stop)
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -264,13 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "create or update the database")
     add("demo", cmd_demo, "create the demo organization unless it exists")
     for name, fn, text in (
-        ("run", cmd_run, "web + worker + scheduler in one process"),
+        ("run", cmd_run, "web, worker and scheduler: the embedded profile"),
         ("web", cmd_web, "web server only (scaled-out profile)"),
     ):
         p = add(name, fn, text)
         p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=None)
-    add("worker", cmd_worker, "task worker and inbound processor")
+        if name == "run":
+            p.add_argument(
+                "--one-process",
+                action="store_true",
+                help="run the worker as threads of the web process (default: a child process)",
+            )
+    p = add("worker", cmd_worker, "task worker and inbound processor")
+    p.add_argument("--attached", type=int, default=None, help=argparse.SUPPRESS)
     add("scheduler", cmd_scheduler, "periodic work (one per deployment)")
     return parser
 

@@ -1,16 +1,95 @@
-"""SQLite has one writer at a time. Inside one process, threads that write take turns here
-instead of sleeping in SQLite's busy handler (which backs off up to 100 ms), and webhook
-intake goes first: an acknowledgement waits on it, background processing does not.
+"""SQLite has one writer at a time. Writers take turns here instead of sleeping in SQLite's
+busy handler (which backs off up to 100 ms and lets a writer in a tight loop win every
+time), and webhook intake goes first: an acknowledgement waits on it, background
+processing does not.
+
+Two levels, because `openline run` writes from two processes (web and worker child):
+threads of one process queue on a condition, and processes take an exclusive ``flock`` on
+a small file next to the database. That file is also shared memory (``mmap``): the intake
+writer sets a flag while it wants or holds the lock, and the intake publishes how many
+webhooks wait for their answer. Background writers in any process wait until neither
+holds (up to MAX_YIELD_SECONDS, so they are never starved) before they queue.
 
 On PostgreSQL writers do not exclude each other, so the gate lets everyone through."""
 
 from __future__ import annotations
 
+import fcntl
+import mmap
+import os
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from django.conf import settings
 from django.db import connection
+
+MAX_YIELD_SECONDS = 0.2
+# Webhooks waiting for their answer from which the intake counts as busy: a few are
+# normal traffic (background work goes on), more mean a burst (it waits).
+BUSY_IN_FLIGHT = 4
+# SQLite's own automatic checkpoint runs at 1,000 pages (about 4 MB).
+WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024
+YIELD_POLL_SECONDS = 0.0005
+
+
+class _ProcessLock:
+    """The cross-process part: an flock, and shared memory holding an 'intake writer is
+    waiting' byte and the number of webhooks in flight (uint32 at offset 4)."""
+
+    SIZE = 8
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(fd).st_size < self.SIZE:
+            os.ftruncate(fd, self.SIZE)
+        self.fd = fd
+        self.flag = mmap.mmap(fd, self.SIZE)
+
+    def acquire(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def set_urgent(self, on: bool) -> None:
+        self.flag[0] = 1 if on else 0
+
+    def urgent(self) -> bool:
+        return self.flag[0] == 1
+
+    def set_in_flight(self, count: int) -> None:
+        struct.pack_into("<I", self.flag, 4, max(0, count))
+
+    def busy(self) -> bool:
+        return self.flag[0] == 1 or struct.unpack_from("<I", self.flag, 4)[0] >= BUSY_IN_FLIGHT
+
+
+class _NoProcessLock(_ProcessLock):
+    def __init__(self) -> None:
+        pass
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def set_urgent(self, on: bool) -> None:
+        pass
+
+    def urgent(self) -> bool:
+        return False
+
+    def set_in_flight(self, count: int) -> None:
+        pass
+
+    def busy(self) -> bool:
+        return False
 
 
 class WriteGate:
@@ -18,21 +97,56 @@ class WriteGate:
         self._cond = threading.Condition()
         self._busy = False
         self._urgent_waiting = 0
+        self._process_lock: _ProcessLock | None = None
+        self._process_lock_for: str | None = None
+        self._no_autocheckpoint: Any = None
+
+    def _shared(self) -> _ProcessLock | None:
+        """The database's process lock, opened on first use (the name is final by then,
+        also in tests, where the test database replaces it before any test runs)."""
+        if self._process_lock_for is None:
+            with self._cond:
+                if self._process_lock_for is None:
+                    database = settings.DATABASES["default"]
+                    name = str(database["NAME"])
+                    sqlite = database["ENGINE"] == "django.db.backends.sqlite3"
+                    # An in-memory database lives in one process.
+                    if sqlite and not name.startswith((":memory:", "file:")):
+                        self._process_lock = _ProcessLock(f"{name}-gate")
+                    self._process_lock_for = name
+        return self._process_lock
+
+    def intake_busy(self) -> bool:
+        """Whether webhooks wait for an answer or the intake writer wants the database,
+        in any process."""
+        shared = self._shared()
+        return shared is not None and shared.busy()
+
+    def note_in_flight(self, count: int) -> None:
+        """The intake (event loop) says how many webhooks wait for their answer."""
+        shared = self._shared()
+        if shared is not None:
+            shared.set_in_flight(count)
 
     @contextmanager
     def urgent(self) -> Iterator[None]:
         if connection.vendor != "sqlite":
             yield
             return
+        shared = self._shared() or _NoProcessLock()
+        shared.set_urgent(True)
         with self._cond:
             self._urgent_waiting += 1
             while self._busy:
                 self._cond.wait()
             self._urgent_waiting -= 1
             self._busy = True
+        shared.acquire()
         try:
             yield
         finally:
+            shared.release()
+            shared.set_urgent(False)
             self._release()
 
     @contextmanager
@@ -40,14 +154,39 @@ class WriteGate:
         if connection.vendor != "sqlite":
             yield
             return
+        shared = self._shared() or _NoProcessLock()
+        deadline = time.monotonic() + MAX_YIELD_SECONDS
+        while shared.busy() and time.monotonic() < deadline:
+            time.sleep(YIELD_POLL_SECONDS)
         with self._cond:
             while self._busy or self._urgent_waiting:
                 self._cond.wait()
             self._busy = True
+        shared.acquire()
         try:
             yield
         finally:
+            shared.release()
             self._release()
+
+    def urgent_connection_setup(self) -> None:
+        """The intake writer's connection never checkpoints the WAL itself: copying pages
+        into the database file would stall acknowledgements. Background processing does it
+        (``checkpoint``), off the write lock, on the other core."""
+        if connection.vendor != "sqlite":
+            return
+        connection.ensure_connection()
+        if self._no_autocheckpoint is not connection.connection:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
+            self._no_autocheckpoint = connection.connection
+        wal = f"{settings.DATABASES['default']['NAME']}-wal"
+        try:
+            large = os.stat(wal).st_size > WAL_CHECKPOINT_BYTES * 8
+        except OSError:
+            large = False
+        if large:  # nobody has checkpointed for a long while: do it here after all
+            checkpoint(force=True)
 
     def _release(self) -> None:
         with self._cond:
@@ -56,3 +195,21 @@ class WriteGate:
 
 
 write_gate = WriteGate()
+
+
+def checkpoint(*, force: bool = False) -> None:
+    """Copy the WAL into the database file when it has grown (PASSIVE: it waits for
+    neither readers nor writers)."""
+    if connection.vendor != "sqlite":
+        return
+    if not force:
+        try:
+            if (
+                os.stat(f"{settings.DATABASES['default']['NAME']}-wal").st_size
+                < WAL_CHECKPOINT_BYTES
+            ):
+                return
+        except OSError:
+            return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -19,6 +20,13 @@ logger = logging.getLogger(__name__)
 
 # Test hook: when set, events go here (after a JSON round trip) as well.
 _capture: list[dict[str, Any]] | None = None
+# In `openline run`'s worker child, committed events go to the web process (core.bridge).
+_forward: Callable[[dict[str, Any]], None] | None = None
+
+
+def forward_to(send: Callable[[dict[str, Any]], None] | None) -> None:
+    global _forward
+    _forward = send
 
 
 def org_group(organization_id: int) -> str:
@@ -122,6 +130,14 @@ def publish_on_commit(*, organization_id: int, event: dict[str, Any]) -> None:
 
 def _send(organization_id: int, payload: dict[str, Any]) -> None:
     message = {"organization_id": organization_id, **payload}
+    if _forward is not None:
+        _forward(message)
+    else:
+        fan_out(organization_id, message)
+
+
+def fan_out(organization_id: int, message: dict[str, Any]) -> None:
+    """Hand a committed event to the channel layer (also for events the worker child sent)."""
     if _capture is not None:
         _capture.append(message)
     _get_publisher().put(org_group(organization_id), {"type": "openline.event", "event": message})

@@ -14,6 +14,8 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from openline.core import bridge
+
 logger = logging.getLogger(__name__)
 
 _wake = threading.Event()
@@ -21,6 +23,7 @@ _wake = threading.Event()
 
 def _on_enqueued(**kwargs: object) -> None:
     _wake.set()
+    bridge.wake(bridge.WAKE_TASK)
 
 
 task_enqueued.connect(_on_enqueued, dispatch_uid="openline-worker-wake")

@@ -126,6 +126,7 @@ class InboundWriter:
     def _write_batch(self, batch: list[_Row]) -> None:
         try:
             close_old_connections()
+            write_gate.urgent_connection_setup()
             with write_gate.urgent(), transaction.atomic():
                 new_keys = _insert_events([row.values for row in batch])
         except Exception as exc:
@@ -140,6 +141,10 @@ class InboundWriter:
             new_keys.discard(key)  # the same id twice in one batch: only the first is new
             return (_set_result, row.future, is_new)
 
+        if new_keys:
+            from openline.messaging.processing import wake
+
+            wake()  # once per batch, before anyone is answered
         _answer(batch, outcome)
 
 
@@ -279,6 +284,7 @@ def requests_in_flight() -> int:
 async def handle_hook(scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
     global _in_flight
     _in_flight += 1
+    write_gate.note_in_flight(_in_flight)
     try:
         status, content_type, body = await _handle(scope, receive, match)
     except HttpError as exc:
@@ -288,6 +294,7 @@ async def handle_hook(scope: Scope, receive: Receive, send: Send, match: re.Matc
         status, content_type, body = 503, "text/plain", b"temporarily unavailable; retry"
     finally:
         _in_flight -= 1
+        write_gate.note_in_flight(_in_flight)
     await _respond(send, status, body, content_type)
 
 
@@ -349,9 +356,6 @@ async def _handle_inbound(
         "received_at": timezone.now(),
     }
     await writer.write(values)
-    from openline.messaging.processing import wake
-
-    wake()
     content_type, body = provider.inbound_ack()
     return 200, content_type, body
 

@@ -1,6 +1,7 @@
-"""Runs inbound processing next to intake. In the embedded profile intake wakes the
-processor thread directly (no polling delay); a separate worker process is woken through
-Redis when REDIS_URL is set, and otherwise polls every POLL_SECONDS."""
+"""Runs inbound processing. Intake wakes the processor after each committed batch: a thread
+of the same process directly, the worker child of `openline run` over its socket
+(core.bridge), a separate `openline worker` through Redis when REDIS_URL is set; otherwise
+it polls every POLL_SECONDS."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
+from openline.core import bridge
+from openline.core.dbgate import checkpoint, write_gate
 from openline.messaging.intake import requests_in_flight
 
 logger = logging.getLogger(__name__)
@@ -18,7 +21,7 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # Events per write transaction: fewer while webhooks in this process wait for an answer,
 # since the intake writer may have to wait for the transaction to end.
-QUIET_BATCH, BUSY_BATCH = 50, 25
+QUIET_BATCH, BUSY_BATCH = 50, 20
 # Webhooks waiting for their answer above which processing starts to yield the
 # interpreter, and at which it yields as long as its batch took (numbers from bench/).
 YIELD_FROM, YIELD_FULL_AT = 16, 40
@@ -30,6 +33,7 @@ _wake = threading.Event()
 def wake() -> None:
     """Intake calls this after an event is durably written."""
     _wake.set()
+    bridge.wake(bridge.WAKE_INBOUND)
     if settings.REDIS_URL and _redis_publisher is not None:
         try:
             _redis_publisher.publish(WAKE_CHANNEL, b"1")
@@ -64,10 +68,12 @@ class InboundProcessor(threading.Thread):
             try:
                 while not self.stopping.is_set():
                     started = time.monotonic()
-                    limit = QUIET_BATCH if requests_in_flight() == 0 else BUSY_BATCH
+                    limit = BUSY_BATCH if write_gate.intake_busy() else QUIET_BATCH
                     if not inbound_process_pending(limit):
                         break
+                    checkpoint()  # the intake writer leaves this to us
                     self._yield_to_intake(time.monotonic() - started)
+                checkpoint()
             except Exception:
                 logger.exception("inbound processing loop error")
             finally:

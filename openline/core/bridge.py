@@ -1,0 +1,176 @@
+"""`openline run` on two cores: the web process serves HTTP and WebSockets; a worker child
+process runs inbound processing, tasks and the scheduler. Background work then never
+competes with acknowledgements and live updates for one interpreter.
+
+One AF_UNIX SEQPACKET socket pair joins them (message boundaries, in order, nothing lost):
+
+- web -> worker: one-byte wake-ups, ``i`` (inbound events were written) and ``t`` (a task
+  was enqueued), so the child starts at once instead of at its next poll. A wake-up that
+  finds the socket full is dropped: one already waiting does the same job.
+- worker -> web: real-time events as JSON, fanned out by the web process (the in-memory
+  channel layer and the console hub live there).
+
+If the worker dies, the web process starts another one after a short pause; if the web
+process goes away, the worker sees the socket close and stops."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+WAKE_INBOUND, WAKE_TASK = b"i", b"t"
+MAX_MESSAGE = 64 * 1024
+RESTART_PAUSE_SECONDS = 1.0
+
+
+class WorkerChild:
+    """The web process's side: starts, watches and stops the worker child."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread = threading.Thread(
+            target=self._supervise, name="openline-worker-link", daemon=True
+        )
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(True)
+        cmd = [sys.executable, "-m", "openline.cli", "worker", "--attached", str(theirs.fileno())]
+        proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))  # noqa: S603 (our own argv)
+        theirs.close()
+        with self._lock:
+            self._sock, self._proc = ours, proc
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            sock, proc = self._sock, self._proc
+            assert sock is not None and proc is not None
+            self._read_events(sock)  # returns when the child closes its end
+            code = proc.wait()
+            sock.close()
+            if self._stopping.is_set():
+                return
+            logger.error("the worker process stopped (exit code %s); starting another", code)
+            if self._stopping.wait(RESTART_PAUSE_SECONDS):
+                return
+            self._spawn()
+            wake(WAKE_INBOUND)  # whatever arrived meanwhile is waiting in the database
+            wake(WAKE_TASK)
+
+    def _read_events(self, sock: socket.socket) -> None:
+        from openline.core import realtime
+
+        while True:
+            try:
+                data = sock.recv(MAX_MESSAGE)
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                message = json.loads(data)
+                realtime.fan_out(message["organization_id"], message)
+            except Exception:
+                logger.exception("bad event from the worker process")
+
+    def wake(self, kind: bytes) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        # Full: a wake-up is already waiting. Closed: restarting, and it wakes on start.
+        with contextlib.suppress(OSError):
+            sock.send(kind, socket.MSG_DONTWAIT)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+
+_child: WorkerChild | None = None
+
+
+def start_worker_child() -> WorkerChild:
+    global _child
+    _child = WorkerChild()
+    _child.start()
+    return _child
+
+
+def wake(kind: bytes) -> None:
+    """Tell the worker child there is work (no-op unless this process started one)."""
+    if _child is not None:
+        _child.wake(kind)
+
+
+# --- the worker child's side ------------------------------------------------------------
+
+_parent: socket.socket | None = None
+_send_lock = threading.Lock()
+
+
+def attach_to_parent(fd: int, on_wake: dict[bytes, Any], on_close: Any) -> None:
+    """Called in the worker child: wake-ups set the given events, real-time events go to
+    the web process, and ``on_close`` runs when the web process goes away."""
+    global _parent
+    from openline.core import realtime
+
+    _parent = socket.socket(fileno=fd)
+    realtime.forward_to(_send_event)
+
+    def listen() -> None:
+        assert _parent is not None
+        while True:
+            try:
+                data = _parent.recv(MAX_MESSAGE)
+            except OSError:
+                data = b""
+            if not data:
+                on_close()
+                return
+            event = on_wake.get(data[:1])
+            if event is not None:
+                event.set()
+
+    threading.Thread(target=listen, name="openline-parent-link", daemon=True).start()
+
+
+def _send_event(message: dict[str, Any]) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if len(data) > MAX_MESSAGE or _parent is None:
+        logger.error("real-time event not forwarded: %s", message.get("type"))
+        return
+    try:
+        with _send_lock:
+            _parent.send(data)  # one message, whole or not at all
+    except OSError:
+        logger.warning("real-time event lost: the web process is gone")

@@ -1,0 +1,155 @@
+"""The pieces that let `openline run` use two processes: the socket link between the web
+process and its worker child, and the SQLite write gate shared across processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from openline.core import bridge, dbgate, realtime
+
+
+@pytest.fixture
+def link() -> Any:
+    web, worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    inbound, task, closed = threading.Event(), threading.Event(), threading.Event()
+    bridge.attach_to_parent(
+        os.dup(worker.fileno()),
+        {bridge.WAKE_INBOUND: inbound, bridge.WAKE_TASK: task},
+        on_close=closed.set,
+    )
+    worker.close()
+    try:
+        yield {"web": web, "inbound": inbound, "task": task, "closed": closed}
+    finally:
+        realtime.forward_to(None)
+        if bridge._parent is not None:
+            bridge._parent.shutdown(socket.SHUT_RDWR)
+            bridge._parent.close()
+        bridge._parent = None
+        web.close()
+
+
+def test_wake_ups_reach_the_worker_and_events_reach_the_web_process(link: Any) -> None:
+    web = link["web"]
+    child = bridge.WorkerChild()
+    child._sock = web  # the web process's end, as _spawn leaves it
+    child.wake(bridge.WAKE_TASK)
+    assert link["task"].wait(2) and not link["inbound"].is_set()
+    child.wake(bridge.WAKE_INBOUND)
+    assert link["inbound"].wait(2)
+
+    # In the worker, a committed event goes over the link instead of to a channel layer.
+    realtime._send(7, {"type": "message.created", "conversation_id": 3})
+    received = web.recv(bridge.MAX_MESSAGE)
+    assert received == b'{"organization_id":7,"type":"message.created","conversation_id":3}'
+
+    # The web process hands what it reads to its own fan-out.
+    captured: list[dict[str, Any]] = []
+    realtime._capture = captured
+    reader = threading.Thread(target=child._read_events, args=(web,))
+    try:
+        reader.start()
+        realtime._send(7, {"type": "message.status", "message_id": 9})
+        deadline = time.monotonic() + 2
+        while not captured and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        realtime._capture = None
+        bridge._parent.shutdown(socket.SHUT_RDWR)  # the worker end goes: the reader returns
+        reader.join(2)
+    assert captured == [{"organization_id": 7, "type": "message.status", "message_id": 9}]
+    assert not reader.is_alive()
+
+
+def test_the_worker_stops_when_the_web_process_goes_away(link: Any) -> None:
+    link["web"].close()
+    assert link["closed"].wait(2)
+
+
+def test_a_wake_up_to_a_full_or_closed_link_is_dropped_not_raised() -> None:
+    web, worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child = bridge.WorkerChild()
+    child._sock = web
+    for _ in range(10_000):  # far more than the socket buffer holds
+        child.wake(bridge.WAKE_INBOUND)
+    worker.close()
+    child.wake(bridge.WAKE_INBOUND)
+    web.close()
+    child.wake(bridge.WAKE_INBOUND)
+
+
+def test_the_process_lock_excludes_another_process_and_shares_its_flags(tmp_path: Path) -> None:
+    path = tmp_path / "db-gate"
+    ours = dbgate._ProcessLock(str(path))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(path)!r}, os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(0.5)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        ours.acquire()
+        waited = time.monotonic() - started
+        ours.release()
+    finally:
+        holder.wait(5)
+    assert waited >= 0.3  # blocked until the other process let go
+
+    theirs = dbgate._ProcessLock(str(path))  # another process's view of the same memory
+    assert not theirs.busy()
+    ours.set_urgent(True)
+    assert theirs.urgent() and theirs.busy()
+    ours.set_urgent(False)
+    ours.set_in_flight(dbgate.BUSY_IN_FLIGHT)
+    assert theirs.busy() and not theirs.urgent()
+    ours.set_in_flight(0)
+    assert not theirs.busy()
+
+
+@pytest.mark.django_db
+def test_background_writers_wait_while_webhooks_wait_for_an_answer() -> None:
+    if connection.vendor != "sqlite":
+        # PostgreSQL writers do not exclude each other: no shared lock, nobody waits.
+        assert dbgate.write_gate._shared() is None
+        started = time.monotonic()
+        with dbgate.write_gate.background(), dbgate.write_gate.urgent():
+            assert time.monotonic() - started < 0.05
+        return
+    shared = dbgate.write_gate._shared()
+    assert shared is not None
+    other = dbgate._ProcessLock(shared.path)  # the web process, as the worker sees it
+    other.set_in_flight(dbgate.BUSY_IN_FLIGHT)
+    threading.Timer(0.05, other.set_in_flight, args=(0,)).start()
+    started = time.monotonic()
+    with dbgate.write_gate.background():
+        waited = time.monotonic() - started
+    assert 0.04 <= waited < dbgate.MAX_YIELD_SECONDS
+
+    # Never clears: the background writer is not starved.
+    other.set_in_flight(dbgate.BUSY_IN_FLIGHT + 1)
+    try:
+        started = time.monotonic()
+        with dbgate.write_gate.background():
+            waited = time.monotonic() - started
+    finally:
+        other.set_in_flight(0)
+    assert dbgate.MAX_YIELD_SECONDS * 0.9 <= waited < dbgate.MAX_YIELD_SECONDS + 1

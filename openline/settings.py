@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "openline.providers",
     "openline.messaging",
     "openline.console",
+    "openline.chat",
 ]
 
 MIDDLEWARE = [

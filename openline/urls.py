@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from openline.api.api import api
+from openline.chat import views as chat_views
 from openline.core.views import healthz
 
 urlpatterns = [
@@ -14,5 +15,8 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
     path("sandbox/", include("openline.providers.sandbox.urls")),
+    path("widget.js", chat_views.widget_js, name="chat_widget_js"),
+    path("chat/<str:public_id>/config", chat_views.widget_config, name="chat_config"),
+    path("chat/<str:public_id>/start", chat_views.chat_start, name="chat_start"),
     path("", include("openline.console.urls")),
 ]

@@ -34,6 +34,7 @@ urlpatterns: list[URLPattern] = [
     path("settings/", views.organization_settings, name="settings"),
     path("preferences/", views.preferences, name="preferences"),
     path("team/", views.team, name="team"),
+    path("chat-settings/", views.chat_settings, name="chat_settings"),
     path("saved-replies/", views.saved_replies, name="saved_replies"),
     path("saved-replies/<int:reply_id>/", views.saved_replies, name="saved_reply"),
     path(

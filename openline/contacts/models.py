@@ -20,7 +20,7 @@ TEXTABLE_TYPES = frozenset({NumberType.MOBILE, NumberType.UNKNOWN})
 class Contact(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     name = models.CharField(max_length=200, blank=True)
-    phone = models.CharField(max_length=20, help_text="E.164")
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164; empty for chat visitors")
     number_type = models.CharField(
         max_length=10, choices=NumberType.choices, default=NumberType.UNKNOWN
     )
@@ -30,7 +30,12 @@ class Contact(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "phone"], name="uniq_contact_phone")
+            # Web-chat visitors have no phone number (phone="").
+            models.UniqueConstraint(
+                fields=["organization", "phone"],
+                condition=~models.Q(phone=""),
+                name="uniq_contact_phone",
+            )
         ]
         indexes = [models.Index(fields=["organization", "name"])]
 
@@ -42,6 +47,8 @@ class Contact(models.Model):
         """The name, else the number written the way people read it."""
         from openline.contacts.phones import format_phone
 
+        if not self.phone:
+            return self.name or f"Web visitor {self.pk}"
         return self.name or format_phone(self.phone)
 
     @property

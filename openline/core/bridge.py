@@ -86,7 +86,7 @@ class WorkerChild:
                 return
             try:
                 message = json.loads(data)
-                realtime.fan_out(message["organization_id"], message)
+                realtime.fan_out(message["group"], message["envelope"])
             except Exception:
                 logger.exception("bad event from the worker process")
 
@@ -167,7 +167,7 @@ def attach_to_parent(fd: int, on_wake: dict[bytes, Any], on_close: Any) -> None:
 def _send_event(message: dict[str, Any]) -> None:
     data = json.dumps(message, separators=(",", ":")).encode()
     if len(data) > MAX_MESSAGE or _parent is None:
-        logger.error("real-time event not forwarded: %s", message.get("type"))
+        logger.error("real-time event not forwarded: %s", message["envelope"]["event"].get("type"))
         return
     try:
         with _send_lock:

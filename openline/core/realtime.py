@@ -124,20 +124,31 @@ def publish_on_commit(*, organization_id: int, event: dict[str, Any]) -> None:
 
     ``event`` must contain ids and plain values only; it is JSON-encoded here so an
     unserialisable event fails where it is created, not in a consumer."""
-    payload = json.loads(json.dumps(event))
-    transaction.on_commit(lambda: _send(organization_id, payload))
+    message = {"organization_id": organization_id, **json.loads(json.dumps(event))}
+    envelope = {"type": "openline.event", "event": message}
+    transaction.on_commit(lambda: _send(org_group(organization_id), envelope))
 
 
-def _send(organization_id: int, payload: dict[str, Any]) -> None:
-    message = {"organization_id": organization_id, **payload}
+def chat_group(conversation_id: int) -> str:
+    return f"chat-{conversation_id}"
+
+
+def publish_to_visitor_on_commit(*, conversation_id: int, event: dict[str, Any]) -> None:
+    """Queue ``event`` for the web-chat visitor of one conversation (their own messages and
+    the counselor's replies: content goes to that one socket only)."""
+    envelope = {"type": "chat.event", "event": json.loads(json.dumps(event))}
+    transaction.on_commit(lambda: _send(chat_group(conversation_id), envelope))
+
+
+def _send(group: str, envelope: dict[str, Any]) -> None:
     if _forward is not None:
-        _forward(message)
+        _forward({"group": group, "envelope": envelope})
     else:
-        fan_out(organization_id, message)
+        fan_out(group, envelope)
 
 
-def fan_out(organization_id: int, message: dict[str, Any]) -> None:
+def fan_out(group: str, envelope: dict[str, Any]) -> None:
     """Hand a committed event to the channel layer (also for events the worker child sent)."""
     if _capture is not None:
-        _capture.append(message)
-    _get_publisher().put(org_group(organization_id), {"type": "openline.event", "event": message})
+        _capture.append(envelope["event"])
+    _get_publisher().put(group, envelope)

@@ -46,7 +46,10 @@ def char_name(char: str) -> str:
 
 @register.filter
 def who(contact: Contact) -> str:
-    """A contact's name, else their number formatted for reading."""
+    """A contact's name, else their number formatted for reading (web-chat visitors have
+    none: "Web visitor <id>")."""
+    if not contact.phone:
+        return contact.label
     return contact.name or format_phone(contact.phone)
 
 

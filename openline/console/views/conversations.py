@@ -39,7 +39,7 @@ from openline.messaging.models import Conversation, ConversationStatus
 from openline.messaging.segments import count_segments
 from openline.messaging.services import assignment
 from openline.messaging.services.assignment import Access, AssignmentError
-from openline.messaging.services.outbound import Refusal, SendRefused, send_refusal
+from openline.messaging.services.outbound import Refusal, SendRefused, reply_refusal
 
 P = ParamSpec("P")
 ConversationView = Callable[Concatenate[HttpRequest, Organization, Conversation, Access, P], Any]
@@ -111,7 +111,7 @@ def _conversation_context(
     pane_notice: str = "",
 ) -> dict[str, Any]:
     contact = conversation.contact
-    refusal = send_refusal(contact=contact)
+    refusal = reply_refusal(conversation)
     org_id = conversation.organization_id
     state = consent_state(organization_id=org_id, phone=contact.phone)
     history = consent_history(organization_id=org_id, phone=contact.phone)
@@ -211,7 +211,7 @@ def conversation_thread(
     or the review flag changed, the banner, consent panel and reply box are swapped out of
     band too (the typed draft is kept by hx-preserve)."""
     version = selectors.thread_version(conversation=conversation)
-    state_key = _state_key(conversation, send_refusal(contact=conversation.contact))
+    state_key = _state_key(conversation, reply_refusal(conversation))
     seen_state = request.GET.get("s")
     changed = False
     if request.GET.get("read") == "1":

@@ -3,6 +3,7 @@ process and its worker child, and the SQLite write gate shared across processes.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -49,9 +50,10 @@ def test_wake_ups_reach_the_worker_and_events_reach_the_web_process(link: Any) -
     assert link["inbound"].wait(2)
 
     # In the worker, a committed event goes over the link instead of to a channel layer.
-    realtime._send(7, {"type": "message.created", "conversation_id": 3})
-    received = web.recv(bridge.MAX_MESSAGE)
-    assert received == b'{"organization_id":7,"type":"message.created","conversation_id":3}'
+    event = {"organization_id": 7, "type": "message.created", "conversation_id": 3}
+    realtime._send("org-7", {"type": "openline.event", "event": event})
+    received = json.loads(web.recv(bridge.MAX_MESSAGE))
+    assert received == {"group": "org-7", "envelope": {"type": "openline.event", "event": event}}
 
     # The web process hands what it reads to its own fan-out.
     captured: list[dict[str, Any]] = []
@@ -59,7 +61,8 @@ def test_wake_ups_reach_the_worker_and_events_reach_the_web_process(link: Any) -
     reader = threading.Thread(target=child._read_events, args=(web,))
     try:
         reader.start()
-        realtime._send(7, {"type": "message.status", "message_id": 9})
+        event = {"organization_id": 7, "type": "message.status", "message_id": 9}
+        realtime._send("org-7", {"type": "openline.event", "event": event})
         deadline = time.monotonic() + 2
         while not captured and time.monotonic() < deadline:
             time.sleep(0.01)

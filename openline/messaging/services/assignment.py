@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from openline.contacts.models import Contact
 from openline.core.models import Membership, User
-from openline.core.realtime import publish_on_commit
+from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
 from openline.messaging.models import (
+    Channel,
     Conversation,
     ConversationNote,
     ConversationParticipant,
@@ -200,7 +201,23 @@ def conversation_close(
     _refresh(conversation)
     _note(conversation, membership.user_id, NoteKind.WRAP_UP, wrap_up.strip())
     _publish(conversation, "conversation.closed", previous=holder)
+    if conversation.channel == Channel.CHAT:  # the visitor's widget moves on to the survey
+        publish_to_visitor_on_commit(
+            conversation_id=conversation.pk, event={"type": "ended", "by": "counselor"}
+        )
     return conversation
+
+
+def conversation_close_by_visitor(*, conversation_id: int) -> None:
+    """A web-chat visitor ended the chat (call inside a transaction)."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.status == ConversationStatus.CLOSED:
+        return
+    holder = conversation.assigned_to_id
+    conversation.status, conversation.closed_at = ConversationStatus.CLOSED, timezone.now()
+    conversation.save(update_fields=["status", "closed_at"])
+    _note(conversation, None, NoteKind.EVENT, "The visitor ended the chat.")
+    _publish(conversation, "conversation.closed", previous=holder)
 
 
 def _require_supervisor(membership: Membership) -> None:

@@ -14,9 +14,10 @@ from openline.contacts.models import ConsentSource, Contact
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.selectors import consent_state
 from openline.contacts.services import consent_record_opt_out, contact_get_or_create
-from openline.core.realtime import publish_on_commit
+from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
 from openline.messaging.models import (
     STATUS_RANK,
+    Channel,
     Conversation,
     ConversationStatus,
     Direction,
@@ -75,6 +76,21 @@ def send_refusal(
             "this person asked not to be texted; automated messages stay off until "
             "someone reviews the request",
         )
+    return None
+
+
+def reply_refusal(conversation: Conversation) -> Refusal | None:
+    """Why a reply into ``conversation`` may not go now: for texts the person's consent,
+    for web chat whether the visitor's chat is still open."""
+    if conversation.channel != Channel.CHAT:
+        return send_refusal(contact=conversation.contact)
+    from openline.chat.models import ChatSession
+
+    ended = not ChatSession.objects.filter(
+        conversation_id=conversation.pk, ended_at__isnull=True
+    ).exists()
+    if ended or conversation.status == ConversationStatus.CLOSED:
+        return Refusal("chat_ended", "the visitor's chat has ended; there is nobody to reply to")
     return None
 
 
@@ -177,6 +193,8 @@ def message_send(
     ``from_number`` (E.164) or the conversation's number or the organization's first;
     raise SendRefused if it may not be sent. Dispatch happens after commit."""
     body = _validate_body(body)
+    if conversation is not None and conversation.channel == Channel.CHAT:
+        return _chat_send(conversation=conversation, body=body, sender_id=sender_id)
     if conversation is not None:
         contact = conversation.contact
     else:
@@ -216,6 +234,36 @@ def message_send(
     publish_message_event(message, "message.created")
     message_id = message.pk
     transaction.on_commit(lambda: enqueue_dispatch(message_id))
+    return message
+
+
+@transaction.atomic
+def _chat_send(*, conversation: Conversation, body: str, sender_id: int | None) -> Message:
+    """A web-chat reply: no carrier and no phone number; it goes to the visitor's socket,
+    and only while their chat is open. The widget's receipt marks it delivered."""
+    from openline.chat.services import visitor_view
+
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    refusal = reply_refusal(conversation)
+    if refusal is not None:
+        raise SendRefused(refusal.code, refusal.reason)
+    now = timezone.now()
+    message = Message.objects.create(
+        organization_id=conversation.organization_id,
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        kind=MessageKind.PERSONAL,
+        body=body,
+        segments=0,
+        encoding="",
+        status=MessageStatus.SENT,
+        sender_id=sender_id,
+        created_at=now,
+        status_changed_at=now,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    publish_message_event(message, "message.created")
+    publish_to_visitor_on_commit(conversation_id=conversation.pk, event=visitor_view(message))
     return message
 
 

@@ -1,0 +1,64 @@
+"""Website live chat: the widgets an organization embeds, and each visitor's chat session."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+from openline.core.models import Organization
+from openline.messaging.models import Conversation
+from openline.providers.models import Number
+
+
+def _public_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ChatWidget(models.Model):
+    organization_id: int
+    number_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    # The inbox its chats land in (online/offline is the inbox's).
+    number = models.ForeignKey(Number, on_delete=models.PROTECT, related_name="chat_widgets")
+    public_id = models.CharField(max_length=24, unique=True, default=_public_id)
+    display_name = models.CharField(max_length=80)
+    color = models.CharField(
+        max_length=7,
+        default="#1f5fbf",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "a colour like #1f5fbf")],
+    )
+    greeting = models.CharField(max_length=500, blank=True)
+    offline_text = models.CharField(max_length=1000, blank=True)
+    # Origins allowed to embed it, e.g. "https://www.example.org" (scheme, host, port).
+    allowed_origins = models.JSONField(default=list)
+    quick_exit_url = models.URLField(default="https://www.google.com/")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def allows(self, origin: str | None) -> bool:
+        return bool(origin) and origin in self.allowed_origins
+
+
+class ChatSession(models.Model):
+    widget_id: int
+    conversation_id: int
+    widget = models.ForeignKey(ChatWidget, on_delete=models.CASCADE, related_name="sessions")
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="chat_session"
+    )
+    # Only a hash: the token itself lives in the visitor's session storage.
+    token_hash = models.CharField(max_length=64, unique=True)
+    origin = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,280 @@
+"""Web chat: a visitor starts a chat from a widget, writes, resumes after a reload or a
+dropped network, and ends it. Counselor replies go through messaging's one send service
+(`message_send`), which hands chat messages to the visitor's socket instead of a carrier."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from openline.chat.models import ChatSession, ChatWidget, token_hash
+from openline.contacts.models import Contact
+from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
+from openline.messaging.models import (
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageStatus,
+)
+from openline.messaging.services.outbound import conversation_event, message_event
+
+MAX_CHAT_MESSAGE_CHARS = 2000
+CLIENT_ID_CHARS = 64
+
+
+class ChatError(ValueError):
+    """A visitor action that is refused; ``code`` for programs, the text for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StartedChat:
+    session: ChatSession
+    token: str
+
+
+def widget_for(public_id: str, origin: str | None) -> ChatWidget:
+    """The active widget, if ``origin`` may embed it."""
+    widget = (
+        ChatWidget.objects.select_related("number")
+        .filter(public_id=public_id, is_active=True)
+        .first()
+    )
+    if widget is None:
+        raise ChatError("unknown_widget", "There is no such chat.")
+    if not widget.allows(origin):
+        raise ChatError("origin_refused", "This chat may not be embedded on this website.")
+    return widget
+
+
+def chat_start(*, widget: ChatWidget, origin: str, name: str = "") -> StartedChat:
+    """Open a waiting conversation for a new visitor. Refused while the inbox is offline."""
+    if not widget.number.chat_online:
+        raise ChatError("offline", widget.offline_text or "Chat is closed right now.")
+    name = " ".join(name.split())[:100]
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        contact = Contact.objects.create(
+            organization_id=widget.organization_id, phone="", name=name
+        )
+        conversation = Conversation.objects.create(
+            organization_id=widget.organization_id,
+            number_id=widget.number_id,
+            contact=contact,
+            channel=Channel.CHAT,
+            status=ConversationStatus.WAITING,
+            last_message_at=now,
+        )
+        session = ChatSession.objects.create(
+            widget=widget, conversation=conversation, token_hash=token_hash(token), origin=origin
+        )
+        publish_on_commit(
+            organization_id=widget.organization_id,
+            event=conversation_event(conversation, "conversation.created"),
+        )
+    return StartedChat(session=session, token=token)
+
+
+def session_for(token: str, widget: ChatWidget) -> ChatSession:
+    session = (
+        ChatSession.objects.select_related("conversation")
+        .filter(token_hash=token_hash(token or ""), widget=widget)
+        .first()
+    )
+    if session is None:
+        raise ChatError("unknown_session", "This chat has ended or does not exist.")
+    return session
+
+
+def visitor_message(*, session: ChatSession, body: str, client_id: str) -> tuple[Message, bool]:
+    """Store what the visitor wrote. ``client_id`` makes a resend after a dropped connection
+    a no-op: the same message comes back with ``False``."""
+    if not isinstance(body, str) or not body.strip():
+        raise ChatError("empty", "The message is empty.")
+    if len(body) > MAX_CHAT_MESSAGE_CHARS:
+        raise ChatError("too_long", f"Messages are limited to {MAX_CHAT_MESSAGE_CHARS} characters.")
+    if "\x00" in body:
+        raise ChatError("invalid", "The message contains a character that cannot be stored.")
+    if not isinstance(client_id, str) or not 8 <= len(client_id) <= CLIENT_ID_CHARS:
+        raise ChatError("invalid", "Each message needs an id of 8 to 64 characters.")
+    key = f"chat:{session.pk}:{client_id}"
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=session.conversation_id)
+        existing = Message.objects.filter(
+            conversation=conversation, provider_message_id=key
+        ).first()
+        if existing is not None:
+            return existing, False
+        if session.ended_at is not None or conversation.status == ConversationStatus.CLOSED:
+            raise ChatError("ended", "This chat has ended.")
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                message = Message.objects.create(
+                    organization_id=conversation.organization_id,
+                    conversation=conversation,
+                    direction=Direction.INBOUND,
+                    body=body,
+                    segments=0,
+                    encoding="",
+                    status=MessageStatus.RECEIVED,
+                    provider_message_id=key,
+                    created_at=now,
+                )
+        except IntegrityError:  # the same resend, twice at once
+            return Message.objects.get(conversation=conversation, provider_message_id=key), False
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+        ChatSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+        publish_on_commit(
+            organization_id=conversation.organization_id,
+            event=message_event(message, "message.created"),
+        )
+        publish_to_visitor_on_commit(conversation_id=conversation.pk, event=visitor_view(message))
+    return message, True
+
+
+def visitor_view(message: Message) -> dict[str, object]:
+    """A message as the visitor's widget shows it (their chat's content, to them only)."""
+    mine = message.direction == Direction.INBOUND
+    client_id = message.provider_message_id.rsplit(":", 1)[-1] if mine else ""
+    return {
+        "type": "message",
+        "id": message.pk,
+        "from": "visitor" if mine else "counselor",
+        "body": message.body,
+        "client_id": client_id,
+        "at": message.created_at.isoformat(),
+    }
+
+
+def history(session: ChatSession, after_id: int = 0) -> list[dict[str, object]]:
+    """Everything visible to the visitor after ``after_id`` (a reconnect catches up)."""
+    messages = Message.objects.filter(conversation_id=session.conversation_id, pk__gt=after_id)
+    return [visitor_view(m) for m in messages.order_by("pk")[:500]]
+
+
+def chat_end(*, session: ChatSession) -> None:
+    """The visitor ends the chat: the conversation closes, and the console is told."""
+    from openline.messaging.services.assignment import conversation_close_by_visitor
+
+    with transaction.atomic():
+        updated = ChatSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
+            ended_at=timezone.now()
+        )
+        if updated:
+            conversation_close_by_visitor(conversation_id=session.conversation_id)
+            publish_to_visitor_on_commit(
+                conversation_id=session.conversation_id, event={"type": "ended", "by": "visitor"}
+            )
+
+
+def mark_received(*, session: ChatSession, ids: object) -> None:
+    """The widget showed the counselor's messages ``ids``: they are delivered (the ticks)."""
+    from openline.messaging.services.outbound import message_set_status
+
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ChatError("invalid", "ids must be a list of message ids.")
+    received = Message.objects.filter(
+        conversation_id=session.conversation_id,
+        direction=Direction.OUTBOUND,
+        status=MessageStatus.SENT,
+        pk__in=ids[:100],
+    ).select_related("conversation")
+    with transaction.atomic():
+        for message in received:
+            message_set_status(message=message, status=MessageStatus.DELIVERED)
+
+
+# --- administration ---------------------------------------------------------------------
+
+
+def normalize_origin(raw: str) -> str:
+    """ "https://www.example.org/some/page" -> "https://www.example.org" (scheme, host, port)."""
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ValidationError
+
+    text = raw.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"“{text[:60]}” is not a website address like https://example.org")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValidationError(f"“{text[:60]}” has an invalid port") from None
+    origin = f"{parts.scheme}://{parts.hostname}"
+    return f"{origin}:{port}" if port else origin
+
+
+def widget_create(
+    *,
+    organization_id: int,
+    actor_id: int | None,
+    number_id: int,
+    display_name: str,
+    allowed_origins: list[str],
+    greeting: str = "",
+    offline_text: str = "",
+    color: str = "#1f5fbf",
+) -> ChatWidget:
+    from django.core.exceptions import ValidationError
+
+    from openline.core.services import audit_record
+    from openline.providers.models import Number
+
+    if not Number.objects.filter(pk=number_id, organization_id=organization_id).exists():
+        raise ValidationError("choose one of your inboxes")
+    origins = sorted({normalize_origin(o) for o in allowed_origins if o.strip()})
+    if not origins:
+        raise ValidationError("list at least one website that may embed the chat")
+    widget = ChatWidget(
+        organization_id=organization_id,
+        number_id=number_id,
+        display_name=display_name.strip(),
+        allowed_origins=origins,
+        greeting=greeting.strip(),
+        offline_text=offline_text.strip(),
+        color=color.strip(),
+    )
+    widget.full_clean()
+    with transaction.atomic():
+        widget.save()
+        audit_record(
+            organization_id=organization_id,
+            actor_id=actor_id,
+            action="chat_widget.create",
+            object_type="chat_widget",
+            object_id=widget.pk,
+        )
+    return widget
+
+
+def inbox_set_chat_online(
+    *, organization_id: int, actor_id: int | None, number_id: int, online: bool
+) -> None:
+    """The manual availability switch (until shifts decide it)."""
+    from openline.core.services import audit_record
+    from openline.providers.models import Number
+
+    with transaction.atomic():
+        changed = Number.objects.filter(pk=number_id, organization_id=organization_id).update(
+            chat_online=online
+        )
+        if not changed:
+            raise ChatError("unknown_inbox", "There is no such inbox.")
+        audit_record(
+            organization_id=organization_id,
+            actor_id=actor_id,
+            action="chat.online" if online else "chat.offline",
+            object_type="number",
+            object_id=number_id,
+        )

@@ -1,0 +1,205 @@
+/* OpenLine web chat widget. Embed with:
+ *   <script src="https://openline.example.org/widget.js" data-widget="ID" defer></script>
+ * No dependencies. Everything lives in a closed shadow root, so the host page's styles do
+ * not reach in and ours do not leak out. Visitor and counselor text is only ever set as
+ * textContent, never parsed as HTML. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || !script.dataset.widget) return;
+  var id = script.dataset.widget;
+  var base = new URL(script.src, location.href).origin;
+  var KEY = "openline-chat-" + id;
+  var saved = {};
+  try { saved = JSON.parse(sessionStorage.getItem(KEY) || "{}") || {}; } catch (e) { saved = {}; }
+  function save() { try { sessionStorage.setItem(KEY, JSON.stringify(saved)); } catch (e) { /* private mode */ } }
+
+  var host = document.createElement("div");
+  host.setAttribute("data-openline-chat", id);
+  var root = host.attachShadow({ mode: "closed" });
+  root.innerHTML =
+    '<style>' +
+    ':host{all:initial}' +
+    '*{box-sizing:border-box;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}' +
+    '.launch{position:fixed;right:16px;bottom:16px;z-index:2147483000;border:0;border-radius:24px;padding:12px 18px;color:#fff;background:var(--c);cursor:pointer;box-shadow:0 2px 10px rgba(0,0,0,.25)}' +
+    '.panel{position:fixed;right:16px;bottom:76px;z-index:2147483000;width:360px;max-width:calc(100vw - 32px);height:520px;max-height:calc(100vh - 100px);display:flex;flex-direction:column;background:#fff;color:#1b1b1b;border-radius:12px;box-shadow:0 4px 24px rgba(0,0,0,.3);overflow:hidden}' +
+    '.panel[hidden]{display:none}' +
+    'header{display:flex;align-items:center;gap:8px;padding:10px 12px;background:var(--c);color:#fff}' +
+    'header h2{flex:1;margin:0;font-weight:600}' +
+    'header button{border:1px solid rgba(255,255,255,.7);background:transparent;color:#fff;border-radius:6px;padding:4px 8px;cursor:pointer}' +
+    '.exit{background:#b3261e!important;border-color:#b3261e!important}' +
+    '.body{flex:1;overflow:auto;padding:12px;display:flex;flex-direction:column;gap:8px}' +
+    '.note{color:#444;margin:0}.status{font-size:13px;color:#555;margin:0}' +
+    '.msg{max-width:85%;padding:8px 10px;border-radius:10px;white-space:pre-wrap;overflow-wrap:anywhere}' +
+    '.visitor{align-self:flex-end;background:#e8eefc}.counselor{align-self:flex-start;background:#f1f1f1}' +
+    '.msg small{display:block;font-size:11px;color:#666;margin-top:2px}' +
+    'form{display:flex;gap:6px;padding:10px;border-top:1px solid #ddd}' +
+    'textarea,input{flex:1;border:1px solid #999;border-radius:6px;padding:6px;resize:none}' +
+    'form button,.start button{border:0;border-radius:6px;padding:6px 12px;color:#fff;background:var(--c);cursor:pointer}' +
+    '.start{display:flex;flex-direction:column;gap:8px}.error{color:#b3261e;margin:0}' +
+    ':focus-visible{outline:3px solid #ffbf47;outline-offset:1px}' +
+    '@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;max-width:100vw;height:100vh;max-height:100vh;border-radius:0}}' +
+    '</style>' +
+    '<button class="launch" type="button" aria-haspopup="dialog" aria-expanded="false">Chat with us</button>' +
+    '<section class="panel" role="dialog" aria-modal="false" aria-labelledby="ol-title" hidden>' +
+    '<header><h2 id="ol-title"></h2>' +
+    '<button class="exit" type="button" title="Leave this site now">Quick exit</button>' +
+    '<button class="close" type="button" aria-label="Minimize chat">–</button></header>' +
+    '<div class="body"><p class="note greeting"></p>' +
+    '<div class="log" role="log" aria-live="polite" aria-label="Messages"></div>' +
+    '<p class="status" aria-live="polite"></p><p class="error" role="alert"></p></div>' +
+    '<div class="start" hidden><label>Your first name (optional) <input class="name" maxlength="100" autocomplete="off"></label>' +
+    '<button type="button" class="begin">Start chat</button></div>' +
+    '<form class="compose" hidden><label hidden for="ol-text">Message</label>' +
+    '<textarea id="ol-text" rows="2" maxlength="2000" placeholder="Type a message"></textarea>' +
+    '<button type="submit">Send</button></form>' +
+    '<form class="end-form" hidden><button type="submit" class="end">End chat</button></form>' +
+    '</section>';
+  function $(s) { return root.querySelector(s); }
+  var panel = $(".panel"), launch = $(".launch"), log = $(".log"), text = $("#ol-text");
+  var config = null, socket = null, retry = 0, lastId = saved.lastId || 0;
+  var outbox = saved.outbox || []; // sent but not yet confirmed: resent once on reconnect
+  var shown = {};
+
+  function setStatus(s) { $(".status").textContent = s; }
+  function setError(s) { $(".error").textContent = s || ""; }
+  function show(el, on) { el.hidden = !on; }
+
+  function bubble(m, pending) {
+    var key = m.id ? "id-" + m.id : "c-" + m.client_id;
+    var existing = shown[key] || (m.client_id && shown["c-" + m.client_id]);
+    var el = existing || document.createElement("div");
+    el.className = "msg " + m.from;
+    el.textContent = m.body; // inert: never HTML
+    var meta = document.createElement("small");
+    meta.textContent = m.from === "visitor" ? (pending ? "sending…" : "sent ✓") : "";
+    if (m.from === "visitor") el.appendChild(meta);
+    if (!existing) log.appendChild(el);
+    if (m.id) { shown["id-" + m.id] = el; lastId = Math.max(lastId, m.id); saved.lastId = lastId; }
+    if (m.client_id) shown["c-" + m.client_id] = el;
+    var body = $(".body"); body.scrollTop = body.scrollHeight;
+  }
+
+  function received(m) {
+    if (m.from === "visitor" && m.client_id) {
+      outbox = outbox.filter(function (o) { return o.client_id !== m.client_id; });
+      saved.outbox = outbox;
+    }
+    bubble(m, false);
+    save();
+    if (m.from === "counselor" && socket && socket.readyState === 1) {
+      socket.send(JSON.stringify({ type: "received", ids: [m.id] }));
+    }
+  }
+
+  function ended(by) {
+    show($(".compose"), false); show($(".end-form"), false);
+    setStatus(by === "counselor" ? "The counselor ended the chat. Thank you for reaching out." : "You ended the chat. Thank you for reaching out.");
+    saved.ended = true; save();
+    if (socket) { try { socket.close(); } catch (e) { /* gone */ } }
+  }
+
+  function connect() {
+    if (!saved.token || saved.ended) return;
+    var url = base.replace(/^http/, "ws") + "/ws/chat/" + encodeURIComponent(id) + "/?token=" + encodeURIComponent(saved.token) + "&after=" + lastId;
+    socket = new WebSocket(url);
+    socket.onopen = function () { retry = 0; setStatus("Connected. Waiting for a counselor…"); };
+    socket.onmessage = function (e) {
+      var data = JSON.parse(e.data);
+      if (data.type === "history") {
+        data.messages.forEach(received);
+        if (data.ended) { ended("counselor"); return; }
+        outbox.forEach(function (o) { socket.send(JSON.stringify(o)); });
+        var ids = data.messages.filter(function (m) { return m.from === "counselor"; }).map(function (m) { return m.id; });
+        if (ids.length) socket.send(JSON.stringify({ type: "received", ids: ids }));
+      } else if (data.type === "message") {
+        received(data);
+        if (data.from === "counselor") setStatus("");
+      } else if (data.type === "ended") {
+        ended(data.by);
+      } else if (data.type === "error") {
+        setError(data.message);
+        if (data.client_id) {
+          outbox = outbox.filter(function (o) { return o.client_id !== data.client_id; });
+          saved.outbox = outbox; save();
+        }
+      }
+    };
+    socket.onclose = function (e) {
+      socket = null;
+      if (saved.ended) return;
+      if (e.code === 4401 || e.code === 4403) { setError("This chat is no longer available."); saved = {}; save(); return; }
+      setStatus("Reconnecting…");
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, Math.min(15000, 500 * Math.pow(2, retry - 1)));
+    };
+  }
+
+  function start() {
+    setError("");
+    fetch(base + "/chat/" + encodeURIComponent(id) + "/start", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: $(".name").value })
+    }).then(function (r) { return r.json().then(function (d) { return { ok: r.ok, d: d }; }); })
+      .then(function (res) {
+        if (!res.ok) { setError(res.d.message || "Could not start the chat."); return; }
+        saved = { token: res.d.token, lastId: 0, outbox: [] }; save();
+        show($(".start"), false); show($(".compose"), true); show($(".end-form"), true);
+        text.focus();
+        connect();
+      }).catch(function () { setError("Could not reach the chat service. Please try again."); });
+  }
+
+  function send(e) {
+    e.preventDefault();
+    var body = text.value.trim();
+    if (!body) return;
+    var m = { type: "message", body: body, client_id: Date.now().toString(36) + Math.random().toString(36).slice(2, 10) };
+    outbox.push(m); saved.outbox = outbox; save();
+    bubble({ from: "visitor", body: body, client_id: m.client_id }, true);
+    text.value = "";
+    if (socket && socket.readyState === 1) socket.send(JSON.stringify(m));
+  }
+
+  function open(on) {
+    show(panel, on);
+    launch.setAttribute("aria-expanded", on ? "true" : "false");
+    if (on) (saved.token && !saved.ended ? text : ($(".begin").offsetParent ? $(".begin") : $(".close"))).focus();
+    else launch.focus();
+  }
+
+  launch.addEventListener("click", function () { open(panel.hidden); });
+  $(".close").addEventListener("click", function () { open(false); });
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") open(false); });
+  $(".exit").addEventListener("click", function () {
+    try { sessionStorage.removeItem(KEY); } catch (e) { /* ignore */ }
+    location.replace((config && config.quick_exit_url) || "https://www.google.com/");
+  });
+  $(".begin").addEventListener("click", start);
+  $(".compose").addEventListener("submit", send);
+  text.addEventListener("keydown", function (e) { if (e.key === "Enter" && !e.shiftKey) send(e); });
+  $(".end-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (socket && socket.readyState === 1) socket.send(JSON.stringify({ type: "end" }));
+  });
+  window.addEventListener("online", function () { if (!socket) { retry = 0; connect(); } });
+
+  fetch(base + "/chat/" + encodeURIComponent(id) + "/config").then(function (r) {
+    if (!r.ok) throw new Error("refused");
+    return r.json();
+  }).then(function (c) {
+    config = c;
+    host.style.setProperty("--c", /^#[0-9a-fA-F]{6}$/.test(c.color) ? c.color : "#1f5fbf");
+    $("#ol-title").textContent = c.name;
+    $(".greeting").textContent = c.online || saved.token ? c.greeting : c.offline_text || "Chat is closed right now.";
+    if (saved.token && !saved.ended) {
+      show($(".compose"), true); show($(".end-form"), true); connect();
+    } else if (saved.ended) {
+      setStatus("This chat has ended.");
+    } else {
+      show($(".start"), !!c.online);
+    }
+    document.body.appendChild(host);
+  }).catch(function () { /* not allowed here, or unreachable: show nothing */ });
+})();

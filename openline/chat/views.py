@@ -1,0 +1,123 @@
+"""The widget's public HTTP side: the script, its configuration, and starting a chat.
+
+Cross-origin by design, and only for the origins a widget lists: the answer carries
+Access-Control-Allow-Origin for those and is refused (403) for any other."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from django.core.cache import cache as django_cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from openline.chat import services
+
+WIDGET_JS = Path(__file__).parent / "static" / "chat" / "widget.js"
+MAX_START_BODY = 2_000
+NEW_CHATS_PER_IP_PER_MINUTE = 10
+
+
+@cache
+def _widget_source() -> bytes:
+    return WIDGET_JS.read_bytes()
+
+
+@require_GET
+def widget_js(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(_widget_source(), content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=300"
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+def _cors(response: HttpResponse, origin: str) -> HttpResponse:
+    response["Access-Control-Allow-Origin"] = origin
+    response["Vary"] = "Origin"
+    return response
+
+
+def _refused(exc: services.ChatError) -> JsonResponse:
+    status = {"unknown_widget": 404, "origin_refused": 403, "offline": 409}.get(exc.code, 400)
+    return JsonResponse({"error": exc.code, "message": str(exc)}, status=status)
+
+
+@require_GET
+def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
+    origin = request.headers.get("Origin", "")
+    try:
+        widget = services.widget_for(public_id, origin)
+    except services.ChatError as exc:
+        return _refused(exc)
+    return _cors(
+        JsonResponse(
+            {
+                "name": widget.display_name,
+                "color": widget.color,
+                "greeting": widget.greeting,
+                "offline_text": widget.offline_text,
+                "online": widget.number.chat_online,
+                "quick_exit_url": widget.quick_exit_url,
+            }
+        ),
+        origin,
+    )
+
+
+@csrf_exempt  # cross-origin by design; the origin list and the session token protect it
+def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
+    origin = request.headers.get("Origin", "")
+    if request.method == "OPTIONS":  # a preflight: answer it only for allowed origins
+        try:
+            services.widget_for(public_id, origin)
+        except services.ChatError as exc:
+            return _refused(exc)
+        response = _cors(HttpResponse(status=204), origin)
+        response["Access-Control-Allow-Methods"] = "POST"
+        response["Access-Control-Allow-Headers"] = "Content-Type"
+        response["Access-Control-Max-Age"] = "600"
+        return response
+    if request.method != "POST":
+        return JsonResponse({"error": "method", "message": "Use POST."}, status=405)
+    try:
+        widget = services.widget_for(public_id, origin)
+    except services.ChatError as exc:
+        return _refused(exc)
+    if len(request.body) > MAX_START_BODY:
+        return _cors(
+            JsonResponse({"error": "too_large", "message": "Too much data."}, status=413), origin
+        )
+    try:
+        data = json.loads(request.body or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError
+        name = data.get("name", "")
+        if not isinstance(name, str):
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        return _cors(
+            JsonResponse({"error": "invalid", "message": "Send a JSON object."}, status=400), origin
+        )
+    key = f"chat-start:{request.META.get('REMOTE_ADDR', '')}"
+    django_cache.add(key, 0, 60)
+    if django_cache.incr(key) > NEW_CHATS_PER_IP_PER_MINUTE:
+        return _cors(
+            JsonResponse(
+                {"error": "rate_limited", "message": "Too many new chats; try again in a minute."},
+                status=429,
+            ),
+            origin,
+        )
+    try:
+        started = services.chat_start(widget=widget, origin=origin, name=name)
+    except services.ChatError as exc:
+        return _cors(_refused(exc), origin)
+    return _cors(
+        JsonResponse(
+            {"token": started.token, "conversation": started.session.conversation_id}, status=201
+        ),
+        origin,
+    )

@@ -1,6 +1,6 @@
 /* OpenLine web chat widget. Embed with:
  *   <script src="https://openline.example.org/widget.js" data-widget="ID" defer></script>
- * No dependencies. Everything lives in a closed shadow root, so the host page's styles do
+ * No dependencies. Everything lives in a shadow root, so the host page's styles do
  * not reach in and ours do not leak out. Visitor and counselor text is only ever set as
  * textContent, never parsed as HTML. */
 (function () {
@@ -16,10 +16,10 @@
 
   var host = document.createElement("div");
   host.setAttribute("data-openline-chat", id);
-  var root = host.attachShadow({ mode: "closed" });
+  var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
     '<style>' +
-    ':host{all:initial}' +
+    ':host{all:initial}[hidden]{display:none!important}' +
     '*{box-sizing:border-box;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}' +
     '.launch{position:fixed;right:16px;bottom:16px;z-index:2147483000;border:0;border-radius:24px;padding:12px 18px;color:#fff;background:var(--c);cursor:pointer;box-shadow:0 2px 10px rgba(0,0,0,.25)}' +
     '.panel{position:fixed;right:16px;bottom:76px;z-index:2147483000;width:360px;max-width:calc(100vw - 32px);height:520px;max-height:calc(100vh - 100px);display:flex;flex-direction:column;background:#fff;color:#1b1b1b;border-radius:12px;box-shadow:0 4px 24px rgba(0,0,0,.3);overflow:hidden}' +
@@ -29,7 +29,7 @@
     'header button{border:1px solid rgba(255,255,255,.7);background:transparent;color:#fff;border-radius:6px;padding:4px 8px;cursor:pointer}' +
     '.exit{background:#b3261e!important;border-color:#b3261e!important}' +
     '.body{flex:1;overflow:auto;padding:12px;display:flex;flex-direction:column;gap:8px}' +
-    '.note{color:#444;margin:0}.status{font-size:13px;color:#555;margin:0}' +
+    '.log{display:flex;flex-direction:column;gap:8px}.note{color:#444;margin:0}.status{font-size:13px;color:#555;margin:0}' +
     '.msg{max-width:85%;padding:8px 10px;border-radius:10px;white-space:pre-wrap;overflow-wrap:anywhere}' +
     '.visitor{align-self:flex-end;background:#e8eefc}.counselor{align-self:flex-start;background:#f1f1f1}' +
     '.msg small{display:block;font-size:11px;color:#666;margin-top:2px}' +
@@ -57,7 +57,8 @@
     '</section>';
   function $(s) { return root.querySelector(s); }
   var panel = $(".panel"), launch = $(".launch"), log = $(".log"), text = $("#ol-text");
-  var config = null, socket = null, retry = 0, lastId = saved.lastId || 0;
+  // A fresh page shows the whole chat (after=0); a reconnect asks only for what it missed.
+  var config = null, socket = null, retry = 0, lastId = 0;
   var outbox = saved.outbox || []; // sent but not yet confirmed: resent once on reconnect
   var shown = {};
 
@@ -75,7 +76,7 @@
     meta.textContent = m.from === "visitor" ? (pending ? "sending…" : "sent ✓") : "";
     if (m.from === "visitor") el.appendChild(meta);
     if (!existing) log.appendChild(el);
-    if (m.id) { shown["id-" + m.id] = el; lastId = Math.max(lastId, m.id); saved.lastId = lastId; }
+    if (m.id) { shown["id-" + m.id] = el; lastId = Math.max(lastId, m.id); }
     if (m.client_id) shown["c-" + m.client_id] = el;
     var body = $(".body"); body.scrollTop = body.scrollHeight;
   }
@@ -111,6 +112,7 @@
         if (data.ended) { ended("counselor"); return; }
         outbox.forEach(function (o) { socket.send(JSON.stringify(o)); });
         var ids = data.messages.filter(function (m) { return m.from === "counselor"; }).map(function (m) { return m.id; });
+        if (ids.length || log.querySelector(".counselor")) setStatus("");
         if (ids.length) socket.send(JSON.stringify({ type: "received", ids: ids }));
       } else if (data.type === "message") {
         received(data);
@@ -144,7 +146,7 @@
     }).then(function (r) { return r.json().then(function (d) { return { ok: r.ok, d: d }; }); })
       .then(function (res) {
         if (!res.ok) { setError(res.d.message || "Could not start the chat."); return; }
-        saved = { token: res.d.token, lastId: 0, outbox: [] }; save();
+        saved = { token: res.d.token, outbox: [] }; save();
         show($(".start"), false); show($(".compose"), true); show($(".end-form"), true);
         text.focus();
         connect();

@@ -1,0 +1,188 @@
+"""The widget in Chromium, embedded in a page served from a second origin (another port),
+and a counselor in the console in a second browser context. Nothing is reloaded by hand
+except where the test says so; everything else arrives over the WebSockets."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+LIVE = 5_000
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+def _shot(page: Any, name: str) -> None:
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, f"chat-{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def site() -> Iterator[Callable[[str, str], str]]:
+    """Serves host pages from their own ports: another origin than OpenLine's."""
+    servers: list[http.server.HTTPServer] = []
+
+    def serve(openline: str, widget_id: str) -> str:
+        page = (
+            "<!doctype html><html><head><title>Example help site</title>"
+            "<style>button{background:lime!important;font-size:40px!important}</style></head>"
+            "<body><h1>Example help site</h1><p>Our services.</p>"
+            f'<script src="{openline}/widget.js" data-widget="{widget_id}" defer></script>'
+            "</body></html>"
+        ).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _widget(number: Any, admin: Any, origin: str, online: bool = True) -> Any:
+    from openline.chat.services import inbox_set_chat_online, widget_create
+
+    inbox_set_chat_online(
+        organization_id=number.organization_id, actor_id=admin.pk, number_id=number.pk,
+        online=online,
+    )  # fmt: skip
+    return widget_create(
+        organization_id=number.organization_id,
+        actor_id=admin.pk,
+        number_id=number.pk,
+        display_name="Talk to us",
+        allowed_origins=[origin],
+        greeting="Hi, you can talk to us here.",
+        offline_text="Chat is closed. Call 988 any time.",
+        color="#7a2e8e",
+    )
+
+
+def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_reload(
+    browser: Any, live_asgi: str, site: Any, alice: Any, bob: Any, sandbox_number: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    from playwright.sync_api import expect
+
+    host = site(live_asgi, "pending")  # the port is known first; the page is made below
+    widget = _widget(sandbox_number, alice, host)
+    host = site(live_asgi, widget.public_id)
+    widget.allowed_origins = [host]
+    widget.save()
+
+    console = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    console.goto(f"{live_asgi}/login/")
+    console.fill("#id_username", "bob@example.org")
+    console.fill("#id_password", "bob-pass-12")
+    console.click("button[type=submit]")
+    console.wait_for_function("document.body.dataset.liveState === 'open'", timeout=LIVE)
+
+    visitor_context = browser.new_context(viewport={"width": 390, "height": 844})
+    visitor = visitor_context.new_page()
+    visitor.goto(host)
+    launcher = visitor.get_by_role("button", name="Chat with us")
+    expect(launcher).to_be_visible(timeout=LIVE)
+    # The host page's styles do not reach into the widget.
+    assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(122, 46, 142)"
+    launcher.click()
+    panel = visitor.get_by_role("dialog")
+    expect(panel).to_contain_text("Hi, you can talk to us here.")
+    visitor.get_by_label("Your first name (optional)").fill("Sam")
+    visitor.get_by_role("button", name="Start chat").click()
+    box = visitor.get_by_role("textbox", name="Message")
+    expect(box).to_be_focused()
+    box.fill(HOSTILE)
+    box.press("Enter")
+    box.fill("I need someone to talk to")
+    box.press("Enter")
+    _shot(visitor, "1-visitor-waiting")
+
+    row = console.locator("#queue .queue-row", has_text="Sam")
+    expect(row).to_contain_text("Web chat", timeout=LIVE)
+    row.get_by_role("button", name="Assume").click()
+    pane = console.locator(".pane")
+    expect(pane.locator(".thread")).to_contain_text(HOSTILE, timeout=LIVE)  # as text
+    pane.locator(".reply-body").fill("Hi Sam, I'm Bob. I'm here.")
+    pane.locator(".reply-box button[type=submit]").click()
+    log = visitor.get_by_role("log", name="Messages")
+    expect(log).to_contain_text("Hi Sam, I'm Bob. I'm here.", timeout=LIVE)
+    expect(pane.locator(".msg-out .status").last).to_have_text("delivered", timeout=LIVE)
+    _shot(console, "2-console")
+
+    # The network drops: what the counselor sends meanwhile and what the visitor types
+    # meanwhile both arrive once it is back, once.
+    visitor_context.set_offline(True)
+    visitor.evaluate("() => window.dispatchEvent(new Event('offline'))")
+    pane.locator(".reply-body").fill("Are you still there?")
+    pane.locator(".reply-box button[type=submit]").click()
+    expect(pane.locator(".thread")).to_contain_text("Are you still there?", timeout=LIVE)
+    box.fill("typed while offline")
+    box.press("Enter")
+    visitor_context.set_offline(False)
+    expect(log).to_contain_text("Are you still there?", timeout=15_000)
+    expect(pane.locator(".thread")).to_contain_text("typed while offline", timeout=15_000)
+
+    # A reload resumes the same chat: everything once, nothing lost.
+    visitor.reload()
+    visitor.get_by_role("button", name="Chat with us").click()
+    log = visitor.get_by_role("log", name="Messages")
+    expect(log).to_contain_text("typed while offline", timeout=LIVE)
+    expect(log.locator(".msg")).to_have_count(5)
+    assert visitor.evaluate("() => window.pwned") is None  # the hostile text stayed text
+    assert console.evaluate("() => window.pwned") is None
+    _shot(visitor, "3-visitor-after-reload")
+
+    visitor.get_by_role("button", name="End chat").click()
+    expect(panel).to_contain_text("You ended the chat")
+    expect(pane.locator(".thread")).to_contain_text("The visitor ended the chat.", timeout=LIVE)
+    expect(pane.locator(".pane-head")).to_contain_text("Closed")
+    _shot(console, "5-console-ended")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert not errors, errors
+
+
+def test_offline_inbox_and_disallowed_origin(
+    browser: Any, live_asgi: str, site: Any, alice: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    host = site(live_asgi, "pending")
+    widget = _widget(sandbox_number, alice, host, online=False)
+    allowed = site(live_asgi, widget.public_id)
+    elsewhere = site(live_asgi, widget.public_id)
+    widget.allowed_origins = [allowed]
+    widget.save()
+
+    page = browser.new_context().new_page()
+    page.goto(allowed)
+    page.get_by_role("button", name="Chat with us").click()
+    panel = page.get_by_role("dialog")
+    expect(panel).to_contain_text("Chat is closed. Call 988 any time.")
+    expect(page.get_by_role("button", name="Start chat")).to_be_hidden()
+    _shot(page, "4-offline")
+
+    other = browser.new_context().new_page()
+    other.goto(elsewhere)
+    other.wait_for_load_state("networkidle")
+    assert other.locator("[data-openline-chat]").count() == 0  # refused: nothing shown

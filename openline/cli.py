@@ -129,6 +129,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ]
     for user in info["users"]:  # type: ignore[attr-defined]
         lines.append(f"  {user['role']:<11} {user['email']:<32} {user['password']}")
+    if info.get("chat_demo_url"):
+        lines.append(f"Try the web chat widget as a visitor: {info['chat_demo_url']}")
     _emit(args, info, "\n".join(lines))
     return 0
 

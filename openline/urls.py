@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
     path("sandbox/", include("openline.providers.sandbox.urls")),
     path("widget.js", chat_views.widget_js, name="chat_widget_js"),
+    path("widget-demo/<str:public_id>", chat_views.widget_demo, name="chat_widget_demo"),
     path("chat/<str:public_id>/config", chat_views.widget_config, name="chat_config"),
     path("chat/<str:public_id>/start", chat_views.chat_start, name="chat_start"),
     path("", include("openline.console.urls")),

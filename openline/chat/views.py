@@ -34,6 +34,27 @@ def widget_js(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_GET
+def widget_demo(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A plain page that embeds a widget, to try it (it works only if the widget allows
+    OpenLine's own address, as the demo organization's does)."""
+    from django.shortcuts import get_object_or_404, render
+
+    from openline.chat.models import ChatWidget
+
+    widget = get_object_or_404(ChatWidget, public_id=public_id, is_active=True)
+    return render(request, "chat/widget_demo.html", {"widget": widget})
+
+
+def _origin(request: HttpRequest) -> str:
+    """The embedding page's origin. Browsers leave Origin out of same-origin GETs; the
+    browser-set Sec-Fetch-Site header tells those apart (OpenLine's own demo page)."""
+    origin = request.headers.get("Origin", "")
+    if not origin and request.headers.get("Sec-Fetch-Site") == "same-origin":
+        origin = f"{request.scheme}://{request.get_host()}"
+    return origin
+
+
 def _cors(response: HttpResponse, origin: str) -> HttpResponse:
     response["Access-Control-Allow-Origin"] = origin
     response["Vary"] = "Origin"
@@ -47,7 +68,7 @@ def _refused(exc: services.ChatError) -> JsonResponse:
 
 @require_GET
 def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
-    origin = request.headers.get("Origin", "")
+    origin = _origin(request)
     try:
         widget = services.widget_for(public_id, origin)
     except services.ChatError as exc:

@@ -61,12 +61,47 @@ def demo_ensure() -> dict[str, object]:
         created = False
     users = json.loads(path.read_text())["users"] if path.exists() else []
     number = Number.objects.filter(organization=org).order_by("id").first()
+    widget = _demo_chat_widget(org, number)
     return {
         "created": created,
         "organization": org.slug,
         "number": number.e164 if number else None,
         "users": users,
+        "chat_demo_url": f"{settings.PUBLIC_URL}/widget-demo/{widget.public_id}"
+        if widget
+        else None,
     }
+
+
+def _demo_chat_widget(org: Organization, number: Number | None) -> object | None:
+    """A web-chat widget that may be embedded on OpenLine's own demo page, open for chats."""
+    from urllib.parse import urlsplit
+
+    from openline.chat.models import ChatWidget
+    from openline.chat.services import inbox_set_chat_online, widget_create
+
+    if number is None:
+        return None
+    public = urlsplit(settings.PUBLIC_URL)
+    origin = f"{public.scheme}://{public.netloc}"
+    widget = ChatWidget.objects.filter(organization=org).order_by("id").first()
+    if widget is None:
+        inbox_set_chat_online(
+            organization_id=org.pk, actor_id=None, number_id=number.pk, online=True
+        )
+        widget = widget_create(
+            organization_id=org.pk,
+            actor_id=None,
+            number_id=number.pk,
+            display_name="Demo Warm Line chat",
+            allowed_origins=[origin],
+            greeting="Hi, you've reached the Demo Warm Line. What's on your mind?",
+            offline_text="Chat is closed right now. Text the demo number any time.",
+        )
+    elif origin not in widget.allowed_origins:  # served on another port this time
+        widget.allowed_origins = sorted({*widget.allowed_origins, origin})
+        widget.save(update_fields=["allowed_origins"])
+    return widget
 
 
 DEMO_SAVED_REPLIES = [

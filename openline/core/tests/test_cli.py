@@ -149,3 +149,18 @@ def test_demo_is_idempotent(capsys):
     assert {u["role"] for u in first["users"]} == {"admin", "supervisor", "counselor"}
     assert Organization.objects.filter(slug="demo").count() == 1
     assert Number.objects.get(organization__slug="demo").provider == "sandbox"
+    assert first["chat_demo_url"] == second["chat_demo_url"]
+
+
+def test_demo_chat_widget_page_works_on_openline_itself(capsys, client, settings):
+    settings.PUBLIC_URL = "http://testserver"
+    _, info = run(capsys, "demo")
+    path = info["chat_demo_url"].removeprefix("http://testserver")
+    page = client.get(path)
+    assert page.status_code == 200 and b"/widget.js" in page.content
+    public_id = path.rsplit("/", 1)[1]
+    # Same-origin GETs carry no Origin header; the browser's Sec-Fetch-Site vouches for them.
+    ok = client.get(f"/chat/{public_id}/config", headers={"Sec-Fetch-Site": "same-origin"})
+    assert ok.status_code == 200 and ok.json()["online"] is True
+    forged = client.get(f"/chat/{public_id}/config", headers={"Sec-Fetch-Site": "cross-site"})
+    assert forged.status_code == 403

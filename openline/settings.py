@@ -132,6 +132,8 @@ OPENLINE_PROVIDERS = envlist(
     ],
 )
 # Largest webhook body accepted by the intake endpoint (Twilio bodies are ≤1600 characters).
+# A waiting web chat whose visitor has been gone this long is closed as abandoned.
+OPENLINE_CHAT_ABANDON_MINUTES = envint("OPENLINE_CHAT_ABANDON_MINUTES", 10)
 OPENLINE_MAX_WEBHOOK_BYTES = envint("OPENLINE_MAX_WEBHOOK_BYTES", 64 * 1024)
 OPENLINE_MAX_BODY_CHARS = 1600
 # Key for field encryption (provider credentials); derived from SECRET_KEY unless given.

@@ -7,7 +7,9 @@ carry a client id; a resend after a reconnect is answered with the stored messag
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,7 +21,11 @@ from openline.chat import services
 from openline.chat.models import ChatSession
 from openline.core.realtime import chat_group
 
+logger = logging.getLogger(__name__)
+
 MESSAGES_PER_MINUTE = 30
+QUEUE_CHECK_SECONDS = 3.0
+TOUCH_SECONDS = 60.0
 
 
 class VisitorConsumer(AsyncJsonWebsocketConsumer):
@@ -48,6 +54,34 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "history", "messages": backlog, "ended": ended})
+        self.watcher = asyncio.ensure_future(self._watch_queue()) if not ended else None
+
+    async def _watch_queue(self) -> None:
+        """While the chat waits: the visitor's place in line and the estimated wait, sent
+        whenever they change (checked every QUEUE_CHECK_SECONDS), and a sign of life for
+        the abandonment check."""
+        try:
+            await self._queue_updates()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the chat goes on without the updates
+            logger.exception("queue updates for a web chat failed")
+
+    async def _queue_updates(self) -> None:
+        assert self.session is not None
+        last: dict[str, object] | None = None
+        touched = time.monotonic()
+        while True:
+            place = await database_sync_to_async(services.queue_place)(self.session.conversation_id)
+            if place != last:
+                await self.send_json(place)
+                last = place
+            if not place["waiting"]:
+                return
+            if time.monotonic() - touched > TOUCH_SECONDS:
+                await database_sync_to_async(services.session_touch)(self.session.pk)
+                touched = time.monotonic()
+            await asyncio.sleep(QUEUE_CHECK_SECONDS)
 
     @database_sync_to_async
     def _open(
@@ -58,8 +92,13 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
         return session, services.history(session, after), session.ended_at is not None
 
     async def disconnect(self, code: int) -> None:
+        watcher = getattr(self, "watcher", None)
+        if watcher is not None:
+            watcher.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.session is not None:  # the visitor was here until now
+            await database_sync_to_async(services.session_touch)(self.session.pk)
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:

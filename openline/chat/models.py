@@ -62,3 +62,5 @@ class ChatSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Closed because the visitor left while waiting (counted on the web chat page).
+    abandoned = models.BooleanField(default=False)

@@ -278,3 +278,82 @@ def inbox_set_chat_online(
             object_type="number",
             object_id=number_id,
         )
+
+
+# --- waiting: position, estimate, abandonment ----------------------------------------------
+
+ESTIMATE_WINDOW_HOURS = 2
+ESTIMATE_MIN_SAMPLES = 3
+
+
+def queue_place(conversation_id: int) -> dict[str, object]:
+    """Where a waiting chat stands: its place among everyone waiting in the same inbox
+    (texts and chats, oldest first, as counselors see the queue) and an estimated wait.
+
+    The estimate is the median time-to-assume in that inbox over the last two hours, times
+    the place, divided by how many different people assumed conversations there in that
+    time (the best sign of who is on duty until shifts exist). With fewer than three
+    recent samples it is None: "unknown" rather than an invented number."""
+    import statistics
+    from datetime import timedelta
+
+    conversation = Conversation.objects.only("status", "number_id", "created_at").get(
+        pk=conversation_id
+    )
+    if conversation.status != ConversationStatus.WAITING:
+        return {"type": "queue", "waiting": False, "position": 0, "estimate_seconds": None}
+    position = (
+        Conversation.objects.filter(
+            number_id=conversation.number_id,
+            status=ConversationStatus.WAITING,
+            created_at__lt=conversation.created_at,
+        ).count()
+        + 1
+    )
+    since = timezone.now() - timedelta(hours=ESTIMATE_WINDOW_HOURS)
+    recent = list(
+        Conversation.objects.filter(
+            number_id=conversation.number_id, assigned_at__gte=since, assigned_to__isnull=False
+        )
+        .order_by("-assigned_at")
+        .values_list("created_at", "assigned_at", "assigned_to_id")[:50]
+    )
+    estimate = None
+    if len(recent) >= ESTIMATE_MIN_SAMPLES:
+        median = statistics.median((a - c).total_seconds() for c, a, _ in recent)
+        staff = len({who for _, _, who in recent})
+        estimate = round(max(0.0, median) * position / max(1, staff))
+    return {"type": "queue", "waiting": True, "position": position, "estimate_seconds": estimate}
+
+
+def session_touch(session_id: int) -> None:
+    ChatSession.objects.filter(pk=session_id).update(last_seen_at=timezone.now())
+
+
+def chats_close_abandoned() -> int:
+    """Close waiting chats whose visitor has been gone OPENLINE_CHAT_ABANDON_MINUTES; they
+    leave the queue and are counted, not answered."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from openline.messaging.services.assignment import conversation_close_by_visitor
+
+    cutoff = timezone.now() - timedelta(minutes=settings.OPENLINE_CHAT_ABANDON_MINUTES)
+    stale = ChatSession.objects.filter(
+        ended_at__isnull=True,
+        last_seen_at__lt=cutoff,
+        conversation__status=ConversationStatus.WAITING,
+    ).values_list("pk", "conversation_id")
+    closed = 0
+    for session_id, conversation_id in list(stale):
+        with transaction.atomic():
+            updated = ChatSession.objects.filter(pk=session_id, ended_at__isnull=True).update(
+                ended_at=timezone.now(), abandoned=True
+            )
+            if updated:
+                conversation_close_by_visitor(
+                    conversation_id=conversation_id, note="The visitor left before anyone answered."
+                )
+                closed += 1
+    return closed

@@ -17,9 +17,11 @@ INTERVAL_SECONDS = 30.0
 
 
 def run_periodic() -> None:
+    from openline.chat.services import chats_close_abandoned
     from openline.messaging.services.reconcile import messages_reconcile
 
     messages_reconcile()
+    chats_close_abandoned()
 
 
 class Scheduler(threading.Thread):

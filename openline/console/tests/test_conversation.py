@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
@@ -283,3 +284,29 @@ def test_thread_poll_swaps_reply_box_when_person_opts_out(
     assert "hx-preserve" in html  # what the counselor typed stays in the box
     assert f'id="consent-panel-{conversation.pk}"' in html
     assert f'id="consent-review-{conversation.pk}" hx-swap-oob="true"' in html
+
+
+def test_a_change_while_the_thread_renders_is_fetched_by_the_next_refresh(
+    alice_client: Client, conversation: Conversation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status change that lands after the messages were read must leave the page with an
+    older version than the server's, or the next refresh answers 204 and the old status
+    stays on screen (seen as a reply stuck at 'sent')."""
+    from django.utils import timezone
+
+    from openline.console.views import conversations as views
+    from openline.messaging import selectors
+    from openline.messaging.models import Message
+
+    read_messages = views._timeline
+
+    def timeline_then_a_change(conv: Conversation) -> list[Any]:
+        items = read_messages(conv)
+        Message.objects.filter(conversation=conv).update(status_changed_at=timezone.now())
+        return items
+
+    monkeypatch.setattr(views, "_timeline", timeline_then_a_change)
+    poll = _poll_url(_page(alice_client, conversation))
+    monkeypatch.setattr(views, "_timeline", read_messages)
+    assert f"v={selectors.thread_version(conversation=conversation)}&" not in poll
+    assert alice_client.get(poll).status_code == 200  # the change is fetched

@@ -3,12 +3,15 @@ an organization embeds on its websites (admins)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
-from openline.chat.models import ChatWidget
+from openline.chat.models import ChatSession, ChatWidget
 from openline.chat.services import ChatError, inbox_set_chat_online, widget_create
 from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
@@ -62,5 +65,10 @@ def chat_settings(request: HttpRequest, organization: Organization) -> HttpRespo
         "error": error,
         "form": form,
         "base_url": request.build_absolute_uri("/").rstrip("/"),
+        "abandoned_week": ChatSession.objects.filter(
+            widget__organization=organization,
+            abandoned=True,
+            ended_at__gte=timezone.now() - timedelta(days=7),
+        ).count(),
     }
     return render(request, "console/chat_settings.html", context, status=422 if error else 200)

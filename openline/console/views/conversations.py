@@ -116,6 +116,10 @@ def _conversation_context(
     state = consent_state(organization_id=org_id, phone=contact.phone)
     history = consent_history(organization_id=org_id, phone=contact.phone)
     membership = _membership(request)
+    # The version is read before the messages: a change that lands in between then makes
+    # the page's version older than the server's, so the next refresh fetches it. (Read
+    # after, the page could show the old status under the new version and never update.)
+    version = selectors.thread_version(conversation=conversation)
     return {
         "conversation": conversation,
         "contact": contact,
@@ -123,7 +127,7 @@ def _conversation_context(
         "mine": conversation.assigned_to_id == request.user.pk,
         "timeline": _timeline(conversation),
         "earlier": selectors.earlier_messages(conversation=conversation),
-        "thread_version": selectors.thread_version(conversation=conversation),
+        "thread_version": version,
         "thread_limit": selectors.THREAD_LIMIT,
         "state_key": _state_key(conversation, refusal),
         "refusal": refusal,

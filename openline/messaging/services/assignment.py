@@ -208,15 +208,17 @@ def conversation_close(
     return conversation
 
 
-def conversation_close_by_visitor(*, conversation_id: int) -> None:
-    """A web-chat visitor ended the chat (call inside a transaction)."""
+def conversation_close_by_visitor(
+    *, conversation_id: int, note: str = "The visitor ended the chat."
+) -> None:
+    """A web-chat visitor ended the chat, or left it waiting (call inside a transaction)."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.status == ConversationStatus.CLOSED:
         return
     holder = conversation.assigned_to_id
     conversation.status, conversation.closed_at = ConversationStatus.CLOSED, timezone.now()
     conversation.save(update_fields=["status", "closed_at"])
-    _note(conversation, None, NoteKind.EVENT, "The visitor ended the chat.")
+    _note(conversation, None, NoteKind.EVENT, note)
     _publish(conversation, "conversation.closed", previous=holder)
 
 

@@ -117,6 +117,13 @@
       } else if (data.type === "message") {
         received(data);
         if (data.from === "counselor") setStatus("");
+      } else if (data.type === "queue") {
+        if (data.waiting) {
+          var wait = data.estimate_seconds == null ? "unknown" : "about " + Math.max(1, Math.round(data.estimate_seconds / 60)) + " min";
+          setStatus("You are number " + data.position + " in line. Estimated wait: " + wait + ". You can write while you wait.");
+        } else if (!log.querySelector(".counselor")) {
+          setStatus("A counselor has joined.");
+        }
       } else if (data.type === "ended") {
         ended(data.by);
       } else if (data.type === "error") {

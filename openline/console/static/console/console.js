@@ -93,9 +93,20 @@
   }
   // One refresh at a time per target; events that arrive meanwhile fold into one more
   // refresh after it, so the last state always lands and bursts cost two requests.
-  // Each refresh names its target as its htmx source: htmx keeps one request lock per
-  // source element (the body when none is named) and drops all but the last queued
-  // request, so a shared lock would let a list refresh swallow a thread refresh.
+  // Each refresh has its own htmx source element: htmx keeps one request lock per source
+  // (the body when none is named) and drops all but the last queued request, so a shared
+  // lock would let a list refresh swallow a thread refresh. The source is a hidden element
+  // that is never swapped out: htmx also drops requests whose source left the page.
+  var locks = {};
+  function lockFor(key) {
+    if (!locks[key] || !locks[key].isConnected) {
+      locks[key] = document.createElement("span");
+      locks[key].hidden = true;
+      locks[key].dataset.refreshLock = key;
+      document.body.appendChild(locks[key]);
+    }
+    return locks[key];
+  }
   var running = {}, again = {};
   function coalesced(key, run) {
     if (running[key]) { again[key] = true; return; }
@@ -108,7 +119,7 @@
   function reloadQueue() {
     if (!$("#queue") || !window.htmx) return;
     coalesced("queue", function () {
-      return htmx.ajax("GET", "/queue?" + queueParams(), { source: "#queue", target: "#queue", swap: "outerHTML" });
+      return htmx.ajax("GET", "/queue?" + queueParams(), { source: lockFor("queue"), target: "#queue", swap: "outerHTML" });
     });
   }
   var refreshQueue = debounce(reloadQueue, 60);
@@ -228,7 +239,7 @@
       var slot = thread.closest(".pane-slot");
       var read = (!slot || !slot.hidden) && !document.hidden ? "&read=1" : "";
       return htmx.ajax("GET", "/conversations/" + id + "/thread?v=" + thread.dataset.version + "&s=" + thread.dataset.state + read,
-                       { source: thread, target: thread, swap: "outerHTML" });
+                       { source: lockFor("conversation-" + id), target: thread, swap: "outerHTML" });
     });
   }
   function refreshPane(id) { refreshConversation(id, true); }

@@ -357,3 +357,16 @@ def chats_close_abandoned() -> int:
                 )
                 closed += 1
     return closed
+
+
+def counselor_typing(conversation: Conversation) -> bool:
+    """Tell the visitor someone is writing to them (no content). False if not a live chat."""
+    if conversation.channel != Channel.CHAT or conversation.status == ConversationStatus.CLOSED:
+        return False
+    if not ChatSession.objects.filter(
+        conversation_id=conversation.pk, ended_at__isnull=True
+    ).exists():
+        return False
+    with transaction.atomic():
+        publish_to_visitor_on_commit(conversation_id=conversation.pk, event={"type": "typing"})
+    return True

@@ -26,6 +26,7 @@ urlpatterns: list[URLPattern] = [
     _conv("join", views.conversation_join, "conversation_join"),
     _conv("take-over", views.conversation_take_over, "conversation_take_over"),
     _conv("unread", views.conversation_unread, "conversation_unread"),
+    _conv("typing", views.conversation_typing, "conversation_typing"),
     _conv("notice", views.conversation_notice, "conversation_notice"),
     _conv("export.csv", views.conversation_export_csv, "conversation_export_csv"),
     _conv("print", views.conversation_print, "conversation_print"),

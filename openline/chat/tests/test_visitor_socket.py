@@ -206,3 +206,25 @@ def test_counselor_close_tells_the_visitor_and_hostile_text_stays_text(
         "Sam"
         not in client.get("/queue?view=waiting", headers={"HX-Request": "true"}).content.decode()
     )
+
+
+def test_typing_reaches_only_a_live_chat_and_only_from_someone_who_may_reply(
+    widget: Any, chat: Any, bob: Any, dora: Any, charlie: Any, client: Any,
+    published: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    from openline.messaging.services.assignment import conversation_assume
+
+    conversation = Conversation.objects.get(pk=chat.session.conversation_id)
+    conversation_assume(membership=Membership.objects.get(user=bob), conversation=conversation)
+    url = f"/conversations/{conversation.pk}/typing"
+    client.login(username="dora@example.org", password="counselor-pass-123")
+    assert client.post(url).status_code == 403  # bob has it
+    client.login(username="charlie@example.org", password="charlie-pass")
+    assert client.post(url).status_code in (403, 404)  # another organization
+    assert published.count({"type": "typing"}) == 0
+    client.login(username="bob@example.org", password="bob-pass-12")
+    assert client.post(url).status_code == 204
+    assert published.count({"type": "typing"}) == 1
+    services.chat_end(session=chat.session)
+    assert client.post(url).status_code in (204, 403)
+    assert published.count({"type": "typing"}) == 1  # nobody left to tell

@@ -123,10 +123,13 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
     row.get_by_role("button", name="Assume").click()
     pane = console.locator(".pane")
     expect(pane.locator(".thread")).to_contain_text(HOSTILE, timeout=LIVE)  # as text
+    pane.locator(".reply-body").press_sequentially("Hi Sam, ")  # the visitor sees typing
+    expect(panel).to_contain_text("The counselor is typing", timeout=LIVE)
     pane.locator(".reply-body").fill("Hi Sam, I'm Bob. I'm here.")
     pane.locator(".reply-box button[type=submit]").click()
     log = visitor.get_by_role("log", name="Messages")
     expect(log).to_contain_text("Hi Sam, I'm Bob. I'm here.", timeout=LIVE)
+    expect(panel).not_to_contain_text("The counselor is typing")
     expect(pane.locator(".msg-out .status").last).to_have_text("delivered", timeout=LIVE)
     _shot(console, "2-console")
 

@@ -31,6 +31,7 @@ from openline.console.views.conversations import (
     conversation_take_over,
     conversation_thread,
     conversation_transfer,
+    conversation_typing,
     conversation_unread,
     segments,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "conversation_take_over",
     "conversation_thread",
     "conversation_transfer",
+    "conversation_typing",
     "conversation_unread",
     "home",
     "inbox",

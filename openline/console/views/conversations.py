@@ -347,6 +347,21 @@ def conversation_note(request: HttpRequest, conversation: Conversation) -> str:
 @console_view
 @require_POST
 @with_conversation
+def conversation_typing(
+    request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
+) -> HttpResponse:
+    """The reply box is being typed in: a web-chat visitor sees "typing…" (texts: nothing)."""
+    from openline.chat.services import counselor_typing
+
+    if not access.reply:
+        return HttpResponse("you cannot reply in this conversation", status=403)
+    counselor_typing(conversation)
+    return HttpResponse(status=204)
+
+
+@console_view
+@require_POST
+@with_conversation
 def conversation_unread(
     request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
 ) -> HttpResponse:

@@ -47,7 +47,7 @@
     '<button class="close" type="button" aria-label="Minimize chat">–</button></header>' +
     '<div class="body"><p class="note greeting"></p>' +
     '<div class="log" role="log" aria-live="polite" aria-label="Messages"></div>' +
-    '<p class="status" aria-live="polite"></p><p class="error" role="alert"></p></div>' +
+    '<p class="status typing" aria-live="polite"></p><p class="status" aria-live="polite"></p><p class="error" role="alert"></p></div>' +
     '<div class="start" hidden><label>Your first name (optional) <input class="name" maxlength="100" autocomplete="off"></label>' +
     '<button type="button" class="begin">Start chat</button></div>' +
     '<form class="compose" hidden><label hidden for="ol-text">Message</label>' +
@@ -62,7 +62,7 @@
   var outbox = saved.outbox || []; // sent but not yet confirmed: resent once on reconnect
   var shown = {};
 
-  function setStatus(s) { $(".status").textContent = s; }
+  function setStatus(s) { $(".status:not(.typing)").textContent = s; }
   function setError(s) { $(".error").textContent = s || ""; }
   function show(el, on) { el.hidden = !on; }
 
@@ -88,6 +88,7 @@
     }
     bubble(m, false);
     save();
+    if (m.from === "counselor") $(".typing").textContent = "";
     if (m.from === "counselor" && socket && socket.readyState === 1) {
       socket.send(JSON.stringify({ type: "received", ids: [m.id] }));
     }
@@ -124,6 +125,11 @@
         } else if (!log.querySelector(".counselor")) {
           setStatus("A counselor has joined.");
         }
+      } else if (data.type === "typing") {
+        var note = $(".typing");
+        note.textContent = "The counselor is typing…";
+        clearTimeout(note.timer);
+        note.timer = setTimeout(function () { note.textContent = ""; }, 4000);
       } else if (data.type === "ended") {
         ended(data.by);
       } else if (data.type === "error") {

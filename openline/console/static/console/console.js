@@ -411,6 +411,17 @@
     }
   });
 
+  // Typing in a web chat's reply box: the visitor sees "typing…" (at most every 3 s).
+  var typingSent = {};
+  document.addEventListener("input", function (e) {
+    var pane = e.target.closest && e.target.classList.contains("reply-body") && e.target.closest(".pane");
+    if (!pane || pane.dataset.channel !== "chat") return;
+    var id = pane.dataset.conversationId, now = Date.now();
+    if (typingSent[id] && now - typingSent[id] < 3000) return;
+    typingSent[id] = now;
+    fetch("/conversations/" + id + "/typing", { method: "POST", headers: { "X-CSRFToken": csrf() } });
+  });
+
   // A slow safety net besides the socket, through the same per-conversation queue.
   setInterval(function () {
     $all(".thread[id^='thread-']").forEach(function (t) { refreshThread(t.id.slice(7)); });

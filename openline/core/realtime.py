@@ -81,6 +81,8 @@ class _Publisher:
                     await layer.group_send(group, envelope)
             except Exception:  # a broken fan-out must never undo a committed change
                 logger.exception("real-time publish failed for %s", envelope["event"].get("type"))
+            finally:
+                self.queue.task_done()
 
     def put(self, group: str, envelope: dict[str, Any]) -> None:
         assert self.queue is not None
@@ -98,6 +100,16 @@ def set_server_loop(loop: asyncio.AbstractEventLoop) -> None:
         if _publisher is not None:
             _publisher.stop()  # a pending task must not be left to the garbage collector
         _publisher = _Publisher(loop)
+
+
+async def flush() -> None:
+    """Wait until events queued on this loop have gone out. For short-lived loops (a test's
+    `asyncio.run`): cancelling a Redis publish half-way can hang the loop's shutdown."""
+    await asyncio.sleep(0)  # on_commit hand-overs from other threads land first
+    publisher = _publisher
+    if publisher is not None and publisher.queue is not None:
+        if publisher.loop is asyncio.get_running_loop():
+            await publisher.queue.join()
 
 
 def shutdown() -> None:

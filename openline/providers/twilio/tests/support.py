@@ -37,9 +37,13 @@ def asgi_request(
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            return await client.request(
+            response = await client.request(
                 method, path, data=data, content=content, headers=dict(headers or {})
             )
+        from openline.core import realtime
+
+        await realtime.flush()  # the loop ends next: let its publishes finish first
+        return response
 
     return asyncio.run(go())
 

@@ -107,9 +107,12 @@ async def flush() -> None:
     `asyncio.run`): cancelling a Redis publish half-way can hang the loop's shutdown."""
     await asyncio.sleep(0)  # on_commit hand-overs from other threads land first
     publisher = _publisher
-    if publisher is not None and publisher.queue is not None:
-        if publisher.loop is asyncio.get_running_loop():
-            await publisher.queue.join()
+    if (
+        publisher is not None
+        and publisher.queue is not None
+        and publisher.loop is asyncio.get_running_loop()
+    ):
+        await publisher.queue.join()
 
 
 def shutdown() -> None:

@@ -220,11 +220,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from openline.core import bridge
     from openline.core import worker as tasks
     from openline.core.scheduler import Scheduler
-    from openline.core.worker import TaskWorker
     from openline.messaging import processing
-    from openline.messaging.processing import InboundProcessor
 
-    threads: list[Any] = [InboundProcessor(), TaskWorker()]
+    threads: list[Any] = [processing.InboundProcessor(), tasks.TaskWorker()]
     stop = threading.Event()
     if args.attached is not None:  # the worker child of `openline run`
         threads.append(Scheduler())

@@ -21,7 +21,7 @@ from openline.messaging.models import (
     Message,
     MessageStatus,
 )
-from openline.messaging.services.outbound import conversation_event, message_event
+from openline.messaging.services.outbound import conversation_event, publish_message_event
 
 MAX_CHAT_MESSAGE_CHARS = 2000
 CLIENT_ID_CHARS = 64
@@ -134,10 +134,7 @@ def visitor_message(*, session: ChatSession, body: str, client_id: str) -> tuple
             return Message.objects.get(conversation=conversation, provider_message_id=key), False
         Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
         ChatSession.objects.filter(pk=session.pk).update(last_seen_at=now)
-        publish_on_commit(
-            organization_id=conversation.organization_id,
-            event=message_event(message, "message.created"),
-        )
+        publish_message_event(message, "message.created")
         publish_to_visitor_on_commit(conversation_id=conversation.pk, event=visitor_view(message))
     return message, True
 
@@ -164,17 +161,29 @@ def history(session: ChatSession, after_id: int = 0) -> list[dict[str, object]]:
 
 def chat_end(*, session: ChatSession) -> None:
     """The visitor ends the chat: the conversation closes, and the console is told."""
+    if _end_session(session.pk, session.conversation_id):
+        publish_to_visitor_on_commit(
+            conversation_id=session.conversation_id, event={"type": "ended", "by": "visitor"}
+        )
+
+
+def _end_session(
+    session_id: int,
+    conversation_id: int,
+    *,
+    abandoned: bool = False,
+    note: str = "The visitor ended the chat.",
+) -> bool:
+    """End a session once (False if it already was) and close its conversation."""
     from openline.messaging.services.assignment import conversation_close_by_visitor
 
     with transaction.atomic():
-        updated = ChatSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
-            ended_at=timezone.now()
+        updated = ChatSession.objects.filter(pk=session_id, ended_at__isnull=True).update(
+            ended_at=timezone.now(), abandoned=abandoned
         )
         if updated:
-            conversation_close_by_visitor(conversation_id=session.conversation_id)
-            publish_to_visitor_on_commit(
-                conversation_id=session.conversation_id, event={"type": "ended", "by": "visitor"}
-            )
+            conversation_close_by_visitor(conversation_id=conversation_id, note=note)
+    return bool(updated)
 
 
 def mark_received(*, session: ChatSession, ids: object) -> None:
@@ -337,26 +346,21 @@ def chats_close_abandoned() -> int:
 
     from django.conf import settings
 
-    from openline.messaging.services.assignment import conversation_close_by_visitor
-
     cutoff = timezone.now() - timedelta(minutes=settings.OPENLINE_CHAT_ABANDON_MINUTES)
     stale = ChatSession.objects.filter(
         ended_at__isnull=True,
         last_seen_at__lt=cutoff,
         conversation__status=ConversationStatus.WAITING,
     ).values_list("pk", "conversation_id")
-    closed = 0
-    for session_id, conversation_id in list(stale):
-        with transaction.atomic():
-            updated = ChatSession.objects.filter(pk=session_id, ended_at__isnull=True).update(
-                ended_at=timezone.now(), abandoned=True
-            )
-            if updated:
-                conversation_close_by_visitor(
-                    conversation_id=conversation_id, note="The visitor left before anyone answered."
-                )
-                closed += 1
-    return closed
+    return sum(
+        _end_session(
+            session_id,
+            conversation_id,
+            abandoned=True,
+            note="The visitor left before anyone answered.",
+        )
+        for session_id, conversation_id in list(stale)
+    )
 
 
 def counselor_typing(conversation: Conversation) -> bool:

@@ -61,9 +61,13 @@ def _cors(response: HttpResponse, origin: str) -> HttpResponse:
     return response
 
 
+def _error(code: str, message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message}, status=status)
+
+
 def _refused(exc: services.ChatError) -> JsonResponse:
     status = {"unknown_widget": 404, "origin_refused": 403, "offline": 409}.get(exc.code, 400)
-    return JsonResponse({"error": exc.code, "message": str(exc)}, status=status)
+    return _error(exc.code, str(exc), status)
 
 
 @require_GET
@@ -102,15 +106,13 @@ def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
         response["Access-Control-Max-Age"] = "600"
         return response
     if request.method != "POST":
-        return JsonResponse({"error": "method", "message": "Use POST."}, status=405)
+        return _error("method", "Use POST.", 405)
     try:
         widget = services.widget_for(public_id, origin)
     except services.ChatError as exc:
         return _refused(exc)
     if len(request.body) > MAX_START_BODY:
-        return _cors(
-            JsonResponse({"error": "too_large", "message": "Too much data."}, status=413), origin
-        )
+        return _cors(_error("too_large", "Too much data.", 413), origin)
     try:
         data = json.loads(request.body or b"{}")
         if not isinstance(data, dict):
@@ -119,18 +121,12 @@ def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
         if not isinstance(name, str):
             raise ValueError
     except (ValueError, UnicodeDecodeError):
-        return _cors(
-            JsonResponse({"error": "invalid", "message": "Send a JSON object."}, status=400), origin
-        )
+        return _cors(_error("invalid", "Send a JSON object.", 400), origin)
     key = f"chat-start:{request.META.get('REMOTE_ADDR', '')}"
     django_cache.add(key, 0, 60)
     if django_cache.incr(key) > NEW_CHATS_PER_IP_PER_MINUTE:
         return _cors(
-            JsonResponse(
-                {"error": "rate_limited", "message": "Too many new chats; try again in a minute."},
-                status=429,
-            ),
-            origin,
+            _error("rate_limited", "Too many new chats; try again in a minute.", 429), origin
         )
     try:
         started = services.chat_start(widget=widget, origin=origin, name=name)

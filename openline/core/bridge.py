@@ -39,7 +39,6 @@ class WorkerChild:
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -55,8 +54,7 @@ class WorkerChild:
         cmd = [sys.executable, "-m", "openline.cli", "worker", "--attached", str(theirs.fileno())]
         proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))  # noqa: S603 (our own argv)
         theirs.close()
-        with self._lock:
-            self._sock, self._proc = ours, proc
+        self._sock, self._proc = ours, proc
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
@@ -111,10 +109,6 @@ class WorkerChild:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
 
 _child: WorkerChild | None = None
 
@@ -135,7 +129,6 @@ def wake(kind: bytes) -> None:
 # --- the worker child's side ------------------------------------------------------------
 
 _parent: socket.socket | None = None
-_send_lock = threading.Lock()
 
 
 def attach_to_parent(fd: int, on_wake: dict[bytes, Any], on_close: Any) -> None:
@@ -170,7 +163,6 @@ def _send_event(message: dict[str, Any]) -> None:
         logger.error("real-time event not forwarded: %s", message["envelope"]["event"].get("type"))
         return
     try:
-        with _send_lock:
-            _parent.send(data)  # one message, whole or not at all
+        _parent.send(data)  # one message, whole or not at all (safe from any thread)
     except OSError:
         logger.warning("real-time event lost: the web process is gone")

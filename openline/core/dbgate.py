@@ -98,22 +98,22 @@ class WriteGate:
         self._busy = False
         self._urgent_waiting = 0
         self._process_lock: _ProcessLock | None = None
-        self._process_lock_for: str | None = None
+        self._resolved = False
         self._no_autocheckpoint: Any = None
 
     def _shared(self) -> _ProcessLock | None:
         """The database's process lock, opened on first use (the name is final by then,
         also in tests, where the test database replaces it before any test runs)."""
-        if self._process_lock_for is None:
+        if not self._resolved:
             with self._cond:
-                if self._process_lock_for is None:
+                if not self._resolved:
                     database = settings.DATABASES["default"]
                     name = str(database["NAME"])
                     sqlite = database["ENGINE"] == "django.db.backends.sqlite3"
                     # An in-memory database lives in one process.
                     if sqlite and not name.startswith((":memory:", "file:")):
                         self._process_lock = _ProcessLock(f"{name}-gate")
-                    self._process_lock_for = name
+                    self._resolved = True
         return self._process_lock
 
     def intake_busy(self) -> bool:

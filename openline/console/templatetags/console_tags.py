@@ -48,9 +48,7 @@ def char_name(char: str) -> str:
 def who(contact: Contact) -> str:
     """A contact's name, else their number formatted for reading (web-chat visitors have
     none: "Web visitor <id>")."""
-    if not contact.phone:
-        return contact.label
-    return contact.name or format_phone(contact.phone)
+    return contact.label
 
 
 @register.filter

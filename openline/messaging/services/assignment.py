@@ -208,9 +208,7 @@ def conversation_close(
     return conversation
 
 
-def conversation_close_by_visitor(
-    *, conversation_id: int, note: str = "The visitor ended the chat."
-) -> None:
+def conversation_close_by_visitor(*, conversation_id: int, note: str) -> None:
     """A web-chat visitor ended the chat, or left it waiting (call inside a transaction)."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.status == ConversationStatus.CLOSED:

@@ -35,11 +35,14 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
+    from django.core.cache import cache
+
     from openline.messaging.intake import forget_numbers
     from openline.messaging.ratelimit import limiter
 
     limiter().reset()
     forget_numbers()
+    cache.clear()  # per-address limits (new chats per minute) start afresh
     yield
     limiter().reset()
     forget_numbers()

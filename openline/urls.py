@@ -19,5 +19,7 @@ urlpatterns = [
     path("widget-demo/<str:public_id>", chat_views.widget_demo, name="chat_widget_demo"),
     path("chat/<str:public_id>/config", chat_views.widget_config, name="chat_config"),
     path("chat/<str:public_id>/start", chat_views.chat_start, name="chat_start"),
+    path("chat/<str:public_id>/survey", chat_views.chat_survey, name="chat_survey"),
+    path("shifts/", include("openline.availability.urls")),
     path("", include("openline.console.urls")),
 ]

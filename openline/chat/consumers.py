@@ -8,9 +8,11 @@ carry a client id; a resend after a reconnect is answered with the stored messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+import weakref
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 MESSAGES_PER_MINUTE = 30
 QUEUE_CHECK_SECONDS = 3.0
 TOUCH_SECONDS = 60.0
+NEW_ARRIVALS_SECONDS = 0.05
 
 
 class VisitorConsumer(AsyncJsonWebsocketConsumer):
@@ -54,34 +57,17 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "history", "messages": backlog, "ended": ended})
-        self.watcher = asyncio.ensure_future(self._watch_queue()) if not ended else None
+        self.last_place: dict[str, object] | None = None
+        if not ended:
+            queue_watch().add(self)
 
-    async def _watch_queue(self) -> None:
-        """While the chat waits: the visitor's place in line and the estimated wait, sent
-        whenever they change (checked every QUEUE_CHECK_SECONDS), and a sign of life for
-        the abandonment check."""
-        try:
-            await self._queue_updates()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the chat goes on without the updates
-            logger.exception("queue updates for a web chat failed")
-
-    async def _queue_updates(self) -> None:
-        assert self.session is not None
-        last: dict[str, object] | None = None
-        touched = time.monotonic()
-        while True:
-            place = await database_sync_to_async(services.queue_place)(self.session.conversation_id)
-            if place != last:
-                await self.send_json(place)
-                last = place
-            if not place["waiting"]:
-                return
-            if time.monotonic() - touched > TOUCH_SECONDS:
-                await database_sync_to_async(services.session_touch)(self.session.pk)
-                touched = time.monotonic()
-            await asyncio.sleep(QUEUE_CHECK_SECONDS)
+    async def queue_update(self, place: dict[str, object]) -> None:
+        """Called by the process's QueueWatch with this chat's place in line."""
+        if place != self.last_place:
+            self.last_place = place
+            await self.send_json(place)
+        if not place["waiting"]:
+            queue_watch().discard(self)
 
     @database_sync_to_async
     def _open(
@@ -92,13 +78,11 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
         return session, services.history(session, after), session.ended_at is not None
 
     async def disconnect(self, code: int) -> None:
-        watcher = getattr(self, "watcher", None)
-        if watcher is not None:
-            watcher.cancel()
+        queue_watch().discard(self)
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
         if self.session is not None:  # the visitor was here until now
-            await database_sync_to_async(services.session_touch)(self.session.pk)
+            await database_sync_to_async(services.sessions_touch)([self.session.pk])
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
@@ -150,3 +134,82 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
+
+
+class QueueWatch:
+    """The waiting visitors' places in line, for every visitor socket of this process: one
+    look at the queue every QUEUE_CHECK_SECONDS for all of them (a few queries per inbox, not
+    one per visitor, so thousands of waiting sockets stay cheap), one sooner for a socket
+    that just connected. Each socket is sent its place when it changes; while waiting, the
+    visitors are marked as still here every TOUCH_SECONDS for the abandonment check."""
+
+    def __init__(self) -> None:
+        self.members: dict[int, set[VisitorConsumer]] = {}
+        self.arrived: set[int] = set()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, consumer: VisitorConsumer) -> None:
+        assert consumer.session is not None
+        conversation_id = consumer.session.conversation_id
+        self.members.setdefault(conversation_id, set()).add(consumer)
+        self.arrived.add(conversation_id)
+        self.wake.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    def discard(self, consumer: VisitorConsumer) -> None:
+        if consumer.session is None:
+            return
+        sockets = self.members.get(consumer.session.conversation_id)
+        if sockets is not None:
+            sockets.discard(consumer)
+            if not sockets:
+                del self.members[consumer.session.conversation_id]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_full = touched = loop.time()
+        while self.members:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), max(0.0, next_full - loop.time()))
+                await asyncio.sleep(NEW_ARRIVALS_SECONDS)  # let a burst of connects gather
+            self.wake.clear()
+            if loop.time() >= next_full:
+                ids, next_full = set(self.members), loop.time() + QUEUE_CHECK_SECONDS
+            else:
+                ids = self.arrived & set(self.members)
+            self.arrived.clear()
+            touch = loop.time() - touched >= TOUCH_SECONDS
+            try:
+                await self._check(ids, touch)
+            except Exception:  # the chats go on without updates; try again next round
+                logger.exception("queue updates for web chats failed")
+            touched = loop.time() if touch else touched
+
+    async def _check(self, ids: set[int], touch: bool) -> None:
+        if not ids:
+            return
+        places = await database_sync_to_async(services.queue_places)(ids)
+        waiting = []
+        for conversation_id, place in places.items():
+            for consumer in list(self.members.get(conversation_id, ())):
+                await consumer.queue_update(place)
+                if place["waiting"] and consumer.session is not None:
+                    waiting.append(consumer.session.pk)
+        if touch and waiting:
+            await database_sync_to_async(services.sessions_touch)(waiting)
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, QueueWatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def queue_watch() -> QueueWatch:
+    """This event loop's QueueWatch (a test's short-lived loop gets its own)."""
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = QueueWatch()
+    return watch

@@ -49,6 +49,46 @@ class ChatWidget(models.Model):
         return bool(origin) and origin in self.allowed_origins
 
 
+class QuestionStage(models.TextChoices):
+    PRE = "pre", "Before the chat"
+    POST = "post", "After the chat (survey)"
+
+
+class QuestionKind(models.TextChoices):
+    TEXT = "text", "Short text"
+    CHOICE = "choice", "Choice"
+    SCALE = "scale", "Scale from 1 to 7"
+    YESNO = "yesno", "Yes or no"
+    CONSENT = "consent", "Agree to terms (with a link)"
+
+
+class ChatQuestion(models.Model):
+    """A question a widget asks before the chat (triage) or after it (survey).
+
+    ``options`` is a list of ``{"label": str, "severity": 0-3}``: the choices of a choice
+    question, or the "Yes" and "No" of a yes/no one. An answer's severity raises the
+    conversation's priority; visitors never see severities."""
+
+    organization_id: int
+    widget_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    widget = models.ForeignKey(ChatWidget, on_delete=models.CASCADE, related_name="questions")
+    stage = models.CharField(max_length=4, choices=QuestionStage.choices)
+    kind = models.CharField(max_length=8, choices=QuestionKind.choices)
+    prompt = models.CharField(max_length=300)
+    required = models.BooleanField(default=False)
+    options = models.JSONField(default=list, blank=True)
+    link = models.URLField(blank=True)  # the terms a consent question links to
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.prompt
+
+
 class ChatSession(models.Model):
     widget_id: int
     conversation_id: int
@@ -64,3 +104,8 @@ class ChatSession(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     # Closed because the visitor left while waiting (counted on the web chat page).
     abandoned = models.BooleanField(default=False)
+    # The visitor's answers, each {"question", "prompt", "kind", "answer", "severity"}: the
+    # prompt is kept as asked, so later edits to a question do not rewrite what was answered.
+    prechat = models.JSONField(default=list, blank=True)
+    survey = models.JSONField(default=list, blank=True)
+    survey_at = models.DateTimeField(null=True, blank=True)

@@ -5,12 +5,13 @@ dropped network, and ends it. Counselor replies go through messaging's one send 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from openline.chat.models import ChatSession, ChatWidget, token_hash
+from openline.chat.models import ChatSession, ChatWidget, QuestionStage, token_hash
 from openline.contacts.models import Contact
 from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
 from openline.messaging.models import (
@@ -55,11 +56,18 @@ def widget_for(public_id: str, origin: str | None) -> ChatWidget:
     return widget
 
 
-def chat_start(*, widget: ChatWidget, origin: str, name: str = "") -> StartedChat:
-    """Open a waiting conversation for a new visitor. Refused while the inbox is offline."""
+def chat_start(
+    *, widget: ChatWidget, origin: str, name: str = "", answers: object = None
+) -> StartedChat:
+    """Open a waiting conversation for a new visitor, with their pre-chat answers (checked
+    here; raises questions.AnswerError) setting its priority. Refused while the inbox is
+    offline."""
+    from openline.chat.questions import answers_clean, priority_of, questions_for
+
     if not widget.number.chat_online:
         raise ChatError("offline", widget.offline_text or "Chat is closed right now.")
     name = " ".join(name.split())[:100]
+    prechat = answers_clean(questions_for(widget, QuestionStage.PRE), answers)
     token = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
@@ -72,10 +80,15 @@ def chat_start(*, widget: ChatWidget, origin: str, name: str = "") -> StartedCha
             contact=contact,
             channel=Channel.CHAT,
             status=ConversationStatus.WAITING,
+            priority=priority_of(prechat),
             last_message_at=now,
         )
         session = ChatSession.objects.create(
-            widget=widget, conversation=conversation, token_hash=token_hash(token), origin=origin
+            widget=widget,
+            conversation=conversation,
+            token_hash=token_hash(token),
+            origin=origin,
+            prechat=prechat,
         )
         publish_on_commit(
             organization_id=widget.organization_id,
@@ -296,47 +309,69 @@ ESTIMATE_MIN_SAMPLES = 3
 
 
 def queue_place(conversation_id: int) -> dict[str, object]:
-    """Where a waiting chat stands: its place among everyone waiting in the same inbox
-    (texts and chats, oldest first, as counselors see the queue) and an estimated wait.
+    return queue_places([conversation_id])[conversation_id]
+
+
+def queue_places(conversation_ids: Iterable[int]) -> dict[int, dict[str, object]]:
+    """Where waiting chats stand: each one's place in its inbox's line (texts and chats,
+    as counselors see the queue: higher priority first, then oldest) and an estimated
+    wait. A few queries per inbox however many chats are asked about.
 
     The estimate is the median time-to-assume in that inbox over the last two hours, times
     the place, divided by how many different people assumed conversations there in that
     time (the best sign of who is on duty until shifts exist). With fewer than three
     recent samples it is None: "unknown" rather than an invented number."""
+    wanted = set(conversation_ids)
+    places: dict[int, dict[str, object]] = {pk: _NOT_WAITING for pk in wanted}
+    rows = Conversation.objects.filter(pk__in=wanted, status=ConversationStatus.WAITING)
+    for number_id in set(rows.values_list("number_id", flat=True)):
+        line = (
+            Conversation.objects.filter(number_id=number_id, status=ConversationStatus.WAITING)
+            .order_by("-priority", "created_at", "id")
+            .values_list("pk", flat=True)
+        )
+        per_place = _seconds_per_place(number_id)
+        for position, pk in enumerate(line, start=1):
+            if pk in wanted:
+                estimate = None if per_place is None else round(per_place * position)
+                places[pk] = {
+                    "type": "queue",
+                    "waiting": True,
+                    "position": position,
+                    "estimate_seconds": estimate,
+                }
+    return places
+
+
+_NOT_WAITING: dict[str, object] = {
+    "type": "queue",
+    "waiting": False,
+    "position": 0,
+    "estimate_seconds": None,
+}
+
+
+def _seconds_per_place(number_id: int) -> float | None:
     import statistics
     from datetime import timedelta
 
-    conversation = Conversation.objects.only("status", "number_id", "created_at").get(
-        pk=conversation_id
-    )
-    if conversation.status != ConversationStatus.WAITING:
-        return {"type": "queue", "waiting": False, "position": 0, "estimate_seconds": None}
-    position = (
-        Conversation.objects.filter(
-            number_id=conversation.number_id,
-            status=ConversationStatus.WAITING,
-            created_at__lt=conversation.created_at,
-        ).count()
-        + 1
-    )
     since = timezone.now() - timedelta(hours=ESTIMATE_WINDOW_HOURS)
     recent = list(
         Conversation.objects.filter(
-            number_id=conversation.number_id, assigned_at__gte=since, assigned_to__isnull=False
+            number_id=number_id, assigned_at__gte=since, assigned_to__isnull=False
         )
         .order_by("-assigned_at")
         .values_list("created_at", "assigned_at", "assigned_to_id")[:50]
     )
-    estimate = None
-    if len(recent) >= ESTIMATE_MIN_SAMPLES:
-        median = statistics.median((a - c).total_seconds() for c, a, _ in recent)
-        staff = len({who for _, _, who in recent})
-        estimate = round(max(0.0, median) * position / max(1, staff))
-    return {"type": "queue", "waiting": True, "position": position, "estimate_seconds": estimate}
+    if len(recent) < ESTIMATE_MIN_SAMPLES:
+        return None
+    median = statistics.median((a - c).total_seconds() for c, a, _ in recent)
+    return max(0.0, median) / len({who for _, _, who in recent})
 
 
-def session_touch(session_id: int) -> None:
-    ChatSession.objects.filter(pk=session_id).update(last_seen_at=timezone.now())
+def sessions_touch(session_ids: Iterable[int]) -> None:
+    """The visitors of these sessions are still here (the abandonment check reads it)."""
+    ChatSession.objects.filter(pk__in=list(session_ids)).update(last_seen_at=timezone.now())
 
 
 def chats_close_abandoned() -> int:

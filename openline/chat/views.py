@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from django.core.cache import cache as django_cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -15,9 +16,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from openline.chat import services
+from openline.chat.models import QuestionStage
+from openline.chat.questions import AnswerError, question_view, questions_for, survey_submit
 
 WIDGET_JS = Path(__file__).parent / "static" / "chat" / "widget.js"
-MAX_START_BODY = 2_000
+MAX_START_BODY = 20_000  # a name and the pre-chat answers
 NEW_CHATS_PER_IP_PER_MINUTE = 10
 
 
@@ -86,7 +89,40 @@ def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
                 "offline_text": widget.offline_text,
                 "online": widget.number.chat_online,
                 "quick_exit_url": widget.quick_exit_url,
+                "prechat": [question_view(q) for q in questions_for(widget, QuestionStage.PRE)],
+                "survey": [question_view(q) for q in questions_for(widget, QuestionStage.POST)],
             }
+        ),
+        origin,
+    )
+
+
+def _preflight(public_id: str, origin: str) -> HttpResponse:
+    """Answer a CORS preflight, only for the widget's allowed origins."""
+    try:
+        services.widget_for(public_id, origin)
+    except services.ChatError as exc:
+        return _refused(exc)
+    response = _cors(HttpResponse(status=204), origin)
+    response["Access-Control-Allow-Methods"] = "POST"
+    response["Access-Control-Allow-Headers"] = "Content-Type"
+    response["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object; ValueError for anything else."""
+    data = json.loads(request.body or b"{}")
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    return data
+
+
+def _answer_refused(exc: AnswerError, origin: str) -> JsonResponse:
+    return _cors(
+        JsonResponse(
+            {"error": "invalid_answer", "question": exc.question_id, "message": str(exc)},
+            status=400,
         ),
         origin,
     )
@@ -95,16 +131,8 @@ def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
 @csrf_exempt  # cross-origin by design; the origin list and the session token protect it
 def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
     origin = request.headers.get("Origin", "")
-    if request.method == "OPTIONS":  # a preflight: answer it only for allowed origins
-        try:
-            services.widget_for(public_id, origin)
-        except services.ChatError as exc:
-            return _refused(exc)
-        response = _cors(HttpResponse(status=204), origin)
-        response["Access-Control-Allow-Methods"] = "POST"
-        response["Access-Control-Allow-Headers"] = "Content-Type"
-        response["Access-Control-Max-Age"] = "600"
-        return response
+    if request.method == "OPTIONS":
+        return _preflight(public_id, origin)
     if request.method != "POST":
         return _error("method", "Use POST.", 405)
     try:
@@ -114,12 +142,10 @@ def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
     if len(request.body) > MAX_START_BODY:
         return _cors(_error("too_large", "Too much data.", 413), origin)
     try:
-        data = json.loads(request.body or b"{}")
-        if not isinstance(data, dict):
-            raise ValueError
+        data = _json_body(request)
         name = data.get("name", "")
         if not isinstance(name, str):
-            raise ValueError
+            raise ValueError("name")
     except (ValueError, UnicodeDecodeError):
         return _cors(_error("invalid", "Send a JSON object.", 400), origin)
     key = f"chat-start:{request.META.get('REMOTE_ADDR', '')}"
@@ -129,12 +155,48 @@ def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
             _error("rate_limited", "Too many new chats; try again in a minute.", 429), origin
         )
     try:
-        started = services.chat_start(widget=widget, origin=origin, name=name)
+        started = services.chat_start(
+            widget=widget, origin=origin, name=name, answers=data.get("answers")
+        )
     except services.ChatError as exc:
         return _cors(_refused(exc), origin)
+    except AnswerError as exc:
+        return _answer_refused(exc, origin)
     return _cors(
         JsonResponse(
             {"token": started.token, "conversation": started.session.conversation_id}, status=201
         ),
         origin,
     )
+
+
+@csrf_exempt  # as chat_start: the session token in the body is the proof
+def chat_survey(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The visitor's post-chat survey answers, once, after the chat has ended."""
+    origin = request.headers.get("Origin", "")
+    if request.method == "OPTIONS":
+        return _preflight(public_id, origin)
+    if request.method != "POST":
+        return _error("method", "Use POST.", 405)
+    try:
+        widget = services.widget_for(public_id, origin)
+    except services.ChatError as exc:
+        return _refused(exc)
+    if len(request.body) > MAX_START_BODY:
+        return _cors(_error("too_large", "Too much data.", 413), origin)
+    try:
+        data = _json_body(request)
+        token = data.get("token", "")
+        if not isinstance(token, str):
+            raise ValueError("token")
+    except (ValueError, UnicodeDecodeError):
+        return _cors(_error("invalid", "Send a JSON object.", 400), origin)
+    try:
+        session = services.session_for(token, widget)
+        survey_submit(session=session, raw=data.get("answers"))
+    except services.ChatError as exc:
+        status = 409 if exc.code == "survey_closed" else 404
+        return _cors(_error(exc.code, str(exc), status), origin)
+    except AnswerError as exc:
+        return _answer_refused(exc, origin)
+    return _cors(JsonResponse({"ok": True}, status=201), origin)

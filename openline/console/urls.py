@@ -36,6 +36,11 @@ urlpatterns: list[URLPattern] = [
     path("preferences/", views.preferences, name="preferences"),
     path("team/", views.team, name="team"),
     path("chat-settings/", views.chat_settings, name="chat_settings"),
+    path(
+        "chat-settings/widgets/<int:widget_id>/questions",
+        views.chat_widget_questions,
+        name="chat_widget_questions",
+    ),
     path("saved-replies/", views.saved_replies, name="saved_replies"),
     path("saved-replies/<int:reply_id>/", views.saved_replies, name="saved_reply"),
     path(

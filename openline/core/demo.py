@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -98,10 +99,47 @@ def _demo_chat_widget(org: Organization, number: Number | None) -> object | None
             greeting="Hi, you've reached the Demo Warm Line. What's on your mind?",
             offline_text="Chat is closed right now. Text the demo number any time.",
         )
+        _demo_chat_questions(widget)
     elif origin not in widget.allowed_origins:  # served on another port this time
         widget.allowed_origins = sorted({*widget.allowed_origins, origin})
         widget.save(update_fields=["allowed_origins"])
     return widget
+
+
+DEMO_CHAT_QUESTIONS: list[dict[str, Any]] = [
+    {
+        "stage": "pre",
+        "kind": "choice",
+        "prompt": "What would you like to talk about?",
+        "required": True,
+        "options_text": "Feeling lonely or low\nStress at home or work\n"
+        "Thinking about ending my life | urgent\nSomething else",
+    },
+    {
+        "stage": "pre",
+        "kind": "scale",
+        "prompt": "How are you feeling right now? (1 = very bad, 7 = very good)",
+    },
+    {
+        "stage": "pre",
+        "kind": "yesno",
+        "prompt": "Are you safe right now?",
+        "options_text": "No | high",
+    },
+    {
+        "stage": "post",
+        "kind": "scale",
+        "prompt": "How helpful was this chat? (1 = not at all, 7 = very)",
+    },
+    {"stage": "post", "kind": "text", "prompt": "Anything you would like us to know?"},
+]
+
+
+def _demo_chat_questions(widget: Any) -> None:
+    from openline.chat.questions import question_create
+
+    for question in DEMO_CHAT_QUESTIONS:
+        question_create(widget=widget, actor_id=None, **question)
 
 
 DEMO_SAVED_REPLIES = [

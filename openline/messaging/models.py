@@ -56,6 +56,16 @@ class ConversationStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class Priority(models.IntegerChoices):
+    """How urgently a conversation should be answered (set by pre-chat triage answers);
+    the queue serves higher priorities first."""
+
+    NORMAL = 0, "Normal"
+    ELEVATED = 1, "Elevated"
+    HIGH = 2, "High"
+    URGENT = 3, "Urgent"
+
+
 class Conversation(models.Model):
     organization_id: int
     number_id: int
@@ -67,7 +77,7 @@ class Conversation(models.Model):
     status = models.CharField(
         max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.WAITING
     )
-    priority = models.SmallIntegerField(default=0)
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

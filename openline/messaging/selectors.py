@@ -126,8 +126,9 @@ def queue_conversations(*, membership: Membership, filters: QueueFilter) -> Quer
     conversations = Conversation.objects.filter(organization_id=org_id, status__in=scope.statuses)
     if scope.holder_id is not None:
         conversations = conversations.filter(assigned_to_id=scope.holder_id)
-    # The queue is served oldest first; the other views show the latest activity first.
-    order = ("created_at", "id") if view == "waiting" else ("-last_message_at", "-id")
+    # The queue is served by priority (from pre-chat triage), then oldest first; the other
+    # views show the latest activity first.
+    order = ("-priority", "created_at", "id") if view == "waiting" else ("-last_message_at", "-id")
     conversations = conversations.order_by(*order)
     if filters.number_id:
         conversations = conversations.filter(number_id=filters.number_id)

@@ -47,6 +47,8 @@ def test_config_answers_allowed_origins_only(client: Client, widget: Any) -> Non
         "offline_text": "We are closed; call 988 any time.",
         "online": True,
         "quick_exit_url": "https://www.google.com/",
+        "prechat": [],
+        "survey": [],
     }
     refused = client.get(
         f"/chat/{widget.public_id}/config", headers={"Origin": "https://evil.example"}
@@ -90,7 +92,7 @@ def test_preflight_and_refusals_store_nothing(client: Client, widget: Any) -> No
         headers={"Origin": ORIGIN},
     )
     assert bad.status_code == 400
-    huge = _start(client, widget, body={"name": "x" * 5000})
+    huge = _start(client, widget, body={"name": "x" * 25_000})
     assert huge.status_code == 413
     assert client.get(f"/chat/{widget.public_id}/start").status_code == 405
     assert not Conversation.objects.exists()

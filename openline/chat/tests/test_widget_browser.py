@@ -85,11 +85,22 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
 ) -> None:  # fmt: skip
     from playwright.sync_api import expect
 
+    from openline.chat.models import ChatSession
+    from openline.chat.questions import question_create
+
     host = site(live_asgi, "pending")  # the port is known first; the page is made below
     widget = _widget(sandbox_number, alice, host)
     host = site(live_asgi, widget.public_id)
     widget.allowed_origins = [host]
     widget.save()
+    for question in (
+        {"stage": "pre", "kind": "choice", "prompt": "What is it about?", "required": True,
+         "options_text": "Money\nThinking about suicide | urgent"},
+        {"stage": "pre", "kind": "yesno", "prompt": "Are you safe?", "options_text": "No | high"},
+        {"stage": "post", "kind": "scale", "prompt": "How helpful was this?", "required": True},
+        {"stage": "post", "kind": "text", "prompt": "Anything else?"},
+    ):  # fmt: skip
+        question_create(widget=widget, actor_id=alice.pk, **question)
 
     console = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
     console.goto(f"{live_asgi}/login/")
@@ -109,7 +120,14 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
     panel = visitor.get_by_role("dialog")
     expect(panel).to_contain_text("Hi, you can talk to us here.")
     visitor.get_by_label("Your first name (optional)").fill("Sam")
+    visitor.get_by_role("button", name="Start chat").click()  # a required answer is missing
+    expect(panel.get_by_role("alert")).to_have_text("Please answer: What is it about?")
+    expect(visitor.get_by_role("radio", name="Money")).to_be_focused()
+    visitor.get_by_role("radio", name="Thinking about suicide").check()
+    visitor.get_by_role("group", name="Are you safe?").get_by_role("radio", name="No").check()
+    _shot(visitor, "0-visitor-pre-chat")
     visitor.get_by_role("button", name="Start chat").click()
+    expect(panel).to_contain_text("You are number 1 in line", timeout=LIVE)
     box = visitor.get_by_role("textbox", name="Message")
     expect(box).to_be_focused()
     box.fill(HOSTILE)
@@ -120,8 +138,11 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
 
     row = console.locator("#queue .queue-row", has_text="Sam")
     expect(row).to_contain_text("Web chat", timeout=LIVE)
+    expect(row).to_contain_text("Urgent")  # the triage answer's priority
     row.get_by_role("button", name="Assume").click()
     pane = console.locator(".pane")
+    expect(pane.locator("[data-prechat]")).to_contain_text("Thinking about suicide", timeout=LIVE)
+    expect(panel).to_contain_text("A counselor has joined", timeout=LIVE)
     expect(pane.locator(".thread")).to_contain_text(HOSTILE, timeout=LIVE)  # as text
     pane.locator(".reply-body").press_sequentially("Hi Sam, ")  # the visitor sees typing
     expect(panel).to_contain_text("The counselor is typing", timeout=LIVE)
@@ -161,6 +182,24 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
     expect(pane.locator(".thread")).to_contain_text("The visitor ended the chat.", timeout=LIVE)
     expect(pane.locator(".pane-head")).to_contain_text("Closed")
     _shot(console, "5-console-ended")
+
+    # The post-chat survey: a required answer, then stored with the conversation.
+    survey = panel.locator("form.survey")
+    expect(survey).to_contain_text("How helpful was this?")
+    survey.get_by_role("button", name="Send answers").click()
+    expect(panel.get_by_role("alert")).to_have_text("Please answer: How helpful was this?")
+    survey.get_by_role("radio", name="6").check()
+    survey.get_by_label("Anything else?").fill("Thank you, Bob")
+    _shot(visitor, "6-visitor-survey")
+    survey.get_by_role("button", name="Send answers").click()
+    expect(panel).to_contain_text("Thank you for your answers.", timeout=LIVE)
+    expect(survey).to_be_hidden()
+    session = ChatSession.objects.get(widget=widget)
+    assert [(a["prompt"], a["answer"]) for a in session.survey] == [
+        ("How helpful was this?", "6"),
+        ("Anything else?", "Thank you, Bob"),
+    ]
+    assert session.conversation.priority == 3
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert not errors, errors
 

@@ -45,6 +45,17 @@ def char_name(char: str) -> str:
 
 
 @register.filter
+def priority_label(value: int) -> str:
+    """1 -> "Elevated": a triage answer's severity, in words."""
+    from openline.messaging.models import Priority
+
+    try:
+        return str(Priority(value).label)
+    except ValueError:
+        return ""
+
+
+@register.filter
 def who(contact: Contact) -> str:
     """A contact's name, else their number formatted for reading (web-chat visitors have
     none: "Web visitor <id>")."""

@@ -8,7 +8,7 @@ Conversation views also check the member may see that conversation
 
 from __future__ import annotations
 
-from openline.console.views.chat import chat_settings
+from openline.console.views.chat import chat_settings, chat_widget_questions
 from openline.console.views.contacts import (
     contact_detail,
     contact_edit,
@@ -43,6 +43,7 @@ from openline.console.views.team import team
 
 __all__ = [
     "chat_settings",
+    "chat_widget_questions",
     "contact_detail",
     "contact_edit",
     "contact_new",

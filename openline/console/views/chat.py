@@ -7,11 +7,13 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from openline.chat.models import ChatSession, ChatWidget
+from openline.chat.models import ChatQuestion, ChatSession, ChatWidget, QuestionKind, QuestionStage
+from openline.chat.questions import question_create, question_delete, question_move
 from openline.chat.services import ChatError, inbox_set_chat_online, widget_create
 from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
@@ -60,6 +62,7 @@ def chat_settings(request: HttpRequest, organization: Organization) -> HttpRespo
         "inboxes": Number.objects.filter(organization=organization, is_active=True).order_by("pk"),
         "widgets": ChatWidget.objects.filter(organization=organization)
         .select_related("number")
+        .annotate(question_count=Count("questions"))
         .order_by("pk"),
         "is_admin": is_admin,
         "error": error,
@@ -72,3 +75,60 @@ def chat_settings(request: HttpRequest, organization: Organization) -> HttpRespo
         ).count(),
     }
     return render(request, "console/chat_settings.html", context, status=422 if error else 200)
+
+
+@console_view
+def chat_widget_questions(
+    request: HttpRequest, organization: Organization, widget_id: int
+) -> HttpResponse:
+    """A widget's pre-chat triage questions and post-chat survey (admins)."""
+    membership = request.membership  # type: ignore[attr-defined]
+    if membership.role != Role.ADMIN:
+        return render(request, "console/forbidden.html", status=403)
+    widget = get_object_or_404(ChatWidget, pk=widget_id, organization=organization)
+    error = ""
+    if request.method == "POST":
+        try:
+            _question_action(request, widget)
+            return redirect("console:chat_widget_questions", widget_id=widget.pk)
+        except (ValidationError, ValueError) as exc:
+            error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+    questions = list(widget.questions.all())
+    context = {
+        "widget": widget,
+        "stages": [
+            (stage, label, [q for q in questions if q.stage == stage])
+            for stage, label in QuestionStage.choices
+        ],
+        "kinds": QuestionKind.choices,
+        "error": error,
+        "form": request.POST if error else {},
+    }
+    return render(request, "console/chat_questions.html", context, status=422 if error else 200)
+
+
+def _question_action(request: HttpRequest, widget: ChatWidget) -> None:
+    action = request.POST.get("action")
+    if action == "add":
+        question_create(
+            widget=widget,
+            actor_id=request.user.pk,
+            stage=request.POST.get("stage", ""),
+            kind=request.POST.get("kind", ""),
+            prompt=request.POST.get("prompt", ""),
+            required=request.POST.get("required") == "on",
+            options_text=request.POST.get("options", ""),
+            link=request.POST.get("link", ""),
+        )
+        messages.success(request, "Question added.")
+        return
+    question = get_object_or_404(
+        ChatQuestion, pk=int(request.POST.get("question", "0") or 0), widget=widget
+    )
+    if action == "delete":
+        question_delete(question=question, actor_id=request.user.pk)
+        messages.success(request, "Question removed. Answers already given are kept.")
+    elif action in ("up", "down"):
+        question_move(question=question, up=action == "up")
+    else:
+        raise ValueError("That action is not available.")

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from openline.chat.models import ChatSession
 from openline.console.templatetags.console_tags import who
 from openline.console.views.common import console_view
 from openline.console.views.conversations import with_conversation
@@ -28,8 +29,23 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _rows(conversation: Conversation) -> list[list[str]]:
+def _answer_rows(conversation: Conversation) -> list[list[str]]:
+    """A web chat's pre-chat answers and post-chat survey, one row per answer."""
+    session = ChatSession.objects.filter(conversation_id=conversation.pk).first()
+    if session is None:
+        return []
     rows = []
+    for kind, answers, at in (
+        ("pre-chat answer", session.prechat, session.created_at),
+        ("survey answer", session.survey, session.survey_at),
+    ):
+        when = timezone.localtime(at).isoformat() if at else ""
+        rows += [[when, kind, str(a["prompt"]), "", "", str(a["answer"])] for a in answers]
+    return rows
+
+
+def _rows(conversation: Conversation) -> list[list[str]]:
+    rows = _answer_rows(conversation)
     for item in selectors.conversation_history(conversation=conversation):
         when = timezone.localtime(item.created_at).isoformat()
         if isinstance(item, Message):
@@ -86,6 +102,7 @@ def conversation_print(
         "contact": conversation.contact,
         "label": who(conversation.contact),
         "history": selectors.conversation_history(conversation=conversation),
+        "chat_session": ChatSession.objects.filter(conversation_id=conversation.pk).first(),
         "printed_at": timezone.now(),
     }
     return render(request, "console/conversation_print.html", context)

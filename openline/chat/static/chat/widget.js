@@ -35,8 +35,10 @@
     '.msg small{display:block;font-size:11px;color:#666;margin-top:2px}' +
     'form{display:flex;gap:6px;padding:10px;border-top:1px solid #ddd}' +
     'textarea,input{flex:1;border:1px solid #999;border-radius:6px;padding:6px;resize:none}' +
-    'form button,.start button{border:0;border-radius:6px;padding:6px 12px;color:#fff;background:var(--c);cursor:pointer}' +
-    '.start{display:flex;flex-direction:column;gap:8px}.error{color:#b3261e;margin:0}' +
+    'form button,.again{border:0;border-radius:6px;padding:6px 12px;color:#fff;background:var(--c);cursor:pointer}' +
+    '.qs{display:flex;flex-direction:column;gap:10px;padding:0;border:0}.qs label{display:flex;flex-direction:column;gap:4px}.error{color:#b3261e;margin:0}' +
+    'fieldset{border:0;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:4px 12px}legend{padding:0;margin-bottom:4px}.qs fieldset label,.qs .check{flex-direction:row;align-items:center;gap:4px}' +
+    '.qs input[type=radio],.qs input[type=checkbox]{flex:none;margin:0}.row{display:flex;gap:8px}.skip{background:#666!important}a{color:inherit}' +
     ':focus-visible{outline:3px solid #ffbf47;outline-offset:1px}' +
     '@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;max-width:100vw;height:100vh;max-height:100vh;border-radius:0}}' +
     '</style>' +
@@ -46,10 +48,13 @@
     '<button class="exit" type="button" title="Leave this site now">Quick exit</button>' +
     '<button class="close" type="button" aria-label="Minimize chat">–</button></header>' +
     '<div class="body"><p class="note greeting"></p>' +
+    '<form class="start qs" hidden novalidate><label>Your first name (optional) <input class="name" maxlength="100" autocomplete="off"></label>' +
+    '<div class="pre"></div><button type="submit" class="begin">Start chat</button></form>' +
     '<div class="log" role="log" aria-live="polite" aria-label="Messages"></div>' +
+    '<form class="survey qs" hidden novalidate><p class="note">Before you go: would you answer a few questions?</p><div class="post"></div>' +
+    '<div class="row"><button type="submit">Send answers</button><button type="button" class="skip">No thanks</button></div></form>' +
+    '<button type="button" class="again" hidden>Start a new chat</button>' +
     '<p class="status typing" aria-live="polite"></p><p class="status" aria-live="polite"></p><p class="error" role="alert"></p></div>' +
-    '<div class="start" hidden><label>Your first name (optional) <input class="name" maxlength="100" autocomplete="off"></label>' +
-    '<button type="button" class="begin">Start chat</button></div>' +
     '<form class="compose" hidden><label hidden for="ol-text">Message</label>' +
     '<textarea id="ol-text" rows="2" maxlength="2000" placeholder="Type a message"></textarea>' +
     '<button type="submit">Send</button></form>' +
@@ -99,6 +104,7 @@
     setStatus(by === "counselor" ? "The counselor ended the chat. Thank you for reaching out." : "You ended the chat. Thank you for reaching out.");
     saved.ended = true; save();
     if (socket) { try { socket.close(); } catch (e) { /* gone */ } }
+    afterEnd();
   }
 
   function connect() {
@@ -150,20 +156,102 @@
     };
   }
 
-  function start() {
+  // Pre-chat and survey questions. Prompts and choices are set as text, never as HTML.
+  function el(tag, attrs, txt) {
+    var e = document.createElement(tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (txt != null) e.textContent = txt;
+    return e;
+  }
+  function question(q) {
+    var name = "q" + q.id, need = q.required ? " (required)" : "", box;
+    if (q.kind === "text") {
+      box = el("label", { "data-q": q.id }, q.prompt + need);
+      box.appendChild(el("input", { name: name, maxlength: "500", autocomplete: "off" }));
+      return box;
+    }
+    if (q.kind === "consent") {
+      box = el("div", { "data-q": q.id, "class": "check-row" });
+      var lab = el("label", { "class": "check" });
+      lab.appendChild(el("input", { type: "checkbox", name: name, value: "yes" }));
+      lab.appendChild(document.createTextNode(q.prompt + need));
+      box.appendChild(lab);
+      if (/^https?:\/\//.test(q.link || "")) box.appendChild(el("a", { href: q.link, target: "_blank", rel: "noopener noreferrer" }, "Read the terms"));
+      return box;
+    }
+    box = el("fieldset", { "data-q": q.id });
+    box.appendChild(el("legend", {}, q.prompt + need));
+    var values = q.kind === "scale" ? ["1", "2", "3", "4", "5", "6", "7"] : q.kind === "yesno" ? ["Yes", "No"] : q.options || [];
+    values.forEach(function (v) {
+      var lab = el("label", {});
+      lab.appendChild(el("input", { type: "radio", name: name, value: v }));
+      lab.appendChild(document.createTextNode(v));
+      box.appendChild(lab);
+    });
+    return box;
+  }
+  function render(list, where) {
+    where.textContent = "";
+    (list || []).forEach(function (q) { where.appendChild(question(q)); });
+  }
+  // {id: value} from a form; null (and the field focused) if a required one is empty.
+  function answers(list, form) {
+    var out = {};
+    for (var i = 0; i < (list || []).length; i++) {
+      var q = list[i], inputs = form.querySelectorAll('[name="q' + q.id + '"]'), v = "";
+      inputs.forEach(function (input) {
+        if (input.type === "radio" || input.type === "checkbox") { if (input.checked) v = input.value; } else v = input.value.trim();
+      });
+      if (!v && q.required) { setError("Please answer: " + q.prompt); inputs[0].focus(); return null; }
+      if (v) out[q.id] = v;
+    }
+    return out;
+  }
+  function post(path, data) {
+    return fetch(base + "/chat/" + encodeURIComponent(id) + "/" + path, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data)
+    }).then(function (r) { return r.json().then(function (d) { return { ok: r.ok, d: d }; }); });
+  }
+  function refused(res, form) {
+    setError(res.d.message || "Something went wrong.");
+    var f = res.d.question && form.querySelector('[data-q="' + res.d.question + '"] input');
+    if (f) f.focus();
+  }
+
+  function start(e) {
+    e.preventDefault();
     setError("");
-    fetch(base + "/chat/" + encodeURIComponent(id) + "/start", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name: $(".name").value })
-    }).then(function (r) { return r.json().then(function (d) { return { ok: r.ok, d: d }; }); })
-      .then(function (res) {
-        if (!res.ok) { setError(res.d.message || "Could not start the chat."); return; }
-        saved = { token: res.d.token, outbox: [] }; save();
-        show($(".start"), false); show($(".compose"), true); show($(".end-form"), true);
-        text.focus();
-        connect();
-      }).catch(function () { setError("Could not reach the chat service. Please try again."); });
+    var pre = answers(config.prechat, $(".start"));
+    if (!pre) return;
+    post("start", { name: $(".name").value, answers: pre }).then(function (res) {
+      if (!res.ok) return refused(res, $(".start"));
+      saved = { token: res.d.token, outbox: [] }; save();
+      show($(".start"), false); show($(".compose"), true); show($(".end-form"), true);
+      text.focus();
+      connect();
+    }).catch(function () { setError("Could not reach the chat service. Please try again."); });
+  }
+
+  function afterEnd() {
+    var survey = config && config.survey && config.survey.length && !saved.surveyDone;
+    show($(".survey"), !!survey);
+    show($(".again"), !survey && !!(config && config.online));
+    if (survey) { render(config.survey, $(".post")); $(".survey").querySelector("input").focus(); }
+  }
+  function surveyDone(msg) {
+    saved.surveyDone = true; save();
+    show($(".survey"), false); setStatus(msg); afterEnd();
+  }
+  function sendSurvey(e) {
+    e.preventDefault();
+    setError("");
+    var post_ = answers(config.survey, $(".survey"));
+    if (!post_) return;
+    post("survey", { token: saved.token, answers: post_ }).then(function (res) {
+      if (!res.ok && !res.d.question) return surveyDone(res.d.message || "");
+      if (!res.ok) return refused(res, $(".survey"));
+      surveyDone("Thank you for your answers.");
+    }).catch(function () { setError("Could not send your answers. Please try again."); });
   }
 
   function send(e) {
@@ -191,7 +279,13 @@
     try { sessionStorage.removeItem(KEY); } catch (e) { /* ignore */ }
     location.replace((config && config.quick_exit_url) || "https://www.google.com/");
   });
-  $(".begin").addEventListener("click", start);
+  $(".start").addEventListener("submit", start);
+  $(".survey").addEventListener("submit", sendSurvey);
+  $(".skip").addEventListener("click", function () { surveyDone(""); });
+  $(".again").addEventListener("click", function () {
+    saved = {}; save(); outbox = []; log.textContent = ""; shown = {}; lastId = 0;
+    setStatus(""); show($(".again"), false); show($(".start"), true); $(".name").focus();
+  });
   $(".compose").addEventListener("submit", send);
   text.addEventListener("keydown", function (e) { if (e.key === "Enter" && !e.shiftKey) send(e); });
   $(".end-form").addEventListener("submit", function (e) {
@@ -212,9 +306,11 @@
       show($(".compose"), true); show($(".end-form"), true); connect();
     } else if (saved.ended) {
       setStatus("This chat has ended.");
+      afterEnd();
     } else {
       show($(".start"), !!c.online);
     }
+    render(c.prechat, $(".pre"));
     document.body.appendChild(host);
   }).catch(function () { /* not allowed here, or unreachable: show nothing */ });
 })();

@@ -280,6 +280,46 @@ def widget_create(
     return widget
 
 
+def widget_update(
+    *,
+    widget: ChatWidget,
+    actor_id: int | None,
+    display_name: str,
+    allowed_origins: list[str],
+    greeting: str = "",
+    offline_text: str = "",
+    color: str = "#1f5fbf",
+    quick_exit_url: str = "https://www.google.com/",
+    is_active: bool = True,
+) -> ChatWidget:
+    """Change what a widget shows and where it may be embedded (its id and inbox stay)."""
+    from django.core.exceptions import ValidationError
+
+    from openline.core.services import audit_record
+
+    origins = sorted({normalize_origin(o) for o in allowed_origins if o.strip()})
+    if not origins:
+        raise ValidationError("list at least one website that may embed the chat")
+    widget.display_name = display_name.strip()
+    widget.allowed_origins = origins
+    widget.greeting = greeting.strip()
+    widget.offline_text = offline_text.strip()
+    widget.color = color.strip()
+    widget.quick_exit_url = quick_exit_url.strip()
+    widget.is_active = is_active
+    widget.full_clean()
+    with transaction.atomic():
+        widget.save()
+        audit_record(
+            organization_id=widget.organization_id,
+            actor_id=actor_id,
+            action="chat_widget.update",
+            object_type="chat_widget",
+            object_id=widget.pk,
+        )
+    return widget
+
+
 def inbox_set_chat_online(
     *, organization_id: int, actor_id: int | None, number_id: int, online: bool
 ) -> None:

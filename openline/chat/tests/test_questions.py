@@ -271,3 +271,40 @@ def test_questions_reorder_within_their_stage(widget: Any, alice: Any) -> None:
     with pytest.raises(ValidationError):
         question_create(widget=widget, actor_id=alice.pk, stage="pre", kind="consent", prompt="x")
     assert second.pk in {q.pk for q in widget.questions.all()}
+
+
+def test_admin_edits_a_widget_and_a_bad_edit_changes_nothing(
+    client: Client, widget: Any, alice: Any, charlie: Any
+) -> None:
+    from openline.core.models import AuditEvent
+
+    url = f"/chat-settings/widgets/{widget.pk}/questions"
+    edit = {
+        "action": "update",
+        "display_name": "Chat with the warm line",
+        "allowed_origins": "https://www.example.org/help\nhttps://other.example.org:8443/x",
+        "greeting": "Hello",
+        "offline_text": "Closed; call 988.",
+        "color": "#123456",
+        "quick_exit_url": "https://weather.example.com/",
+        "is_active": "on",
+    }
+    client.force_login(charlie)  # another organization's admin
+    assert client.post(url, edit).status_code == 404
+    client.force_login(alice)
+    assert client.post(url, {**edit, "allowed_origins": "ftp://x"}).status_code == 422
+    assert client.post(url, {**edit, "color": "red"}).status_code == 422
+    widget.refresh_from_db()
+    assert widget.display_name == "Talk to us" and widget.color == "#1f5fbf"
+    assert client.post(url, edit).status_code == 302
+    widget.refresh_from_db()
+    assert widget.allowed_origins == ["https://other.example.org:8443", "https://www.example.org"]
+    assert (widget.display_name, widget.quick_exit_url, widget.is_active) == (
+        "Chat with the warm line",
+        "https://weather.example.com/",
+        True,
+    )
+    assert AuditEvent.objects.filter(action="chat_widget.update", object_id=widget.pk).exists()
+    client.post(url, {**edit, "is_active": ""})
+    config = client.get(f"/chat/{widget.public_id}/config", headers={"Origin": ORIGIN})
+    assert config.status_code == 404  # switched off: the widget disappears from the site

@@ -14,7 +14,12 @@ from django.utils import timezone
 
 from openline.chat.models import ChatQuestion, ChatSession, ChatWidget, QuestionKind, QuestionStage
 from openline.chat.questions import question_create, question_delete, question_move
-from openline.chat.services import ChatError, inbox_set_chat_online, widget_create
+from openline.chat.services import (
+    ChatError,
+    inbox_set_chat_online,
+    widget_create,
+    widget_update,
+)
 from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
 from openline.providers.models import Number
@@ -81,7 +86,7 @@ def chat_settings(request: HttpRequest, organization: Organization) -> HttpRespo
 def chat_widget_questions(
     request: HttpRequest, organization: Organization, widget_id: int
 ) -> HttpResponse:
-    """A widget's pre-chat triage questions and post-chat survey (admins)."""
+    """One widget's settings, pre-chat triage questions and post-chat survey (admins)."""
     membership = request.membership  # type: ignore[attr-defined]
     if membership.role != Role.ADMIN:
         return render(request, "console/forbidden.html", status=403)
@@ -93,6 +98,7 @@ def chat_widget_questions(
             return redirect("console:chat_widget_questions", widget_id=widget.pk)
         except (ValidationError, ValueError) as exc:
             error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            widget.refresh_from_db()  # show what is saved, not the refused edit
     questions = list(widget.questions.all())
     context = {
         "widget": widget,
@@ -109,6 +115,20 @@ def chat_widget_questions(
 
 def _question_action(request: HttpRequest, widget: ChatWidget) -> None:
     action = request.POST.get("action")
+    if action == "update":
+        widget_update(
+            widget=widget,
+            actor_id=request.user.pk,
+            display_name=request.POST.get("display_name", ""),
+            allowed_origins=request.POST.get("allowed_origins", "").splitlines(),
+            greeting=request.POST.get("greeting", ""),
+            offline_text=request.POST.get("offline_text", ""),
+            color=request.POST.get("color", "#1f5fbf"),
+            quick_exit_url=request.POST.get("quick_exit_url", ""),
+            is_active=request.POST.get("is_active") == "on",
+        )
+        messages.success(request, "Widget saved.")
+        return
     if action == "add":
         question_create(
             widget=widget,

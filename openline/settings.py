@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "openline.messaging",
     "openline.console",
     "openline.chat",
+    "openline.availability",
 ]
 
 MIDDLEWARE = [

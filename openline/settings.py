@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "openline.console",
     "openline.chat",
     "openline.availability",
+    "openline.alerts",
 ]
 
 MIDDLEWARE = [

@@ -13,15 +13,22 @@ from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
 
-INTERVAL_SECONDS = 30.0
+# Alert reminders can be a minute apart: the sweep must look at least this often.
+INTERVAL_SECONDS = 10.0
 
 
 def run_periodic() -> None:
+    from openline.alerts.sweep import alerts_sweep
     from openline.chat.services import chats_close_abandoned
     from openline.messaging.services.reconcile import messages_reconcile
 
-    messages_reconcile()
-    chats_close_abandoned()
+    for job in (messages_reconcile, chats_close_abandoned, alerts_sweep):
+        try:  # one failing job does not hold up the others
+            job()
+        except Exception:
+            logger.exception("scheduled %s failed", job.__name__)
+        finally:
+            close_old_connections()
 
 
 class Scheduler(threading.Thread):

@@ -48,6 +48,9 @@ class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     CHAT = "chat", "Chat"
     VOICE = "voice", "Voice"
+    # Staff alerts (waiting conversations, after-hours notices): a closed record per staff
+    # phone and inbox, kept out of the console's queue.
+    ALERT = "alert", "Staff alerts"
 
 
 class ConversationStatus(models.TextChoices):
@@ -84,6 +87,9 @@ class Conversation(models.Model):
     assigned_at = models.DateTimeField(null=True, blank=True)
     # Set when the person wrote something that reads like an opt-out request.
     needs_consent_review = models.BooleanField(default=False)
+    # Its first text arrived while the inbox was offline: it waits for follow-up when the
+    # service opens instead of alerting people on shift.
+    opened_offline = models.BooleanField(default=False, db_default=False)
     last_message_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +143,7 @@ class MessageKind(models.TextChoices):
     AUTOMATED = "automated", "Automated"
     BULK = "bulk", "Broadcast"
     CONSENT = "consent", "Consent confirmation"
+    ALERT = "alert", "Staff alert"
 
 
 class Message(models.Model):
@@ -169,6 +176,8 @@ class Message(models.Model):
     created_at = models.DateTimeField(db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # An inbound text that arrived while its inbox was offline (the offline report).
+    received_offline = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         indexes = [models.Index(fields=["conversation", "created_at"])]

@@ -27,6 +27,7 @@ from django.db.models import (
 from openline.contacts.models import Contact
 from openline.core.models import Membership
 from openline.messaging.models import (
+    Channel,
     Conversation,
     ConversationNote,
     ConversationRead,
@@ -123,7 +124,9 @@ def queue_conversations(*, membership: Membership, filters: QueueFilter) -> Quer
     if view == "all" and not membership.can_manage:
         view = "waiting"
     scope = _view_scope(view, membership)
-    conversations = Conversation.objects.filter(organization_id=org_id, status__in=scope.statuses)
+    conversations = Conversation.objects.filter(
+        organization_id=org_id, status__in=scope.statuses
+    ).exclude(channel=Channel.ALERT)
     if scope.holder_id is not None:
         conversations = conversations.filter(assigned_to_id=scope.holder_id)
     # The queue is served by priority (from pre-chat triage), then oldest first; the other

@@ -70,7 +70,10 @@ def send_refusal(
                 "opted_out",
                 f"{contact.label} opted out of texts; they can opt back in by texting START",
             )
-    elif kind in (MessageKind.AUTOMATED, MessageKind.BULK) and not state.automated_allowed:
+    elif (
+        kind in (MessageKind.AUTOMATED, MessageKind.BULK, MessageKind.ALERT)
+        and not state.automated_allowed
+    ):
         return Refusal(
             "opt_out_pending",
             "this person asked not to be texted; automated messages stay off until "
@@ -176,6 +179,28 @@ def _open_conversation(
     return conversation
 
 
+def _alert_conversation(*, contact: Contact, number: Number) -> Conversation:
+    """Where alerts to a staff phone from this inbox are kept: one closed conversation of
+    channel "alert", outside the queue (a reply from that phone opens a normal one)."""
+    conversation = (
+        Conversation.objects.filter(contact=contact, number=number, channel=Channel.ALERT)
+        .order_by("-pk")
+        .first()
+    )
+    if conversation is None:
+        now = timezone.now()
+        conversation = Conversation.objects.create(
+            organization_id=contact.organization_id,
+            number=number,
+            contact=contact,
+            channel=Channel.ALERT,
+            status=ConversationStatus.CLOSED,
+            last_message_at=now,
+            closed_at=now,
+        )
+    return conversation
+
+
 @transaction.atomic
 def message_send(
     *,
@@ -212,7 +237,9 @@ def message_send(
         number_id=number_id,
         conversation=conversation,
     )
-    if conversation is None or conversation.number_id != number.pk:
+    if kind == MessageKind.ALERT:
+        conversation = _alert_conversation(contact=contact, number=number)
+    elif conversation is None or conversation.number_id != number.pk:
         conversation = _open_conversation(contact=contact, number=number, sender_id=sender_id)
     info = count_segments(body)
     now = timezone.now()

@@ -1,0 +1,279 @@
+"""SMS alerts for waiting conversations: the plan an inbox's policy makes, and the sweep that
+sends what is due.
+
+The sweep is state-driven. It looks at every waiting conversation in an online inbox with
+alerts on, works out from how long it has waited which step of the plan is due now, and
+sends that step to each recipient who has no alert record for it yet. A record and its
+text are written in one transaction, and a unique key on (conversation, step, phone)
+settles races, so a sweep that crashes, is killed, or runs twice neither loses nor repeats
+an alert. Only the latest due step is sent: a worker that was down for a while sends one
+catch-up text, not every missed reminder. Nothing is due once someone assumes the
+conversation (it is no longer waiting).
+
+Alert texts name the inbox, how long it has waited and a console link: no message content,
+no name or number of the person waiting."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from openline.alerts.models import Alert, AlertKind, AlertPolicy, AlertProfile
+from openline.contacts.selectors import consent_state
+from openline.messaging.models import Channel, Conversation, ConversationStatus, MessageKind
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: str
+    attempt: int  # 1 = the first alert, 2 = the first reminder, ...
+    minutes: int  # after the conversation started waiting
+
+
+def alert_plan(
+    *, enabled: bool, reminder_minutes: int, reminders: int, escalate_after: int
+) -> list[Step]:
+    """The texts one unanswered conversation produces, in order. Attempt 1 is the "new
+    conversation" alert; each reminder is one more attempt, ``reminder_minutes`` apart;
+    escalation to on-call people comes after ``escalate_after`` unanswered attempts, one
+    reminder interval after the last of them (so it needs a reminder frequency)."""
+    if not enabled:
+        return []
+    steps = [Step(AlertKind.NEW, 1, 0)]
+    if reminder_minutes:
+        steps += [
+            Step(AlertKind.REMINDER, n + 1, n * reminder_minutes) for n in range(1, reminders + 1)
+        ]
+        if escalate_after:
+            steps.append(
+                Step(AlertKind.ESCALATION, escalate_after + 1, escalate_after * reminder_minutes)
+            )
+    return sorted(steps, key=lambda s: (s.minutes, s.kind == AlertKind.ESCALATION))
+
+
+def policy_plan(policy: AlertPolicy) -> list[Step]:
+    return alert_plan(
+        enabled=policy.enabled,
+        reminder_minutes=policy.reminder_minutes,
+        reminders=policy.reminders,
+        escalate_after=policy.escalate_after,
+    )
+
+
+def due_steps(plan: list[Step], waited_minutes: float) -> list[Step]:
+    """What is due after waiting this long: the latest staff step (new or reminder) and
+    the escalation once its time has come."""
+    reached = [s for s in plan if s.minutes <= waited_minutes]
+    staff = [s for s in reached if s.kind != AlertKind.ESCALATION]
+    return staff[-1:] + [s for s in reached if s.kind == AlertKind.ESCALATION]
+
+
+# --- recipients ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    user_id: int | None
+    phone: str
+
+
+@dataclass
+class _Roster:
+    """Who can be alerted in one sweep, looked up once per inbox and organization."""
+
+    at: datetime
+    staff: dict[int, list[Recipient]] = field(default_factory=dict)
+    oncall: dict[int, list[Recipient]] = field(default_factory=dict)
+    permits: dict[tuple[int, str], bool] = field(default_factory=dict)
+
+    def for_step(self, conversation: _Waiting, step: Step) -> list[Recipient]:
+        if step.kind == AlertKind.ESCALATION:
+            org = conversation.organization_id
+            if org not in self.oncall:
+                self.oncall[org] = self._reachable(org, oncall_user_ids(org, self.at))
+            return self.oncall[org]
+        if conversation.number_id not in self.staff:
+            users = staff_user_ids(conversation.number_id, self.at)
+            self.staff[conversation.number_id] = self._reachable(
+                conversation.organization_id, users
+            )
+        return self.staff[conversation.number_id]
+
+    def _reachable(self, organization_id: int, user_ids: list[int]) -> list[Recipient]:
+        profiles = AlertProfile.objects.filter(
+            organization_id=organization_id, user_id__in=user_ids, new_conversation_sms=True
+        ).exclude(mobile="")
+        return [
+            Recipient(p.user_id, p.mobile)
+            for p in profiles.order_by("user_id")
+            if self.permitted(organization_id, p.mobile)
+        ]
+
+    def permitted(self, organization_id: int, phone: str) -> bool:
+        key = (organization_id, phone)
+        if key not in self.permits:
+            self.permits[key] = permits_sms(organization_id=organization_id, phone=phone)
+        return self.permits[key]
+
+
+def permits_sms(*, organization_id: int, phone: str) -> bool:
+    """The person said "I permit SMS to this phone" and has not texted STOP since."""
+    return consent_state(organization_id=organization_id, phone=phone).status == "opted_in"
+
+
+def staff_user_ids(number_id: int, at: datetime) -> list[int]:
+    """People signed up for a normal shift of this inbox covering ``at``."""
+    from openline.availability.models import ShiftKind, ShiftSignUp
+
+    return list(
+        ShiftSignUp.objects.filter(
+            shift__number_id=number_id,
+            shift__kind=ShiftKind.NORMAL,
+            occurrence_start__lte=at,
+            occurrence_end__gt=at,
+        )
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
+def oncall_user_ids(organization_id: int, at: datetime) -> list[int]:
+    """People on any on-call/support shift of the organization covering ``at``."""
+    from openline.availability.models import ShiftKind, ShiftSignUp
+
+    return list(
+        ShiftSignUp.objects.filter(
+            organization_id=organization_id,
+            shift__kind=ShiftKind.ONCALL,
+            occurrence_start__lte=at,
+            occurrence_end__gt=at,
+        )
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
+# --- the sweep ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    pk: int
+    number_id: int
+    organization_id: int
+    channel: str
+    created_at: datetime
+
+
+@dataclass
+class SweepResult:
+    waiting: int = 0
+    due: int = 0
+    sent: int = 0
+    refused: int = 0
+
+
+def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
+    """Send every alert that is due now (see the module's docstring). Safe to run at any
+    time, from any number of processes."""
+    from openline.availability.selectors import inboxes_online
+
+    now = now or timezone.now()
+    result = SweepResult()
+    policies = {p.number_id: p for p in AlertPolicy.objects.filter(enabled=True)}
+    if not policies:
+        return result
+    online = inboxes_online(list(policies), now)
+    plans = {n: policy_plan(p) for n, p in policies.items() if online[n]}
+    waiting = [
+        _Waiting(*row)
+        for row in Conversation.objects.filter(
+            number_id__in=list(plans), status=ConversationStatus.WAITING, opened_offline=False
+        ).values_list("pk", "number_id", "organization_id", "channel", "created_at")
+    ]
+    result.waiting = len(waiting)
+    due = [
+        (c, step)
+        for c in waiting
+        for step in due_steps(plans[c.number_id], (now - c.created_at).total_seconds() / 60)
+    ]
+    if not due:
+        return result
+    done = set(
+        Alert.objects.filter(
+            conversation__number_id__in=list(plans),
+            conversation__status=ConversationStatus.WAITING,
+        ).values_list("conversation_id", "kind", "attempt", "phone")
+    )
+    roster = _Roster(at=now)
+    for conversation, step in due:
+        for recipient in roster.for_step(conversation, step):
+            if (conversation.pk, step.kind, step.attempt, recipient.phone) in done:
+                continue
+            result.due += 1
+            outcome = _send(conversation, step, recipient, now)
+            result.sent += outcome == "sent"
+            result.refused += outcome == "refused"
+    logger.info(
+        "alert sweep: %d waiting, %d due, %d sent, %d refused",
+        result.waiting,
+        result.due,
+        result.sent,
+        result.refused,
+    )
+    return result
+
+
+def _send(conversation: _Waiting, step: Step, recipient: Recipient, now: datetime) -> str:
+    """One alert: its record and its text together, or neither."""
+    from openline.messaging.services.outbound import SendRefused, message_send
+
+    minutes = max(0, int((now - conversation.created_at).total_seconds() // 60))
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                organization_id=conversation.organization_id,
+                conversation_id=conversation.pk,
+                user_id=recipient.user_id,
+                phone=recipient.phone,
+                kind=step.kind,
+                attempt=step.attempt,
+            )
+            try:
+                with transaction.atomic():
+                    alert.message = message_send(
+                        organization_id=conversation.organization_id,
+                        body=alert_text(conversation, step.kind, minutes),
+                        to=recipient.phone,
+                        number_id=conversation.number_id,
+                        kind=MessageKind.ALERT,
+                    )
+            except SendRefused as exc:  # e.g. they texted STOP a moment ago
+                alert.refused = str(exc)[:200]
+            alert.save(update_fields=["message", "refused"])
+    except IntegrityError:  # another sweep sent it first
+        return "skipped"
+    return "refused" if alert.refused else "sent"
+
+
+def alert_text(conversation: _Waiting | Conversation, kind: str, minutes: int) -> str:
+    """The alert's words: the inbox, the wait, a link. Never content or who is waiting."""
+    from openline.providers.models import Number
+
+    inbox = Number.objects.only("name", "e164").get(pk=conversation.number_id).label
+    what = "web chat" if conversation.channel == Channel.CHAT else "text conversation"
+    link = settings.PUBLIC_URL + reverse("console:conversation", args=[conversation.pk])
+    waited = "just now" if minutes < 1 else f"waiting {minutes} min"
+    if kind == AlertKind.ESCALATION:
+        return f"OpenLine escalation: nobody has answered a {what} in {inbox} ({waited}). {link}"
+    if kind == AlertKind.AFTER_HOURS:
+        return f"OpenLine: a text arrived in {inbox} while it is offline. {link}"
+    return f"OpenLine: a {what} is waiting in {inbox} ({waited}). {link}"

@@ -21,5 +21,6 @@ urlpatterns = [
     path("chat/<str:public_id>/start", chat_views.chat_start, name="chat_start"),
     path("chat/<str:public_id>/survey", chat_views.chat_survey, name="chat_survey"),
     path("shifts/", include("openline.availability.urls")),
+    path("alerts/", include("openline.alerts.urls")),
     path("", include("openline.console.urls")),
 ]

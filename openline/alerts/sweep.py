@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -86,7 +86,7 @@ class Recipient:
 
 
 @dataclass
-class _Roster:
+class Roster:
     """Who can be alerted in one sweep, looked up once per inbox and organization."""
 
     at: datetime
@@ -98,16 +98,14 @@ class _Roster:
         if step.kind == AlertKind.ESCALATION:
             org = conversation.organization_id
             if org not in self.oncall:
-                self.oncall[org] = self._reachable(org, oncall_user_ids(org, self.at))
+                self.oncall[org] = self.reachable(org, oncall_user_ids(org, self.at))
             return self.oncall[org]
         if conversation.number_id not in self.staff:
             users = staff_user_ids(conversation.number_id, self.at)
-            self.staff[conversation.number_id] = self._reachable(
-                conversation.organization_id, users
-            )
+            self.staff[conversation.number_id] = self.reachable(conversation.organization_id, users)
         return self.staff[conversation.number_id]
 
-    def _reachable(self, organization_id: int, user_ids: list[int]) -> list[Recipient]:
+    def reachable(self, organization_id: int, user_ids: list[int]) -> list[Recipient]:
         profiles = AlertProfile.objects.filter(
             organization_id=organization_id, user_id__in=user_ids, new_conversation_sms=True
         ).exclude(mobile="")
@@ -188,6 +186,7 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
 
     now = now or timezone.now()
     result = SweepResult()
+    _after_hours_notices(now, result)
     policies = {p.number_id: p for p in AlertPolicy.objects.filter(enabled=True)}
     if not policies:
         return result
@@ -213,7 +212,7 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
             conversation__status=ConversationStatus.WAITING,
         ).values_list("conversation_id", "kind", "attempt", "phone")
     )
-    roster = _Roster(at=now)
+    roster = Roster(at=now)
     for conversation, step in due:
         for recipient in roster.for_step(conversation, step):
             if (conversation.pk, step.kind, step.attempt, recipient.phone) in done:
@@ -222,14 +221,43 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
             outcome = _send(conversation, step, recipient, now)
             result.sent += outcome == "sent"
             result.refused += outcome == "refused"
-    logger.info(
-        "alert sweep: %d waiting, %d due, %d sent, %d refused",
-        result.waiting,
-        result.due,
-        result.sent,
-        result.refused,
-    )
+    if result.due:
+        logger.info(
+            "alert sweep: %d waiting, %d due, %d sent, %d refused",
+            result.waiting,
+            result.due,
+            result.sent,
+            result.refused,
+        )
     return result
+
+
+AFTER_HOURS_STEP = Step(AlertKind.AFTER_HOURS, 1, 0)
+AFTER_HOURS_WINDOW = timedelta(hours=1)
+
+
+def _after_hours_notices(now: datetime, result: SweepResult) -> None:
+    """CoAction's after-hours notice: one content-free text to the inbox's designated phone
+    for each conversation opened while it was offline (in the last hour, so turning the
+    notice on does not send one for every old conversation)."""
+    phones = dict(
+        AlertPolicy.objects.exclude(after_hours_phone="").values_list(
+            "number_id", "after_hours_phone"
+        )
+    )
+    if not phones:
+        return
+    opened = Conversation.objects.filter(
+        number_id__in=list(phones), opened_offline=True, created_at__gte=now - AFTER_HOURS_WINDOW
+    ).exclude(alerts__kind=AlertKind.AFTER_HOURS)
+    for row in opened.values_list("pk", "number_id", "organization_id", "channel", "created_at"):
+        conversation = _Waiting(*row)
+        result.due += 1
+        outcome = _send(
+            conversation, AFTER_HOURS_STEP, Recipient(None, phones[conversation.number_id]), now
+        )
+        result.sent += outcome == "sent"
+        result.refused += outcome == "refused"
 
 
 def _send(conversation: _Waiting, step: Step, recipient: Recipient, now: datetime) -> str:

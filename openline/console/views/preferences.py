@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from openline.alerts.services import alert_readiness
 from openline.console import selectors
 from openline.console.forms import PreferencesForm, SavedReplyForm
 from openline.console.models import SavedReply
@@ -34,7 +35,8 @@ def preferences(request: HttpRequest, organization: Organization) -> HttpRespons
         )
         messages.success(request, "Preferences saved.")
         return redirect("console:preferences")
-    return render(request, "console/preferences.html", {"form": form})
+    missing = alert_readiness(organization_id=organization.pk, user_id=request.user.pk)
+    return render(request, "console/preferences.html", {"form": form, "missing": missing})
 
 
 def _reply_or_none(organization: Organization, reply_id: int | None) -> SavedReply | None:

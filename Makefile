@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run setup test test-sqlite test-postgres lint bench bench-console clean browsers
+.PHONY: run setup test test-sqlite test-postgres lint bench bench-console bench-chat bench-alerts clean browsers
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -49,6 +49,15 @@ bench: setup
 # wrk is only needed when no bench/results/inbound-*.json gives the rate (see bench/README.md).
 bench-console: setup
 	$(BIN)/python bench/console.py
+
+# Idle web-chat visitor WebSockets per process (memory), and visitor-to-console latency at
+# 2,000 chats. Heavy: on a shared machine run it as `flock /tmp/openline-heavy.lock make bench-chat`.
+bench-chat: setup
+	$(BIN)/python bench/chat.py
+
+# One alert sweep over 10,000 waiting conversations in 100 inboxes (SQLite and PostgreSQL).
+bench-alerts: setup
+	$(BIN)/python bench/alerts.py
 
 clean:
 	rm -rf $(VENV) node_modules var/test-*

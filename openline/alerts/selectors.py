@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from openline.alerts.models import Alert, AlertKind
-from openline.alerts.sweep import Roster, Step, oncall_user_ids, staff_user_ids
+from openline.alerts.sweep import Roster, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,9 @@ def calculator(
     of ``at`` (now): each step with its recipients, and the people reached on shift and on
     call. Uses the sweep's own rules for who is reachable."""
     at = at or timezone.now()
-    roster = Roster(at=at)
-    staff = len(roster.reachable(organization_id, staff_user_ids(number_id, at)))
-    oncall = len(roster.reachable(organization_id, oncall_user_ids(organization_id, at)))
+    roster = Roster(at, [number_id], [organization_id])
+    staff = len(roster.staff.get(number_id, []))
+    oncall = len(roster.oncall.get(organization_id, []))
     rows, total = [], 0
     for step in plan:
         count = oncall if step.kind == AlertKind.ESCALATION else staff

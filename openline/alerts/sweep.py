@@ -16,7 +16,7 @@ no name or number of the person waiting."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,7 +25,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from openline.alerts.models import Alert, AlertKind, AlertPolicy, AlertProfile
-from openline.contacts.selectors import consent_state
 from openline.messaging.models import Channel, Conversation, ConversationStatus, MessageKind
 
 logger = logging.getLogger(__name__)
@@ -85,78 +84,66 @@ class Recipient:
     phone: str
 
 
-@dataclass
 class Roster:
-    """Who can be alerted in one sweep, looked up once per inbox and organization."""
+    """Who can be alerted at ``at``, for these inboxes and organizations, in a handful of
+    queries however many inboxes and people: people signed up for a shift covering ``at``
+    who have an alert phone, want new-conversation texts, and permit them (consent ledger)."""
 
-    at: datetime
-    staff: dict[int, list[Recipient]] = field(default_factory=dict)
-    oncall: dict[int, list[Recipient]] = field(default_factory=dict)
-    permits: dict[tuple[int, str], bool] = field(default_factory=dict)
+    def __init__(self, at: datetime, number_ids: list[int], organization_ids: list[int]) -> None:
+        from openline.availability.models import ShiftKind, ShiftSignUp
+
+        covering = ShiftSignUp.objects.filter(occurrence_start__lte=at, occurrence_end__gt=at)
+        staff = covering.filter(
+            shift__number_id__in=number_ids, shift__kind=ShiftKind.NORMAL
+        ).values_list("shift__number_id", "organization_id", "user_id")
+        oncall = covering.filter(
+            organization_id__in=organization_ids, shift__kind=ShiftKind.ONCALL
+        ).values_list("organization_id", "user_id")
+        staff_rows, oncall_rows = set(staff), set(oncall)
+        phones = self._phones({(o, u) for _, o, u in staff_rows} | oncall_rows)
+        self.staff: dict[int, list[Recipient]] = {}
+        for number_id, org, user in sorted(staff_rows):
+            if (org, user) in phones:
+                self.staff.setdefault(number_id, []).append(Recipient(user, phones[org, user]))
+        self.oncall: dict[int, list[Recipient]] = {}
+        for org, user in sorted(oncall_rows):
+            if (org, user) in phones:
+                self.oncall.setdefault(org, []).append(Recipient(user, phones[org, user]))
+
+    @staticmethod
+    def _phones(people: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        """(organization, user) -> alert phone, for those who want and permit the texts."""
+        profiles = AlertProfile.objects.filter(
+            organization_id__in={o for o, _ in people},
+            user_id__in={u for _, u in people},
+            new_conversation_sms=True,
+        ).exclude(mobile="")
+        wanted = {
+            (p.organization_id, p.user_id): p.mobile
+            for p in profiles
+            if (p.organization_id, p.user_id) in people
+        }
+        permitted: set[tuple[int, str]] = set()
+        for org in {o for o, _ in wanted}:
+            mine = {phone for (o, _), phone in wanted.items() if o == org}
+            permitted |= {(org, phone) for phone in opted_in_phones(org, mine)}
+        return {key: phone for key, phone in wanted.items() if (key[0], phone) in permitted}
 
     def for_step(self, conversation: _Waiting, step: Step) -> list[Recipient]:
         if step.kind == AlertKind.ESCALATION:
-            org = conversation.organization_id
-            if org not in self.oncall:
-                self.oncall[org] = self.reachable(org, oncall_user_ids(org, self.at))
-            return self.oncall[org]
-        if conversation.number_id not in self.staff:
-            users = staff_user_ids(conversation.number_id, self.at)
-            self.staff[conversation.number_id] = self.reachable(conversation.organization_id, users)
-        return self.staff[conversation.number_id]
+            return self.oncall.get(conversation.organization_id, [])
+        return self.staff.get(conversation.number_id, [])
 
-    def reachable(self, organization_id: int, user_ids: list[int]) -> list[Recipient]:
-        profiles = AlertProfile.objects.filter(
-            organization_id=organization_id, user_id__in=user_ids, new_conversation_sms=True
-        ).exclude(mobile="")
-        return [
-            Recipient(p.user_id, p.mobile)
-            for p in profiles.order_by("user_id")
-            if self.permitted(organization_id, p.mobile)
-        ]
 
-    def permitted(self, organization_id: int, phone: str) -> bool:
-        key = (organization_id, phone)
-        if key not in self.permits:
-            self.permits[key] = permits_sms(organization_id=organization_id, phone=phone)
-        return self.permits[key]
+def opted_in_phones(organization_id: int, phones: set[str]) -> set[str]:
+    """Which of these phones said "I permit SMS" and have not texted STOP since."""
+    from openline.contacts.selectors import consent_opted_in
+
+    return consent_opted_in(organization_id=organization_id, phones=phones)
 
 
 def permits_sms(*, organization_id: int, phone: str) -> bool:
-    """The person said "I permit SMS to this phone" and has not texted STOP since."""
-    return consent_state(organization_id=organization_id, phone=phone).status == "opted_in"
-
-
-def staff_user_ids(number_id: int, at: datetime) -> list[int]:
-    """People signed up for a normal shift of this inbox covering ``at``."""
-    from openline.availability.models import ShiftKind, ShiftSignUp
-
-    return list(
-        ShiftSignUp.objects.filter(
-            shift__number_id=number_id,
-            shift__kind=ShiftKind.NORMAL,
-            occurrence_start__lte=at,
-            occurrence_end__gt=at,
-        )
-        .values_list("user_id", flat=True)
-        .distinct()
-    )
-
-
-def oncall_user_ids(organization_id: int, at: datetime) -> list[int]:
-    """People on any on-call/support shift of the organization covering ``at``."""
-    from openline.availability.models import ShiftKind, ShiftSignUp
-
-    return list(
-        ShiftSignUp.objects.filter(
-            organization_id=organization_id,
-            shift__kind=ShiftKind.ONCALL,
-            occurrence_start__lte=at,
-            occurrence_end__gt=at,
-        )
-        .values_list("user_id", flat=True)
-        .distinct()
-    )
+    return bool(opted_in_phones(organization_id, {phone}))
 
 
 # --- the sweep ----------------------------------------------------------------------------
@@ -212,7 +199,7 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
             conversation__status=ConversationStatus.WAITING,
         ).values_list("conversation_id", "kind", "attempt", "phone")
     )
-    roster = Roster(at=now)
+    roster = Roster(now, list(plans), list({c.organization_id for c in waiting}))
     for conversation, step in due:
         for recipient in roster.for_step(conversation, step):
             if (conversation.pk, step.kind, step.attempt, recipient.phone) in done:

@@ -89,6 +89,24 @@ def consent_state(*, organization_id: int, phone: str) -> ConsentState:
     )
 
 
+def consent_opted_in(*, organization_id: int, phones: set[str]) -> set[str]:
+    """Which of ``phones`` are opted in now (``consent_state(...).status == "opted_in"``):
+    their latest opt-in or opt-out is an opt-in. One query for any number of phones."""
+    latest = (
+        ConsentEvent.objects.filter(
+            organization_id=organization_id,
+            phone__in=list(phones),
+            kind__in=(ConsentKind.OPT_IN, ConsentKind.OPT_OUT),
+        )
+        .order_by("phone", "-created_at", "-id")
+        .values_list("phone", "kind")
+    )
+    seen: dict[str, str] = {}
+    for phone, kind in latest:
+        seen.setdefault(phone, kind)
+    return {phone for phone, kind in seen.items() if kind == ConsentKind.OPT_IN}
+
+
 def consent_history(*, organization_id: int, phone: str) -> QuerySet[ConsentEvent]:
     return (
         ConsentEvent.objects.filter(organization_id=organization_id, phone=phone)

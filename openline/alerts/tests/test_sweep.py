@@ -179,7 +179,7 @@ def test_the_send_service_refuses_an_opted_out_alert_phone_even_if_the_roster_ra
     consent_record_opt_out(
         organization_id=sandbox_number.organization_id, phone=phone, source="keyword", text="STOP"
     )
-    monkeypatch.setattr(sweep, "permits_sms", lambda **_: True)  # a stale roster
+    monkeypatch.setattr(sweep, "opted_in_phones", lambda org, phones: set(phones))  # stale
     result = alerts_sweep()
     assert (result.sent, result.refused) == (0, 1)
     alert = Alert.objects.get()
@@ -306,3 +306,26 @@ def test_a_sweep_killed_half_way_neither_loses_nor_repeats_an_alert(
     assert Alert.objects.values("conversation_id").distinct().count() == count
     assert Message.objects.filter(kind=MessageKind.ALERT).count() == count
     assert alerts_sweep().sent == 0
+
+
+def test_the_batch_consent_check_agrees_with_the_ledger_state(org: Any, clock: Clock) -> None:
+    """The sweep reads many phones' consent at once; it must say what consent_state says."""
+    from openline.contacts.selectors import consent_opted_in, consent_state
+    from openline.contacts.services import consent_record_opt_in, consent_record_opt_out
+
+    phones = {f"+1312555{n:04d}" for n in range(300, 306)}
+    a, b, c, d, e, _ = sorted(phones)
+    for phone in (a, b, c, d):
+        consent_record_opt_in(organization_id=org.pk, phone=phone, source="staff", evidence="x")
+        clock.advance(seconds=1)
+    consent_record_opt_out(organization_id=org.pk, phone=b, source="keyword", text="STOP")
+    clock.advance(seconds=1)
+    consent_record_opt_out(organization_id=org.pk, phone=c, source="staff", evidence="left")
+    clock.advance(seconds=1)
+    consent_record_opt_in(organization_id=org.pk, phone=c, source="staff", evidence="back")
+    consent_record_opt_out(organization_id=org.pk, phone=e, source="keyword", text="STOP")
+    expected = {
+        p for p in phones if consent_state(organization_id=org.pk, phone=p).status == "opted_in"
+    }
+    assert expected == {a, c, d}
+    assert consent_opted_in(organization_id=org.pk, phones=phones) == expected

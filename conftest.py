@@ -37,11 +37,13 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 def _fresh_process_state() -> Iterator[None]:
     from django.core.cache import cache
 
+    from openline.availability.services.watch import forget_inbox_states
     from openline.messaging.intake import forget_numbers
     from openline.messaging.ratelimit import limiter
 
     limiter().reset()
     forget_numbers()
+    forget_inbox_states()
     cache.clear()  # per-address limits (new chats per minute) start afresh
     yield
     limiter().reset()
@@ -177,6 +179,53 @@ def other_number(other_org: Any) -> Any:
         name="Clinic",
         segments_per_second=1000,
     )
+
+
+@pytest.fixture
+def put_online(db: None) -> Callable[..., Any]:
+    """Make an inbox online now (the online rule, nothing faked): a one-off normal shift
+    from an hour ago for ``hours`` with ``person`` (default: an admin of its organization)
+    signed up. Works under a test clock too: "now" is ``timezone.now()``."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from openline.availability.services import shift_create, shift_sign_up
+    from openline.core.models import Membership, Organization
+
+    def make(number: Any, person: Any = None, hours: int = 24) -> Any:
+        org = Organization.objects.get(pk=number.organization_id)
+        admin = Membership.objects.filter(organization=org, role="admin").order_by("pk").first()
+        assert admin is not None, "put_online needs an admin in the inbox's organization"
+        start = (timezone.now() - timedelta(hours=1)).astimezone(ZoneInfo(org.timezone))
+        shift = shift_create(
+            organization_id=org.pk,
+            actor_id=admin.user_id,
+            number_id=number.pk,
+            kind="normal",
+            start_date=start.date(),
+            start_time=start.time().replace(second=0, microsecond=0),
+            duration_minutes=hours * 60,
+            title="On now",
+        )
+        shift_sign_up(
+            organization_id=org.pk,
+            actor_id=admin.user_id,
+            shift_id=shift.pk,
+            occurrence_start=shift.first_start,
+            user_id=(person.pk if person is not None else admin.user_id),
+        )
+        return shift
+
+    return make
+
+
+@pytest.fixture
+def online_inbox(put_online: Callable[..., Any], alice: Any, sandbox_number: Any) -> Any:
+    """The sandbox inbox, online now with alice on shift."""
+    put_online(sandbox_number, alice)
+    return sandbox_number
 
 
 @pytest.fixture

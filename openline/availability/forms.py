@@ -9,7 +9,12 @@ from typing import Any
 from dateutil import rrule as du
 from django import forms
 
-from openline.availability.models import MAX_PLACES, ShiftKind
+from openline.availability.models import (
+    MAX_OFFLINE_PERIOD_HOURS,
+    MAX_PLACES,
+    MAX_RESPONSE_CHARS,
+    ShiftKind,
+)
 from openline.providers.models import Number
 
 WEEKDAYS = [
@@ -101,3 +106,51 @@ def duration_minutes(start: time, end: time) -> int:
     if delta <= timedelta(0):
         delta += timedelta(days=1)
     return int(delta.total_seconds() // 60)
+
+
+class ResponsesForm(forms.Form):
+    """An inbox's auto-responses; whether a switched-on answer has words is the service's."""
+
+    offline_enabled = forms.BooleanField(
+        label="Answer texts that arrive while offline", required=False
+    )
+    offline_text = forms.CharField(
+        label="Offline answer",
+        max_length=MAX_RESPONSE_CHARS,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="{next_open} becomes when you open again, from the shift calendar "
+        '("Tuesday at 9:00 AM"; "as soon as we can" when the inbox is switched off or no '
+        "staffed shift lies ahead). {organization} becomes your organization's name.",
+    )
+    offline_period_hours = forms.IntegerField(
+        label="At most one offline answer per person every (hours)",
+        min_value=1,
+        max_value=MAX_OFFLINE_PERIOD_HOURS,
+    )
+    greeting_enabled = forms.BooleanField(
+        label="Greet a person texting for the first time", required=False
+    )
+    greeting_text = forms.CharField(
+        label="First-contact greeting",
+        max_length=MAX_RESPONSE_CHARS,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Sent while online when someone's first conversation with this inbox begins.",
+    )
+    busy_enabled = forms.BooleanField(label="Tell people when the queue is long", required=False)
+    busy_text = forms.CharField(
+        label="“All counselors are busy” answer",
+        max_length=MAX_RESPONSE_CHARS,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    busy_threshold = forms.IntegerField(
+        label="Send it when this many wait in the queue (the new person included)",
+        min_value=1,
+        max_value=1000,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)

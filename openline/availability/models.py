@@ -141,3 +141,114 @@ class CalendarFeed(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "user"], name="uniq_calendar_feed")
         ]
+
+
+DEFAULT_OFFLINE_TEXT = (
+    "Thanks for your message. We're closed right now and open again {next_open}. "
+    "If you are in danger call 911."
+)
+DEFAULT_GREETING_TEXT = (
+    "Hi, you've reached {organization}. A counselor will answer you here as soon as they can. "
+    "Reply STOP to opt out."
+)
+DEFAULT_BUSY_TEXT = (
+    "Thanks for your message. All our counselors are busy right now; please stay with us "
+    "and someone will answer as soon as they can. If you are in danger call 911."
+)
+MAX_RESPONSE_CHARS = 480
+MAX_OFFLINE_PERIOD_HOURS = 168
+
+
+class InboxResponses(models.Model):
+    """An inbox's automatic answers to texts. All are off until someone turns them on:
+    nothing is texted in the organization's name before a person has read the words.
+
+    ``{next_open}`` in the offline text becomes the next opening in the organization's time
+    zone ("Tuesday at 9:00 AM"); ``{organization}`` its name."""
+
+    organization_id: int
+    number_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    number = models.OneToOneField(Number, on_delete=models.CASCADE, related_name="responses")
+    offline_enabled = models.BooleanField(default=False)
+    offline_text = models.CharField(max_length=MAX_RESPONSE_CHARS, default=DEFAULT_OFFLINE_TEXT)
+    # One person gets at most one offline answer from this inbox per this many hours.
+    offline_period_hours = models.PositiveSmallIntegerField(
+        default=12, validators=[MinValueValidator(1), MaxValueValidator(MAX_OFFLINE_PERIOD_HOURS)]
+    )
+    # A person's first conversation ever in this inbox.
+    greeting_enabled = models.BooleanField(default=False)
+    greeting_text = models.CharField(
+        max_length=MAX_RESPONSE_CHARS, blank=True, default=DEFAULT_GREETING_TEXT
+    )
+    # Sent to a new conversation when this many (it included) wait in the inbox's queue.
+    busy_enabled = models.BooleanField(default=False)
+    busy_text = models.CharField(
+        max_length=MAX_RESPONSE_CHARS, blank=True, default=DEFAULT_BUSY_TEXT
+    )
+    busy_threshold = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def offline_on(self) -> bool:
+        return self.offline_enabled and bool(self.offline_text.strip())
+
+    @property
+    def greeting_on(self) -> bool:
+        return self.greeting_enabled and bool(self.greeting_text.strip())
+
+    @property
+    def busy_on(self) -> bool:
+        return self.busy_enabled and bool(self.busy_text.strip()) and self.busy_threshold > 0
+
+
+class AutoReplyKind(models.TextChoices):
+    OFFLINE = "offline", "Offline"
+    GREETING = "greeting", "First-contact greeting"
+    BUSY = "busy", "All counselors busy"
+
+
+class AutoReply(models.Model):
+    """One automatic answer to one inbound text: what makes sending idempotent (one per
+    text, one greeting per person and inbox, one busy answer per conversation) and what
+    the offline period is counted from. ``message`` is the text as sent; empty, with
+    ``refused`` set, when the send service refused it (an opted-out number)."""
+
+    organization_id: int
+    number_id: int
+    contact_id: int
+    conversation_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    number = models.ForeignKey(Number, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(
+        "messaging.Conversation", on_delete=models.CASCADE, related_name="auto_replies"
+    )
+    trigger = models.ForeignKey("messaging.Message", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=AutoReplyKind.choices)
+    message = models.ForeignKey(
+        "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    refused = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trigger"], name="uniq_auto_reply_trigger"),
+            models.UniqueConstraint(
+                fields=["contact", "number"],
+                condition=models.Q(kind="greeting"),
+                name="uniq_auto_reply_greeting",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=models.Q(kind="busy"),
+                name="uniq_auto_reply_busy",
+            ),
+        ]
+        indexes = [models.Index(fields=["contact", "number", "kind", "created_at"])]

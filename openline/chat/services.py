@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from openline.availability.responses import opening_phrase
+from openline.availability.selectors import inbox_online, next_opening
 from openline.chat.models import ChatSession, ChatWidget, QuestionStage, token_hash
 from openline.contacts.models import Contact
+from openline.core.models import Organization
 from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
 from openline.messaging.models import (
     Channel,
@@ -56,6 +59,18 @@ def widget_for(public_id: str, origin: str | None) -> ChatWidget:
     return widget
 
 
+def widget_availability(widget: ChatWidget) -> tuple[bool, str | None]:
+    """Whether the widget's inbox takes chats now (the online rule) and, if not, when it
+    opens again in the organization's words ("Tuesday at 9:00 AM"; None if unknown)."""
+    if inbox_online(widget.number_id):
+        return True, None
+    opens = next_opening(widget.number_id)
+    if opens is None:
+        return False, None
+    zone = Organization.objects.values_list("timezone", flat=True).get(pk=widget.organization_id)
+    return False, opening_phrase(opens, tz=zone)
+
+
 def chat_start(
     *, widget: ChatWidget, origin: str, name: str = "", answers: object = None
 ) -> StartedChat:
@@ -64,7 +79,7 @@ def chat_start(
     offline."""
     from openline.chat.questions import answers_clean, priority_of, questions_for
 
-    if not widget.number.chat_online:
+    if not inbox_online(widget.number_id):
         raise ChatError("offline", widget.offline_text or "Chat is closed right now.")
     name = " ".join(name.split())[:100]
     prechat = answers_clean(questions_for(widget, QuestionStage.PRE), answers)
@@ -318,28 +333,6 @@ def widget_update(
             object_id=widget.pk,
         )
     return widget
-
-
-def inbox_set_chat_online(
-    *, organization_id: int, actor_id: int | None, number_id: int, online: bool
-) -> None:
-    """The manual availability switch (until shifts decide it)."""
-    from openline.core.services import audit_record
-    from openline.providers.models import Number
-
-    with transaction.atomic():
-        changed = Number.objects.filter(pk=number_id, organization_id=organization_id).update(
-            chat_online=online
-        )
-        if not changed:
-            raise ChatError("unknown_inbox", "There is no such inbox.")
-        audit_record(
-            organization_id=organization_id,
-            actor_id=actor_id,
-            action="chat.online" if online else "chat.offline",
-            object_type="number",
-            object_id=number_id,
-        )
 
 
 # --- waiting: position, estimate, abandonment ----------------------------------------------

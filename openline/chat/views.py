@@ -80,6 +80,7 @@ def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
         widget = services.widget_for(public_id, origin)
     except services.ChatError as exc:
         return _refused(exc)
+    online, opens = services.widget_availability(widget)
     return _cors(
         JsonResponse(
             {
@@ -87,7 +88,8 @@ def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
                 "color": widget.color,
                 "greeting": widget.greeting,
                 "offline_text": widget.offline_text,
-                "online": widget.number.chat_online,
+                "online": online,
+                "next_opening": opens,
                 "quick_exit_url": widget.quick_exit_url,
                 "prechat": [question_view(q) for q in questions_for(widget, QuestionStage.PRE)],
                 "survey": [question_view(q) for q in questions_for(widget, QuestionStage.POST)],

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from openline.core.models import Organization
 from openline.core.services import organization_create, user_create
@@ -62,6 +65,8 @@ def demo_ensure() -> dict[str, object]:
         created = False
     users = json.loads(path.read_text())["users"] if path.exists() else []
     number = Number.objects.filter(organization=org).order_by("id").first()
+    if number is not None:
+        _demo_shifts(org, number)
     widget = _demo_chat_widget(org, number)
     return {
         "created": created,
@@ -74,12 +79,61 @@ def demo_ensure() -> dict[str, object]:
     }
 
 
+DEMO_SHIFT_TITLE = "Demo: always staffed"
+
+
+def _demo_shifts(org: Organization, number: Number) -> None:
+    """Keep the demo line online: a daily shift around the clock (midnight to midnight,
+    local) with the demo counselor and supervisor signed up for the next twelve weeks,
+    topped up on every run. Its offline answer is on, so taking the inbox offline on the
+    Shifts page and texting it shows the answer."""
+    from openline.availability.models import InboxResponses, Shift
+    from openline.availability.recurrence import expand
+    from openline.availability.services import SERIES_WEEKS, shift_create, shift_sign_up_series
+    from openline.core.models import Membership
+
+    members = dict(Membership.objects.filter(organization=org).values_list("role", "user_id"))
+    admin = members.get("admin")
+    if admin is None:
+        return
+    shift = Shift.objects.filter(organization=org, number=number, title=DEMO_SHIFT_TITLE).first()
+    if shift is None:
+        shift = shift_create(
+            organization_id=org.pk,
+            actor_id=admin,
+            number_id=number.pk,
+            kind="normal",
+            start_date=timezone.localtime(timezone=ZoneInfo(org.timezone)).date(),
+            start_time=time(0, 0),
+            duration_minutes=24 * 60,
+            places=3,
+            rrule="FREQ=DAILY",
+            title=DEMO_SHIFT_TITLE,
+        )
+        InboxResponses.objects.get_or_create(
+            number=number, defaults={"organization": org, "offline_enabled": True}
+        )
+    now = timezone.now()
+    current = expand(shift, now, now + timedelta(days=2))
+    for role in ("counselor", "supervisor"):
+        if current and role in members:
+            shift_sign_up_series(
+                organization_id=org.pk,
+                actor_id=admin,
+                shift_id=shift.pk,
+                occurrence_start=current[0].start,
+                user_id=members[role],
+                weeks=SERIES_WEEKS,
+            )
+
+
 def _demo_chat_widget(org: Organization, number: Number | None) -> object | None:
-    """A web-chat widget that may be embedded on OpenLine's own demo page, open for chats."""
+    """A web-chat widget that may be embedded on OpenLine's own demo page (it takes chats
+    while the demo line is online: see ``_demo_shifts``)."""
     from urllib.parse import urlsplit
 
     from openline.chat.models import ChatWidget
-    from openline.chat.services import inbox_set_chat_online, widget_create
+    from openline.chat.services import widget_create
 
     if number is None:
         return None
@@ -87,9 +141,6 @@ def _demo_chat_widget(org: Organization, number: Number | None) -> object | None
     origin = f"{public.scheme}://{public.netloc}"
     widget = ChatWidget.objects.filter(organization=org).order_by("id").first()
     if widget is None:
-        inbox_set_chat_online(
-            organization_id=org.pk, actor_id=None, number_id=number.pk, online=True
-        )
         widget = widget_create(
             organization_id=org.pk,
             actor_id=None,

@@ -19,10 +19,16 @@ INTERVAL_SECONDS = 10.0
 
 def run_periodic() -> None:
     from openline.alerts.sweep import alerts_sweep
+    from openline.availability.services.watch import inbox_states_publish_changes
     from openline.chat.services import chats_close_abandoned
     from openline.messaging.services.reconcile import messages_reconcile
 
-    for job in (messages_reconcile, chats_close_abandoned, alerts_sweep):
+    for job in (
+        messages_reconcile,
+        chats_close_abandoned,
+        alerts_sweep,
+        inbox_states_publish_changes,
+    ):
         try:  # one failing job does not hold up the others
             job()
         except Exception:

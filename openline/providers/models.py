@@ -42,8 +42,6 @@ class Number(models.Model):
     # Unguessable part of the webhook URL, so URLs cannot be enumerated.
     webhook_key = models.CharField(max_length=32, unique=True, default=_webhook_key)
     is_active = models.BooleanField(default=True)
-    # Manual availability for web chat (until shifts set it): offline inboxes take no chats.
-    chat_online = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

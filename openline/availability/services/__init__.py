@@ -3,13 +3,15 @@
 Admins and supervisors create, cancel and delete shifts, assign people and flip the
 switch; everyone signs themselves up and withdraws. Sign-ups are per occurrence (a date of
 a recurring shift); a place limit holds per occurrence, checked under the shift's row lock.
-Every change is written to the audit log. When a change alters who is on shift right now,
-the inbox's computed state is pushed to consoles after commit."""
+Admins and supervisors also edit each inbox's auto-responses (``services.autoreply`` sends
+them). Every change is written to the audit log. When a change alters who is on shift
+right now, the inbox's computed state is pushed to consoles after commit."""
 
 from __future__ import annotations
 
 from openline.availability.services.common import ShiftError
 from openline.availability.services.feeds import calendar_feed_get, calendar_feed_rotate
+from openline.availability.services.responses import inbox_responses_set
 from openline.availability.services.shifts import (
     shift_cancel_occurrence,
     shift_create,
@@ -31,6 +33,7 @@ __all__ = [
     "availability_set",
     "calendar_feed_get",
     "calendar_feed_rotate",
+    "inbox_responses_set",
     "shift_cancel_occurrence",
     "shift_create",
     "shift_delete",

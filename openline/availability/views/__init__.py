@@ -1,6 +1,7 @@
 """Console pages of the shift calendar: the week, a new shift, cancelling or deleting one,
-sign-up and withdraw buttons, the inbox switch, "My shifts", and the private iCalendar
-feed (no sign-in: its unguessable token is the key).
+sign-up and withdraw buttons, the inbox switch, "My shifts", the private iCalendar feed
+(no sign-in: its unguessable token is the key), each inbox's auto-responses and the
+offline messages report.
 
 Thin views: every rule (who may, places, validity) is the services'. Lookups are scoped to
 the member's organization, so another organization's ids are simply not found (404)."""
@@ -8,6 +9,8 @@ the member's organization, so another organization's ids are simply not found (4
 from __future__ import annotations
 
 from openline.availability.views.mine import feed, feed_rotate, my_shifts
+from openline.availability.views.offline import offline_follow_up, offline_report
+from openline.availability.views.responses import inbox_responses
 from openline.availability.views.shifts import (
     shift_delete,
     shift_new,
@@ -19,9 +22,12 @@ from openline.availability.views.week import inbox_state, inbox_switch, shifts_w
 __all__ = [
     "feed",
     "feed_rotate",
+    "inbox_responses",
     "inbox_state",
     "inbox_switch",
     "my_shifts",
+    "offline_follow_up",
+    "offline_report",
     "shift_delete",
     "shift_new",
     "shift_sign_up",

@@ -8,12 +8,11 @@ ORIGIN = "https://www.example.org"
 
 
 @pytest.fixture
-def widget(org: Any, alice: Any, sandbox_number: Any) -> Any:
-    from openline.chat.services import inbox_set_chat_online, widget_create
+def widget(org: Any, alice: Any, online_inbox: Any) -> Any:
+    """A widget on the sandbox inbox, which is online (a shift covers now)."""
+    from openline.chat.services import widget_create
 
-    inbox_set_chat_online(
-        organization_id=org.pk, actor_id=alice.pk, number_id=sandbox_number.pk, online=True
-    )
+    sandbox_number = online_inbox
     return widget_create(
         organization_id=org.pk,
         actor_id=alice.pk,

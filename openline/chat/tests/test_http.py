@@ -46,6 +46,7 @@ def test_config_answers_allowed_origins_only(client: Client, widget: Any) -> Non
         "greeting": "Hi, we are here.",
         "offline_text": "We are closed; call 988 any time.",
         "online": True,
+        "next_opening": None,
         "quick_exit_url": "https://www.google.com/",
         "prechat": [],
         "survey": [],
@@ -98,15 +99,65 @@ def test_preflight_and_refusals_store_nothing(client: Client, widget: Any) -> No
     assert not Conversation.objects.exists()
 
 
-def test_offline_inbox_refuses_new_chats_with_the_offline_text(client: Client, widget: Any) -> None:
-    widget.number.chat_online = False
-    widget.number.save()
-    config = client.get(f"/chat/{widget.public_id}/config", headers={"Origin": ORIGIN}).json()
-    assert config["online"] is False
+def _config(client: Client, widget: Any) -> dict[str, Any]:
+    return client.get(f"/chat/{widget.public_id}/config", headers={"Origin": ORIGIN}).json()
+
+
+def test_inbox_switched_offline_refuses_new_chats_with_the_offline_text(
+    client: Client, widget: Any, alice: Any
+) -> None:
+    from openline.availability.services import availability_set
+
+    assert _config(client, widget)["online"] is True  # a staffed shift covers now
+    availability_set(
+        organization_id=widget.organization_id, actor_id=alice.pk, number_id=widget.number_id,
+        mode="offline",
+    )  # fmt: skip
+    config = _config(client, widget)
+    assert config["online"] is False and config["next_opening"] is None  # nobody knows when
     response = _start(client, widget)
     assert response.status_code == 409
     assert response.json()["message"] == "We are closed; call 988 any time."
     assert not Conversation.objects.exists()
+
+
+def test_chat_is_closed_until_a_staffed_shift_covers_now(
+    client: Client, org: Any, alice: Any, bob: Any, sandbox_number: Any, put_online: Any
+) -> None:
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from openline.availability.services import shift_create, shift_sign_up
+    from openline.chat.services import widget_create
+
+    widget = widget_create(
+        organization_id=org.pk, actor_id=alice.pk, number_id=sandbox_number.pk,
+        display_name="Talk to us", allowed_origins=[ORIGIN], offline_text="Closed.",
+    )  # fmt: skip
+    config = _config(client, widget)
+    assert config["online"] is False and config["next_opening"] is None
+    tomorrow = timezone.now().astimezone(ZoneInfo(org.timezone)).date() + timedelta(days=1)
+    shift = shift_create(
+        organization_id=org.pk, actor_id=alice.pk, number_id=sandbox_number.pk, kind="normal",
+        start_date=tomorrow, start_time=time(9), duration_minutes=480,
+    )  # fmt: skip
+    assert _config(client, widget)["next_opening"] is None  # nobody signed up yet
+    shift_sign_up(
+        organization_id=org.pk, actor_id=bob.pk, shift_id=shift.pk,
+        occurrence_start=shift.first_start,
+    )  # fmt: skip
+    config = _config(client, widget)
+    assert config["online"] is False
+    assert config["next_opening"] == "tomorrow at 9:00 AM"  # Chicago time
+    assert _start(client, widget).status_code == 409
+
+    put_online(sandbox_number, bob)
+    config = _config(client, widget)
+    assert config["online"] is True and config["next_opening"] is None
+    assert _start(client, widget).status_code == 201
+    assert Conversation.objects.get().channel == Channel.CHAT
 
 
 def test_new_chats_per_address_are_limited(client: Client, widget: Any) -> None:
@@ -133,16 +184,22 @@ def test_counselors_cannot_open_chat_settings(client: Client, bob: Any) -> None:
     )
 
 
-def test_supervisor_opens_and_closes_chat(client: Client, sue: Any, sandbox_number: Any) -> None:
+def test_chat_settings_show_the_inboxes_state_and_point_to_shifts(
+    client: Client, sue: Any, online_inbox: Any, org: Any
+) -> None:
+    from openline.providers.services import number_add
+
+    number_add(organization=org, provider="sandbox", e164="+12025550111", name="Youth line")
     _login(client, "sue@example.org", "supervisor-pass-123")
     page = client.get("/chat-settings/")
-    assert page.status_code == 200 and b"Open chat" in page.content
-    assert b"New widget" not in page.content  # creating widgets is for admins
-    client.post(
-        "/chat-settings/", {"action": "availability", "number": sandbox_number.pk, "online": "1"}
-    )
-    sandbox_number.refresh_from_db()
-    assert sandbox_number.chat_online
+    html = " ".join(page.content.decode().split())
+    assert page.status_code == 200
+    assert '<td>Main line</td> <td><span class="badge badge-active">Open</span>' in html
+    assert '<td>Youth line</td> <td><span class="badge badge-closed">Closed</span>' in html
+    assert 'href="/shifts/"' in html and "Open chat" not in html  # no manual toggle here
+    assert "New widget" not in html  # creating widgets is for admins
+    refused = client.post("/chat-settings/", {"action": "availability", "number": online_inbox.pk})
+    assert refused.status_code == 422
 
 
 def test_admin_creates_a_widget_and_gets_its_snippet(
@@ -180,8 +237,7 @@ def test_another_organization_neither_sees_nor_switches_our_chat(
     _login(client, "olga@example.net", "olga-pass-12")
     page = client.get("/chat-settings/").content.decode()
     assert widget.public_id not in page and "Main line" not in page
-    client.post(
-        "/chat-settings/", {"action": "availability", "number": widget.number_id, "online": "0"}
-    )
-    widget.number.refresh_from_db()
-    assert widget.number.chat_online
+    client.post("/chat-settings/", {"action": "availability", "number": widget.number_id})
+    from openline.availability.selectors import inbox_online
+
+    assert inbox_online(widget.number_id)

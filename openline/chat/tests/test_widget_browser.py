@@ -8,6 +8,7 @@ import http.server
 import os
 import threading
 from collections.abc import Callable, Iterator
+from datetime import time
 from typing import Any
 
 import pytest
@@ -60,13 +61,36 @@ def site() -> Iterator[Callable[[str, str], str]]:
         server.server_close()
 
 
-def _widget(number: Any, admin: Any, origin: str, online: bool = True) -> Any:
-    from openline.chat.services import inbox_set_chat_online, widget_create
+def _staffed_shift_at(number: Any, admin: Any, opens: time) -> None:
+    """A staffed one-off shift tomorrow at ``opens``, local time."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
 
-    inbox_set_chat_online(
+    from django.utils import timezone
+
+    from openline.availability.services import shift_create, shift_sign_up
+
+    zone = ZoneInfo(number.organization.timezone)
+    tomorrow = timezone.now().astimezone(zone).date() + timedelta(days=1)
+    shift = shift_create(
         organization_id=number.organization_id, actor_id=admin.pk, number_id=number.pk,
-        online=online,
+        kind="normal", start_date=tomorrow, start_time=opens, duration_minutes=8 * 60,
     )  # fmt: skip
+    shift_sign_up(
+        organization_id=number.organization_id, actor_id=admin.pk, shift_id=shift.pk,
+        occurrence_start=shift.first_start,
+    )  # fmt: skip
+
+
+def _widget(number: Any, admin: Any, origin: str, put_online: Any = None, opens: Any = None) -> Any:
+    """A widget; its inbox online now when ``put_online`` (the shared fixture) is given,
+    else offline with a staffed shift starting at ``opens``, if given."""
+    from openline.chat.services import widget_create
+
+    if put_online is not None:
+        put_online(number, admin)
+    elif opens is not None:
+        _staffed_shift_at(number, admin, opens)
     return widget_create(
         organization_id=number.organization_id,
         actor_id=admin.pk,
@@ -81,7 +105,7 @@ def _widget(number: Any, admin: Any, origin: str, online: bool = True) -> Any:
 
 def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_reload(
     browser: Any, live_asgi: str, site: Any, alice: Any, bob: Any, sandbox_number: Any,
-    caplog: pytest.LogCaptureFixture,
+    put_online: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     from playwright.sync_api import expect
 
@@ -89,7 +113,7 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
     from openline.chat.questions import question_create
 
     host = site(live_asgi, "pending")  # the port is known first; the page is made below
-    widget = _widget(sandbox_number, alice, host)
+    widget = _widget(sandbox_number, alice, host, put_online)
     host = site(live_asgi, widget.public_id)
     widget.allowed_origins = [host]
     widget.save()
@@ -204,13 +228,13 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
     assert not errors, errors
 
 
-def test_offline_inbox_and_disallowed_origin(
-    browser: Any, live_asgi: str, site: Any, alice: Any, sandbox_number: Any
+def test_offline_inbox_shows_next_opening_then_opens_with_a_shift_and_disallowed_origin(
+    browser: Any, live_asgi: str, site: Any, alice: Any, sandbox_number: Any, put_online: Any
 ) -> None:
     from playwright.sync_api import expect
 
     host = site(live_asgi, "pending")
-    widget = _widget(sandbox_number, alice, host, online=False)
+    widget = _widget(sandbox_number, alice, host, opens=time(9, 0))
     allowed = site(live_asgi, widget.public_id)
     elsewhere = site(live_asgi, widget.public_id)
     widget.allowed_origins = [allowed]
@@ -221,8 +245,18 @@ def test_offline_inbox_and_disallowed_origin(
     page.get_by_role("button", name="Chat with us").click()
     panel = page.get_by_role("dialog")
     expect(panel).to_contain_text("Chat is closed. Call 988 any time.")
+    expect(panel).to_contain_text("We open again tomorrow at 9:00 AM.")
     expect(page.get_by_role("button", name="Start chat")).to_be_hidden()
     _shot(page, "4-offline")
+
+    # A shift starts (someone signs up for one covering now): opening the panel again
+    # offers the chat, without reloading the page.
+    page.get_by_role("button", name="Minimize chat").click()
+    put_online(sandbox_number, alice)
+    page.get_by_role("button", name="Chat with us").click()
+    expect(page.get_by_role("button", name="Start chat")).to_be_visible(timeout=LIVE)
+    expect(panel).to_contain_text("Hi, you can talk to us here.")
+    expect(panel).not_to_contain_text("We open again")
 
     other = browser.new_context().new_page()
     other.goto(elsewhere)

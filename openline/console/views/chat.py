@@ -1,5 +1,6 @@
-"""Web chat settings: the inboxes' online switch (supervisors and admins) and the widgets
-an organization embeds on its websites (admins)."""
+"""Web chat settings: whether each inbox takes chats now (shifts and the inbox switch on
+the shifts page decide; supervisors and admins) and the widgets an organization embeds on
+its websites (admins)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
+from openline.availability.selectors import inbox_states
 from openline.chat.models import ChatQuestion, ChatSession, ChatWidget, QuestionKind, QuestionStage
 from openline.chat.questions import question_create, question_delete, question_move
-from openline.chat.services import (
-    ChatError,
-    inbox_set_chat_online,
-    widget_create,
-    widget_update,
-)
+from openline.chat.services import ChatError, widget_create, widget_update
 from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
 from openline.providers.models import Number
@@ -36,17 +33,6 @@ def chat_settings(request: HttpRequest, organization: Organization) -> HttpRespo
     if request.method == "POST":
         action = request.POST.get("action")
         try:
-            if action == "availability":
-                number_id = int(request.POST.get("number", "0") or 0)
-                online = request.POST.get("online") == "1"
-                inbox_set_chat_online(
-                    organization_id=organization.pk,
-                    actor_id=request.user.pk,
-                    number_id=number_id,
-                    online=online,
-                )
-                messages.success(request, "Chat is open." if online else "Chat is closed.")
-                return redirect("console:chat_settings")
             if action == "create" and is_admin:
                 widget_create(
                     organization_id=organization.pk,
@@ -65,6 +51,7 @@ def chat_settings(request: HttpRequest, organization: Organization) -> HttpRespo
             error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
     context = {
         "inboxes": Number.objects.filter(organization=organization, is_active=True).order_by("pk"),
+        "states": inbox_states(organization_id=organization.pk),
         "widgets": ChatWidget.objects.filter(organization=organization)
         .select_related("number")
         .annotate(question_count=Count("questions"))

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from openline.availability.selectors import inboxes_online
 from openline.console.forms import QueueForm
 from openline.console.views.common import console_view, is_htmx, paginate
 from openline.core.models import Organization
@@ -60,8 +61,13 @@ def _prepare_rows(rows: Any, inbox_labels: dict[int, str]) -> None:
 @console_view
 @require_GET
 def home(request: HttpRequest, organization: Organization) -> HttpResponse:
-    """The workspace: the queue on the left, open conversations as tabs on the right."""
-    return render(request, "console/workspace.html", _queue_context(request, organization))
+    """The workspace: the queue on the left, open conversations as tabs on the right, and
+    whether each inbox is online (kept current by live events)."""
+    context = _queue_context(request, organization)
+    active = [n for n in context["numbers"] if n.is_active]
+    online = inboxes_online([n.pk for n in active])
+    context["inbox_states"] = [(n, online[n.pk]) for n in active]
+    return render(request, "console/workspace.html", context)
 
 
 @console_view

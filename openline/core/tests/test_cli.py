@@ -152,6 +152,29 @@ def test_demo_is_idempotent(capsys):
     assert first["chat_demo_url"] == second["chat_demo_url"]
 
 
+def test_demo_line_is_staffed_now_and_for_weeks_without_duplicates(capsys):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from openline.availability.models import InboxResponses, Shift, ShiftSignUp
+    from openline.availability.selectors import inbox_online
+
+    run(capsys, "demo")
+    signups = ShiftSignUp.objects.count()
+    run(capsys, "demo")
+    number = Number.objects.get(organization__slug="demo")
+    assert Shift.objects.filter(number=number).count() == 1
+    assert ShiftSignUp.objects.count() == signups  # a re-run tops up, never doubles
+    later = [timezone.now() + timedelta(days=d, hours=h) for d in (0, 3, 20, 70) for h in (0, 13)]
+    assert all(inbox_online(number.pk, at=moment) for moment in later)
+    assert {s.user.email.split("@")[0] for s in ShiftSignUp.objects.select_related("user")} == {
+        "counselor",
+        "supervisor",
+    }
+    assert InboxResponses.objects.get(number=number).offline_on
+
+
 def test_demo_chat_widget_page_works_on_openline_itself(capsys, client, settings):
     settings.PUBLIC_URL = "http://testserver"
     _, info = run(capsys, "demo")

@@ -1,7 +1,12 @@
 """Inbound processing: acknowledged InboundEvents become messages in conversations.
 
 Idempotent: processing an event twice (a crash between steps, two workers) stores one
-message."""
+message.
+
+Whether each inbox is online is decided once per batch (two queries, before the write
+lock): texts that arrive while it is offline are marked, and so is a conversation they
+open. Keywords are handled the same either way. Texts that may call for an auto-response
+go to a task after the commit."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
+from openline.availability.responses import responding_inboxes
+from openline.availability.selectors import inboxes_online
 from openline.contacts.keywords import KeywordMatch, looks_like_opt_out_request, match_keyword
 from openline.contacts.models import ConsentKind, ConsentSource, Contact
 from openline.contacts.services import consent_record, contact_get_or_create
@@ -60,7 +67,7 @@ class _Batch:
         return self.contacts[key]
 
     def conversation(
-        self, *, contact: Contact, event: InboundEvent, keyword_only: bool
+        self, *, contact: Contact, event: InboundEvent, keyword_only: bool, offline: bool
     ) -> tuple[Conversation, bool]:
         """The open conversation, or a new waiting one. A bare keyword (STOP, HELP...) does
         not put anyone in the queue: it joins the latest conversation, or a closed one."""
@@ -82,6 +89,7 @@ class _Batch:
             status=ConversationStatus.CLOSED if keyword_only else ConversationStatus.WAITING,
             last_message_at=event.received_at,
             closed_at=event.received_at if keyword_only else None,
+            opened_offline=offline and not keyword_only,
         )
         if not keyword_only:
             self.open[key] = conversation
@@ -109,6 +117,56 @@ class _Prepared:
             encoding=info.encoding,
             segments=info.segments,
         )
+
+
+@dataclass(slots=True)
+class _Inboxes:
+    """The batch's inboxes as of its first arrival: which are offline, which answer
+    automatically. Read once per batch, not per text."""
+
+    offline: set[int]
+    responding: set[int]
+
+    @classmethod
+    def of(cls, prepared: list[_Prepared]) -> _Inboxes:
+        ids = sorted({p.event.number_id for p in prepared})
+        online = inboxes_online(ids, min(p.event.received_at for p in prepared))
+        return cls({n for n, on in online.items() if not on}, responding_inboxes(ids))
+
+    def offline_text(self, item: _Prepared) -> bool:
+        """A text (not a keyword) that arrived while its inbox was offline."""
+        return item.keyword is None and item.event.number_id in self.offline
+
+
+class _AutoReplies:
+    """Texts that may call for an auto-response, handed to a task after the commit."""
+
+    def __init__(self, inboxes: _Inboxes) -> None:
+        self.inboxes = inboxes
+        self.candidates: list[Message] = []
+        self.opened: list[Message] = []
+
+    def consider(self, item: _Prepared, message: Message, *, opened: bool) -> None:
+        if item.keyword is not None or item.event.number_id not in self.inboxes.responding:
+            return  # STOP/HELP have their own answers
+        if message.received_offline or opened:
+            self.candidates.append(message)
+            if opened:
+                self.opened.append(message)
+
+    def enqueue_on_commit(self) -> None:
+        """Call after the messages are saved (their ids are known)."""
+        if not self.candidates:
+            return
+        ids = [m.pk for m in self.candidates]
+        opened = [m.pk for m in self.opened]
+        transaction.on_commit(lambda: _enqueue_auto_replies(ids, opened))
+
+
+def _enqueue_auto_replies(message_ids: list[int], opened_ids: list[int]) -> None:
+    from openline.availability.tasks import send_auto_replies
+
+    send_auto_replies.enqueue(message_ids, opened_ids)
 
 
 def inbound_process(*, event_id: int) -> Message | None:
@@ -142,7 +200,8 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
 
 
 def _process_batch(prepared: list[_Prepared]) -> None:
-    plan = _plan(prepared)  # reads, before taking the write lock
+    inboxes = _Inboxes.of(prepared)
+    plan = _plan(prepared, inboxes)  # reads, before taking the write lock
     with write_gate.background(), transaction.atomic():
         claimed = set(
             InboundEvent.objects.select_for_update(skip_locked=True)
@@ -157,7 +216,7 @@ def _process_batch(prepared: list[_Prepared]) -> None:
         try:
             with transaction.atomic():
                 if plan is None or not _write_plan(plan):
-                    _store(prepared)
+                    _store(prepared, inboxes)
             stored = [p.event.pk for p in prepared]
         except Exception:
             # Find the event that fails, one at a time, so the others still go through.
@@ -165,7 +224,7 @@ def _process_batch(prepared: list[_Prepared]) -> None:
             for item in prepared:
                 try:
                     with transaction.atomic():
-                        _store([item])
+                        _store([item], inboxes)
                     stored.append(item.event.pk)
                 except Exception:
                     logger.exception("processing inbound event %s failed", item.event.pk)
@@ -177,9 +236,10 @@ def _process_batch(prepared: list[_Prepared]) -> None:
 class _Plan:
     messages: list[Message]
     conversation_ids: set[int]
+    replies: _AutoReplies
 
 
-def _plan(prepared: list[_Prepared]) -> _Plan | None:
+def _plan(prepared: list[_Prepared], inboxes: _Inboxes) -> _Plan | None:
     """The common case worked out ahead: plain texts from known people into their open
     conversations. Anything else (a keyword, a new person or conversation) returns None
     and takes the full path inside the transaction."""
@@ -187,13 +247,16 @@ def _plan(prepared: list[_Prepared]) -> _Plan | None:
         return None
     batch = _Batch([p.event for p in prepared])
     messages = []
+    replies = _AutoReplies(inboxes)
     for item in prepared:
         contact = batch.contacts.get((item.event.organization_id, item.event.from_number))
         conversation = batch.open.get((contact.pk, item.event.number_id)) if contact else None
         if conversation is None:
             return None
-        messages.append(_inbound_message(item, conversation))
-    return _Plan(messages, {m.conversation_id for m in messages})
+        message = _inbound_message(item, conversation, offline=inboxes.offline_text(item))
+        replies.consider(item, message, opened=False)
+        messages.append(message)
+    return _Plan(messages, {m.conversation_id for m in messages}, replies)
 
 
 def _write_plan(plan: _Plan) -> bool:
@@ -207,10 +270,11 @@ def _write_plan(plan: _Plan) -> bool:
         return False  # closed meanwhile: the full path opens new ones
     Message.objects.bulk_create(plan.messages)  # a replayed event fails here, then retries
     _touch_and_publish(plan.messages, plan.conversation_ids)
+    plan.replies.enqueue_on_commit()
     return True
 
 
-def _inbound_message(item: _Prepared, conversation: Conversation) -> Message:
+def _inbound_message(item: _Prepared, conversation: Conversation, *, offline: bool) -> Message:
     event = item.event
     return Message(
         organization_id=event.organization_id,
@@ -223,6 +287,7 @@ def _inbound_message(item: _Prepared, conversation: Conversation) -> Message:
         provider_message_id=event.provider_message_id,
         inbound_event=event,
         created_at=event.received_at,
+        received_offline=offline,
     )
 
 
@@ -244,7 +309,7 @@ def _touch_and_publish(messages: list[Message], conversation_ids: set[int]) -> N
         )
 
 
-def _store(prepared: list[_Prepared]) -> None:
+def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
     events = [p.event for p in prepared]
     already = set(
         Message.objects.filter(inbound_event__in=events).values_list("inbound_event_id", flat=True)
@@ -253,13 +318,15 @@ def _store(prepared: list[_Prepared]) -> None:
     messages: list[Message] = []
     touched: set[int] = set()
     follow_up: list[tuple[_Prepared, Conversation]] = []
+    replies = _AutoReplies(inboxes)
     for item in prepared:
         event = item.event
         if event.pk in already:
             continue  # a replay after a crash: the message exists
         contact = batch.contact(event)
+        offline = inboxes.offline_text(item)
         conversation, created = batch.conversation(
-            contact=contact, event=event, keyword_only=item.keyword is not None
+            contact=contact, event=event, keyword_only=item.keyword is not None, offline=offline
         )
         if created:
             publish_on_commit(
@@ -268,11 +335,14 @@ def _store(prepared: list[_Prepared]) -> None:
             )
         else:
             touched.add(conversation.pk)
-        messages.append(_inbound_message(item, conversation))
+        message = _inbound_message(item, conversation, offline=offline)
+        replies.consider(item, message, opened=created)
+        messages.append(message)
         if item.keyword is not None or item.opt_out_request:
             follow_up.append((item, conversation))
     Message.objects.bulk_create(messages)
     _touch_and_publish(messages, touched)
+    replies.enqueue_on_commit()
     for item, conversation in follow_up:
         if item.keyword is not None:
             apply_keyword(conversation=conversation, match=item.keyword, text=item.event.body)

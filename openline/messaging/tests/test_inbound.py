@@ -157,8 +157,8 @@ def test_conversation_closed_while_a_batch_was_planned_gets_a_new_one(
     first = text_in(sandbox_number, PERSON, "hello").conversation
     original_plan = inbound._plan
 
-    def plan_then_close(prepared):
-        plan = original_plan(prepared)
+    def plan_then_close(prepared, inboxes):
+        plan = original_plan(prepared, inboxes)
         assert plan is not None  # the plain-text fast path was taken
         Conversation.objects.filter(pk=first.pk).update(status=ConversationStatus.CLOSED)
         return plan

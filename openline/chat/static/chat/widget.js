@@ -47,7 +47,7 @@
     '<header><h2 id="ol-title"></h2>' +
     '<button class="exit" type="button" title="Leave this site now">Quick exit</button>' +
     '<button class="close" type="button" aria-label="Minimize chat">–</button></header>' +
-    '<div class="body"><p class="note greeting"></p>' +
+    '<div class="body"><p class="note greeting"></p><p class="note opens" hidden></p>' +
     '<form class="start qs" hidden novalidate><label>Your first name (optional) <input class="name" maxlength="100" autocomplete="off"></label>' +
     '<div class="pre"></div><button type="submit" class="begin">Start chat</button></form>' +
     '<div class="log" role="log" aria-live="polite" aria-label="Messages"></div>' +
@@ -272,7 +272,30 @@
     else launch.focus();
   }
 
-  launch.addEventListener("click", function () { open(panel.hidden); });
+  // Offline or online now, and when it opens again (the inbox's shifts decide).
+  function availability(c) {
+    var offline = !c.online && !saved.token;
+    $(".greeting").textContent = offline ? c.offline_text || "Chat is closed right now." : c.greeting;
+    $(".opens").textContent = offline && c.next_opening ? "We open again " + c.next_opening + "." : "";
+    show($(".opens"), offline && !!c.next_opening);
+  }
+  function fetchConfig() {
+    return fetch(base + "/chat/" + encodeURIComponent(id) + "/config").then(function (r) {
+      if (!r.ok) throw new Error("refused");
+      return r.json();
+    });
+  }
+  // A shift may have started or ended since the page loaded: look again on opening.
+  function recheck() {
+    if (!config || saved.token || !$(".again").hidden) return;
+    fetchConfig().then(function (c) {
+      config.online = c.online; config.next_opening = c.next_opening;
+      availability(config);
+      show($(".start"), !!c.online);
+    }).catch(function () { /* keep what is shown */ });
+  }
+
+  launch.addEventListener("click", function () { if (panel.hidden) recheck(); open(panel.hidden); });
   $(".close").addEventListener("click", function () { open(false); });
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") open(false); });
   $(".exit").addEventListener("click", function () {
@@ -294,14 +317,11 @@
   });
   window.addEventListener("online", function () { if (!socket) { retry = 0; connect(); } });
 
-  fetch(base + "/chat/" + encodeURIComponent(id) + "/config").then(function (r) {
-    if (!r.ok) throw new Error("refused");
-    return r.json();
-  }).then(function (c) {
+  fetchConfig().then(function (c) {
     config = c;
     host.style.setProperty("--c", /^#[0-9a-fA-F]{6}$/.test(c.color) ? c.color : "#1f5fbf");
     $("#ol-title").textContent = c.name;
-    $(".greeting").textContent = c.online || saved.token ? c.greeting : c.offline_text || "Chat is closed right now.";
+    availability(c);
     if (saved.token && !saved.ended) {
       show($(".compose"), true); show($(".end-form"), true); connect();
     } else if (saved.ended) {

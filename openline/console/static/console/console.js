@@ -315,9 +315,25 @@
         }
       });
     }
+    if (kind === "inbox.availability") inboxState(event.number_id, event.online);
     if (kind === "conversation.created" && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
     if (kind === "conversation.assigned" && event.status === "waiting" && event.previous_assigned_to_id && flag("notifyNew")) notify(event, "waiting");
     if (kind === "message.created" && event.direction === "in" && String(event.assigned_to_id) === userId) notify(event, "message");
+  }
+  // An inbox went online or offline (a shift started or ended, or its switch moved).
+  function inboxState(numberId, online) {
+    $all('[data-inbox-badge="' + numberId + '"]').forEach(function (badge) {
+      var was = badge.dataset.online === "1";
+      badge.dataset.online = online ? "1" : "0";
+      badge.classList.toggle("badge-active", online);
+      badge.classList.toggle("badge-closed", !online);
+      $(".inbox-state-word", badge).textContent = online ? "online" : "offline";
+      if (was !== online) toast(badge.dataset.label + " is " + (online ? "online" : "offline") + " now.");
+    });
+    var states = $("#inbox-states"), focus = document.activeElement;
+    if (states && window.htmx && !(focus && focus.closest && focus.closest("#inbox-states"))) {
+      htmx.ajax("GET", states.getAttribute("hx-get"), { target: states, swap: "innerHTML" });
+    }
   }
   function catchUp() {
     // Whatever happened while the socket was down: reload what is on screen. Lists and

@@ -54,20 +54,26 @@ class _Publisher:
         self.task = self.loop.create_task(self._drain())
         self._ready.set()
 
-    def stop(self) -> None:
-        """Cancel the drain task on its own loop (before that loop goes away)."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Cancel the drain task on its own loop (before that loop goes away); a private
+        loop stops once the task has. ``wait=False`` when called from another serving
+        loop: cancelling a Redis publish can take a while, and that loop must not block."""
         if self.loop.is_closed():
             return
         done = threading.Event()
 
+        def finished(_: object) -> None:
+            done.set()
+            if self.private:
+                self.loop.stop()
+
         def cancel() -> None:
             self.task.cancel()
-            self.task.add_done_callback(lambda _: done.set())
+            self.task.add_done_callback(finished)
 
         self.loop.call_soon_threadsafe(cancel)
-        done.wait(2)
-        if self.private:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        if wait:
+            done.wait(2)
 
     async def _drain(self) -> None:
         from channels.layers import get_channel_layer
@@ -97,8 +103,8 @@ def set_server_loop(loop: asyncio.AbstractEventLoop) -> None:
     """The serving process publishes from its own loop (the in-memory layer lives there)."""
     global _publisher
     with _publisher_lock:
-        if _publisher is not None:
-            _publisher.stop()  # a pending task must not be left to the garbage collector
+        if _publisher is not None:  # a pending task must not be left to the garbage collector
+            _publisher.stop(wait=False)
         _publisher = _Publisher(loop)
 
 

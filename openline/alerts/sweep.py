@@ -200,14 +200,16 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
         ).values_list("conversation_id", "kind", "attempt", "phone")
     )
     roster = Roster(now, list(plans), list({c.organization_id for c in waiting}))
-    for conversation, step in due:
-        for recipient in roster.for_step(conversation, step):
-            if (conversation.pk, step.kind, step.attempt, recipient.phone) in done:
-                continue
-            result.due += 1
-            outcome = _send(conversation, step, recipient, now)
-            result.sent += outcome == "sent"
-            result.refused += outcome == "refused"
+    _send_all(
+        [
+            (conversation, step, recipient)
+            for conversation, step in due
+            for recipient in roster.for_step(conversation, step)
+            if (conversation.pk, step.kind, step.attempt, recipient.phone) not in done
+        ],
+        now,
+        result,
+    )
     if result.due:
         logger.info(
             "alert sweep: %d waiting, %d due, %d sent, %d refused",
@@ -237,21 +239,46 @@ def _after_hours_notices(now: datetime, result: SweepResult) -> None:
     opened = Conversation.objects.filter(
         number_id__in=list(phones), opened_offline=True, created_at__gte=now - AFTER_HOURS_WINDOW
     ).exclude(alerts__kind=AlertKind.AFTER_HOURS)
-    for row in opened.values_list("pk", "number_id", "organization_id", "channel", "created_at"):
-        conversation = _Waiting(*row)
-        result.due += 1
-        outcome = _send(
-            conversation, AFTER_HOURS_STEP, Recipient(None, phones[conversation.number_id]), now
-        )
-        result.sent += outcome == "sent"
-        result.refused += outcome == "refused"
+    rows = opened.values_list("pk", "number_id", "organization_id", "channel", "created_at")
+    notices = [(_Waiting(*row), AFTER_HOURS_STEP) for row in rows]
+    _send_all([(c, step, Recipient(None, phones[c.number_id])) for c, step in notices], now, result)
 
 
-def _send(conversation: _Waiting, step: Step, recipient: Recipient, now: datetime) -> str:
+# Alerts written per transaction: each is its own savepoint (a race lost to another sweep
+# skips just that one), and a crash loses the whole group, which the next sweep resends.
+# Small enough that a sweep's write lock never holds up webhook intake for long.
+SEND_CHUNK = 25
+
+
+def _send_all(
+    pending: list[tuple[_Waiting, Step, Recipient]], now: datetime, result: SweepResult
+) -> None:
+    from openline.core.dbgate import write_gate
+    from openline.providers.models import Number
+
+    result.due += len(pending)
+    numbers = Number.objects.filter(pk__in={c.number_id for c, _, _ in pending})
+    labels = {n.pk: n.label for n in numbers.only("name", "e164")}
+    for start in range(0, len(pending), SEND_CHUNK):
+        with write_gate.background(), transaction.atomic():
+            for conversation, step, recipient in pending[start : start + SEND_CHUNK]:
+                outcome = _send(conversation, step, recipient, now, labels)
+                result.sent += outcome == "sent"
+                result.refused += outcome == "refused"
+
+
+def _send(
+    conversation: _Waiting,
+    step: Step,
+    recipient: Recipient,
+    now: datetime,
+    labels: dict[int, str],
+) -> str:
     """One alert: its record and its text together, or neither."""
     from openline.messaging.services.outbound import SendRefused, message_send
 
     minutes = max(0, int((now - conversation.created_at).total_seconds() // 60))
+    inbox = labels[conversation.number_id]
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
@@ -266,7 +293,7 @@ def _send(conversation: _Waiting, step: Step, recipient: Recipient, now: datetim
                 with transaction.atomic():
                     alert.message = message_send(
                         organization_id=conversation.organization_id,
-                        body=alert_text(conversation, step.kind, minutes),
+                        body=alert_text(conversation, step.kind, minutes, inbox),
                         to=recipient.phone,
                         number_id=conversation.number_id,
                         kind=MessageKind.ALERT,
@@ -279,11 +306,8 @@ def _send(conversation: _Waiting, step: Step, recipient: Recipient, now: datetim
     return "refused" if alert.refused else "sent"
 
 
-def alert_text(conversation: _Waiting | Conversation, kind: str, minutes: int) -> str:
+def alert_text(conversation: _Waiting | Conversation, kind: str, minutes: int, inbox: str) -> str:
     """The alert's words: the inbox, the wait, a link. Never content or who is waiting."""
-    from openline.providers.models import Number
-
-    inbox = Number.objects.only("name", "e164").get(pk=conversation.number_id).label
     what = "web chat" if conversation.channel == Channel.CHAT else "text conversation"
     link = settings.PUBLIC_URL + reverse("console:conversation", args=[conversation.pk])
     waited = "just now" if minutes < 1 else f"waiting {minutes} min"

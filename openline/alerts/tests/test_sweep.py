@@ -136,7 +136,7 @@ def test_only_people_who_permit_texts_on_shift_now_are_alerted(
     dora: Any, sue: Any, pipeline: Any,
 ) -> None:  # fmt: skip
     from openline.contacts.models import ConsentSource
-    from openline.contacts.services import consent_record_opt_out
+    from openline.contacts.selectors import consent_state
 
     bob_phone = on_shift(bob)
     on_shift(dora, permit=False)  # on shift, but never said yes to texts
@@ -145,12 +145,9 @@ def test_only_people_who_permit_texts_on_shift_now_are_alerted(
     text_in(sandbox_number, HELP_SEEKER, "hello")
     assert {p for *_, p in _run(clock, minutes=1)} == {bob_phone}
     # Bob texts STOP to the alert number: the ledger says so, and nothing more reaches him.
-    consent_record_opt_out(
-        organization_id=sandbox_number.organization_id,
-        phone=bob_phone,
-        source=ConsentSource.KEYWORD,
-        text="STOP",
-    )
+    text_in(sandbox_number, bob_phone, "STOP")
+    state = consent_state(organization_id=sandbox_number.organization_id, phone=bob_phone)
+    assert state.opted_out and state.last_change.source == ConsentSource.KEYWORD
     before = Message.objects.filter(kind=MessageKind.ALERT).count()
     _run(clock, minutes=5)
     assert Message.objects.filter(kind=MessageKind.ALERT).count() == before

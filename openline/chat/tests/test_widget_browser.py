@@ -262,3 +262,32 @@ def test_offline_inbox_shows_next_opening_then_opens_with_a_shift_and_disallowed
     other.goto(elsewhere)
     other.wait_for_load_state("networkidle")
     assert other.locator("[data-openline-chat]").count() == 0  # refused: nothing shown
+
+
+def test_quick_exit_replaces_the_page_and_forgets_the_chat(
+    browser: Any, live_asgi: str, site: Any, alice: Any, sandbox_number: Any, put_online: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    host = site(live_asgi, "pending")
+    widget = _widget(sandbox_number, alice, host, put_online=put_online)
+    host = site(live_asgi, widget.public_id)
+    neutral = site(live_asgi, "none") + "/weather"  # stands in for a neutral site
+    widget.allowed_origins = [host]
+    widget.quick_exit_url = neutral
+    widget.save()
+
+    page = browser.new_context().new_page()
+    page.goto(f"{host}/first-page")
+    page.goto(host)
+    page.get_by_role("button", name="Chat with us").click()
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    assert page.evaluate("() => Object.keys(sessionStorage).length") == 1  # the chat's token
+    page.get_by_role("button", name="Quick exit").focus()
+    page.keyboard.press("Enter")  # works from the keyboard
+    page.wait_for_url(neutral)
+    page.go_back()  # the chat page was replaced, not left in the history
+    page.wait_for_url(f"{host}/first-page")
+    page.goto(host)
+    assert page.evaluate("() => Object.keys(sessionStorage).length") == 0

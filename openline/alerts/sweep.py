@@ -279,31 +279,32 @@ def _send(
 
     minutes = max(0, int((now - conversation.created_at).total_seconds() // 60))
     inbox = labels[conversation.number_id]
+    message, refused = None, ""
     try:
-        with transaction.atomic():
-            alert = Alert.objects.create(
+        with transaction.atomic():  # the text and its record, or neither
+            try:
+                message = message_send(
+                    organization_id=conversation.organization_id,
+                    body=alert_text(conversation, step.kind, minutes, inbox),
+                    to=recipient.phone,
+                    number_id=conversation.number_id,
+                    kind=MessageKind.ALERT,
+                )
+            except SendRefused as exc:  # e.g. they texted STOP a moment ago
+                refused = str(exc)[:200]
+            Alert.objects.create(
                 organization_id=conversation.organization_id,
                 conversation_id=conversation.pk,
                 user_id=recipient.user_id,
                 phone=recipient.phone,
                 kind=step.kind,
                 attempt=step.attempt,
+                message=message,
+                refused=refused,
             )
-            try:
-                with transaction.atomic():
-                    alert.message = message_send(
-                        organization_id=conversation.organization_id,
-                        body=alert_text(conversation, step.kind, minutes, inbox),
-                        to=recipient.phone,
-                        number_id=conversation.number_id,
-                        kind=MessageKind.ALERT,
-                    )
-            except SendRefused as exc:  # e.g. they texted STOP a moment ago
-                alert.refused = str(exc)[:200]
-            alert.save(update_fields=["message", "refused"])
-    except IntegrityError:  # another sweep sent it first
+    except IntegrityError:  # another sweep sent it first: this text is rolled back
         return "skipped"
-    return "refused" if alert.refused else "sent"
+    return "refused" if refused else "sent"
 
 
 def alert_text(conversation: _Waiting | Conversation, kind: str, minutes: int, inbox: str) -> str:

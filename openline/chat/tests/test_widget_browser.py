@@ -241,6 +241,7 @@ def test_offline_inbox_shows_next_opening_then_opens_with_a_shift_and_disallowed
     widget.save()
 
     page = browser.new_context().new_page()
+    page.clock.install()  # so the test can move the widget's timers forward
     page.goto(allowed)
     page.get_by_role("button", name="Chat with us").click()
     panel = page.get_by_role("dialog")
@@ -257,6 +258,19 @@ def test_offline_inbox_shows_next_opening_then_opens_with_a_shift_and_disallowed
     expect(page.get_by_role("button", name="Start chat")).to_be_visible(timeout=LIVE)
     expect(panel).to_contain_text("Hi, you can talk to us here.")
     expect(panel).not_to_contain_text("We open again")
+
+    # With the panel left open, a shift ending (or starting) shows within 30 s.
+    from django.utils import timezone as dj_timezone
+
+    from openline.availability.models import ShiftSignUp
+
+    page.clock.fast_forward("00:31")  # the page's timers, not the server's clock
+    expect(page.get_by_role("button", name="Start chat")).to_be_visible()
+    now = dj_timezone.now()
+    ShiftSignUp.objects.filter(occurrence_start__lte=now, occurrence_end__gt=now).delete()
+    page.clock.fast_forward("00:31")
+    expect(page.get_by_role("button", name="Start chat")).to_be_hidden(timeout=LIVE)
+    expect(panel).to_contain_text("We open again tomorrow at 9:00 AM.")
 
     other = browser.new_context().new_page()
     other.goto(elsewhere)

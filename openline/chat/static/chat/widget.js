@@ -285,7 +285,7 @@
       return r.json();
     });
   }
-  // A shift may have started or ended since the page loaded: look again on opening.
+  // A shift may have started or ended since the page loaded: look again on opening...
   function recheck() {
     if (!config || saved.token || !$(".again").hidden) return;
     fetchConfig().then(function (c) {
@@ -296,6 +296,8 @@
   }
 
   launch.addEventListener("click", function () { if (panel.hidden) recheck(); open(panel.hidden); });
+  // ...and every 30 s while the panel stays open before a chat starts.
+  setInterval(function () { if (!panel.hidden) recheck(); }, 30000);
   $(".close").addEventListener("click", function () { open(false); });
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") open(false); });
   $(".exit").addEventListener("click", function () {

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +16,36 @@ os.environ.setdefault("OPENLINE_TESTING", "1")
 
 # The fake Twilio server and a Twilio number pointing at it: `fake`, `number`.
 pytest_plugins = ["openline.providers.twilio.tests.support"]
+
+
+class Clock:
+    """``timezone.now`` under a test's control (an app's ``clock`` fixture patches it in)."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def set(self, moment: datetime) -> None:
+        assert moment.tzinfo is not None
+        self.moment = moment
+
+    def advance(self, **delta: float) -> datetime:
+        self.moment += timedelta(**delta)
+        return self.moment
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy (a server in another thread or
+    process catching up); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or 'a condition'}")
 
 
 @pytest.fixture(scope="session")

@@ -252,6 +252,16 @@ def normalize_origin(raw: str) -> str:
     return f"{origin}:{port}" if port else origin
 
 
+def origins_clean(raw: list[str]) -> list[str]:
+    """The websites a widget may be embedded on, normalized, at least one."""
+    from django.core.exceptions import ValidationError
+
+    origins = sorted({normalize_origin(o) for o in raw if o.strip()})
+    if not origins:
+        raise ValidationError("list at least one website that may embed the chat")
+    return origins
+
+
 def widget_create(
     *,
     organization_id: int,
@@ -270,9 +280,7 @@ def widget_create(
 
     if not Number.objects.filter(pk=number_id, organization_id=organization_id).exists():
         raise ValidationError("choose one of your inboxes")
-    origins = sorted({normalize_origin(o) for o in allowed_origins if o.strip()})
-    if not origins:
-        raise ValidationError("list at least one website that may embed the chat")
+    origins = origins_clean(allowed_origins)
     widget = ChatWidget(
         organization_id=organization_id,
         number_id=number_id,
@@ -308,15 +316,11 @@ def widget_update(
     is_active: bool = True,
 ) -> ChatWidget:
     """Change what a widget shows and where it may be embedded (its id and inbox stay)."""
-    from django.core.exceptions import ValidationError
 
     from openline.core.services import audit_record
 
-    origins = sorted({normalize_origin(o) for o in allowed_origins if o.strip()})
-    if not origins:
-        raise ValidationError("list at least one website that may embed the chat")
+    widget.allowed_origins = origins_clean(allowed_origins)
     widget.display_name = display_name.strip()
-    widget.allowed_origins = origins
     widget.greeting = greeting.strip()
     widget.offline_text = offline_text.strip()
     widget.color = color.strip()

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from openline.chat import services
-from openline.chat.models import QuestionStage
+from openline.chat.models import ChatWidget, QuestionStage
 from openline.chat.questions import AnswerError, question_view, questions_for, survey_submit
 
 WIDGET_JS = Path(__file__).parent / "static" / "chat" / "widget.js"
@@ -130,8 +130,12 @@ def _answer_refused(exc: AnswerError, origin: str) -> JsonResponse:
     )
 
 
-@csrf_exempt  # cross-origin by design; the origin list and the session token protect it
-def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
+def _posted(
+    request: HttpRequest, public_id: str, field: str
+) -> HttpResponse | tuple[ChatWidget, str, dict[str, Any], str]:
+    """What the widget's POST endpoints share: the CORS preflight, the method, the origin,
+    the size, and a JSON object whose ``field`` is a string. A refusal comes back as the
+    response to send; otherwise (widget, origin, data, data[field])."""
     origin = request.headers.get("Origin", "")
     if request.method == "OPTIONS":
         return _preflight(public_id, origin)
@@ -145,11 +149,20 @@ def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
         return _cors(_error("too_large", "Too much data.", 413), origin)
     try:
         data = _json_body(request)
-        name = data.get("name", "")
-        if not isinstance(name, str):
-            raise ValueError("name")
+        value = data.get(field, "")
+        if not isinstance(value, str):
+            raise ValueError(field)
     except (ValueError, UnicodeDecodeError):
         return _cors(_error("invalid", "Send a JSON object.", 400), origin)
+    return widget, origin, data, value
+
+
+@csrf_exempt  # cross-origin by design; the origin list and the session token protect it
+def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
+    posted = _posted(request, public_id, "name")
+    if isinstance(posted, HttpResponse):
+        return posted
+    widget, origin, data, name = posted
     key = f"chat-start:{request.META.get('REMOTE_ADDR', '')}"
     django_cache.add(key, 0, 60)
     if django_cache.incr(key) > NEW_CHATS_PER_IP_PER_MINUTE:
@@ -175,24 +188,10 @@ def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
 @csrf_exempt  # as chat_start: the session token in the body is the proof
 def chat_survey(request: HttpRequest, public_id: str) -> HttpResponse:
     """The visitor's post-chat survey answers, once, after the chat has ended."""
-    origin = request.headers.get("Origin", "")
-    if request.method == "OPTIONS":
-        return _preflight(public_id, origin)
-    if request.method != "POST":
-        return _error("method", "Use POST.", 405)
-    try:
-        widget = services.widget_for(public_id, origin)
-    except services.ChatError as exc:
-        return _refused(exc)
-    if len(request.body) > MAX_START_BODY:
-        return _cors(_error("too_large", "Too much data.", 413), origin)
-    try:
-        data = _json_body(request)
-        token = data.get("token", "")
-        if not isinstance(token, str):
-            raise ValueError("token")
-    except (ValueError, UnicodeDecodeError):
-        return _cors(_error("invalid", "Send a JSON object.", 400), origin)
+    posted = _posted(request, public_id, "token")
+    if isinstance(posted, HttpResponse):
+        return posted
+    widget, origin, data, token = posted
     try:
         session = services.session_for(token, widget)
         survey_submit(session=session, raw=data.get("answers"))

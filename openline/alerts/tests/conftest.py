@@ -1,5 +1,4 @@
-"""Alert test helpers: a controllable clock, people on shift with alert phones, and a
-waiting conversation."""
+"""Alert test helpers: a controllable clock and people on shift with alert phones."""
 
 from __future__ import annotations
 
@@ -10,19 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from conftest import Clock
+
 START = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago
-
-
-class Clock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> datetime:
-        self.moment += timedelta(**delta)
-        return self.moment
 
 
 @pytest.fixture
@@ -32,22 +21,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fixed = Clock(START)
     monkeypatch.setattr(timezone, "now", fixed)
     return fixed
-
-
-def _member(org: Any, email: str, role: str) -> Any:
-    from openline.core.services import user_create
-
-    return user_create(organization=org, email=email, role=role, password=f"{role}-pass-123").user
-
-
-@pytest.fixture
-def dora(org: Any) -> Any:
-    return _member(org, "dora@example.org", "counselor")
-
-
-@pytest.fixture
-def sue(org: Any) -> Any:
-    return _member(org, "sue@example.org", "supervisor")
 
 
 OnShift = Callable[..., Any]

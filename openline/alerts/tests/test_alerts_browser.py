@@ -11,16 +11,13 @@ test moves it forward and runs the sweep itself (the scheduler does every 10 s).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, Clock, wait_for
 from openline.alerts.models import Alert, AlertKind
 from openline.alerts.sweep import alerts_sweep
-from openline.alerts.tests.conftest import Clock
 from openline.availability.models import Shift, ShiftKind
 from openline.messaging.models import Conversation, ConversationStatus, InboundEvent
 
@@ -36,16 +33,6 @@ DAY = "2025-03-03"  # the clock's day, in Chicago
 def _shot(page: Any, name: str) -> None:
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.screenshot(path=os.path.join(ARTIFACTS, f"alerts-{name}.png"), full_page=True)
-
-
-def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _context(browser: Any, width: int, height: int) -> Any:
@@ -191,7 +178,7 @@ def test_on_shift_counselor_gets_alert_and_reminder_supervisor_the_escalation_un
     seeker.fill("#body", SECRET)
     seeker.click("#send")
     expect(seeker.locator(".bubble.sent")).to_have_text(SECRET)
-    _wait_for(lambda: InboundEvent.objects.filter(from_number=HELP_SEEKER).exists())
+    wait_for(lambda: InboundEvent.objects.filter(from_number=HELP_SEEKER).exists())
     pipeline.run()
     conversation = Conversation.objects.get(number=sandbox_number)
     assert conversation.status == ConversationStatus.WAITING
@@ -236,7 +223,7 @@ def test_on_shift_counselor_gets_alert_and_reminder_supervisor_the_escalation_un
 
     # 5. Bob assumes the conversation from the queue; from then on nothing is sent.
     row.get_by_role("button", name="Assume").click()
-    _wait_for(
+    wait_for(
         lambda: Conversation.objects.filter(
             pk=conversation.pk, status=ConversationStatus.ACTIVE, assigned_to=bob
         ).exists()

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from conftest import Clock
 from openline.alerts.models import Alert, AlertKind, AlertPolicy
 from openline.alerts.services import alert_policy_set
 from openline.alerts.sweep import alert_plan, alerts_sweep
-from openline.alerts.tests.conftest import Clock, OnShift
+from openline.alerts.tests.conftest import OnShift
 from openline.messaging.models import Conversation, Message, MessageKind
 
 pytestmark = pytest.mark.django_db

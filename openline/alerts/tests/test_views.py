@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from conftest import Clock
 from openline.alerts.models import AlertPolicy, AlertProfile
-from openline.alerts.tests.conftest import Clock, OnShift
+from openline.alerts.tests.conftest import OnShift
 from openline.contacts.models import ConsentEvent
 from openline.contacts.selectors import consent_state
 

@@ -10,23 +10,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from conftest import Clock
 from openline.availability.services import shift_create
 
 START = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)  # a Monday; 06:00 in Chicago
-
-
-class Clock:
-    """``timezone.now`` under the test's control."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def set(self, moment: datetime) -> None:
-        assert moment.tzinfo is not None
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
 
 
 @pytest.fixture

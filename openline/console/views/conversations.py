@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from openline.chat.models import ChatSession
+from openline.chat.selectors import chat_session_of
 from openline.console.forms import (
     CloseForm,
     ConsentReviewForm,
@@ -36,7 +36,7 @@ from openline.contacts.selectors import consent_history, consent_state
 from openline.core.models import Membership, Organization
 from openline.core.services import audit_record
 from openline.messaging import selectors
-from openline.messaging.models import Channel, Conversation, ConversationStatus
+from openline.messaging.models import Conversation, ConversationStatus
 from openline.messaging.segments import count_segments
 from openline.messaging.services import assignment
 from openline.messaging.services.assignment import Access, AssignmentError
@@ -101,13 +101,6 @@ def _membership(request: HttpRequest) -> Membership:
     return request.membership  # type: ignore[attr-defined,no-any-return]
 
 
-def _chat_session(conversation: Conversation) -> ChatSession | None:
-    """A web chat's session: where it came from, the pre-chat answers and the survey."""
-    if conversation.channel != Channel.CHAT:
-        return None
-    return ChatSession.objects.filter(conversation_id=conversation.pk).first()
-
-
 def _conversation_context(
     request: HttpRequest,
     conversation: Conversation,
@@ -131,7 +124,7 @@ def _conversation_context(
     return {
         "conversation": conversation,
         "contact": contact,
-        "chat_session": _chat_session(conversation),
+        "chat_session": chat_session_of(conversation),
         "access": access,
         "mine": conversation.assigned_to_id == request.user.pk,
         "timeline": _timeline(conversation),

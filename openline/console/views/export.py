@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from openline.chat.models import ChatSession
+from openline.chat.selectors import chat_session_of
 from openline.console.templatetags.console_tags import who
 from openline.console.views.common import console_view
 from openline.console.views.conversations import with_conversation
@@ -31,7 +31,7 @@ def _cell(value: Any) -> str:
 
 def _answer_rows(conversation: Conversation) -> list[list[str]]:
     """A web chat's pre-chat answers and post-chat survey, one row per answer."""
-    session = ChatSession.objects.filter(conversation_id=conversation.pk).first()
+    session = chat_session_of(conversation)
     if session is None:
         return []
     rows = []
@@ -102,7 +102,7 @@ def conversation_print(
         "contact": conversation.contact,
         "label": who(conversation.contact),
         "history": selectors.conversation_history(conversation=conversation),
-        "chat_session": ChatSession.objects.filter(conversation_id=conversation.pk).first(),
+        "chat_session": chat_session_of(conversation),
         "printed_at": timezone.now(),
     }
     return render(request, "console/conversation_print.html", context)

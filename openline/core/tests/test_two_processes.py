@@ -24,6 +24,8 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
+from conftest import wait_for
+
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "f" * 32
 SID = "AC" + "0" * 32
@@ -43,16 +45,6 @@ def _children(pid: int) -> list[int]:
         with contextlib.suppress(OSError):  # a thread that just ended
             found += [int(p) for p in (task / "children").read_text().split()]
     return found
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -106,7 +98,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
             return False
 
     try:
-        _wait(healthy, 60, "the server to answer /healthz")
+        wait_for(healthy, 60, "the server to answer /healthz")
         yield {"proc": proc, "base": base, "port": port, "inbound_url": number["inbound_url"],
                "log": tmp_path / "server.log"}  # fmt: skip
     finally:
@@ -156,7 +148,7 @@ async def _next_event(ws: Any, kind: str, timeout: float = 10) -> dict[str, Any]
 
 def test_run_serves_from_one_process_and_works_in_a_worker_child(server: dict[str, Any]) -> None:
     proc = server["proc"]
-    worker = _wait(lambda: _children(proc.pid), 10, "the worker child")[0]
+    worker = wait_for(lambda: _children(proc.pid), 10, "the worker child")[0]
     cookie = _session_cookie(server["base"])
 
     async def scenario() -> None:
@@ -171,7 +163,7 @@ def test_run_serves_from_one_process_and_works_in_a_worker_child(server: dict[st
             # A worker that dies is replaced, and what arrived meanwhile is processed.
             os.kill(worker, signal.SIGKILL)
             await asyncio.to_thread(
-                _wait, lambda: worker not in _children(proc.pid), 10, "the worker to go"
+                wait_for, lambda: worker not in _children(proc.pid), 10, "the worker to go"
             )
             response = await asyncio.to_thread(_text, server, "SM" + "2" * 32, "still there?")
             assert response.status_code == 200  # the web process acknowledges on its own

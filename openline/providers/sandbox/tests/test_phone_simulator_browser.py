@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
+from conftest import wait_for
 from openline.messaging.models import Conversation, InboundEvent
 from openline.messaging.services.outbound import message_send
 
 pytestmark = pytest.mark.browser
-
-
-def _wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_volunteer_texts_from_the_simulator_and_sees_the_counselors_reply(
@@ -36,7 +26,7 @@ def test_volunteer_texts_from_the_simulator_and_sees_the_counselors_reply(
     expect(sent).to_have_text("Is anyone there tonight?")
     expect(page.locator("#body")).to_have_value("")
 
-    event = _wait_for(lambda: InboundEvent.objects.first())
+    event = wait_for(lambda: InboundEvent.objects.first())
     assert (event.from_number, event.body) == ("+12025550133", "Is anyone there tonight?")
     assert len(event.provider_message_id) == 36  # a UUID from the page
 

@@ -137,6 +137,9 @@ OPENLINE_PROVIDERS = envlist(
 # A waiting web chat whose visitor has been gone this long is closed as abandoned.
 OPENLINE_CHAT_ABANDON_MINUTES = envint("OPENLINE_CHAT_ABANDON_MINUTES", 10)
 OPENLINE_MAX_WEBHOOK_BYTES = envint("OPENLINE_MAX_WEBHOOK_BYTES", 64 * 1024)
+# On SQLite the event loop writes webhook events itself while the write lock is free (see
+# messaging.intake); off, a writer thread always does.
+OPENLINE_INTAKE_INLINE = envbool("OPENLINE_INTAKE_INLINE", True)
 OPENLINE_MAX_BODY_CHARS = 1600
 # Key for field encryption (provider credentials); derived from SECRET_KEY unless given.
 OPENLINE_FIELD_KEY = envstr("OPENLINE_FIELD_KEY", "")

@@ -503,6 +503,11 @@ _RULES: tuple[_Rule, ...] = (
 )
 
 
+# Every rule's pattern in one: most texts match none, and one search per clause rules them
+# all out (the rules' own checks then run only on a clause this finds something in).
+_ANY_RULE = re.compile("|".join(f"(?:{rule.pattern.pattern})" for rule in _RULES))
+
+
 def _clauses(body: str) -> list[str]:
     folded = _fold(body.translate(_APOSTROPHES))
     clauses = (_NON_WORD.sub(" ", part).strip() for part in _SEGMENT_SPLIT.split(folded))
@@ -580,4 +585,5 @@ def looks_like_opt_out_request(body: str) -> bool:
         _is_bare_opt_out(c.split()) or _UNKNOWN_SENDER.fullmatch(c) for c in clauses
     ):
         return True
+    clauses = [clause for clause in clauses if _ANY_RULE.search(clause)]
     return any(_rule_matches(rule, clause) for rule in _RULES for clause in clauses)

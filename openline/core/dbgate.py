@@ -20,7 +20,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,6 +34,10 @@ BUSY_IN_FLIGHT = 4
 # SQLite's own automatic checkpoint runs at 1,000 pages (about 4 MB).
 WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024
 YIELD_POLL_SECONDS = 0.0005
+
+
+def _nothing() -> None:
+    pass
 
 
 class _ProcessLock:
@@ -53,6 +57,13 @@ class _ProcessLock:
     def acquire(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
     def release(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
 
@@ -65,8 +76,11 @@ class _ProcessLock:
     def set_in_flight(self, count: int) -> None:
         struct.pack_into("<I", self.flag, 4, max(0, count))
 
+    def in_flight(self) -> int:
+        return int(struct.unpack_from("<I", self.flag, 4)[0])
+
     def busy(self) -> bool:
-        return self.flag[0] == 1 or struct.unpack_from("<I", self.flag, 4)[0] >= BUSY_IN_FLIGHT
+        return self.flag[0] == 1 or self.in_flight() >= BUSY_IN_FLIGHT
 
 
 class _NoProcessLock(_ProcessLock):
@@ -122,6 +136,12 @@ class WriteGate:
         shared = self._shared()
         return shared is not None and shared.busy()
 
+    def in_flight(self) -> int:
+        """Webhooks waiting for their answer as the intake last published it (0 unless
+        writers share a lock file)."""
+        shared = self._shared()
+        return shared.in_flight() if shared is not None else 0
+
     def note_in_flight(self, count: int) -> None:
         """The intake (event loop) says how many webhooks wait for their answer."""
         shared = self._shared()
@@ -150,9 +170,13 @@ class WriteGate:
             self._release()
 
     @contextmanager
-    def background(self) -> Iterator[None]:
+    def background(self) -> Iterator[Callable[[], None]]:
+        """Hold the write lock for a background transaction. Yields a function that gives
+        the lock back early, for ``transaction.on_commit(release)`` registered first in the
+        transaction: the lock is free as soon as the commit is, before the other on-commit
+        work (publishing events) runs."""
         if connection.vendor != "sqlite":
-            yield
+            yield _nothing
             return
         shared = self._shared() or _NoProcessLock()
         deadline = time.monotonic() + MAX_YIELD_SECONDS
@@ -163,11 +187,56 @@ class WriteGate:
                 self._cond.wait()
             self._busy = True
         shared.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                shared.release()
+                self._release()
+
         try:
-            yield
+            yield release
         finally:
-            shared.release()
+            release()
+
+    def shared_file(self) -> bool:
+        """Whether writers share the lock file (SQLite in a file)."""
+        return self._shared() is not None
+
+    def try_now(self) -> bool:
+        """Take the write lock only if nobody holds or wants it this instant (SQLite on a
+        file only): for the event loop, which must never wait. ``release_now`` gives it
+        back."""
+        shared = self._shared()
+        if shared is None:
+            return False
+        with self._cond:
+            if self._busy or self._urgent_waiting:
+                return False
+            self._busy = True
+        if not shared.try_acquire():
             self._release()
+            return False
+        return True
+
+    def release_now(self) -> None:
+        shared = self._shared()
+        assert shared is not None
+        shared.release()
+        self._release()
+
+    def wal_needs_checkpoint(self) -> bool:
+        """Whether the WAL has grown so large that the intake should checkpoint it itself
+        (background processing normally does)."""
+        try:
+            return os.stat(f"{self.database_path()}-wal").st_size > WAL_CHECKPOINT_BYTES * 8
+        except OSError:
+            return False
+
+    def database_path(self) -> str:
+        return str(settings.DATABASES["default"]["NAME"])
 
     def urgent_connection_setup(self) -> None:
         """The intake writer's connection never checkpoints the WAL itself: copying pages
@@ -180,12 +249,7 @@ class WriteGate:
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
             self._no_autocheckpoint = connection.connection
-        wal = f"{settings.DATABASES['default']['NAME']}-wal"
-        try:
-            large = os.stat(wal).st_size > WAL_CHECKPOINT_BYTES * 8
-        except OSError:
-            large = False
-        if large:  # nobody has checkpointed for a long while: do it here after all
+        if self.wal_needs_checkpoint():  # nobody has for a long while: do it here after all
             checkpoint(force=True)
 
     def _release(self) -> None:

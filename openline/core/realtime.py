@@ -150,6 +150,27 @@ def publish_on_commit(*, organization_id: int, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(org_group(organization_id), envelope))
 
 
+def publish_many_on_commit(events: list[tuple[int, dict[str, Any]]]) -> None:
+    """``publish_on_commit`` for a batch of (organization id, event): one JSON check and one
+    on-commit callback for all of them, sent in order."""
+    if not events:
+        return
+    checked = json.loads(json.dumps([event for _, event in events]))
+    envelopes = [
+        (
+            org_group(organization_id),
+            {"type": "openline.event", "event": {"organization_id": organization_id, **event}},
+        )
+        for (organization_id, _), event in zip(events, checked, strict=True)
+    ]
+
+    def send_all() -> None:
+        for group, envelope in envelopes:
+            _send(group, envelope)
+
+    transaction.on_commit(send_all)
+
+
 def chat_group(conversation_id: int) -> str:
     return f"chat-{conversation_id}"
 

@@ -84,7 +84,8 @@ class InboundProcessor(threading.Thread):
         proportion to how many webhooks beyond a few are waiting for their answer, up to
         as long as the batch took: steady traffic does not slow it, a burst halves its
         share and leaves a backlog worked off right after (acknowledged events are safe)."""
-        excess = requests_in_flight() - YIELD_FROM
+        # The intake may be in another process (the web process of `openline run`).
+        excess = max(requests_in_flight(), write_gate.in_flight()) - YIELD_FROM
         if excess > 0:
             self.stopping.wait(batch_seconds * min(1.0, excess / (YIELD_FULL_AT - YIELD_FROM)))
 

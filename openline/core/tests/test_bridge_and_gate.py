@@ -156,3 +156,60 @@ def test_background_writers_wait_while_webhooks_wait_for_an_answer() -> None:
     finally:
         other.set_in_flight(0)
     assert dbgate.MAX_YIELD_SECONDS * 0.9 <= waited < dbgate.MAX_YIELD_SECONDS + 1
+
+
+@pytest.mark.django_db
+def test_the_event_loop_takes_the_write_lock_only_when_nobody_holds_it() -> None:
+    gate = dbgate.write_gate
+    if connection.vendor != "sqlite":
+        assert not gate.shared_file() and not gate.try_now()  # it never writes inline there
+        return
+    shared = gate._shared()
+    assert shared is not None
+    assert gate.try_now()
+    gate.release_now()
+
+    other = dbgate._ProcessLock(shared.path)  # another process holding the lock file
+    other.acquire()
+    try:
+        assert not gate.try_now()
+        assert not gate._busy  # a refusal leaves nothing taken in this process
+    finally:
+        other.release()
+
+    with gate.background():  # a thread of this process holds it
+        assert not gate.try_now()
+    assert gate.try_now()
+    gate.release_now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_background_transaction_frees_the_write_lock_at_commit_before_its_other_callbacks() -> (
+    None
+):
+    from django.db import transaction
+
+    gate = dbgate.write_gate
+    seen: list[bool] = []
+    with gate.background() as release, transaction.atomic():
+        transaction.on_commit(release)
+        transaction.on_commit(lambda: seen.append(_free_now()))
+        assert not _free_now() or not gate.shared_file()
+    assert seen == [True]
+    assert _free_now()
+
+    # Rolled back: the callbacks never run, and the lock is given back all the same.
+    with pytest.raises(RuntimeError), gate.background() as release, transaction.atomic():
+        transaction.on_commit(release)
+        raise RuntimeError("rolled back")
+    assert _free_now()
+
+
+def _free_now() -> bool:
+    """True if a writer could take the lock at once (always on PostgreSQL: no lock)."""
+    if not dbgate.write_gate.shared_file():
+        return True
+    if dbgate.write_gate.try_now():
+        dbgate.write_gate.release_now()
+        return True
+    return False

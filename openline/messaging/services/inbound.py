@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db.models import F, Model
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from openline.availability.responses import responding_inboxes
@@ -23,7 +24,7 @@ from openline.contacts.keywords import KeywordMatch, looks_like_opt_out_request,
 from openline.contacts.models import ConsentKind, ConsentSource, Contact
 from openline.contacts.services import consent_record, contact_get_or_create
 from openline.core.dbgate import write_gate
-from openline.core.realtime import publish_on_commit
+from openline.core.realtime import publish_many_on_commit, publish_on_commit
 from openline.messaging.models import (
     Conversation,
     ConversationStatus,
@@ -185,9 +186,10 @@ BATCH_SIZE = 50
 def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
     """Process a batch of waiting events, oldest first. Returns how many were handled.
 
-    Classification runs before the write transaction; the transaction itself only looks
-    up contacts and conversations and writes in bulk, so it holds SQLite's write lock
-    for a few milliseconds."""
+    Classification, lookups and building the SQL run before the write transaction; in the
+    common case (plain texts into open conversations) the transaction only runs five
+    prepared statements, so it holds SQLite's write lock for about a millisecond, and the
+    lock is free again as soon as it commits (before events are published)."""
     events = list(
         InboundEvent.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by(
             "id"
@@ -202,12 +204,9 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
 def _process_batch(prepared: list[_Prepared]) -> None:
     inboxes = _Inboxes.of(prepared)
     plan = _plan(prepared, inboxes)  # reads, before taking the write lock
-    with write_gate.background(), transaction.atomic():
-        claimed = set(
-            InboundEvent.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=[p.event.pk for p in prepared], processed_at__isnull=True)
-            .values_list("id", flat=True)
-        )
+    with write_gate.background() as release, transaction.atomic():
+        transaction.on_commit(release)  # the first callback: the lock is free at commit
+        claimed = _claim([p.event.pk for p in prepared])
         if plan is not None and len(claimed) != len(prepared):
             plan = None
         prepared = [p for p in prepared if p.event.pk in claimed]
@@ -237,6 +236,7 @@ class _Plan:
     messages: list[Message]
     conversation_ids: set[int]
     replies: _AutoReplies
+    inserts: list[tuple[str, list[object], list[Message]]]
 
 
 def _plan(prepared: list[_Prepared], inboxes: _Inboxes) -> _Plan | None:
@@ -256,22 +256,81 @@ def _plan(prepared: list[_Prepared], inboxes: _Inboxes) -> _Plan | None:
         message = _inbound_message(item, conversation, offline=inboxes.offline_text(item))
         replies.consider(item, message, opened=False)
         messages.append(message)
-    return _Plan(messages, {m.conversation_id for m in messages}, replies)
+    return _Plan(messages, {m.conversation_id for m in messages}, replies, _inserts(messages))
 
 
 def _write_plan(plan: _Plan) -> bool:
     """Store a plan made outside the transaction, if its conversations are still open."""
-    still_open = (
-        Conversation.objects.filter(pk__in=plan.conversation_ids)
-        .exclude(status=ConversationStatus.CLOSED)
-        .count()
-    )
-    if still_open != len(plan.conversation_ids):
-        return False  # closed meanwhile: the full path opens new ones
-    Message.objects.bulk_create(plan.messages)  # a replayed event fails here, then retries
+    ids = sorted(plan.conversation_ids)
+    table, status = _table(Conversation), _column(Conversation, "status")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE {_column(Conversation, 'id')} IN "  # noqa: S608
+            f"({_marks(ids)}) AND {status} <> %s",
+            [*ids, ConversationStatus.CLOSED],
+        )
+        if cursor.fetchone()[0] != len(ids):
+            return False  # closed meanwhile: the full path opens new ones
+        for sql, params, messages in plan.inserts:  # a replayed event fails here, then retries
+            cursor.execute(sql, params)
+            for message, (pk,) in zip(messages, cursor.fetchall(), strict=True):
+                message.pk = pk
+                message._state.adding, message._state.db = False, DEFAULT_DB_ALIAS
     _touch_and_publish(plan.messages, plan.conversation_ids)
     plan.replies.enqueue_on_commit()
     return True
+
+
+# --- SQL built ahead of the write lock -----------------------------------------------------
+# Identifiers come from the models' metadata; every value is a query parameter.
+
+
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _column(model: type[Model], name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _marks(values: list[object] | list[int]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _inserts(messages: list[Message]) -> list[tuple[str, list[object], list[Message]]]:
+    """The INSERT ... RETURNING id statements of ``Message.objects.bulk_create(messages)``,
+    compiled by Django's own insert compiler (so every field is prepared as it would be),
+    in the same batch sizes."""
+    opts = Message._meta
+    fields = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
+    for message in messages:
+        message._prepare_related_fields_for_save(operation_name="bulk_create")
+    size = max(1, connection.ops.bulk_batch_size(fields, messages))
+    statements = []
+    for start in range(0, len(messages), size):
+        chunk = messages[start : start + size]
+        query = InsertQuery(Message)
+        query.insert_values(fields, chunk)
+        compiler = query.get_compiler(using=DEFAULT_DB_ALIAS)
+        compiler.returning_fields = [opts.pk]
+        [(sql, params)] = compiler.as_sql()
+        statements.append((sql, list(params), chunk))
+    return statements
+
+
+def _claim(event_ids: list[int]) -> set[int]:
+    """The events still waiting, locked for this transaction (PostgreSQL: skipping any
+    that another worker holds)."""
+    sql = (
+        f"SELECT {_column(InboundEvent, 'id')} FROM {_table(InboundEvent)} "  # noqa: S608
+        f"WHERE {_column(InboundEvent, 'id')} IN ({_marks(event_ids)}) "
+        f"AND {_column(InboundEvent, 'processed_at')} IS NULL"
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        sql += " " + connection.ops.for_update_sql(skip_locked=True)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, event_ids)
+        return {event_id for (event_id,) in cursor.fetchall()}
 
 
 def _inbound_message(item: _Prepared, conversation: Conversation, *, offline: bool) -> Message:
@@ -294,19 +353,19 @@ def _inbound_message(item: _Prepared, conversation: Conversation, *, offline: bo
 def _touch_and_publish(messages: list[Message], conversation_ids: set[int]) -> None:
     if conversation_ids:
         # One statement for the batch: each conversation's time is its newest message's.
-        newest = (
-            Message.objects.filter(conversation_id=OuterRef("pk"))
-            .order_by("-created_at")
-            .values("created_at")[:1]
-        )
-        Conversation.objects.filter(pk__in=conversation_ids).update(
-            last_message_at=Subquery(newest)
-        )
-    for message in messages:
-        publish_on_commit(
-            organization_id=message.organization_id,
-            event=message_event(message, "message.created"),
-        )
+        ids = sorted(conversation_ids)
+        conversation, pk = _table(Conversation), _column(Conversation, "id")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {conversation} SET {_column(Conversation, 'last_message_at')} = "  # noqa: S608
+                f"(SELECT MAX(m.{_column(Message, 'created_at')}) FROM {_table(Message)} m "
+                f"WHERE m.{_column(Message, 'conversation')} = {conversation}.{pk}) "
+                f"WHERE {pk} IN ({_marks(ids)})",
+                ids,
+            )
+    publish_many_on_commit(
+        [(m.organization_id, message_event(m, "message.created")) for m in messages]
+    )
 
 
 def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
@@ -364,5 +423,12 @@ def _flag_opt_out_request(conversation: Conversation, event: InboundEvent) -> No
 
 
 def _mark_processed(event_ids: list[int]) -> None:
-    if event_ids:
-        InboundEvent.objects.filter(pk__in=event_ids).update(processed_at=timezone.now())
+    if not event_ids:
+        return
+    field = InboundEvent._meta.get_field("processed_at")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(InboundEvent)} SET {_column(InboundEvent, 'processed_at')} = %s "  # noqa: S608
+            f"WHERE {_column(InboundEvent, 'id')} IN ({_marks(event_ids)})",
+            [field.get_db_prep_save(timezone.now(), connection), *event_ids],
+        )

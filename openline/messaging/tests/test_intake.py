@@ -149,6 +149,82 @@ def test_concurrent_retries_of_one_message_in_one_write_batch_store_it_once(
     assert InboundEvent.objects.count() == 1
 
 
+# --- who writes: the event loop while the lock is free, the writer thread otherwise -----
+
+
+def _written_by() -> dict[str, int]:
+    from openline.messaging.intake import writer
+
+    return dict(writer.stats)
+
+
+def test_on_sqlite_the_event_loop_writes_while_the_write_lock_is_free(
+    number: Any, fake: FakeTwilio
+) -> None:
+    from django.db import connection
+
+    before = _written_by()
+    assert post_signed(_inbound_path(number), inbound_params(), fake.auth_token).status_code == 200
+    after = _written_by()
+    inline = after["inline"] - before["inline"]
+    thread = after["thread"] - before["thread"]
+    if connection.vendor == "sqlite":
+        assert (inline, thread) == (1, 0)
+    else:  # PostgreSQL: always the writer thread
+        assert (inline, thread) == (0, 1)
+    assert InboundEvent.objects.count() == 1
+
+
+def test_a_webhook_that_finds_the_write_lock_taken_waits_for_it_in_the_writer_thread(
+    number: Any, fake: FakeTwilio
+) -> None:
+    """Processing holds the lock: the event loop must not wait, so the writer thread takes
+    the event, and the answer comes only once it is stored."""
+    import threading
+    import time
+
+    from openline.core.dbgate import write_gate
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        from django.db import connection as db
+
+        try:
+            with write_gate.background():
+                holding.set()
+                release.wait(5)
+        finally:
+            db.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(5)
+    threading.Timer(0.3, release.set).start()
+    before = _written_by()
+    started = time.monotonic()
+    response = post_signed(_inbound_path(number), inbound_params(), fake.auth_token)
+    waited = time.monotonic() - started
+    holder.join(5)
+    assert response.status_code == 200
+    assert _written_by()["thread"] - before["thread"] == 1
+    assert InboundEvent.objects.count() == 1
+    if write_gate.shared_file():  # SQLite: the answer waited for the lock
+        assert waited >= 0.25
+
+
+def test_with_inline_writes_off_the_writer_thread_writes_everything(
+    number: Any, fake: FakeTwilio
+) -> None:
+    before = _written_by()
+    with override_settings(OPENLINE_INTAKE_INLINE=False):
+        params = inbound_params()
+        assert post_signed(_inbound_path(number), params, fake.auth_token).status_code == 200
+    after = _written_by()
+    assert (after["inline"] - before["inline"], after["thread"] - before["thread"]) == (0, 1)
+    assert InboundEvent.objects.get().provider_message_id == params["MessageSid"]
+
+
 # --- signatures -------------------------------------------------------------------------
 
 

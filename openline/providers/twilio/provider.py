@@ -50,7 +50,9 @@ TRANSIENT_CODES = frozenset({"20429", "20500", "20503"})
 
 
 class _Params:
-    """The request validator wants `getlist`, and repeated names must all count."""
+    """The request validator wants a multi-dict, and repeated names must all count. It
+    tries ``getall`` first (and ``getlist`` after an AttributeError): offering ``getall``
+    saves an exception per field on every webhook."""
 
     def __init__(self, params: Mapping[str, list[str]]) -> None:
         self._params = params
@@ -58,8 +60,10 @@ class _Params:
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._params)
 
-    def getlist(self, name: str) -> list[str]:
+    def getall(self, name: str) -> list[str]:
         return self._params[name]
+
+    getlist = getall
 
 
 def _one(params: Mapping[str, list[str]], name: str, *, required: bool = True) -> str:

@@ -22,10 +22,12 @@ from openline.core.realtime import org_group
 logger = logging.getLogger(__name__)
 
 # How long the first event of a burst waits for company. Every tick costs one frame per
-# socket, so the more sockets this process serves, the more a tick gathers: 6 ms with a
-# handful of consoles, 45 ms with 200 (still under the 100 ms budget).
+# socket, so the more sockets this process serves, the more a tick gathers: 5.5 ms with a
+# handful of consoles, 25 ms with 200. (Processing already hands events over in batches;
+# with 45 ms at 200 sockets, bench/console.py measured p50 126 / p99 262 ms, with 25 ms
+# 84 / 211 ms, for the same CPU.)
 TICK_BASE_SECONDS = 0.005
-TICK_PER_LISTENER_SECONDS = 0.0002
+TICK_PER_LISTENER_SECONDS = 0.0001
 TICK_MAX_SECONDS = 0.05
 
 

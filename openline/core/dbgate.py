@@ -6,9 +6,11 @@ processing does not.
 Two levels, because `openline run` writes from two processes (web and worker child):
 threads of one process queue on a condition, and processes take an exclusive ``flock`` on
 a small file next to the database. That file is also shared memory (``mmap``): the intake
-writer sets a flag while it wants or holds the lock, and the intake publishes how many
-webhooks wait for their answer. Background writers in any process wait until neither
-holds (up to MAX_YIELD_SECONDS, so they are never starved) before they queue.
+writer thread sets a flag while it wants or holds the lock, and the intake publishes how
+many webhooks wait for their answer. Background writers in any process wait while that flag
+is set (up to MAX_YIELD_SECONDS, so they are never starved) before they queue. Webhooks in
+flight alone do not hold them back: the event loop never waits for the lock (it journals
+what it cannot write, see messaging.intake), so only the writer thread can be kept waiting.
 
 On PostgreSQL writers do not exclude each other, so the gate lets everyone through."""
 
@@ -180,7 +182,7 @@ class WriteGate:
             return
         shared = self._shared() or _NoProcessLock()
         deadline = time.monotonic() + MAX_YIELD_SECONDS
-        while shared.busy() and time.monotonic() < deadline:
+        while shared.urgent() and time.monotonic() < deadline:
             time.sleep(YIELD_POLL_SECONDS)
         with self._cond:
             while self._busy or self._urgent_waiting:

@@ -10,13 +10,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Database and task-queue state; 503 when the database is unreachable."""
     from django_tasks_db.models import DBTaskResult
 
+    from openline.messaging.journal import journal_count
     from openline.messaging.models import InboundEvent
 
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         ready = DBTaskResult.objects.ready().count()
-        pending_inbound = InboundEvent.objects.filter(processed_at__isnull=True).count()
+        pending_inbound = (
+            InboundEvent.objects.filter(processed_at__isnull=True).count() + journal_count()
+        )
     except Exception as exc:
         return JsonResponse(
             {"status": "error", "database": f"unavailable: {type(exc).__name__}"}, status=503

@@ -101,7 +101,7 @@ class InboundWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         # Rows written by each path, for tests and diagnosis.
-        self.stats = {"inline": 0, "thread": 0}
+        self.stats = {"inline": 0, "journal": 0, "thread": 0}
 
     def _ensure_started(self) -> None:
         with self._lock:
@@ -112,7 +112,8 @@ class InboundWriter:
                 self._thread.start()
 
     async def write(self, values: dict[str, Any]) -> bool:
-        """Durably store one event. True if new, False if it was already recorded."""
+        """Durably store one event. True if new (or journaled: a repeat is dropped when it
+        is moved), False if it was already recorded."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         row = _Row(values, future, loop)
@@ -176,10 +177,11 @@ class _LoopWriter:
     """SQLite's fast path: the rows of one turn of the event loop, written at the end of that
     turn on the loop's own thread, through a plain sqlite3 connection of this loop, in one
     transaction. Only when the write lock is free this instant: the loop never waits for
-    it. A batch that finds it taken (processing is writing), or any error, goes to the writer
-    thread, which waits for the lock and handles errors as always. This saves the hand-over
-    to another thread: at low concurrency each webhook otherwise waits for that thread to
-    get the interpreter, which costs more than the INSERT."""
+    it. A batch that finds it taken (processing is writing) goes to the overflow journal
+    (``messaging.journal``) and is answered at once; if that fails too, or on any error, the
+    writer thread takes the batch, waits for the lock and handles errors as always. This
+    saves the hand-over to another thread: at low concurrency each webhook otherwise waits
+    for that thread to get the interpreter, which costs more than the INSERT."""
 
     def __init__(self, path: str) -> None:
         self.pending: list[_Row] = []
@@ -192,6 +194,7 @@ class _LoopWriter:
         ):
             self.db.execute(f"PRAGMA {pragma}")
         self.usable = self.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        self.journal: Any = None  # messaging.journal.Journal, opened when first needed
 
     def add(self, row: _Row) -> None:
         if not self.pending:
@@ -200,8 +203,12 @@ class _LoopWriter:
 
     def flush(self) -> None:
         batch, self.pending = self.pending, []
-        if write_gate.wal_needs_checkpoint() or not write_gate.try_now():
-            writer.hand_over(batch)
+        if write_gate.wal_needs_checkpoint():
+            writer.hand_over(batch)  # it checkpoints first
+            return
+        if not write_gate.try_now():
+            if not self._journal(batch):
+                writer.hand_over(batch)
             return
         try:
             new_keys = self._insert([row.values for row in batch])
@@ -218,6 +225,25 @@ class _LoopWriter:
             fn, *args = outcome(row)
             fn(*args)
 
+    def _journal(self, batch: list[_Row]) -> bool:
+        """Processing holds the write lock: keep the batch in the journal and answer now
+        (``messaging.journal``). False if that failed too (the writer thread takes it)."""
+        from openline.messaging.journal import Journal, journal_path
+
+        try:
+            if self.journal is None:
+                self.journal = Journal(journal_path(), wait=0)
+            self.journal.append([row.values for row in batch])
+        except sqlite3.Error:
+            return False
+        writer.stats["journal"] += len(batch)
+        from openline.messaging.processing import wake
+
+        wake()
+        for row in batch:  # stored; a repeated id is dropped when it is moved
+            _set_result(row.future, True)
+        return True
+
     def _insert(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
         self.db.execute("BEGIN IMMEDIATE")
         inserted: set[tuple[str, str]] = set()
@@ -230,6 +256,8 @@ class _LoopWriter:
 
     def close(self) -> None:
         self.db.close()
+        if self.journal is not None:
+            self.journal.close()
 
 
 _loop_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWriter | None] = (

@@ -129,7 +129,7 @@ def test_the_process_lock_excludes_another_process_and_shares_its_flags(tmp_path
 
 
 @pytest.mark.django_db
-def test_background_writers_wait_while_webhooks_wait_for_an_answer() -> None:
+def test_background_writers_wait_while_the_intake_writer_waits_for_the_lock() -> None:
     if connection.vendor != "sqlite":
         # PostgreSQL writers do not exclude each other: no shared lock, nobody waits.
         assert dbgate.write_gate._shared() is None
@@ -140,21 +140,32 @@ def test_background_writers_wait_while_webhooks_wait_for_an_answer() -> None:
     shared = dbgate.write_gate._shared()
     assert shared is not None
     other = dbgate._ProcessLock(shared.path)  # the web process, as the worker sees it
-    other.set_in_flight(dbgate.BUSY_IN_FLIGHT)
-    threading.Timer(0.05, other.set_in_flight, args=(0,)).start()
+
+    # Webhooks in flight alone: the event loop never waits for the lock, so nobody yields.
+    other.set_in_flight(dbgate.BUSY_IN_FLIGHT + 10)
+    try:
+        started = time.monotonic()
+        with dbgate.write_gate.background():
+            assert time.monotonic() - started < 0.05
+    finally:
+        other.set_in_flight(0)
+
+    # The intake's writer thread wants the lock: background writers let it go first.
+    other.set_urgent(True)
+    threading.Timer(0.05, other.set_urgent, args=(False,)).start()
     started = time.monotonic()
     with dbgate.write_gate.background():
         waited = time.monotonic() - started
     assert 0.04 <= waited < dbgate.MAX_YIELD_SECONDS
 
     # Never clears: the background writer is not starved.
-    other.set_in_flight(dbgate.BUSY_IN_FLIGHT + 1)
+    other.set_urgent(True)
     try:
         started = time.monotonic()
         with dbgate.write_gate.background():
             waited = time.monotonic() - started
     finally:
-        other.set_in_flight(0)
+        other.set_urgent(False)
     assert dbgate.MAX_YIELD_SECONDS * 0.9 <= waited < dbgate.MAX_YIELD_SECONDS + 1
 
 

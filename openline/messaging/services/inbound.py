@@ -25,6 +25,7 @@ from openline.contacts.models import ConsentKind, ConsentSource, Contact
 from openline.contacts.services import consent_record, contact_get_or_create
 from openline.core.dbgate import write_gate
 from openline.core.realtime import publish_many_on_commit, publish_on_commit
+from openline.messaging.journal import journal_move
 from openline.messaging.models import (
     Conversation,
     ConversationStatus,
@@ -190,6 +191,7 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
     common case (plain texts into open conversations) the transaction only runs five
     prepared statements, so it holds SQLite's write lock for about a millisecond, and the
     lock is free again as soon as it commits (before events are published)."""
+    journal_move()  # webhooks kept aside while the write lock was taken
     events = list(
         InboundEvent.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by(
             "id"

@@ -227,17 +227,20 @@
   }
   // A conversation's pane and thread refreshes share one queue, so an older answer can
   // never land after a newer one; a whole-pane refresh covers a pending thread refresh.
-  var wantPane = {};
-  function refreshConversation(id, whole) {
+  // A catch-up refresh (quiet) does not count as reading: after a reload, the socket's
+  // first open must not undo a "mark unread".
+  var wantPane = {}, quietly = {};
+  function refreshConversation(id, whole, quiet) {
     if (whole) wantPane[id] = true;
+    if (quiet) quietly[id] = true;
     coalesced("conversation-" + id, function () {
-      var pane = wantPane[id] && tabFor(id);
-      wantPane[id] = false;
-      if (pane) return loadPane(id, true);
+      var pane = wantPane[id] && tabFor(id), noRead = quietly[id];
+      wantPane[id] = false; quietly[id] = false;
+      if (pane) return loadPane(id, noRead ? "restore" : true);
       var thread = $("#thread-" + id);
       if (!thread || !window.htmx) return null;
       var slot = thread.closest(".pane-slot");
-      var read = (!slot || !slot.hidden) && !document.hidden ? "&read=1" : "";
+      var read = !noRead && (!slot || !slot.hidden) && !document.hidden ? "&read=1" : "";
       return htmx.ajax("GET", "/conversations/" + id + "/thread?v=" + thread.dataset.version + "&s=" + thread.dataset.state + read,
                        { source: lockFor("conversation-" + id), target: thread, swap: "outerHTML" });
     });
@@ -340,7 +343,7 @@
     // threads are re-rendered from the server, so nothing shows twice.
     refreshQueue();
     $all(".pane").forEach(function (pane) {
-      if (workspace()) refreshPane(pane.dataset.conversationId); else refreshThread(pane.dataset.conversationId);
+      refreshConversation(pane.dataset.conversationId, !!workspace(), true);
     });
   }
   function connect() {

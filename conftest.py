@@ -88,11 +88,9 @@ def _forget_journal() -> None:
     import os
     import sqlite3
 
-    from django.conf import settings
+    from openline.messaging.journal import journal_path
 
-    from openline.messaging.journal import SUFFIX
-
-    path = f"{settings.DATABASES['default']['NAME']}{SUFFIX}"
+    path = journal_path()
     if os.path.exists(path):
         db = sqlite3.connect(path, timeout=5)
         try:

@@ -145,9 +145,7 @@ def publish_on_commit(*, organization_id: int, event: dict[str, Any]) -> None:
 
     ``event`` must contain ids and plain values only; it is JSON-encoded here so an
     unserialisable event fails where it is created, not in a consumer."""
-    message = {"organization_id": organization_id, **json.loads(json.dumps(event))}
-    envelope = {"type": "openline.event", "event": message}
-    transaction.on_commit(lambda: _send(org_group(organization_id), envelope))
+    publish_many_on_commit([(organization_id, event)])
 
 
 def publish_many_on_commit(events: list[tuple[int, dict[str, Any]]]) -> None:

@@ -145,7 +145,7 @@ class InboundWriter:
             close_old_connections()
             write_gate.urgent_connection_setup()
             with write_gate.urgent(), transaction.atomic():
-                new_keys = _insert_events([row.values for row in batch])
+                new_keys = insert_events([row.values for row in batch])
         except Exception as exc:
             logger.exception("intake write failed for a batch of %d", len(batch))
             error = exc
@@ -298,8 +298,9 @@ _COLUMNS = (
 )
 
 
-def _insert_events(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Insert through Django's connection (the writer thread); the keys actually inserted."""
+def insert_events(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Insert through Django's connection (the writer thread, and processing moving journaled
+    events); the keys actually inserted."""
     sql, params = _insert_statement(rows, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -105,11 +105,11 @@ def journal_move(limit: int = MOVE_LIMIT) -> int:
     last, rows = journal.take(limit)
     if not rows:
         return 0
-    from openline.messaging.intake import _insert_events
+    from openline.messaging.intake import insert_events
 
     with write_gate.background() as release, transaction.atomic():
         transaction.on_commit(release)
-        _insert_events(rows)
+        insert_events(rows)
     journal.forget(last)
     return len(rows)
 

@@ -332,7 +332,20 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
 
 
 @pytest.fixture
-def live_asgi(transactional_db: None) -> Iterator[str]:
+def fresh_channel_layer() -> Iterator[None]:
+    """A channel layer of its own for the test. The Redis layer keeps receive state and a
+    receiving channel name per layer object, and a server has one event loop for its whole
+    life; tests start a loop (or a whole server) each, so each gets a new layer, as a new
+    server process would."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def live_asgi(transactional_db: None, fresh_channel_layer: None) -> Iterator[str]:
     """openline.asgi.application (intake router + Django) served by uvicorn on a free port."""
     import socket
     import threading
@@ -362,6 +375,7 @@ def live_asgi(transactional_db: None) -> Iterator[str]:
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+    assert not thread.is_alive(), "the test server did not stop; it would serve the next test"
 
 
 @pytest.fixture

@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 TICK_BASE_SECONDS = 0.005
 TICK_PER_LISTENER_SECONDS = 0.0001
 TICK_MAX_SECONDS = 0.05
+# Channel layers drop a group member after a day (channels-redis' group_expiry), and a hub
+# serving consoles that never all close at once lives longer than that: it joins again
+# well before.
+REJOIN_SECONDS = 3600.0
 
 
 def tick_seconds(listeners: int) -> float:
@@ -59,6 +63,7 @@ class OrganizationHub:
         self.tasks = [
             asyncio.create_task(self._receive(layer)),
             asyncio.create_task(self._fan_out()),
+            asyncio.create_task(self._rejoin(layer)),
         ]
 
     async def stop(self) -> None:
@@ -75,6 +80,14 @@ class OrganizationHub:
             if message.get("type") == "openline.event":
                 self.pending.append(message["event"])
                 self.arrived.set()
+
+    async def _rejoin(self, layer: Any) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_SECONDS)
+            try:
+                await layer.group_add(org_group(self.organization_id), self.channel)
+            except Exception:  # tried again next time; the consoles catch up on reconnect
+                logger.warning("console hub could not renew its group membership")
 
     async def _fan_out(self) -> None:
         while True:

@@ -130,12 +130,23 @@ def shutdown() -> None:
         _publisher = None
 
 
+def _run_private(loop: asyncio.AbstractEventLoop) -> None:
+    """A private publishing loop, closed on its own thread once stopped (a loop left to the
+    garbage collector would be closed on whichever thread collects it)."""
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
 def _get_publisher() -> _Publisher:
     global _publisher
     with _publisher_lock:
         if _publisher is None or not _publisher.loop.is_running():
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="openline-publish", daemon=True).start()
+            threading.Thread(
+                target=_run_private, args=(loop,), name="openline-publish", daemon=True
+            ).start()
             _publisher = _Publisher(loop, private=True)
         return _publisher
 

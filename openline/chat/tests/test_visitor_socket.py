@@ -36,12 +36,8 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 @pytest.fixture(autouse=True)
-def _fresh_channel_layer() -> Any:
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
+def _fresh_layer(fresh_channel_layer: None) -> None:
+    """Each test runs its own event loop (see the root conftest)."""
 
 
 @pytest.fixture

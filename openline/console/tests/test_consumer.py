@@ -20,14 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_channel_layer() -> Any:
-    """Each test runs its own event loop; the Redis layer keeps per-loop receive state, so
-    each test gets a fresh layer (a server has one loop for its lifetime)."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
+def _fresh_layer(fresh_channel_layer: None) -> None:
+    """Each test runs its own event loop (see the root conftest)."""
 
 
 def _session_cookie(user: Any) -> str:

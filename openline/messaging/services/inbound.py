@@ -11,11 +11,13 @@ go to a task after the commit."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Protocol
 
-from django.db import DEFAULT_DB_ALIAS, connection, transaction
-from django.db.models import F, Model
-from django.db.models.sql import InsertQuery
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
+from django.db.models import F, Model, QuerySet
 from django.utils import timezone
 
 from openline.availability.responses import responding_inboxes
@@ -36,15 +38,46 @@ from openline.messaging.models import (
 )
 from openline.messaging.segments import count_segments
 from openline.messaging.services.consent import apply_keyword
-from openline.messaging.services.outbound import conversation_event, message_event
+from openline.messaging.services.outbound import (
+    conversation_event,
+    message_event_values,
+)
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Event:
+    """The fields of a waiting InboundEvent that processing reads (plain values: cheaper
+    to load than model instances)."""
+
+    pk: int
+    organization_id: int
+    number_id: int
+    provider_message_id: str
+    from_number: str
+    body: str
+    received_at: datetime
+
+    FIELDS = (
+        "pk",
+        "organization_id",
+        "number_id",
+        "provider_message_id",
+        "from_number",
+        "body",
+        "received_at",
+    )
+
+
+def _load_events(events: QuerySet[InboundEvent]) -> list[_Event]:
+    return [_Event(*row) for row in events.values_list(*_Event.FIELDS)]
 
 
 class _Batch:
     """Contacts and open conversations for a batch of events, loaded in two queries."""
 
-    def __init__(self, events: list[InboundEvent]) -> None:
+    def __init__(self, events: list[_Event]) -> None:
         phones = {(e.organization_id, e.from_number) for e in events}
         self.contacts: dict[tuple[int, str], Contact] = {
             (c.organization_id, c.phone): c
@@ -60,7 +93,7 @@ class _Batch:
         ):
             self.open[(conversation.contact_id, conversation.number_id)] = conversation
 
-    def contact(self, event: InboundEvent) -> Contact:
+    def contact(self, event: _Event) -> Contact:
         key = (event.organization_id, event.from_number)
         if key not in self.contacts:
             self.contacts[key], _ = contact_get_or_create(
@@ -69,7 +102,7 @@ class _Batch:
         return self.contacts[key]
 
     def conversation(
-        self, *, contact: Contact, event: InboundEvent, keyword_only: bool, offline: bool
+        self, *, contact: Contact, event: _Event, keyword_only: bool, offline: bool
     ) -> tuple[Conversation, bool]:
         """The open conversation, or a new waiting one. A bare keyword (STOP, HELP...) does
         not put anyone in the queue: it joins the latest conversation, or a closed one."""
@@ -102,14 +135,14 @@ class _Batch:
 class _Prepared:
     """What can be worked out from an event before taking the database's write lock."""
 
-    event: InboundEvent
+    event: _Event
     keyword: KeywordMatch | None
     opt_out_request: bool
     encoding: str
     segments: int
 
     @classmethod
-    def of(cls, event: InboundEvent) -> _Prepared:
+    def of(cls, event: _Event) -> _Prepared:
         keyword = match_keyword(event.body)
         info = count_segments(event.body)
         return cls(
@@ -140,15 +173,22 @@ class _Inboxes:
         return item.keyword is None and item.event.number_id in self.offline
 
 
+class _Stored(Protocol):
+    """A message row, saved by the time its ``pk`` is read."""
+
+    pk: int | None
+    received_offline: bool
+
+
 class _AutoReplies:
     """Texts that may call for an auto-response, handed to a task after the commit."""
 
     def __init__(self, inboxes: _Inboxes) -> None:
         self.inboxes = inboxes
-        self.candidates: list[Message] = []
-        self.opened: list[Message] = []
+        self.candidates: list[_Stored] = []
+        self.opened: list[_Stored] = []
 
-    def consider(self, item: _Prepared, message: Message, *, opened: bool) -> None:
+    def consider(self, item: _Prepared, message: _Stored, *, opened: bool) -> None:
         if item.keyword is not None or item.event.number_id not in self.inboxes.responding:
             return  # STOP/HELP have their own answers
         if message.received_offline or opened:
@@ -160,8 +200,8 @@ class _AutoReplies:
         """Call after the messages are saved (their ids are known)."""
         if not self.candidates:
             return
-        ids = [m.pk for m in self.candidates]
-        opened = [m.pk for m in self.opened]
+        ids = [m.pk for m in self.candidates if m.pk is not None]
+        opened = [m.pk for m in self.opened if m.pk is not None]
         transaction.on_commit(lambda: _enqueue_auto_replies(ids, opened))
 
 
@@ -173,10 +213,10 @@ def _enqueue_auto_replies(message_ids: list[int], opened_ids: list[int]) -> None
 
 def inbound_process(*, event_id: int) -> Message | None:
     """Process one event if it is still pending (tests, replays)."""
-    event = InboundEvent.objects.filter(pk=event_id, processed_at__isnull=True).first()
-    if event is None:
+    events = _load_events(InboundEvent.objects.filter(pk=event_id, processed_at__isnull=True))
+    if not events:
         return None
-    _process_batch([_Prepared.of(event)])
+    _process_batch([_Prepared.of(events[0])])
     return Message.objects.filter(inbound_event_id=event_id).first()
 
 
@@ -193,7 +233,7 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
     for 50 texts on a slow 2-core machine), and the lock is free again as soon as it
     commits (before events are published)."""
     journal_move()  # webhooks kept aside while the write lock was taken
-    events = list(
+    events = _load_events(
         InboundEvent.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by(
             "id"
         )[:limit]
@@ -235,11 +275,55 @@ def _process_batch(prepared: list[_Prepared]) -> None:
 
 
 @dataclass(slots=True)
+class _Row:
+    """One inbound message as its INSERT stores it (``pk`` once stored). The fields of
+    Message that it leaves out take their defaults."""
+
+    organization_id: int
+    conversation_id: int
+    body: str
+    segments: int
+    encoding: str
+    provider_message_id: str
+    inbound_event_id: int
+    created_at: datetime
+    received_offline: bool
+    pk: int | None = None
+
+    @classmethod
+    def of(cls, item: _Prepared, conversation_id: int, *, offline: bool) -> _Row:
+        event = item.event
+        return cls(
+            organization_id=event.organization_id,
+            conversation_id=conversation_id,
+            body=event.body,
+            segments=item.segments,
+            encoding=item.encoding,
+            provider_message_id=event.provider_message_id,
+            inbound_event_id=event.pk,
+            created_at=event.received_at,
+            received_offline=offline,
+        )
+
+
+@dataclass(slots=True)
+class _Open:
+    """An open conversation as a plan needs it."""
+
+    id: int
+    status: str
+    assigned_to_id: int | None
+
+
+_Holder = _Open | Conversation
+
+
+@dataclass(slots=True)
 class _Plan:
-    messages: list[Message]
-    conversation_ids: set[int]
+    rows: list[_Row]
+    conversations: dict[int, _Open]
     replies: _AutoReplies
-    inserts: list[tuple[str, list[object], list[Message]]]
+    inserts: list[tuple[str, list[object], list[_Row]]]
 
 
 def _plan(prepared: list[_Prepared], inboxes: _Inboxes) -> _Plan | None:
@@ -248,23 +332,46 @@ def _plan(prepared: list[_Prepared], inboxes: _Inboxes) -> _Plan | None:
     and takes the full path inside the transaction."""
     if any(p.keyword is not None or p.opt_out_request for p in prepared):
         return None
-    batch = _Batch([p.event for p in prepared])
-    messages = []
+    found = _open_conversations([p.event for p in prepared])
+    rows: list[_Row] = []
+    conversations: dict[int, _Open] = {}
     replies = _AutoReplies(inboxes)
     for item in prepared:
-        contact = batch.contacts.get((item.event.organization_id, item.event.from_number))
-        conversation = batch.open.get((contact.pk, item.event.number_id)) if contact else None
+        event = item.event
+        conversation = found.get((event.organization_id, event.from_number, event.number_id))
         if conversation is None:
             return None
-        message = _inbound_message(item, conversation, offline=inboxes.offline_text(item))
-        replies.consider(item, message, opened=False)
-        messages.append(message)
-    return _Plan(messages, {m.conversation_id for m in messages}, replies, _inserts(messages))
+        row = _Row.of(item, conversation.id, offline=inboxes.offline_text(item))
+        replies.consider(item, row, opened=False)
+        rows.append(row)
+        conversations[conversation.id] = conversation
+    return _Plan(rows, conversations, replies, _inserts(rows))
+
+
+def _open_conversations(events: list[_Event]) -> dict[tuple[int, str, int], _Open]:
+    """The open conversation of each (organization, phone, inbox) among ``events`` (the
+    newest, as in _Batch): one query of plain values."""
+    rows = (
+        Conversation.objects.filter(
+            organization_id__in={e.organization_id for e in events},
+            contact__phone__in={e.from_number for e in events},
+            number_id__in={e.number_id for e in events},
+        )
+        .exclude(status=ConversationStatus.CLOSED)
+        .order_by("id")
+        .values_list(
+            "organization_id", "contact__phone", "number_id", "id", "status", "assigned_to_id"
+        )
+    )
+    return {
+        (organization_id, phone, number_id): _Open(pk, status, assigned_to_id)
+        for organization_id, phone, number_id, pk, status, assigned_to_id in rows
+    }
 
 
 def _write_plan(plan: _Plan) -> bool:
     """Store a plan made outside the transaction, if its conversations are still open."""
-    ids = sorted(plan.conversation_ids)
+    ids = sorted(plan.conversations)
     table, status = _table(Conversation), _column(Conversation, "status")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -274,12 +381,9 @@ def _write_plan(plan: _Plan) -> bool:
         )
         if cursor.fetchone()[0] != len(ids):
             return False  # closed meanwhile: the full path opens new ones
-        for sql, params, messages in plan.inserts:  # a replayed event fails here, then retries
-            cursor.execute(sql, params)
-            for message, (pk,) in zip(messages, cursor.fetchall(), strict=True):
-                message.pk = pk
-                message._state.adding, message._state.db = False, DEFAULT_DB_ALIAS
-    _touch_and_publish(plan.messages, plan.conversation_ids)
+    _insert(plan.inserts)  # a replayed event fails here, then retries
+    _touch(ids)
+    _publish_created(plan.rows, plan.conversations)
     plan.replies.enqueue_on_commit()
     return True
 
@@ -300,25 +404,47 @@ def _marks(values: list[object] | list[int]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _inserts(messages: list[Message]) -> list[tuple[str, list[object], list[Message]]]:
-    """The INSERT ... RETURNING id statements of ``Message.objects.bulk_create(messages)``,
-    compiled by Django's own insert compiler (so every field is prepared as it would be),
-    in the same batch sizes."""
+_ROW_FIELDS = frozenset(f.name for f in fields(_Row)) - {"pk"}
+
+
+def _inserts(rows: list[_Row]) -> list[tuple[str, list[object], list[_Row]]]:
+    """INSERT ... RETURNING id statements for ``rows``, in the batch sizes bulk_create
+    would use. Every value is prepared by its model field, as the ORM would; the fields a
+    row leaves out are prepared once, from a blank Message's defaults."""
     opts = Message._meta
-    fields = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
-    for message in messages:
-        message._prepare_related_fields_for_save(operation_name="bulk_create")
-    size = max(1, connection.ops.bulk_batch_size(fields, messages))
+    columns = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
+    blank = Message(direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
+    defaults = [f.get_db_prep_save(getattr(blank, f.attname), connection) for f in columns]
+    varying = [(i, f) for i, f in enumerate(columns) if f.attname in _ROW_FIELDS]
+    if len(varying) != len(_ROW_FIELDS):
+        raise ImproperlyConfigured("_Row names a field Message does not have")
+    names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
+    returning, _ = connection.ops.return_insert_columns([opts.pk])
+    one = f"({_marks(columns)})"
+    size = max(1, connection.ops.bulk_batch_size(columns, rows))
     statements = []
-    for start in range(0, len(messages), size):
-        chunk = messages[start : start + size]
-        query = InsertQuery(Message)
-        query.insert_values(fields, chunk)
-        compiler = query.get_compiler(using=DEFAULT_DB_ALIAS)
-        compiler.returning_fields = [opts.pk]
-        [(sql, params)] = compiler.as_sql()
-        statements.append((sql, list(params), chunk))
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        params: list[object] = []
+        for row in chunk:
+            values = list(defaults)
+            for i, field in varying:
+                values[i] = field.get_db_prep_save(getattr(row, field.attname), connection)
+            params += values
+        sql = (
+            f"INSERT INTO {_table(Message)} ({names}) "  # noqa: S608
+            f"VALUES {', '.join([one] * len(chunk))} {returning}"
+        )
+        statements.append((sql, params, chunk))
     return statements
+
+
+def _insert(statements: list[tuple[str, list[object], list[_Row]]]) -> None:
+    with connection.cursor() as cursor:
+        for sql, params, rows in statements:
+            cursor.execute(sql, params)
+            for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+                row.pk = pk
 
 
 def _claim(event_ids: list[int]) -> set[int]:
@@ -336,48 +462,52 @@ def _claim(event_ids: list[int]) -> set[int]:
         return {event_id for (event_id,) in cursor.fetchall()}
 
 
-def _inbound_message(item: _Prepared, conversation: Conversation, *, offline: bool) -> Message:
-    event = item.event
-    return Message(
-        organization_id=event.organization_id,
-        conversation=conversation,
-        direction=Direction.INBOUND,
-        body=event.body,
-        segments=item.segments,
-        encoding=item.encoding,
-        status=MessageStatus.RECEIVED,
-        provider_message_id=event.provider_message_id,
-        inbound_event=event,
-        created_at=event.received_at,
-        received_offline=offline,
-    )
+def _touch(conversation_ids: list[int]) -> None:
+    """One statement for the batch: each conversation's time is its newest message's."""
+    if not conversation_ids:
+        return
+    conversation, pk = _table(Conversation), _column(Conversation, "id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {conversation} SET {_column(Conversation, 'last_message_at')} = "  # noqa: S608
+            f"(SELECT MAX(m.{_column(Message, 'created_at')}) FROM {_table(Message)} m "
+            f"WHERE m.{_column(Message, 'conversation')} = {conversation}.{pk}) "
+            f"WHERE {pk} IN ({_marks(conversation_ids)})",
+            conversation_ids,
+        )
 
 
-def _touch_and_publish(messages: list[Message], conversation_ids: set[int]) -> None:
-    if conversation_ids:
-        # One statement for the batch: each conversation's time is its newest message's.
-        ids = sorted(conversation_ids)
-        conversation, pk = _table(Conversation), _column(Conversation, "id")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {conversation} SET {_column(Conversation, 'last_message_at')} = "  # noqa: S608
-                f"(SELECT MAX(m.{_column(Message, 'created_at')}) FROM {_table(Message)} m "
-                f"WHERE m.{_column(Message, 'conversation')} = {conversation}.{pk}) "
-                f"WHERE {pk} IN ({_marks(ids)})",
-                ids,
+def _publish_created(rows: list[_Row], conversations: dict[int, _Holder]) -> None:
+    events = []
+    for row in rows:
+        conversation = conversations[row.conversation_id]
+        events.append(
+            (
+                row.organization_id,
+                message_event_values(
+                    "message.created",
+                    message_id=row.pk,
+                    conversation_id=row.conversation_id,
+                    direction=Direction.INBOUND,
+                    status=MessageStatus.RECEIVED,
+                    conversation_status=conversation.status,
+                    assigned_to_id=conversation.assigned_to_id,
+                ),
             )
-    publish_many_on_commit(
-        [(m.organization_id, message_event(m, "message.created")) for m in messages]
-    )
+        )
+    publish_many_on_commit(events)
 
 
 def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
     events = [p.event for p in prepared]
     already = set(
-        Message.objects.filter(inbound_event__in=events).values_list("inbound_event_id", flat=True)
+        Message.objects.filter(inbound_event_id__in=[e.pk for e in events]).values_list(
+            "inbound_event_id", flat=True
+        )
     )
     batch = _Batch(events)
-    messages: list[Message] = []
+    rows: list[_Row] = []
+    holders: dict[int, _Holder] = {}
     touched: set[int] = set()
     follow_up: list[tuple[_Prepared, Conversation]] = []
     replies = _AutoReplies(inboxes)
@@ -397,13 +527,15 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
             )
         else:
             touched.add(conversation.pk)
-        message = _inbound_message(item, conversation, offline=offline)
-        replies.consider(item, message, opened=created)
-        messages.append(message)
+        row = _Row.of(item, conversation.pk, offline=offline)
+        replies.consider(item, row, opened=created)
+        rows.append(row)
+        holders[conversation.pk] = conversation
         if item.keyword is not None or item.opt_out_request:
             follow_up.append((item, conversation))
-    Message.objects.bulk_create(messages)
-    _touch_and_publish(messages, touched)
+    _insert(_inserts(rows))
+    _touch(sorted(touched))
+    _publish_created(rows, holders)
     replies.enqueue_on_commit()
     for item, conversation in follow_up:
         if item.keyword is not None:
@@ -412,7 +544,7 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
             _flag_opt_out_request(conversation, item.event)
 
 
-def _flag_opt_out_request(conversation: Conversation, event: InboundEvent) -> None:
+def _flag_opt_out_request(conversation: Conversation, event: _Event) -> None:
     consent_record(
         organization_id=event.organization_id,
         phone=conversation.contact.phone,

@@ -313,14 +313,36 @@ def publish_message_event(message: Message, event_type: str) -> None:
 def message_event(message: Message, event_type: str) -> dict[str, object]:
     """Ids and states only. The holder lets each console filter what it may see."""
     conversation = message.conversation
+    return message_event_values(
+        event_type,
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        direction=message.direction,
+        status=message.status,
+        conversation_status=conversation.status,
+        assigned_to_id=conversation.assigned_to_id,
+    )
+
+
+def message_event_values(
+    event_type: str,
+    *,
+    message_id: int | None,
+    conversation_id: int,
+    direction: str,
+    status: str,
+    conversation_status: str,
+    assigned_to_id: int | None,
+) -> dict[str, object]:
+    """``message_event`` from plain values (inbound processing stores rows, not models)."""
     return {
         "type": event_type,
-        "message_id": message.pk,
-        "conversation_id": message.conversation_id,
-        "direction": message.direction,
-        "status": message.status,
-        "conversation_status": conversation.status,
-        "assigned_to_id": conversation.assigned_to_id,
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "direction": direction,
+        "status": status,
+        "conversation_status": conversation_status,
+        "assigned_to_id": assigned_to_id,
     }
 
 

@@ -7,8 +7,9 @@ One AF_UNIX SEQPACKET socket pair joins them (message boundaries, in order, noth
 - web -> worker: one-byte wake-ups, ``i`` (inbound events were written) and ``t`` (a task
   was enqueued), so the child starts at once instead of at its next poll. A wake-up that
   finds the socket full is dropped: one already waiting does the same job.
-- worker -> web: real-time events as JSON, fanned out by the web process (the in-memory
-  channel layer and the console hub live there).
+- worker -> web: real-time events as JSON, those of one commit in one message (a list of
+  [group, envelope] pairs), fanned out by the web process (the in-memory channel layer
+  and the console hub live there).
 
 If the worker dies, the web process starts another one after a short pause; if the web
 process goes away, the worker sees the socket close and stops."""
@@ -23,7 +24,10 @@ import socket
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openline.core.realtime import Envelope
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +87,7 @@ class WorkerChild:
             if not data:
                 return
             try:
-                message = json.loads(data)
-                realtime.fan_out(message["group"], message["envelope"])
+                realtime.fan_out([(group, envelope) for group, envelope in json.loads(data)])
             except Exception:
                 logger.exception("bad event from the worker process")
 
@@ -138,7 +141,7 @@ def attach_to_parent(fd: int, on_wake: dict[bytes, Any], on_close: Any) -> None:
     from openline.core import realtime
 
     _parent = socket.socket(fileno=fd)
-    realtime.forward_to(_send_event)
+    realtime.forward_to(_send_events)
 
     def listen() -> None:
         assert _parent is not None
@@ -157,12 +160,29 @@ def attach_to_parent(fd: int, on_wake: dict[bytes, Any], on_close: Any) -> None:
     threading.Thread(target=listen, name="openline-parent-link", daemon=True).start()
 
 
-def _send_event(message: dict[str, Any]) -> None:
-    data = json.dumps(message, separators=(",", ":")).encode()
-    if len(data) > MAX_MESSAGE or _parent is None:
-        logger.error("real-time event not forwarded: %s", message["envelope"]["event"].get("type"))
+def _send_events(envelopes: list[Envelope]) -> None:
+    """Forward one commit's events: one message, or as few as fit in MAX_MESSAGE each."""
+    chunk: list[bytes] = []
+    size = 2
+    for group, envelope in envelopes:
+        data = json.dumps([group, envelope], separators=(",", ":")).encode()
+        if len(data) + 2 > MAX_MESSAGE:
+            logger.error("real-time event not forwarded: %s", envelope["event"].get("type"))
+            continue
+        if chunk and size + len(data) + 1 > MAX_MESSAGE:
+            _send_message(chunk)
+            chunk, size = [], 2
+        chunk.append(data)
+        size += len(data) + 1
+    if chunk:
+        _send_message(chunk)
+
+
+def _send_message(items: list[bytes]) -> None:
+    if _parent is None:
+        logger.error("real-time events not forwarded: no web process")
         return
     try:
-        _parent.send(data)  # one message, whole or not at all (safe from any thread)
+        _parent.send(b"[" + b",".join(items) + b"]")  # whole or not at all, from any thread
     except OSError:
-        logger.warning("real-time event lost: the web process is gone")
+        logger.warning("real-time events lost: the web process is gone")

@@ -3,7 +3,8 @@ transaction's commit sends: a rolled-back change never reaches a screen.
 
 Events go to the channel layer from one long-lived event loop (the server's, or a private
 thread's in worker processes) through a queue, so publishing never blocks the committing
-thread and events of a process leave in commit order."""
+thread and events of a process leave in commit order. The events of one commit travel
+together: one hand-over to that loop, one message from `openline run`'s worker child."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ logger = logging.getLogger(__name__)
 
 # Test hook: when set, events go here (after a JSON round trip) as well.
 _capture: list[dict[str, Any]] | None = None
+# A committed event: the group it goes to and its channel-layer message.
+Envelope = tuple[str, dict[str, Any]]
 # In `openline run`'s worker child, committed events go to the web process (core.bridge).
-_forward: Callable[[dict[str, Any]], None] | None = None
+_forward: Callable[[list[Envelope]], None] | None = None
 
 
-def forward_to(send: Callable[[dict[str, Any]], None] | None) -> None:
+def forward_to(send: Callable[[list[Envelope]], None] | None) -> None:
     global _forward
     _forward = send
 
@@ -37,7 +40,7 @@ class _Publisher:
     def __init__(self, loop: asyncio.AbstractEventLoop, *, private: bool = False) -> None:
         self.loop = loop
         self.private = private
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self.queue: asyncio.Queue[list[Envelope]] | None = None
         self._ready = threading.Event()
         try:
             in_loop = asyncio.get_running_loop() is loop
@@ -80,19 +83,23 @@ class _Publisher:
 
         assert self.queue is not None
         while True:
-            group, envelope = await self.queue.get()
+            envelopes = await self.queue.get()
             try:
                 layer = get_channel_layer()
-                if layer is not None:
-                    await layer.group_send(group, envelope)
-            except Exception:  # a broken fan-out must never undo a committed change
-                logger.exception("real-time publish failed for %s", envelope["event"].get("type"))
+                for group, envelope in envelopes:
+                    try:
+                        if layer is not None:
+                            await layer.group_send(group, envelope)
+                    except Exception:  # a broken fan-out must never undo a committed change
+                        logger.exception(
+                            "real-time publish failed for %s", envelope["event"].get("type")
+                        )
             finally:
                 self.queue.task_done()
 
-    def put(self, group: str, envelope: dict[str, Any]) -> None:
+    def put(self, envelopes: list[Envelope]) -> None:
         assert self.queue is not None
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, envelope))
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, envelopes)
 
 
 _publisher: _Publisher | None = None
@@ -165,19 +172,14 @@ def publish_many_on_commit(events: list[tuple[int, dict[str, Any]]]) -> None:
     if not events:
         return
     checked = json.loads(json.dumps([event for _, event in events]))
-    envelopes = [
+    envelopes: list[Envelope] = [
         (
             org_group(organization_id),
             {"type": "openline.event", "event": {"organization_id": organization_id, **event}},
         )
         for (organization_id, _), event in zip(events, checked, strict=True)
     ]
-
-    def send_all() -> None:
-        for group, envelope in envelopes:
-            _send(group, envelope)
-
-    transaction.on_commit(send_all)
+    transaction.on_commit(lambda: _send(envelopes))
 
 
 def chat_group(conversation_id: int) -> str:
@@ -188,18 +190,18 @@ def publish_to_visitor_on_commit(*, conversation_id: int, event: dict[str, Any])
     """Queue ``event`` for the web-chat visitor of one conversation (their own messages and
     the counselor's replies: content goes to that one socket only)."""
     envelope = {"type": "chat.event", "event": json.loads(json.dumps(event))}
-    transaction.on_commit(lambda: _send(chat_group(conversation_id), envelope))
+    transaction.on_commit(lambda: _send([(chat_group(conversation_id), envelope)]))
 
 
-def _send(group: str, envelope: dict[str, Any]) -> None:
+def _send(envelopes: list[Envelope]) -> None:
     if _forward is not None:
-        _forward({"group": group, "envelope": envelope})
+        _forward(envelopes)
     else:
-        fan_out(group, envelope)
+        fan_out(envelopes)
 
 
-def fan_out(group: str, envelope: dict[str, Any]) -> None:
-    """Hand a committed event to the channel layer (also for events the worker child sent)."""
+def fan_out(envelopes: list[Envelope]) -> None:
+    """Hand committed events to the channel layer (also events the worker child sent)."""
     if _capture is not None:
-        _capture.append(envelope["event"])
-    _get_publisher().put(group, envelope)
+        _capture.extend(envelope["event"] for _, envelope in envelopes)
+    _get_publisher().put(envelopes)

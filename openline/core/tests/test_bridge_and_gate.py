@@ -51,9 +51,18 @@ def test_wake_ups_reach_the_worker_and_events_reach_the_web_process(link: Any) -
 
     # In the worker, a committed event goes over the link instead of to a channel layer.
     event = {"organization_id": 7, "type": "message.created", "conversation_id": 3}
-    realtime._send("org-7", {"type": "openline.event", "event": event})
+    realtime._send([("org-7", {"type": "openline.event", "event": event})])
     received = json.loads(web.recv(bridge.MAX_MESSAGE))
-    assert received == {"group": "org-7", "envelope": {"type": "openline.event", "event": event}}
+    assert received == [["org-7", {"type": "openline.event", "event": event}]]
+
+    # The events of one commit travel in one message, split only where one would be too big.
+    body = "x" * (bridge.MAX_MESSAGE // 3)
+    many = [("org-7", {"type": "openline.event", "event": {"n": n, "b": body}}) for n in range(4)]
+    realtime._send(many[:2])
+    assert [e["event"]["n"] for _, e in json.loads(web.recv(bridge.MAX_MESSAGE))] == [0, 1]
+    realtime._send(many)
+    parts = [json.loads(web.recv(bridge.MAX_MESSAGE)) for _ in range(2)]
+    assert [[e["event"]["n"] for _, e in part] for part in parts] == [[0, 1], [2, 3]]
 
     # The web process hands what it reads to its own fan-out.
     captured: list[dict[str, Any]] = []
@@ -62,7 +71,7 @@ def test_wake_ups_reach_the_worker_and_events_reach_the_web_process(link: Any) -
     try:
         reader.start()
         event = {"organization_id": 7, "type": "message.status", "message_id": 9}
-        realtime._send("org-7", {"type": "openline.event", "event": event})
+        realtime._send([("org-7", {"type": "openline.event", "event": event})])
         deadline = time.monotonic() + 2
         while not captured and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -50,6 +50,7 @@ class OrganizationHub:
         self.organization_id = organization_id
         self.listeners: set[Listener] = set()
         self.pending: list[dict[str, Any]] = []
+        self.first_arrived = 0.0  # loop time of the oldest pending event
         self.arrived = asyncio.Event()
         self.channel: str | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -78,6 +79,8 @@ class OrganizationHub:
         while True:
             message = await layer.receive(self.channel)
             if message.get("type") == "openline.event":
+                if not self.pending:
+                    self.first_arrived = asyncio.get_running_loop().time()
                 self.pending.append(message["event"])
                 self.arrived.set()
 
@@ -90,9 +93,14 @@ class OrganizationHub:
                 logger.warning("console hub could not renew its group membership")
 
     async def _fan_out(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self.arrived.wait()
-            await asyncio.sleep(tick_seconds(len(self.listeners)))
+            # The tick counts from the oldest event's arrival: events that came while the
+            # last frames went out have waited already.
+            wait = self.first_arrived + tick_seconds(len(self.listeners)) - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self.arrived.clear()
             events, self.pending = self.pending, []
             try:

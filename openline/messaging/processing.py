@@ -23,8 +23,10 @@ POLL_SECONDS = 0.5
 # since the intake writer may have to wait for the transaction to end.
 QUIET_BATCH, BUSY_BATCH = 50, 20
 # Webhooks waiting for their answer above which processing starts to yield the
-# interpreter, and at which it yields as long as its batch took (numbers from bench/).
-YIELD_FROM, YIELD_FULL_AT = 16, 40
+# interpreter, and at which it yields as long as its batch took (numbers from bench/: with
+# 16 and 40, eight senders in a row never made it yield, and intake at c=8 stayed at
+# 3,250-3,550 req/s; with 4 and 16, 3,850. Paced traffic keeps fewer than 4 in flight).
+YIELD_FROM, YIELD_FULL_AT = 4, 16
 # Once processing has caught up, the next batch starts no sooner than this after the last
 # one did: a steady stream of texts is taken a few dozen at a time rather than one or two
 # per wake-up (a batch has fixed costs: the inboxes' state, lookups, a commit), while the

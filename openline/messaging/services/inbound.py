@@ -11,6 +11,7 @@ go to a task after the commit."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Protocol
@@ -477,7 +478,7 @@ def _touch(conversation_ids: list[int]) -> None:
         )
 
 
-def _publish_created(rows: list[_Row], conversations: dict[int, _Holder]) -> None:
+def _publish_created(rows: list[_Row], conversations: Mapping[int, _Holder]) -> None:
     events = []
     for row in rows:
         conversation = conversations[row.conversation_id]

@@ -5,7 +5,8 @@
 
 Sets up a throw-away OpenLine (embedded profile: SQLite, in-process processor) in a temp
 var dir, pre-signs unique Twilio inbound webhooks, drives the baseline (bench/baseline_app.py)
-and `openline run` with wrk + bench/inbound.lua, watches inbound processing catch up, and
+and `openline run` in turn at each concurrency with wrk + bench/inbound.lua, watches inbound
+processing catch up, and
 writes bench/results/inbound-<timestamp>.json. See bench/README.md for how to read it.
 
 All traffic goes to 127.0.0.1. Both servers are stopped on the way out (SIGINT, then
@@ -730,28 +731,10 @@ def main() -> int:  # noqa: C901 -- one linear script
         )
         guess = res["rps"]
         log(f"  warm-up {res['rps']:,.0f} req/s")
-        files: dict[int, Path] = {}
-        for c in concurrencies:
-            files[c] = requests_for(f"c{c}", phase_count(guess, args.duration, c))
-            res = run_wrk(
-                port=port_base,
-                path=path,
-                requests=files[c],
-                connections=c,
-                duration=args.duration,
-                threads=t,
-            )
-            results["baseline"][f"c{c}"] = res
-            guess = max(guess, res["rps"])
-            log(
-                f"  c={c}: {res['rps']:,.0f} req/s, p50 {res['latency_ms']['p50']:.2f} ms,"
-                f" p99 {res['latency_ms']['p99']:.2f} ms, errors {res['errors']},"
-                f" repeats {res['repeats']}"
-            )
-        baseline.stop()
-        baseline_max = max(results["baseline"][f"c{c}"]["rps"] for c in concurrencies)
 
-        # 3. OpenLine.
+        # 3. OpenLine, started next to it: each concurrency runs against the baseline and then
+        # OpenLine straight after, so a shift in the machine's speed during the run (this
+        # shared machine's baseline has ranged 6,500-11,000 req/s between runs) moves both.
         if args.variant == "split":
             web_cmd = [str(OPENLINE), "web"]
             worker = Server("worker", [str(OPENLINE), "worker"], env, 0, var_dir / "worker.log")
@@ -781,12 +764,28 @@ def main() -> int:  # noqa: C901 -- one linear script
         )
 
         for c in concurrencies:
+            requests = requests_for(f"c{c}", phase_count(guess, args.duration, c))
+            res = run_wrk(
+                port=port_base,
+                path=path,
+                requests=requests,
+                connections=c,
+                duration=args.duration,
+                threads=t,
+            )
+            results["baseline"][f"c{c}"] = res
+            guess = max(guess, res["rps"])
+            log(
+                f"  baseline c={c}: {res['rps']:,.0f} req/s, p50 {res['latency_ms']['p50']:.2f} ms,"
+                f" p99 {res['latency_ms']['p99']:.2f} ms, errors {res['errors']},"
+                f" repeats {res['repeats']}"
+            )
             before = db.counts()
             t0 = time.monotonic()
             res = run_wrk(
                 port=port_ol,
                 path=path,
-                requests=files[c],
+                requests=requests,
                 connections=c,
                 duration=args.duration,
                 threads=t,
@@ -794,7 +793,7 @@ def main() -> int:  # noqa: C901 -- one linear script
             proc_info = processing_phase(db, before, t0, res, args.catch_up_timeout)
             results["openline"][f"c{c}"] = {**res, "processing": proc_info}
             log(
-                f"  c={c}: {res['rps']:,.0f} req/s, p50 {res['latency_ms']['p50']:.2f} ms,"
+                f"  openline c={c}: {res['rps']:,.0f} req/s, p50 {res['latency_ms']['p50']:.2f} ms,"
                 f" p99 {res['latency_ms']['p99']:.2f} ms, errors {res['errors']}"
                 f" {res['first_bad']}, repeats {res['repeats']}"
             )
@@ -803,6 +802,8 @@ def main() -> int:  # noqa: C901 -- one linear script
                 f" {proc_info['pending_at_load_end']:,} pending at load end,"
                 f" caught up={proc_info['caught_up']} after {proc_info['catch_up_s']} s"
             )
+        baseline.stop()
+        baseline_max = max(results["baseline"][f"c{c}"]["rps"] for c in concurrencies)
 
         # 4. p99 acknowledgement at half of OpenLine's c=32 throughput.
         paced_rate = 0.5 * results["openline"]["c32"]["rps"]

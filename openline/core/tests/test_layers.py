@@ -40,3 +40,23 @@ def test_the_expiry_sweep_runs_at_most_once_a_second_and_still_delivers(
 
     received = asyncio.run(run())
     assert [m["n"] for m in received] == list(range(21))
+
+
+def test_group_send_reaches_every_member_skips_a_full_one_and_an_empty_group_is_fine() -> None:
+    async def run() -> tuple[list[Any], list[Any]]:
+        layer = layers.EmbeddedChannelLayer(capacity=2)
+        full, other = await layer.new_channel(), await layer.new_channel()
+        for name in (full, other):
+            await layer.group_add("org-1", name)
+        await layer.send(full, {"type": "x", "n": -2})
+        await layer.send(full, {"type": "x", "n": -1})  # now at capacity
+        await layer.group_send("org-2", {"type": "x", "n": 99})  # nobody there
+        await layer.group_send("org-1", {"type": "x", "n": 0})
+        got_full = [await layer.receive(full) for _ in range(2)]
+        got_other = [await layer.receive(other)]
+        assert full not in layer.channels and other not in layer.channels  # nothing more
+        return got_full, got_other
+
+    got_full, got_other = asyncio.run(run())
+    assert [m["n"] for m in got_full] == [-2, -1]
+    assert [m["n"] for m in got_other] == [0]

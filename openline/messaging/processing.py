@@ -23,15 +23,9 @@ POLL_SECONDS = 0.5
 # since the intake writer may have to wait for the transaction to end.
 QUIET_BATCH, BUSY_BATCH = 50, 20
 # Webhooks waiting for their answer above which processing starts to yield the
-# interpreter, and at which it yields as long as its batch took (numbers from bench/: with
-# 16 and 40, eight senders in a row never made it yield, and intake at c=8 stayed at
-# 3,250-3,550 req/s; with 4 and 16, 3,850. Paced traffic keeps fewer than 4 in flight).
+# interpreter, and at which it yields as long as its batch took (from bench/: with 16 and
+# 40, eight busy senders never made it yield; paced traffic keeps fewer than 4 in flight).
 YIELD_FROM, YIELD_FULL_AT = 4, 16
-# Once processing has caught up, the next batch starts no sooner than this after the last
-# one did: a steady stream of texts is taken a few dozen at a time rather than one or two
-# per wake-up (a batch has fixed costs: the inboxes' state, lookups, a commit), while the
-# first text after a quiet spell is not held up at all.
-BATCH_INTERVAL_SECONDS = 0.01
 WAKE_CHANNEL = "openline:inbound-wake"
 
 _wake = threading.Event()
@@ -76,13 +70,10 @@ class InboundProcessor(threading.Thread):
                 while not self.stopping.is_set():
                     started = time.monotonic()
                     limit = BUSY_BATCH if write_gate.intake_busy() else QUIET_BATCH
-                    handled = inbound_process_pending(limit)
-                    if not handled:
+                    if not inbound_process_pending(limit):
                         break
                     checkpoint()  # the intake writer leaves this to us
                     self._yield_to_intake(time.monotonic() - started)
-                    if handled < limit:  # caught up: let the next texts gather
-                        self.stopping.wait(started + BATCH_INTERVAL_SECONDS - time.monotonic())
                 checkpoint()
             except Exception:
                 logger.exception("inbound processing loop error")

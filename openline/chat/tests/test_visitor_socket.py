@@ -19,7 +19,11 @@ from openline.core.models import Membership
 from openline.messaging.models import Conversation, ConversationStatus, Message, MessageStatus
 from openline.messaging.services.outbound import SendRefused
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # Each test runs its own event loop (see the root conftest).
+    pytest.mark.usefixtures("fresh_channel_layer"),
+]
 
 
 def _sync(test: Any) -> Any:
@@ -33,11 +37,6 @@ def _sync(test: Any) -> Any:
 
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-
-
-@pytest.fixture(autouse=True)
-def _fresh_layer(fresh_channel_layer: None) -> None:
-    """Each test runs its own event loop (see the root conftest)."""
 
 
 @pytest.fixture

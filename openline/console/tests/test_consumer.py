@@ -16,12 +16,11 @@ from openline.console.consumers import event_visible
 from openline.core import realtime
 from openline.core.models import Membership
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_layer(fresh_channel_layer: None) -> None:
-    """Each test runs its own event loop (see the root conftest)."""
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # Each test runs its own event loop (see the root conftest).
+    pytest.mark.usefixtures("fresh_channel_layer"),
+]
 
 
 def _session_cookie(user: Any) -> str:

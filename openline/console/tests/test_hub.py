@@ -11,10 +11,8 @@ from channels.layers import get_channel_layer
 from openline.console import hub
 from openline.core.realtime import org_group
 
-
-@pytest.fixture(autouse=True)
-def _fresh_layer(fresh_channel_layer: None) -> None:
-    """Each test runs its own event loop (see the root conftest)."""
+# Each test runs its own event loop (see the root conftest).
+pytestmark = pytest.mark.usefixtures("fresh_channel_layer")
 
 
 class _Console:

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
@@ -60,19 +59,12 @@ class _Event:
     body: str
     received_at: datetime
 
-    FIELDS = (
-        "pk",
-        "organization_id",
-        "number_id",
-        "provider_message_id",
-        "from_number",
-        "body",
-        "received_at",
-    )
+
+_EVENT_FIELDS = tuple(f.name for f in fields(_Event))
 
 
 def _load_events(events: QuerySet[InboundEvent]) -> list[_Event]:
-    return [_Event(*row) for row in events.values_list(*_Event.FIELDS)]
+    return [_Event(*row) for row in events.values_list(*_EVENT_FIELDS)]
 
 
 class _Batch:
@@ -174,22 +166,15 @@ class _Inboxes:
         return item.keyword is None and item.event.number_id in self.offline
 
 
-class _Stored(Protocol):
-    """A message row, saved by the time its ``pk`` is read."""
-
-    pk: int | None
-    received_offline: bool
-
-
 class _AutoReplies:
     """Texts that may call for an auto-response, handed to a task after the commit."""
 
     def __init__(self, inboxes: _Inboxes) -> None:
         self.inboxes = inboxes
-        self.candidates: list[_Stored] = []
-        self.opened: list[_Stored] = []
+        self.candidates: list[_Row] = []
+        self.opened: list[_Row] = []
 
-    def consider(self, item: _Prepared, message: _Stored, *, opened: bool) -> None:
+    def consider(self, item: _Prepared, message: _Row, *, opened: bool) -> None:
         if item.keyword is not None or item.event.number_id not in self.inboxes.responding:
             return  # STOP/HELP have their own answers
         if message.received_offline or opened:

@@ -250,7 +250,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.attached is not None:  # the worker child of `openline run`
         threads.append(Scheduler())
         wakes = {bridge.WAKE_INBOUND: processing._wake, bridge.WAKE_TASK: tasks._wake}
-        bridge.attach_to_parent(args.attached, wakes, on_close=stop.set)
+        bridge.attach_to_parent(args.attached, wakes, on_close=stop.set, busy_fd=args.busy_page)
     return _wait_forever(threads, stop)
 
 
@@ -320,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
     p = add("worker", cmd_worker, "task worker and inbound processor")
     p.add_argument("--attached", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--busy-page", type=int, default=None, help=argparse.SUPPRESS)
     add("scheduler", cmd_scheduler, "periodic work (one per deployment)")
     return parser
 

@@ -10,6 +10,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Database and task-queue state; 503 when the database is unreachable."""
     from django_tasks_db.models import DBTaskResult
 
+    from openline.messaging.intake import writer
     from openline.messaging.journal import journal_count
     from openline.messaging.models import InboundEvent
 
@@ -29,5 +30,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "status": "ok",
             "database": {"vendor": connection.vendor, "ok": True},
             "tasks": {"ready": ready, "inbound_pending": pending_inbound},
+            # Webhook events this process stored, by how (messaging.intake): on the event
+            # loop, in the overflow journal, or by the writer thread.
+            "intake": dict(writer.stats),
         }
     )

@@ -100,8 +100,8 @@ class InboundWriter:
         self._queue: queue.Queue[_Row] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        # Rows written by each path, for tests and diagnosis.
-        self.stats = {"inline": 0, "journal": 0, "thread": 0}
+        # Rows written by each path, and the batches they went in (/healthz shows them).
+        self.stats = {"inline": 0, "journal": 0, "thread": 0, "batches": 0}
 
     def _ensure_started(self) -> None:
         with self._lock:
@@ -153,6 +153,7 @@ class InboundWriter:
             return
 
         self.stats["thread"] += len(batch)
+        self.stats["batches"] += 1
         _answer(batch, _written(new_keys))
 
 
@@ -194,6 +195,8 @@ class _LoopWriter:
         ):
             self.db.execute(f"PRAGMA {pragma}")
         self.usable = self.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # Lends its operations to build the INSERT (no query runs on it).
+        self.django_db = connections["default"]
         self.journal: Any = None  # messaging.journal.Journal, opened when first needed
 
     def add(self, row: _Row) -> None:
@@ -220,6 +223,7 @@ class _LoopWriter:
         finally:
             write_gate.release_now()
         writer.stats["inline"] += len(batch)
+        writer.stats["batches"] += 1
         outcome = _written(new_keys)
         for row in batch:
             fn, *args = outcome(row)
@@ -237,6 +241,7 @@ class _LoopWriter:
         except sqlite3.Error:
             return False
         writer.stats["journal"] += len(batch)
+        writer.stats["batches"] += 1
         from openline.messaging.processing import wake
 
         wake()
@@ -249,7 +254,7 @@ class _LoopWriter:
         inserted: set[tuple[str, str]] = set()
         for start in range(0, len(rows), InboundWriter.MAX_BATCH):  # within SQLite's limits
             chunk = rows[start : start + InboundWriter.MAX_BATCH]
-            sql, params = _insert_statement(chunk, connections["default"], placeholder="?")
+            sql, params = _insert_statement(chunk, self.django_db, placeholder="?")
             inserted.update(self.db.execute(sql, params).fetchall())
         self.db.execute("COMMIT")
         return inserted
@@ -284,7 +289,8 @@ def _loop_writer(loop: asyncio.AbstractEventLoop) -> _LoopWriter | None:
     return inline
 
 
-_COLUMNS = (
+# The values intake stores for an event, and the columns every new event starts with.
+_ROW_COLUMNS = (
     "organization_id",
     "number_id",
     "provider",
@@ -293,9 +299,9 @@ _COLUMNS = (
     "body",
     "media_urls",
     "received_at",
-    "processed_at",
-    "attempts",
 )
+_NEW_EVENT = {"processed_at": None, "attempts": 0}
+_COLUMNS = (*_ROW_COLUMNS, *_NEW_EVENT)
 
 
 def insert_events(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -311,28 +317,66 @@ def _insert_statement(
     rows: list[dict[str, Any]], db: Any, *, placeholder: str = "%s"
 ) -> tuple[str, list[Any]]:
     """One multi-row INSERT that skips ids already stored (by anyone, any process) and
-    returns the keys it actually inserted. Values go through the model fields, so each
-    database gets its own representation (JSON, datetimes); ``db`` only lends its
-    operations (no query runs on it here)."""
-    from openline.messaging.models import InboundEvent
-
-    fields = [InboundEvent._meta.get_field(name) for name in _COLUMNS]
-    table = db.ops.quote_name(InboundEvent._meta.db_table)
-    columns = ", ".join(db.ops.quote_name(f.column) for f in fields)
-    placeholders = "(" + ", ".join([placeholder] * len(fields)) + ")"
+    returns the keys it actually inserted. Values that need a database's representation
+    (JSON, datetimes) go through their model field; ``db`` only lends its operations (no
+    query runs on it here)."""
+    prepare, constants = _column_preparation(db)
     params: list[Any] = []
     for row in rows:
-        values = {**row, "processed_at": None, "attempts": 0}
-        for name, field in zip(_COLUMNS, fields, strict=True):
-            params.append(field.get_db_prep_save(values[name], db))
-    # Identifiers come from the model's metadata; every value is a query parameter.
-    values_sql = ", ".join([placeholders] * len(rows))
-    sql = (
-        f"INSERT INTO {table} ({columns}) VALUES {values_sql} "  # noqa: S608
-        "ON CONFLICT (provider, provider_message_id) DO NOTHING "
-        "RETURNING provider, provider_message_id"
-    )
-    return sql, params
+        for name, field in prepare:
+            params.append(row[name] if field is None else field.get_db_prep_save(row[name], db))
+        params.extend(constants)
+    return _insert_sql(db, placeholder, len(rows)), params
+
+
+# Fields whose Python value is already what every database takes: strings and ids, as
+# intake and the journal build them.
+_PLAIN_FIELDS = ("CharField", "TextField", "ForeignKey")
+
+
+def _column_preparation(db: Any) -> tuple[list[tuple[str, Any]], list[Any]]:
+    """(column name, field to prepare it with or None) for the values a row brings, and the
+    prepared values of the columns every new event starts with: _COLUMNS order."""
+    key = db.vendor
+    cached = _preparation.get(key)
+    if cached is None:
+        from openline.messaging.models import InboundEvent
+
+        meta = InboundEvent._meta
+        prepare = [
+            (name, None if field.get_internal_type() in _PLAIN_FIELDS else field)
+            for name, field in ((name, meta.get_field(name)) for name in _ROW_COLUMNS)
+        ]
+        constants = [
+            meta.get_field(name).get_db_prep_save(value, db) for name, value in _NEW_EVENT.items()
+        ]
+        cached = _preparation[key] = (prepare, constants)
+    return cached
+
+
+def _insert_sql(db: Any, placeholder: str, count: int) -> str:
+    key = (db.vendor, placeholder, count)
+    sql = _statements.get(key)
+    if sql is None:
+        from openline.messaging.models import InboundEvent
+
+        meta = InboundEvent._meta
+        table = db.ops.quote_name(meta.db_table)
+        columns = ", ".join(db.ops.quote_name(meta.get_field(n).column) for n in _COLUMNS)
+        values = ", ".join(["(" + ", ".join([placeholder] * len(_COLUMNS)) + ")"] * count)
+        # Identifiers come from the model's metadata; every value is a query parameter.
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608
+            "ON CONFLICT (provider, provider_message_id) DO NOTHING "
+            "RETURNING provider, provider_message_id"
+        )
+        if len(_statements) < 4 * InboundWriter.MAX_BATCH:
+            _statements[key] = sql
+    return sql
+
+
+_preparation: dict[str, tuple[list[tuple[str, Any]], list[Any]]] = {}
+_statements: dict[tuple[str, str, int], str] = {}
 
 
 def _answer(batch: list[_Row], outcome: Callable[[_Row], tuple[Any, ...]]) -> None:

@@ -16,8 +16,12 @@ class InboundEvent(models.Model):
 
     organization_id: int
     number_id: int
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
-    number = models.ForeignKey(Number, on_delete=models.CASCADE)
+    # No index of their own: every index is another page written on each intake commit
+    # (measured about 5 us apiece). The (number, from_number, id) index below serves
+    # lookups by number, and nothing looks events up by organization except deleting one
+    # (a rare administrative act, which can afford a scan).
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    number = models.ForeignKey(Number, on_delete=models.CASCADE, db_index=False)
     provider = models.CharField(max_length=30)
     provider_message_id = models.CharField(max_length=64)
     from_number = models.CharField(max_length=20)

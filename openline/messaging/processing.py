@@ -60,26 +60,35 @@ class InboundProcessor(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        from openline.messaging.services.inbound import inbound_process_pending
-
         if settings.REDIS_URL:
             threading.Thread(target=self._listen_redis, daemon=True).start()
         while not self.stopping.is_set():
             _wake.wait(POLL_SECONDS)
             _wake.clear()
             try:
-                while not self.stopping.is_set():
-                    started = time.monotonic()
-                    limit = BUSY_BATCH if write_gate.intake_busy() else QUIET_BATCH
-                    if not inbound_process_pending(limit):
-                        break
-                    checkpoint()  # the intake writer leaves this to us
-                    self._yield_to_intake(time.monotonic() - started)
-                checkpoint()
+                # While it works, `openline run`'s web process sends no wake-ups
+                # (core.bridge); so once it says it stopped, it looks once more.
+                bridge.set_busy(bridge.WAKE_INBOUND, True)
+                self._work_through()
+                bridge.set_busy(bridge.WAKE_INBOUND, False)
+                self._work_through()
             except Exception:
                 logger.exception("inbound processing loop error")
             finally:
+                bridge.set_busy(bridge.WAKE_INBOUND, False)
                 close_old_connections()
+
+    def _work_through(self) -> None:
+        from openline.messaging.services.inbound import inbound_process_pending
+
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            limit = BUSY_BATCH if write_gate.intake_busy() else QUIET_BATCH
+            if not inbound_process_pending(limit):
+                break
+            checkpoint()  # the intake writer leaves this to us
+            self._yield_to_intake(time.monotonic() - started)
+        checkpoint()
 
     def _yield_to_intake(self, batch_seconds: float) -> None:
         """Acknowledging webhooks comes first. Processing pauses after each batch in

@@ -4,6 +4,7 @@ process and its worker child, and the SQLite write gate shared across processes.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import socket
 import subprocess
@@ -23,15 +24,20 @@ from openline.core import bridge, dbgate, realtime
 def link() -> Any:
     web, worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     inbound, task, closed = threading.Event(), threading.Event(), threading.Event()
+    page = bridge._busy_page()
+    assert page is not None
     bridge.attach_to_parent(
         os.dup(worker.fileno()),
         {bridge.WAKE_INBOUND: inbound, bridge.WAKE_TASK: task},
         on_close=closed.set,
+        busy_fd=os.dup(page),
     )
     worker.close()
     try:
-        yield {"web": web, "inbound": inbound, "task": task, "closed": closed}
+        yield {"web": web, "inbound": inbound, "task": task, "closed": closed, "page": page}
     finally:
+        os.close(page)
+        bridge._busy = None
         realtime.forward_to(None)
         if bridge._parent is not None:
             bridge._parent.shutdown(socket.SHUT_RDWR)
@@ -81,6 +87,22 @@ def test_wake_ups_reach_the_worker_and_events_reach_the_web_process(link: Any) -
         reader.join(2)
     assert captured == [{"organization_id": 7, "type": "message.status", "message_id": 9}]
     assert not reader.is_alive()
+
+
+def test_no_wake_up_is_sent_for_work_the_worker_is_already_working_through(link: Any) -> None:
+    child = bridge.WorkerChild()
+    child._sock = link["web"]
+    child._busy = mmap.mmap(link["page"], bridge._BUSY_SIZE)  # the web process's view
+
+    bridge.set_busy(bridge.WAKE_INBOUND, True)  # in the worker
+    child.wake(bridge.WAKE_INBOUND)
+    child.wake(bridge.WAKE_TASK)  # another kind still goes
+    assert link["task"].wait(2)
+    assert not link["inbound"].wait(0.2)
+
+    bridge.set_busy(bridge.WAKE_INBOUND, False)
+    child.wake(bridge.WAKE_INBOUND)
+    assert link["inbound"].wait(2)
 
 
 def test_the_worker_stops_when_the_web_process_goes_away(link: Any) -> None:

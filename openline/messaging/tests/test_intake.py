@@ -690,3 +690,43 @@ def test_status_callback_with_an_unknown_status_is_refused(number: Any, fake: Fa
     response = post_signed(_status_path(number), params, fake.auth_token)
     assert response.status_code == 400
     assert "teleported" in response.text
+
+
+def test_processing_looks_once_more_after_it_says_it_is_no_longer_busy(monkeypatch) -> None:
+    """While processing says it is busy, `openline run`'s web process sends no wake-up: an
+    event written just after its last look must still be found, by one more look after it
+    says it stopped."""
+    from openline.core import bridge
+    from openline.messaging import processing
+    from openline.messaging.services import inbound
+
+    said: list[bool] = []
+    looks: list[tuple[bool, bool]] = []  # (busy as last said, found work)
+    # Work, then none; the event written meanwhile is found on the look after "not busy".
+    outcomes = iter([True, False, True, False, False])
+    processor = processing.InboundProcessor()
+
+    def process_pending(limit: int) -> bool:
+        found = next(outcomes, None)
+        if found is None:
+            processor.stopping.set()
+            return False
+        looks.append((said[-1], found))
+        return found
+
+    class Gate:
+        def intake_busy(self) -> bool:
+            return False
+
+        def in_flight(self) -> int:
+            return 0
+
+    monkeypatch.setattr(bridge, "set_busy", lambda kind, on: said.append(on))
+    monkeypatch.setattr(inbound, "inbound_process_pending", process_pending)
+    monkeypatch.setattr(processing, "checkpoint", lambda: None)
+    monkeypatch.setattr(processing, "write_gate", Gate())
+    processing._wake.set()
+    processor.run()
+
+    assert looks[:4] == [(True, True), (True, False), (False, True), (False, False)]
+    assert said[-1] is False

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -37,54 +38,30 @@ def org_group(organization_id: int) -> str:
 
 
 class _Publisher:
+    """Publishes on one loop, in commit order. No task waits while there is nothing to
+    send: one starts when events arrive and ends once they are out, so a loop that stops
+    (a test server's, a short-lived test loop) never leaves a pending task behind."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, *, private: bool = False) -> None:
         self.loop = loop
         self.private = private
-        self.queue: asyncio.Queue[list[Envelope]] | None = None
-        self._ready = threading.Event()
-        try:
-            in_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            in_loop = False
-        if in_loop:
-            self._start()
-        else:
-            loop.call_soon_threadsafe(self._start)
-            self._ready.wait(5)
+        self.pending: deque[list[Envelope]] = deque()
+        self.task: asyncio.Task[None] | None = None
 
-    def _start(self) -> None:
-        self.queue = asyncio.Queue()
-        self.task = self.loop.create_task(self._drain())
-        self._ready.set()
+    def put(self, envelopes: list[Envelope]) -> None:
+        self.loop.call_soon_threadsafe(self._arrive, envelopes)
 
-    def stop(self, *, wait: bool = True) -> None:
-        """Cancel the drain task on its own loop (before that loop goes away); a private
-        loop stops once the task has. ``wait=False`` when called from another serving
-        loop: cancelling a Redis publish can take a while, and that loop must not block."""
-        if self.loop.is_closed():
-            return
-        done = threading.Event()
-
-        def finished(_: object) -> None:
-            done.set()
-            if self.private:
-                self.loop.stop()
-
-        def cancel() -> None:
-            self.task.cancel()
-            self.task.add_done_callback(finished)
-
-        self.loop.call_soon_threadsafe(cancel)
-        if wait:
-            done.wait(2)
+    def _arrive(self, envelopes: list[Envelope]) -> None:
+        self.pending.append(envelopes)
+        if self.task is None:
+            self.task = self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         from channels.layers import get_channel_layer
 
-        assert self.queue is not None
-        while True:
-            envelopes = await self.queue.get()
-            try:
+        try:
+            while self.pending:
+                envelopes = self.pending.popleft()
                 layer = get_channel_layer()
                 for group, envelope in envelopes:
                     try:
@@ -94,12 +71,41 @@ class _Publisher:
                         logger.exception(
                             "real-time publish failed for %s", envelope["event"].get("type")
                         )
-            finally:
-                self.queue.task_done()
+        finally:  # nothing can arrive between the last look and here: no await in between
+            self.task = None
 
-    def put(self, envelopes: list[Envelope]) -> None:
-        assert self.queue is not None
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, envelopes)
+    def stop(self, *, wait: bool = True) -> None:
+        """Cancel a publish under way on its own loop (before that loop goes away); a
+        private loop then stops. ``wait=False`` when called from another serving loop:
+        cancelling a Redis publish can take a while, and that loop must not block."""
+        if self.loop.is_closed():
+            return
+        done = threading.Event()
+
+        def finished(_: object = None) -> None:
+            done.set()
+            if self.private:
+                self.loop.stop()
+
+        def halt() -> None:
+            self.pending.clear()
+            task = self.task
+            if task is None:
+                finished()
+            else:
+                task.cancel()
+                task.add_done_callback(finished)
+
+        try:
+            self.loop.call_soon_threadsafe(halt)
+        except RuntimeError:  # closed meanwhile
+            return
+        if wait:
+            done.wait(2)
+
+    async def flush(self) -> None:
+        while (task := self.task) is not None:
+            await asyncio.wait({task})  # not cancelled with the caller
 
 
 _publisher: _Publisher | None = None
@@ -120,12 +126,8 @@ async def flush() -> None:
     `asyncio.run`): cancelling a Redis publish half-way can hang the loop's shutdown."""
     await asyncio.sleep(0)  # on_commit hand-overs from other threads land first
     publisher = _publisher
-    if (
-        publisher is not None
-        and publisher.queue is not None
-        and publisher.loop is asyncio.get_running_loop()
-    ):
-        await publisher.queue.join()
+    if publisher is not None and publisher.loop is asyncio.get_running_loop():
+        await publisher.flush()
 
 
 def shutdown() -> None:

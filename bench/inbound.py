@@ -588,9 +588,10 @@ def main() -> int:  # noqa: C901 -- one linear script
     parser.add_argument(
         "--variant",
         default="run",
-        choices=["run", "split"],
-        help="how OpenLine runs: run (default: `openline run`, the embedded profile) or"
-        " split (`openline web` + `openline worker`, two processes)",
+        choices=["run", "one-process", "split"],
+        help="how OpenLine runs: run (default: `openline run`, the embedded profile: a web"
+        " process and its worker child), one-process (`openline run --one-process`) or split"
+        " (`openline web` + `openline worker`, two processes)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -739,6 +740,8 @@ def main() -> int:  # noqa: C901 -- one linear script
             web_cmd = [str(OPENLINE), "web"]
             worker = Server("worker", [str(OPENLINE), "worker"], env, 0, var_dir / "worker.log")
             worker.launch()
+        elif args.variant == "one-process":
+            web_cmd = [str(OPENLINE), "run", "--one-process"]
         else:
             web_cmd = [str(OPENLINE), "run"]
         log(f"openline: starting {' '.join(Path(c).name for c in web_cmd)}")

@@ -306,3 +306,42 @@ def test_intake_explains_why_a_simulated_text_was_refused(sandbox_number: Any) -
     assert "invalid From number" in bad_phone.text
     assert not InboundEvent.objects.exists()
     assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_simulated_carrier_reports_through_the_sandbox_status_callback(
+    org: Any, sandbox_number: Any, pipeline: Any, monkeypatch: Any
+) -> None:
+    """The carrier's reports are status callbacks the sandbox adapter checks and reads, as
+    the status webhook does; the same callbacks posted over HTTP move a message forward only
+    and are refused without the number's token."""
+    from openline.providers.sandbox.provider import SandboxProvider
+
+    read: list[str] = []
+    parse = SandboxProvider.parse_status
+
+    def reading(self: Any, request: Any) -> Any:
+        read.append(request.params["Status"][0])
+        return parse(self, request)
+
+    monkeypatch.setattr(SandboxProvider, "parse_status", reading)
+    message = pipeline.run(
+        lambda: message_send(organization_id=org.pk, to=SEEKER, body="Your visit is at 3")
+    )
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED
+    assert read == ["sent", "delivered"]
+
+    def callback(status: str, token: str | None = None) -> Any:
+        return asgi_request(
+            "POST",
+            f"/hooks/sandbox/{sandbox_number.webhook_key}/status",
+            data={"MessageId": message.provider_message_id, "Status": status},
+            headers={"X-Sandbox-Token": phone_token(sandbox_number) if token is None else token},
+        )
+
+    assert callback("failed", token="forged:token").status_code == 403
+    assert callback("sent").status_code == 200  # late and out of order: ignored
+    assert callback("bogus").status_code == 400
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED

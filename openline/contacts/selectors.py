@@ -110,7 +110,7 @@ def consent_opted_in(*, organization_id: int, phones: set[str]) -> set[str]:
 def consent_history(*, organization_id: int, phone: str) -> QuerySet[ConsentEvent]:
     return (
         ConsentEvent.objects.filter(organization_id=organization_id, phone=phone)
-        .select_related("actor", "number")
+        .select_related("actor", "number", "message")  # message: the answer it was given
         .order_by("-created_at", "-id")
     )
 

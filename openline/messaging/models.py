@@ -172,7 +172,8 @@ class Message(models.Model):
     inbound_event = models.OneToOneField(
         InboundEvent, null=True, blank=True, on_delete=models.SET_NULL
     )
-    # The opt-out this message confirms (the one message allowed after an opt-out).
+    # The consent event this message answers (welcome, help text, opt-out confirmation: the
+    # ledger's "text shown"); an opt-out confirmation is the one message allowed after one.
     consent_event = models.OneToOneField(
         ConsentEvent, null=True, blank=True, on_delete=models.SET_NULL
     )

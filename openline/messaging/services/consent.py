@@ -53,17 +53,18 @@ def apply_keyword(*, conversation: Conversation, match: KeywordMatch, text: str)
         text=text,
         number_id=conversation.number_id,
     )
+    # Each answer is tied to its event, so the ledger keeps the exact text shown in reply.
     if match.kind == KeywordKind.OPT_OUT:
         if was_opted_out:
             return None  # one confirmation per opt-out, no more
         return _reply(conversation, opt_out_text(org), MessageKind.CONSENT, event.pk)
     if match.kind == KeywordKind.OPT_IN:
-        return _reply(conversation, welcome_text(org), MessageKind.AUTOMATED)
-    return _reply(conversation, help_text(org), MessageKind.AUTOMATED)
+        return _reply(conversation, welcome_text(org), MessageKind.AUTOMATED, event.pk)
+    return _reply(conversation, help_text(org), MessageKind.AUTOMATED, event.pk)
 
 
 def _reply(
-    conversation: Conversation, body: str, kind: str, consent_event_id: int | None = None
+    conversation: Conversation, body: str, kind: str, consent_event_id: int
 ) -> Message | None:
     try:
         return message_send(
@@ -87,9 +88,10 @@ def consent_opt_in_with_welcome(
     evidence: str,
     actor_id: int | None = None,
 ) -> Message | None:
-    """Staff/API record an opt-in with its evidence; the person gets the welcome text."""
+    """Staff/API record an opt-in with its evidence; the person gets the welcome text, tied
+    to the event (the text shown)."""
     org = Organization.objects.get(pk=organization_id)
-    consent_record_opt_in(
+    event = consent_record_opt_in(
         organization_id=organization_id,
         phone=phone,
         source=source,
@@ -102,6 +104,7 @@ def consent_opt_in_with_welcome(
             to=phone,
             body=welcome_text(org),
             kind=MessageKind.AUTOMATED,
+            consent_event_id=event.pk,
         )
     except SendRefused as exc:
         if exc.code in ("no_number", "not_textable"):

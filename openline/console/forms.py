@@ -234,9 +234,10 @@ class NoteForm(ConsoleForm):
 class PreferencesForm(forms.ModelForm):
     class Meta:
         model = Membership
-        fields = ["notify_new_conversation", "notify_desktop", "notify_sound"]
+        fields = ["notify_new_conversation", "notify_new_message", "notify_desktop", "notify_sound"]
         labels = {
             "notify_new_conversation": "New conversation alert",
+            "notify_new_message": "New message alert",
             "notify_desktop": "Desktop notifications",
             "notify_sound": "Sound",
         }

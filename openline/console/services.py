@@ -102,7 +102,7 @@ def saved_reply_delete(*, reply: SavedReply, actor_id: int) -> None:
 
 def membership_set_preferences(*, membership: Membership, **preferences: bool) -> Membership:
     """The member's own notification switches."""
-    allowed = {"notify_new_conversation", "notify_desktop", "notify_sound"}
+    allowed = {"notify_new_conversation", "notify_new_message", "notify_desktop", "notify_sound"}
     for name, value in preferences.items():
         if name not in allowed:
             raise ValueError(f"unknown preference {name}")

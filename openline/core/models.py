@@ -70,8 +70,10 @@ class Membership(models.Model):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.COUNSELOR)
     # Overrides the organization's max_conversations_per_counselor when set.
     max_conversations = models.PositiveIntegerField(null=True, blank=True)
-    # Console notifications ("new conversation alert", desktop notification, sound).
+    # Console notifications: what pops up ("new conversation alert", "new message alert"
+    # for a message in one of mine) and how (desktop notification, sound).
     notify_new_conversation = models.BooleanField(default=True)
+    notify_new_message = models.BooleanField(default=True)
     notify_desktop = models.BooleanField(default=True)
     notify_sound = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

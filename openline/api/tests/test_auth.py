@@ -62,3 +62,21 @@ def test_openapi_schema_and_docs_are_served(client):
         "bearer"
     )
     assert docs.status_code == 200
+
+
+def test_api_docs_address_leads_to_the_openapi_docs(client):
+    import json
+    import re
+
+    docs = client.get("/api/docs", follow=True)
+
+    assert docs.redirect_chain == [("/api/v1/docs", 302)]
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    settings = re.search(r'<script type="application/json" id="swagger-settings">(.*?)</script>',
+                         html, re.S)  # fmt: skip
+    assert settings, "the docs page is not Swagger UI"
+    schema = client.get(json.loads(settings.group(1))["url"])
+    assert schema.status_code == 200
+    assert schema.json()["openapi"].startswith("3.")
+    assert "/api/v1/messages" in schema.json()["paths"]

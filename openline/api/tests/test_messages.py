@@ -189,3 +189,23 @@ def test_oversized_request_is_413(api, sandbox_number, settings):
 
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
+
+
+def test_send_to_voip_is_409_not_textable(api, org, sandbox_number):
+    voip = "+445612345678"  # UK 056: VoIP in the numbering plan
+    Contact.objects.create(organization=org, phone=voip, number_type=NumberType.VOIP)
+
+    response = api.post("/messages", {"to": voip, "body": "hello"})
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "not_textable"
+    assert "cannot receive texts" in response.json()["detail"]
+    assert not Message.objects.exists()
+
+
+def test_send_to_an_unknown_voip_number_is_409_not_textable(api, sandbox_number):
+    response = api.post("/messages", {"to": "+44 56 1234 5678", "body": "hello"})
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "not_textable"
+    assert not Message.objects.exists()

@@ -191,3 +191,102 @@ def test_sign_out_is_a_post_form_in_the_top_bar(alice_client: Client, sandbox_nu
     response = alice_client.post("/logout/")
     assert response.status_code == 302
     assert alice_client.get(reverse("console:home")).status_code == 302
+
+
+@pytest.fixture
+def sam(org: Any) -> Any:
+    """A member with the staff role."""
+    from openline.core.services import user_create
+
+    return user_create(
+        organization=org, email="sam@example.org", role="staff", password="sam-pass-1234"
+    ).user
+
+
+def _sign_in_as_sam(client: Client) -> None:
+    response = client.post("/login/", {"username": "sam@example.org", "password": "sam-pass-1234"})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_staff_member_signs_in_and_answers_a_conversation_end_to_end(
+    client: Client,
+    sam: Any,
+    text_in: Any,
+    pipeline: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    _sign_in_as_sam(client)
+    conversation = text_in("Can someone talk?")
+    home = client.get(reverse("console:home")).content.decode()
+    assert f'data-conversation-id="{conversation.pk}"' in home  # the waiting queue
+
+    assumed = client.post(reverse("console:conversation_assume", args=[conversation.pk]))
+    assert assumed.status_code == 302
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.assigned_to_id) == ("active", sam.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("console:conversation_reply", args=[conversation.pk]),
+            {"body": "I'm here with you."},
+        )
+    assert response.status_code == 302
+    pipeline.run()
+    reply = Message.objects.get(conversation=conversation, direction=Direction.OUTBOUND)
+    assert (reply.sender_id, reply.body, reply.status) == (
+        sam.pk,
+        "I'm here with you.",
+        "delivered",
+    )
+
+    client.post(reverse("console:conversation_note", args=[conversation.pk]), {"body": "calmer"})
+    assert ConversationNote.objects.get(kind="note", conversation=conversation).author_id == sam.pk
+    contacts = client.get(reverse("console:contacts"))
+    assert contacts.status_code == 200 and "+1 202-555-0187" in contacts.content.decode()
+    client.post(reverse("console:conversation_close", args=[conversation.pk]), {"wrap_up": "ok"})
+    conversation.refresh_from_db()
+    assert conversation.status == "closed"
+
+
+def test_staff_member_cannot_supervise_or_administer(
+    client: Client, sam: Any, bob: Any, org: Any, sue_client: Client, text_in: Any
+) -> None:
+    from openline.console.models import SavedReply
+    from openline.core.models import Membership
+    from openline.messaging.services.assignment import conversation_assume
+
+    _sign_in_as_sam(client)
+    waiting = text_in("hello?")
+    bobs = text_in("is this bob?", from_number="+12025550166")
+    conversation_assume(membership=Membership.objects.get(user=bob), conversation=bobs)
+
+    # No "All" view: asking for it falls back to the queue, without bob's conversation.
+    queue = client.get(reverse("console:queue"), {"view": "all"}, headers={"HX-Request": "true"})
+    html = queue.content.decode()
+    assert 'data-view="all"' not in html
+    assert f'data-conversation-id="{waiting.pk}"' in html
+    assert f'data-conversation-id="{bobs.pk}"' not in html
+    supervisor = sue_client.get(
+        reverse("console:queue"), {"view": "all"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert f'data-conversation-id="{bobs.pk}"' in supervisor  # what staff is kept from
+
+    # Someone else's conversation is not theirs to read, join or take over.
+    assert client.get(reverse("console:conversation", args=[bobs.pk])).status_code == 403
+    for name in ("console:conversation_join", "console:conversation_take_over"):
+        response = client.post(reverse(name, args=[waiting.pk]), headers={"HX-Request": "true"})
+        assert response.status_code == 409, name
+        assert b"only supervisors and admins" in response.content.lower()
+    assert Conversation.objects.get(pk=waiting.pk).assigned_to_id is None
+    assert Conversation.objects.get(pk=bobs.pk).assigned_to_id == bob.pk
+
+    # Organization settings, the team and writing saved replies are for others.
+    assert client.get(reverse("console:settings")).status_code == 403
+    assert client.post(reverse("console:settings"), {"name": "Hijacked"}).status_code == 403
+    assert client.get(reverse("console:team")).status_code == 403
+    saved = client.post(
+        reverse("console:saved_replies"), {"name": "Hi", "shortcut": "hi", "body": "Hello"}
+    )
+    assert saved.status_code == 403
+    assert not SavedReply.objects.exists()
+    org.refresh_from_db()
+    assert org.name == "Riverside Crisis Line"

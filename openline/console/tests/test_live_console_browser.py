@@ -251,6 +251,60 @@ def test_keyboard_search_and_open(live: dict[str, Any], bob: Any, sandbox_number
     expect(counselor.locator(".pane")).to_contain_text("locked me out")
 
 
+def test_keyboard_moves_up_switches_tabs_and_sends(
+    live: dict[str, Any], bob: Any, sandbox_number: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    counselor = live["sign_in"]("bob@example.org", "bob-pass-12")
+    first, second = (live["phone"](sandbox_number, s) for s in ("+12025550191", "+12025550192"))
+    _text(first, "first caller")
+    expect(_row(counselor, "+1 202-555-0191")).to_be_visible(timeout=LIVE)
+    _text(second, "second caller")
+    expect(_row(counselor, "+1 202-555-0192")).to_be_visible(timeout=LIVE)
+    links = [_row(counselor, f"+1 202-555-019{i}").locator("a.conv-row") for i in (1, 2)]
+
+    # j, j goes down to the second (oldest first); k comes back up to the first
+    counselor.locator("#main").focus()
+    counselor.keyboard.press("j")
+    counselor.keyboard.press("j")
+    expect(links[1]).to_be_focused()
+    counselor.keyboard.press("k")
+    expect(links[0]).to_be_focused()
+    counselor.keyboard.press("Enter")
+    panes = [
+        counselor.locator(".pane", has_text=text) for text in ("first caller", "second caller")
+    ]
+    expect(panes[0]).to_be_visible()
+    links[1].click()
+    expect(panes[1]).to_be_visible()
+    expect(panes[0]).to_be_hidden()
+
+    tabs = counselor.locator(".pane-tabs [data-tab]")
+    expect(tabs).to_have_count(2)
+    counselor.keyboard.press("Alt+1")
+    expect(tabs.nth(0)).to_have_attribute("aria-selected", "true")
+    expect(tabs.nth(1)).to_have_attribute("aria-selected", "false")
+    expect(panes[0]).to_be_visible()
+    expect(panes[1]).to_be_hidden()
+    counselor.keyboard.press("Alt+2")
+    expect(tabs.nth(1)).to_have_attribute("aria-selected", "true")
+    expect(panes[1]).to_be_visible()
+    expect(panes[0]).to_be_hidden()
+    counselor.keyboard.press("Alt+1")
+    expect(panes[0]).to_be_visible()
+
+    box = panes[0].locator(".reply-body")
+    box.click()
+    box.type("I'm here with you.")
+    box.press("Enter")  # a plain Enter is a new line, not a send
+    box.press("Control+Enter")
+    expect(first.locator(".bubble.received")).to_have_text("I'm here with you.", timeout=10_000)
+    expect(panes[0].locator(".msg-out")).to_contain_text("I'm here with you.", timeout=LIVE)
+    expect(panes[0].locator(".reply-body")).to_have_value("")
+    expect(second.locator(".bubble.received")).to_have_count(0)
+
+
 # Records what the page would show on the desktop and play, and pretends the console is
 # in a background window (desktop notifications are for when it is not in front).
 RECORDERS = """
@@ -275,21 +329,42 @@ document.hasFocus = function () { return false; };
 """
 
 
+def _notices_asked(page: Page) -> list[str]:
+    """Every request for what a notification may say: made only when one is to pop up."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/notice") else None)
+    return asked
+
+
+def _nothing_popped_up(page: Page, asked: list[str]) -> None:
+    page.wait_for_timeout(300)  # room for a request already made to be reported
+    assert asked == []
+    assert page.locator(".toast").count() == 0
+    assert page.evaluate("[window.__shown, window.__beeps]") == [[], 0]
+
+
 def test_notifications_toast_desktop_and_sound_without_message_content(
-    live: dict[str, Any], bob: Any, dora: Any, sandbox_number: Any
+    live: dict[str, Any], bob: Any, dora: Any, sue: Any, sandbox_number: Any
 ) -> None:
     from playwright.sync_api import expect
 
     from openline.core.models import Membership
 
     Membership.objects.filter(user=dora).update(notify_sound=False, notify_desktop=False)
+    # Sue has desktop notifications and sound on, but no new conversation alert.
+    Membership.objects.filter(user=sue).update(notify_new_conversation=False)
     pages = {}
-    for name, password in (("bob", "bob-pass-12"), ("dora", "counselor-pass-123")):
+    for name, password in (
+        ("bob", "bob-pass-12"),
+        ("dora", "counselor-pass-123"),
+        ("sue", "supervisor-pass-123"),
+    ):
         page = live["sign_in"](f"{name}@example.org", password)
         page.add_init_script(RECORDERS)
         page.reload()
         page.wait_for_function("document.body.dataset.liveState === 'open'")
         pages[name] = page
+    sue_asked = _notices_asked(pages["sue"])
     phone = live["phone"](sandbox_number, "+12025550199")
     _text(phone, "my secret problem")
 
@@ -301,15 +376,40 @@ def test_notifications_toast_desktop_and_sound_without_message_content(
     assert bob_page.evaluate("window.__beeps") == 1
     assert pages["dora"].evaluate("window.__shown") == []  # switched off for her
     assert pages["dora"].evaluate("window.__beeps") == 0
+    # Sue's list shows the new conversation (the same event), but nothing pops up for her.
+    expect(_row(pages["sue"], "+1 202-555-0199")).to_be_visible(timeout=LIVE)
+    _nothing_popped_up(pages["sue"], sue_asked)
 
     _row(bob_page, "+1 202-555-0199").get_by_role("button", name="Assume").click()
     expect(bob_page.locator(".pane")).to_be_visible()
     _text(phone, "another private detail")
-    expect(bob_page.locator(".toast", has_text="New message from")).to_be_visible(timeout=LIVE)
+    expect(bob_page.locator(".toast", has_text="New message from")).to_have_text(
+        "New message from +1 202-555-0199 · Main line", timeout=LIVE
+    )
+    bob_page.wait_for_function("window.__shown.length === 2", timeout=LIVE)
+    assert bob_page.evaluate("window.__shown")[1] == {
+        "title": "New message",
+        "body": "+1 202-555-0199 · Main line",
+    }
+    assert bob_page.evaluate("window.__beeps") == 2
     everything = json.dumps(bob_page.evaluate("window.__shown"))
     everything += bob_page.locator("#toasts").inner_text()
     assert "secret" not in everything and "private" not in everything
     _shot(bob_page, "7-notification")
+
+    # Bob switches the new message alert off on his preferences page.
+    bob_page.goto(f"{live['url']}/preferences/")
+    bob_page.get_by_label("New message alert").uncheck()
+    bob_page.get_by_role("button", name="Save").click()
+    expect(bob_page.locator("body")).to_contain_text("Preferences saved.")
+    bob_page.goto(f"{live['url']}/")
+    bob_page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=LIVE)
+    pane = bob_page.locator(".pane")
+    expect(pane).to_be_visible()  # restored from before
+    bob_asked = _notices_asked(bob_page)
+    _text(phone, "a third worry")
+    expect(pane.locator(".thread")).to_contain_text("a third worry", timeout=LIVE)
+    _nothing_popped_up(bob_page, bob_asked)
 
 
 def test_saved_reply_by_shortcut_and_from_the_menu(

@@ -274,3 +274,34 @@ def test_message_search_is_limited_within_the_view_not_across_views(
     closed = _conversations(sandbox_number, 1, start=start, status="closed", assigned_to=alice)
     _conversations(sandbox_number, 1, status="active", assigned_to=alice, prefix="n")
     assert _ids(_queue(alice_client, view="closed", q="answer")) == [closed[0].pk]
+
+
+def test_row_shows_the_contacts_name_or_number_and_the_time_of_the_last_message(
+    alice_client: Client, sandbox_number: Any
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    chicago = ZoneInfo("America/Chicago")  # the organization's time zone
+    today = timezone.now().astimezone(chicago).date()
+    named, unnamed = _conversations(sandbox_number, 2)[::-1]  # odd rows have a name
+    assert named.contact.name and not unnamed.contact.name
+    Conversation.objects.filter(pk=named.pk).update(
+        last_message_at=dt.datetime.combine(today, dt.time(3, 7), tzinfo=chicago)
+    )
+    Conversation.objects.filter(pk=unnamed.pk).update(
+        last_message_at=dt.datetime(2023, 11, 2, 14, 30, tzinfo=chicago)
+    )
+    html = _queue(alice_client)
+
+    named_row, unnamed_row = _row(html, named.pk), _row(html, unnamed.pk)
+    assert f'<span class="conv-who">{named.contact.name}</span>' in named_row
+    digits = unnamed.contact.phone[-4:]
+    assert f'<span class="conv-who">+1 202-555-{digits}</span>' in unnamed_row
+    # today: the time of day; another year: the date with its year
+    iso_today = f"{today.isoformat()}T03:07:00"
+    assert re.search(rf'<time class="conv-time" datetime="{iso_today}-0[56]:00">3:07 AM</time>',
+                     named_row)  # fmt: skip
+    assert (
+        '<time class="conv-time" datetime="2023-11-02T14:30:00-05:00">Nov 2, 2023</time>'
+        in unnamed_row
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -86,6 +87,74 @@ def test_transfer_to_a_colleague_closes_the_tab_and_leaves_a_private_note(
     assert _fresh(conversation).assigned_to_id == dora.pk
     assert "she knows this caller" in ConversationNote.objects.get(kind="transfer").body
     assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+def test_transfer_back_to_the_queue_from_the_pane_sends_nothing(
+    bob_client: Client, bob: Any, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    response = _post(
+        bob_client,
+        "console:conversation_transfer",
+        conversation,
+        {"to": "", "note": "needs a Spanish speaker"},
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    # back in the queue, so still in the counselor's views: the pane says where it went
+    assert "Transferred to the queue." in html and "In the queue" in html
+    assert 'data-action="assume"' in html
+    fresh = _fresh(conversation)
+    assert (fresh.status, fresh.assigned_to_id) == ("waiting", None)
+    note = ConversationNote.objects.get(kind="transfer")
+    assert note.body == "→ the queue\nneeds a Spanish speaker" and note.author_id == bob.pk
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+def test_transfer_to_a_member_at_their_limit_shows_why_in_the_pane(
+    bob_client: Client,
+    dora_client: Client,
+    bob: Any,
+    dora: Any,
+    text_in: Any,
+    conversation: Conversation,
+) -> None:
+    Membership.objects.filter(user=dora).update(max_conversations=1)
+    hers = text_in("hello", from_number="+12025550301")
+    _post(dora_client, "console:conversation_assume", hers)
+    _post(bob_client, "console:conversation_assume", conversation)
+    response = _post(
+        bob_client,
+        "console:conversation_transfer",
+        conversation,
+        {"to": str(Membership.objects.get(user=dora).pk), "note": "for you"},
+    )
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert f'id="pane-{conversation.pk}"' in html  # still bob's: his pane, with the reason
+    assert (
+        '<p class="form-error pane-flash" role="alert">Cannot transfer: dora@example.org already'
+        " has 1 active conversation (their limit is 1); choose someone else or the queue.</p>"
+    ) in html
+    assert _fresh(conversation).assigned_to_id == bob.pk
+    assert not ConversationNote.objects.filter(kind="transfer").exists()
+
+
+def test_supervisor_takes_over_from_the_pane(
+    bob_client: Client, sue_client: Client, sue: Any, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    response = _post(sue_client, "console:conversation_take_over", conversation)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "You took over this conversation." in html and "With you" in html
+    assert f'id="reply-body-{conversation.pk}"' in html and "Monitoring: read-only" not in html
+    assert _fresh(conversation).assigned_to_id == sue.pk
+    assert ConversationNote.objects.filter(
+        kind="event", body="took over the conversation", author=sue
+    ).exists()
+    pane = bob_client.get(reverse("console:conversation_pane", args=[conversation.pk]))
+    assert pane.status_code == 403  # no longer his
 
 
 def test_transfer_to_another_organizations_member_is_not_a_choice(
@@ -229,7 +298,11 @@ def test_saved_reply_shortcut_is_unique_and_scoped(
     assert SavedReply.objects.count() == 1
 
 
-def test_preferences_switch_notifications_per_person(bob_client: Client, bob: Any) -> None:
+def test_preferences_switch_notifications_per_person(
+    bob_client: Client, dora_client: Client, bob: Any
+) -> None:
+    form = bob_client.get(reverse("console:preferences")).content.decode()
+    assert "New conversation alert" in form and "New message alert" in form
     response = bob_client.post(
         reverse("console:preferences"), {"notify_new_conversation": "on", "notify_desktop": "on"}
     )
@@ -237,11 +310,19 @@ def test_preferences_switch_notifications_per_person(bob_client: Client, bob: An
     membership = Membership.objects.get(user=bob)
     assert (
         membership.notify_new_conversation,
+        membership.notify_new_message,
         membership.notify_desktop,
         membership.notify_sound,
-    ) == (True, True, False)
+    ) == (True, False, True, False)
     page = bob_client.get(reverse("console:home")).content.decode()
     assert 'data-notify-sound="0"' in page and 'data-notify-new="1"' in page
+    assert 'data-notify-message="0"' in page
+    # the other way round, and only for the person who chose it
+    bob_client.post(reverse("console:preferences"), {"notify_new_message": "on"})
+    page = bob_client.get(reverse("console:home")).content.decode()
+    assert 'data-notify-new="0"' in page and 'data-notify-message="1"' in page
+    hers = dora_client.get(reverse("console:home")).content.decode()
+    assert 'data-notify-new="1"' in hers and 'data-notify-message="1"' in hers
 
 
 def test_start_conversation_from_contacts_is_held_by_the_writer(
@@ -268,6 +349,99 @@ def test_start_conversation_cannot_write_into_someone_elses(
     assert response.status_code == 422
     assert b"has this conversation" in response.content
     assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+def test_start_conversation_at_the_limit_is_refused_on_the_contact_page(
+    bob_client: Client, bob: Any, org: Any, sandbox_number: Any, conversation: Conversation
+) -> None:
+    Membership.objects.filter(user=bob).update(max_conversations=1)
+    _post(bob_client, "console:conversation_assume", conversation)
+    dana = Contact.objects.create(organization=org, phone="+12025550199", number_type="mobile")
+    response = bob_client.post(
+        reverse("console:contact_start", args=[dana.pk]),
+        {"number": str(sandbox_number.pk), "body": "Checking in as promised."},
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert (
+        '<ul class="errorlist" id="start-body-error"><li>You already have 1 active conversation'
+        " (the limit is 1); close or transfer one first</li></ul>"
+    ) in html
+    assert "Checking in as promised." in html  # the draft is kept
+    assert not Conversation.objects.filter(contact=dana).exists()
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+def test_start_conversation_into_my_own_open_one_is_not_refused_at_the_limit(
+    bob_client: Client, bob: Any, sandbox_number: Any, conversation: Conversation
+) -> None:
+    Membership.objects.filter(user=bob).update(max_conversations=1)
+    _post(bob_client, "console:conversation_assume", conversation)
+    response = bob_client.post(
+        reverse("console:contact_start", args=[conversation.contact_id]),
+        {"number": str(sandbox_number.pk), "body": "Still here for you."},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("console:conversation", args=[conversation.pk])
+    sent = Message.objects.get(direction=Direction.OUTBOUND)
+    assert (sent.conversation_id, sent.body) == (conversation.pk, "Still here for you.")
+
+
+def _section(html: str, start: str, end: str) -> str:
+    """The part of ``html`` from ``start`` up to the next ``end``."""
+    match = re.search(re.escape(start) + "(.*?)" + re.escape(end), html, re.S)
+    assert match, f"{start!r} not rendered"
+    return match.group(1)
+
+
+def test_reopened_conversation_pane_shows_the_earlier_history(
+    bob_client: Client, text_in: Any, conversation: Conversation
+) -> None:
+    _post(bob_client, "console:conversation_assume", conversation)
+    bob_client.post(
+        reverse("console:conversation_reply", args=[conversation.pk]), {"body": "I'm here, Sam."}
+    )
+    _post(bob_client, "console:conversation_close", conversation, {"wrap_up": "safe now"})
+    later = text_in("me again, it got worse")
+    assert later.pk != conversation.pk
+    html = bob_client.get(reverse("console:conversation_pane", args=[later.pk])).content.decode()
+    earlier = _section(html, '<details class="earlier" open>', "</details>")
+    assert "Earlier conversations with +1 202-555-0187 (2 recent messages)" in earlier
+    assert earlier.index("Hi, is anyone there?") < earlier.index("I&#x27;m here, Sam.")
+    assert "me again" not in earlier
+    assert "me again, it got worse" in _section(html, f'id="thread-{later.pk}"', "</ol>")
+
+
+def test_first_conversation_pane_has_no_earlier_history(
+    bob_client: Client, conversation: Conversation
+) -> None:
+    html = bob_client.get(reverse("console:conversation_pane", args=[conversation.pk])).content
+    assert b"Earlier conversations with" not in html
+
+
+def test_pane_contact_panel_shows_name_consent_history_and_past_conversations(
+    bob_client: Client, text_in: Any, conversation: Conversation
+) -> None:
+    Contact.objects.filter(pk=conversation.contact_id).update(name="Sam Ortiz")
+    _post(bob_client, "console:conversation_assume", conversation)
+    text_in("STOP")
+    text_in("START")
+    _post(bob_client, "console:conversation_close", conversation)
+    later = text_in("me again")
+    html = bob_client.get(reverse("console:conversation_pane", args=[later.pk])).content.decode()
+    panel = _section(html, '<aside class="contact-panel"', "</aside>")
+    assert f'<h3 id="contact-heading-{later.pk}">Sam Ortiz</h3>' in panel
+    assert "+1 202-555-0187" in panel
+    history = _section(panel, '<h4 class="subhead">History</h4>', "</ol>")
+    kinds = re.findall(r'<span class="history-kind">([^<]+)</span>', history)
+    assert kinds == ["Opt-in", "Opt-out"]  # newest first
+    assert "<q>START</q>" in history and "<q>STOP</q>" in history
+    past = _section(panel, "<h3>Past conversations</h3>", "</ol>")
+    assert f'data-open-conversation="{conversation.pk}"' in past and "· closed" in past
+    assert f'data-open-conversation="{later.pk}"' not in past  # only the earlier ones
+    first = bob_client.get(reverse("console:conversation_pane", args=[conversation.pk]))
+    first_past = _section(first.content.decode(), "<h3>Past conversations</h3>", "</ol>")
+    assert f'data-open-conversation="{later.pk}"' in first_past
 
 
 @pytest.mark.parametrize("view", ["waiting", "mine"])

@@ -187,3 +187,140 @@ def test_demo_chat_widget_page_works_on_openline_itself(capsys, client, settings
     assert ok.status_code == 200 and ok.json()["online"] is True
     forged = client.get(f"/chat/{public_id}/config", headers={"Sec-Fetch-Site": "cross-site"})
     assert forged.status_code == 403
+
+
+def test_user_create_staff_makes_a_staff_member_who_can_sign_in(capsys, client):
+    Organization.objects.create(name="Riverside", slug="riverside")
+    code, user = run(
+        capsys,
+        "user",
+        "create",
+        "--org",
+        "riverside",
+        "--email",
+        "sam@example.org",
+        "--role",
+        "staff",
+        "--password",
+        "sam-pass-1234",
+    )
+    assert code == 0 and user["role"] == "staff"
+    membership = Membership.objects.select_related("user").get(user__email="sam@example.org")
+    assert membership.role == "staff" and membership.organization.slug == "riverside"
+    assert not membership.can_manage
+    signed_in = client.post("/login/", {"username": "sam@example.org", "password": "sam-pass-1234"})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "kind, number, stored_as, rate",
+    [
+        (None, "+1 202 555 0177", "+12025550177", 1.0),  # long code, the default kind
+        ("toll_free", "+1 800 555 0100", "+18005550100", 3.0),
+        ("short_code", "12345", "12345", 100.0),
+        ("landline", "+1 202 555 0178", "+12025550178", 1.0),
+    ],
+)
+def test_number_add_kind_sets_the_carriers_default_rate(capsys, kind, number, stored_as, rate):
+    Organization.objects.create(name="Riverside", slug="riverside")
+    argv = ["number", "add", "--org", "riverside", "--provider", "sandbox", "--number", number]
+    code, out = run(capsys, *argv, *(["--kind", kind] if kind else []))
+    assert code == 0 and out["number"] == stored_as
+    stored = Number.objects.get(pk=out["id"])
+    assert (stored.e164, stored.kind) == (stored_as, kind or "long_code")
+    assert stored.segments_per_second == rate
+
+
+def test_number_add_rate_overrides_the_kinds_default(capsys):
+    Organization.objects.create(name="Riverside", slug="riverside")
+    argv = ["number", "add", "--org", "riverside", "--provider", "sandbox", "--number", "54321"]
+    code, out = run(capsys, *argv, "--kind", "short_code", "--rate", "40")
+    assert code == 0
+    assert Number.objects.get(pk=out["id"]).segments_per_second == 40.0
+
+
+@pytest.mark.parametrize("short_code", ["12", "123456789", "12a45", "+12345", "1 234"])
+def test_bad_short_code_is_refused_and_nothing_is_stored(capsys, short_code):
+    Organization.objects.create(name="Riverside", slug="riverside")
+    argv = ["number", "add", "--org", "riverside", "--provider", "sandbox", "--number", short_code]
+    code, out = run(capsys, *argv, "--kind", "short_code")
+    assert code == 2
+    assert out["error"] == "a short code is 3 to 8 digits"
+    assert not Number.objects.exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_web_listens_on_the_port_environment_variable_without_port(tmp_path):
+    """`openline web` with PORT set and no --port serves on PORT; the public URL used in
+    webhook addresses follows it when OPENLINE_PUBLIC_URL is not set."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    from conftest import wait_for
+
+    root = Path(__file__).resolve().parents[3]
+    port = _free_port()
+    drop = ("DATABASE_URL", "REDIS_URL", "OPENLINE_PUBLIC_URL", "OPENLINE_TESTING")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(OPENLINE_VAR_DIR=str(tmp_path), PORT=str(port))
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "openline.cli", *args],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("migrate")
+    cli("org", "create", "--name", "Line", "--slug", "line")
+    number = json.loads(
+        cli("number", "add", "--org", "line", "--provider", "sandbox", "--number",
+            "+12025550100", "--json")
+    )  # fmt: skip
+    assert number["inbound_url"].startswith(f"http://127.0.0.1:{port}/hooks/sandbox/")
+
+    log_path = tmp_path / "web.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openline.cli", "web"],
+            env=env,
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+
+            def health() -> httpx.Response | None:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                except httpx.HTTPError:
+                    return None
+
+            response = wait_for(health, 60, f"openline web to answer on port {port}")
+            assert response.status_code == 200 and response.json()["status"] == "ok"
+            assert f"running on http://127.0.0.1:{port} " in log_path.read_text()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -103,8 +103,10 @@ def _note(conversation: Conversation, author_id: int | None, kind: str, body: st
     )
 
 
-def _check_limit(membership: Membership) -> None:
-    """Call inside the transaction: the membership row lock serializes one person's claims."""
+def _check_limit(membership: Membership, *, actor_id: int | None = None) -> None:
+    """Refuse when ``membership`` already holds their limit of active conversations; the
+    message speaks to the actor when that is someone else (a transfer). Call inside the
+    transaction: the membership row lock serializes one person's claims."""
     Membership.objects.select_for_update().filter(pk=membership.pk).first()
     held = Conversation.objects.filter(
         organization_id=membership.organization_id,
@@ -112,12 +114,18 @@ def _check_limit(membership: Membership) -> None:
         status=ConversationStatus.ACTIVE,
     ).count()
     limit = membership.conversation_limit
-    if held >= limit:
+    if held < limit:
+        return
+    active = f"{held} active conversation{'s' if held != 1 else ''}"
+    if actor_id is not None and actor_id != membership.user_id:
         raise AssignmentError(
             "limit",
-            f"you already have {held} active conversation{'s' if held != 1 else ''}"
-            f" (the limit is {limit}); close or transfer one first",
+            f"cannot transfer: {membership.user} already has {active} (their limit is"
+            f" {limit}); choose someone else or the queue",
         )
+    raise AssignmentError(
+        "limit", f"you already have {active} (the limit is {limit}); close or transfer one first"
+    )
 
 
 @transaction.atomic
@@ -164,7 +172,7 @@ def conversation_transfer(
             raise AssignmentError("unknown_user", "no such member")
         if to.user_id == holder:
             raise AssignmentError("same", f"{to.user} already has it")
-        _check_limit(to)
+        _check_limit(to, actor_id=membership.user_id)
         status, assignee = ConversationStatus.ACTIVE, to.user_id
     else:
         status, assignee = ConversationStatus.WAITING, None
@@ -350,7 +358,8 @@ def conversation_start(
 ) -> Message:
     """Write first to a person from the contact directory. If they already have an open
     conversation on that inbox it is a reply there (with the same rules: nobody writes into
-    someone else's conversation); otherwise a new conversation, held by the writer."""
+    someone else's conversation, and a waiting one is assumed, within the limit); otherwise
+    a new conversation, held by the writer, counts against their limit like an assume."""
     open_one = (
         Conversation.objects.filter(contact_id=contact.pk, number_id=number_id)
         .exclude(status=ConversationStatus.CLOSED)
@@ -358,6 +367,7 @@ def conversation_start(
     )
     if open_one is not None:
         return conversation_reply(membership=membership, conversation=open_one, body=body)
+    _check_limit(membership)
     return message_send(
         organization_id=membership.organization_id,
         to=contact.phone,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import close_old_connections
 
+from openline.contacts.models import Contact
 from openline.core.models import Membership
 from openline.messaging import selectors
 from openline.messaging.models import (
@@ -151,11 +152,54 @@ def test_transfer_with_private_note_sends_nothing(
     assert (event["assigned_to_id"], event["previous_assigned_to_id"]) == (dora.pk, bob.pk)
 
 
-def test_transfer_back_to_the_queue(bob: Any, waiting: Conversation) -> None:
+def test_transfer_back_to_the_queue_sends_nothing(
+    bob: Any, waiting: Conversation, pipeline: Any, published: Any
+) -> None:
     assignment.conversation_assume(membership=_m(bob), conversation=waiting)
-    assignment.conversation_transfer(membership=_m(bob), conversation=waiting, to=None, note="")
+    before = Message.objects.count()
+    pipeline.run(
+        lambda: assignment.conversation_transfer(
+            membership=_m(bob), conversation=waiting, to=None, note="needs a Spanish speaker"
+        )
+    )
     fresh = _reload(waiting)
     assert (fresh.status, fresh.assigned_to_id) == ("waiting", None)
+    assert Message.objects.count() == before  # the person is not told, nor greeted again
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+    assert not SandboxMessage.objects.exists()
+    note = ConversationNote.objects.get(kind="transfer")
+    assert note.body == "→ the queue\nneeds a Spanish speaker" and note.author_id == bob.pk
+    event = [e for e in published if e["type"] == "conversation.assigned"][-1]
+    assert (event["status"], event["assigned_to_id"], event["previous_assigned_to_id"]) == (
+        "waiting",
+        None,
+        bob.pk,
+    )
+
+
+def test_transfer_to_a_member_at_their_limit_is_refused_naming_them(
+    bob: Any, dora: Any, waiting: Conversation, text_in: Any, sandbox_number: Any
+) -> None:
+    Membership.objects.filter(user=dora).update(max_conversations=1)
+    hers = text_in(sandbox_number, "+12025550301", "hello").conversation
+    assignment.conversation_assume(membership=_m(dora), conversation=hers)
+    assignment.conversation_assume(membership=_m(bob), conversation=waiting)
+    with pytest.raises(AssignmentError) as err:
+        assignment.conversation_transfer(
+            membership=_m(bob), conversation=waiting, to=_m(dora), note="for you"
+        )
+    assert err.value.code == "limit"
+    assert str(err.value) == (
+        "cannot transfer: dora@example.org already has 1 active conversation"
+        " (their limit is 1); choose someone else or the queue"
+    )
+    fresh = _reload(waiting)
+    assert (fresh.status, fresh.assigned_to_id) == ("active", bob.pk)
+    assert not ConversationNote.objects.filter(kind="transfer").exists()
+    # once she has room, the same transfer goes through
+    assignment.conversation_close(membership=_m(dora), conversation=hers)
+    assignment.conversation_transfer(membership=_m(bob), conversation=waiting, to=_m(dora))
+    assert _reload(waiting).assigned_to_id == dora.pk
 
 
 def test_counselor_cannot_transfer_someone_elses(
@@ -216,6 +260,88 @@ def test_supervisor_takes_over_and_the_counselor_loses_it(
     assert _reload(waiting).assigned_to_id == sue.pk
     access = assignment.conversation_access(membership=_m(bob), conversation=_reload(waiting))
     assert not access.read
+
+
+def test_supervisor_takes_over_even_at_their_limit(
+    bob: Any, sue: Any, waiting: Conversation, text_in: Any, sandbox_number: Any
+) -> None:
+    """Stepping in is never refused: take-over is exempt from the limit, unlike assume."""
+    Membership.objects.filter(user=sue).update(max_conversations=1)
+    hers = text_in(sandbox_number, "+12025550302", "hello").conversation
+    assignment.conversation_assume(membership=_m(sue), conversation=hers)
+    assignment.conversation_assume(membership=_m(bob), conversation=waiting)
+    assignment.conversation_take_over(membership=_m(sue), conversation=waiting)
+    assert _reload(waiting).assigned_to_id == sue.pk
+    held = Conversation.objects.filter(assigned_to=sue, status="active").count()
+    assert held == 2
+
+
+def _dana(org: Any) -> Contact:
+    return Contact.objects.create(
+        organization=org, name="Dana Reyes", phone="+12025550163", number_type="mobile"
+    )
+
+
+def test_starting_a_conversation_from_the_directory_counts_against_the_limit(
+    bob: Any, org: Any, waiting: Conversation, sandbox_number: Any, pipeline: Any
+) -> None:
+    Membership.objects.filter(user=bob).update(max_conversations=1)
+    assignment.conversation_assume(membership=_m(bob), conversation=waiting)
+    dana = _dana(org)
+    with pytest.raises(
+        AssignmentError, match=r"already have 1 active conversation \(the limit is 1\)"
+    ) as err:
+        pipeline.run(
+            lambda: assignment.conversation_start(
+                membership=_m(bob), contact=dana, number_id=sandbox_number.pk, body="Checking in"
+            )
+        )
+    assert err.value.code == "limit"
+    assert not Conversation.objects.filter(contact=dana).exists()
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+    assert not SandboxMessage.objects.exists()
+    # with room again (their conversation closed), the same start goes out
+    assignment.conversation_close(membership=_m(bob), conversation=waiting)
+    message = pipeline.run(
+        lambda: assignment.conversation_start(
+            membership=_m(bob), contact=dana, number_id=sandbox_number.pk, body="Checking in"
+        )
+    )
+    conversation = message.conversation
+    assert (conversation.contact_id, conversation.status, conversation.assigned_to_id) == (
+        dana.pk,
+        "active",
+        bob.pk,
+    )
+    assert SandboxMessage.objects.count() == 1
+
+
+def test_starting_into_my_own_open_conversation_at_the_limit_is_a_reply(
+    bob: Any, waiting: Conversation, sandbox_number: Any
+) -> None:
+    Membership.objects.filter(user=bob).update(max_conversations=1)
+    assignment.conversation_assume(membership=_m(bob), conversation=waiting)
+    message = assignment.conversation_start(
+        membership=_m(bob), contact=waiting.contact, number_id=sandbox_number.pk, body="still here"
+    )
+    assert message.conversation_id == waiting.pk
+    assert Conversation.objects.filter(assigned_to=bob, status="active").count() == 1
+
+
+def test_starting_into_a_waiting_conversation_at_the_limit_is_refused_like_assume(
+    bob: Any, waiting: Conversation, text_in: Any, sandbox_number: Any
+) -> None:
+    Membership.objects.filter(user=bob).update(max_conversations=1)
+    other = text_in(sandbox_number, "+12025550303", "hi").conversation
+    assignment.conversation_assume(membership=_m(bob), conversation=other)
+    with pytest.raises(AssignmentError, match="the limit is 1") as err:
+        assignment.conversation_start(
+            membership=_m(bob), contact=waiting.contact, number_id=sandbox_number.pk, body="hi"
+        )
+    assert err.value.code == "limit"
+    fresh = _reload(waiting)
+    assert (fresh.status, fresh.assigned_to_id) == ("waiting", None)
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
 
 
 def test_counselors_cannot_join_or_take_over(bob: Any, dora: Any, waiting: Conversation) -> None:

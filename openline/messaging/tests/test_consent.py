@@ -148,3 +148,88 @@ def test_provider_opt_out_error_records_opt_out(sandbox_number, pipeline):
     assert message.status == MessageStatus.FAILED and message.error_code == "21610"
     state = consent_state(organization_id=org.pk, phone=target)
     assert state.opted_out and state.opted_out_by_person
+
+
+@pytest.mark.parametrize("stored_type", ["voip", None])  # None: guessed from the number
+def test_voip_number_is_not_textable(sandbox_number, stored_type):
+    org = sandbox_number.organization
+    voip = "+445612345678"  # UK 056: VoIP in the numbering plan
+    if stored_type:
+        Contact.objects.create(organization=org, phone=voip, number_type=stored_type)
+
+    with pytest.raises(SendRefused) as refused:
+        message_send(organization_id=org.pk, to=voip, body="Reminder: group at 6pm")
+
+    assert refused.value.code == "not_textable"
+    assert "voip number and cannot receive texts" in str(refused.value)
+    assert not Message.objects.exists()
+
+
+def test_pending_request_blocks_bulk_messages_until_reviewed(sandbox_number, text_in, bob):
+    text_in(sandbox_number, PERSON, "please stop texting me")
+    org = sandbox_number.organization
+    before = Message.objects.count()
+
+    with pytest.raises(SendRefused) as refused:
+        _send(org, kind=MessageKind.BULK)
+    assert refused.value.code == "opt_out_pending"
+    assert Message.objects.count() == before
+
+    consent_dismiss_request(organization_id=org.pk, phone=PERSON, actor_id=bob.pk)
+    assert _send(org, kind=MessageKind.BULK).status == MessageStatus.QUEUED
+
+
+def test_keyword_events_record_the_number_they_came_through(sandbox_number, text_in):
+    from openline.providers.services import number_add
+
+    youth = number_add(
+        organization=sandbox_number.organization,
+        provider="sandbox",
+        e164="+12025550143",
+        name="Youth line",
+        segments_per_second=1000,
+    )
+    text_in(youth, PERSON, "Stop.")
+    text_in(youth, PERSON, "start")
+    text_in(sandbox_number, PERSON, "HELP")
+
+    events = list(ConsentEvent.objects.filter(phone=PERSON).order_by("created_at", "id"))
+    assert [(e.kind, e.source, e.number_id, e.text) for e in events] == [
+        ("opt_out", ConsentSource.KEYWORD, youth.pk, "Stop."),
+        ("opt_in", ConsentSource.KEYWORD, youth.pk, "start"),
+        ("help", ConsentSource.KEYWORD, sandbox_number.pk, "HELP"),
+    ]
+    assert all(e.actor_id is None and e.organization_id == youth.organization_id for e in events)
+
+
+def test_default_welcome_says_who_what_to_expect_and_how_to_stop(sandbox_number, text_in):
+    from openline.messaging.services.consent import welcome_text
+
+    org = sandbox_number.organization
+    text_in(sandbox_number, PERSON, "STOP")
+    text_in(sandbox_number, PERSON, "START")
+
+    welcome = Message.objects.get(direction="out", kind=MessageKind.AUTOMATED)
+    assert welcome.body == welcome_text(org)
+    assert welcome.status == MessageStatus.DELIVERED
+    assert welcome.body.startswith(f"{org.name}: you're subscribed to texts from us.")
+    assert "We reply to your messages and may send reminders." in welcome.body  # what to expect
+    assert "Reply HELP for help, STOP to opt out." in welcome.body
+
+
+def test_default_help_text_names_the_organization_its_contact_and_the_way_out(
+    sandbox_number, text_in
+):
+    from openline.messaging.services.consent import help_text
+
+    org = sandbox_number.organization
+    org.contact_info = "call 312-555-0100, 9am-5pm"
+    org.save()
+    text_in(sandbox_number, PERSON, "help")
+
+    answer = Message.objects.get(direction="out")
+    assert answer.body == help_text(org)
+    assert answer.kind == MessageKind.AUTOMATED and answer.status == MessageStatus.DELIVERED
+    assert answer.body.startswith(f"{org.name}: ")
+    assert "Contact: call 312-555-0100, 9am-5pm." in answer.body
+    assert answer.body.endswith("Reply STOP to opt out.")

@@ -323,3 +323,26 @@ def test_messages_behind_a_long_one_are_not_starved_by_the_rate_limit(
     pipeline.run(queue_them)
     _run_until_sent(pipeline, 4, timeout=8)
     assert len(fake.send_requests()) == 4
+
+
+@pytest.mark.django_db
+def test_sandbox_numbers_are_held_to_the_same_rate_limit(org: Any, pipeline: Any) -> None:
+    """The sandbox is a real provider: its sends go through the same dispatch, so a slow
+    sandbox number is spaced just like a Twilio one."""
+    from openline.providers.sandbox.models import SandboxMessage
+
+    number_add(organization=org, provider="sandbox", e164="+12025550142", segments_per_second=2)
+    started = time.monotonic()
+    pipeline.run(lambda: [_send(org, f"Reminder {i}", to=f"+120255501{i:02d}") for i in range(6)])
+    deadline = time.monotonic() + 15
+    while SandboxMessage.objects.count() < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pipeline.run()
+
+    times = sorted(SandboxMessage.objects.values_list("created_at", flat=True))
+    assert len(times) == 6
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    assert (times[-1] - times[0]).total_seconds() >= 2.5 - 0.15  # 5 gaps of 1/2 s
+    assert min(gaps) >= 0.5 - 0.1
+    assert time.monotonic() - started < 10
+    assert Message.objects.filter(status=MessageStatus.DELIVERED).count() == 6

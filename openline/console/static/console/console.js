@@ -321,7 +321,7 @@
     if (kind === "inbox.availability") inboxState(event.number_id, event.online);
     if (kind === "conversation.created" && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
     if (kind === "conversation.assigned" && event.status === "waiting" && event.previous_assigned_to_id && flag("notifyNew")) notify(event, "waiting");
-    if (kind === "message.created" && event.direction === "in" && String(event.assigned_to_id) === userId) notify(event, "message");
+    if (kind === "message.created" && event.direction === "in" && String(event.assigned_to_id) === userId && flag("notifyMessage")) notify(event, "message");
   }
   // An inbox went online or offline (a shift started or ended, or its switch moved).
   function inboxState(numberId, online) {

@@ -41,7 +41,11 @@ def number_add(
         raise ValidationError(str(exc)) from None
     if Number.objects.filter(provider=provider, e164=normalized).exists():
         raise ValidationError(f"{normalized} is already connected")
-    rate = segments_per_second or DEFAULT_SEGMENTS_PER_SECOND[NumberKind(kind)]
+    rate = (
+        DEFAULT_SEGMENTS_PER_SECOND[NumberKind(kind)]
+        if segments_per_second is None
+        else segments_per_second
+    )
     if rate <= 0:
         raise ValidationError("segments per second must be positive")
     return Number.objects.create(

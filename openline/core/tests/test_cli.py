@@ -240,6 +240,16 @@ def test_number_add_rate_overrides_the_kinds_default(capsys):
     assert Number.objects.get(pk=out["id"]).segments_per_second == 40.0
 
 
+@pytest.mark.parametrize("rate", ["0", "-2"])
+def test_number_add_refuses_a_rate_that_is_not_positive(capsys, rate):
+    Organization.objects.create(name="Riverside", slug="riverside")
+    argv = ["number", "add", "--org", "riverside", "--provider", "sandbox", "--number", "54321"]
+    code, out = run(capsys, *argv, "--kind", "short_code", "--rate", rate)
+    assert code == 2
+    assert out["error"] == "segments per second must be positive"
+    assert not Number.objects.exists()
+
+
 @pytest.mark.parametrize("short_code", ["12", "123456789", "12a45", "+12345", "1 234"])
 def test_bad_short_code_is_refused_and_nothing_is_stored(capsys, short_code):
     Organization.objects.create(name="Riverside", slug="riverside")

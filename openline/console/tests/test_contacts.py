@@ -95,6 +95,8 @@ def test_contact_page_shows_consent_history_and_conversations(
     html = _detail(alice_client, conversation.contact)
     assert "Opted out" in html
     assert "Keyword" in html and "<q>STOP</q>" in html
+    # The answer the person was shown, from the ledger.
+    assert "Answered: <q>" in html and "unsubscribed and will get no more texts" in html
     assert reverse("console:conversation", args=[conversation.pk]) in html
     assert "opted out of texts; they can opt back in by texting START" in html
     assert "Only they can opt back in, by texting START." in html  # staff opt-in is blocked

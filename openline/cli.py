@@ -225,9 +225,13 @@ def cmd_web(args: argparse.Namespace) -> int:
     return _serve(args, worker=False, scheduler=False)
 
 
-def _wait_forever(threads: list[Any], stop: threading.Event | None = None) -> int:
+def _wait_forever(
+    threads: list[Any],
+    stop: threading.Event | None = None,
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> int:
     stop = stop or threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         signal.signal(sig, lambda *_: stop.set())
     for thread in threads:
         thread.start()
@@ -251,6 +255,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         threads.append(Scheduler())
         wakes = {bridge.WAKE_INBOUND: processing._wake, bridge.WAKE_TASK: tasks._wake}
         bridge.attach_to_parent(args.attached, wakes, on_close=stop.set, busy_fd=args.busy_page)
+        # A Ctrl-C in the terminal reaches the whole process group; the web process stops
+        # its child (SIGTERM) after its own shutdown. Leaving first would look like a crash.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return _wait_forever(threads, stop, signals=(signal.SIGTERM,))
     return _wait_forever(threads, stop)
 
 

@@ -160,6 +160,15 @@ def test_run_serves_from_one_process_and_works_in_a_worker_child(server: dict[st
             event = await _next_event(ws, "message.created")
             assert event["direction"] == "in"
 
+            # Warm, a text reaches the console within a second of its acknowledgement
+            # (bench/console.py measures the distribution under load).
+            response = await asyncio.to_thread(_text, server, "SM" + "3" * 32, "you there?")
+            acknowledged = time.monotonic()
+            assert response.status_code == 200
+            event = await _next_event(ws, "message.created", timeout=5)
+            assert time.monotonic() - acknowledged < 1.0
+            assert event["direction"] == "in"
+
             # A worker that dies is replaced, and what arrived meanwhile is processed.
             os.kill(worker, signal.SIGKILL)
             await asyncio.to_thread(

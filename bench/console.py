@@ -1517,8 +1517,8 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
         result["rate"] = rate_info
         log(f"  rate {rate:,.1f} webhooks/s ({rate_info['source']})")
 
-        log("  starting openline run")
-        cmd = [str(inbound.OPENLINE), "run"]
+        cmd = [str(inbound.OPENLINE), "run", *(["--one-process"] if args.one_process else [])]
+        log(f"  starting openline {' '.join(cmd[1:])}")
         if args.profile_server:
             # The event loop (intake, channel layer, consumers) runs in the main thread,
             # which is what cProfile sees; written when the server stops.
@@ -1988,6 +1988,11 @@ def main() -> int:  # noqa: C901
         "--drain-timeout", type=float, default=30.0, help="longest wait for outstanding frames"
     )
     g.add_argument("--catch-up-timeout", type=float, default=25.0)
+    g.add_argument(
+        "--one-process",
+        action="store_true",
+        help="serve with `openline run --one-process` (everything in the web process)",
+    )
     g.add_argument(
         "--profile-server",
         metavar="FILE",

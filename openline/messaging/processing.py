@@ -27,6 +27,9 @@ QUIET_BATCH, BUSY_BATCH = 50, 20
 # 40, eight busy senders could never make it yield; at the sustained rate of about 1,000
 # webhooks/s about 2 are in flight, so steady traffic is not held back).
 YIELD_FROM, YIELD_FULL_AT = 4, 16
+# The same when processing shares the interpreter with the intake (`openline run
+# --one-process`): every batch then holds up acknowledgements directly, so it yields sooner.
+YIELD_FROM_IN_PROCESS, YIELD_FULL_AT_IN_PROCESS = 1, 4
 WAKE_CHANNEL = "openline:inbound-wake"
 
 _wake = threading.Event()
@@ -95,10 +98,14 @@ class InboundProcessor(threading.Thread):
         proportion to how many webhooks beyond a few are waiting for their answer, up to
         as long as the batch took: steady traffic does not slow it, a burst halves its
         share and leaves a backlog worked off right after (acknowledged events are safe)."""
-        # The intake may be in another process (the web process of `openline run`).
-        excess = max(requests_in_flight(), write_gate.in_flight()) - YIELD_FROM
+        waiting = requests_in_flight()  # the intake of this process, if any
+        if waiting:
+            start, full = YIELD_FROM_IN_PROCESS, YIELD_FULL_AT_IN_PROCESS
+        else:  # the intake may be in another process (the web process of `openline run`)
+            waiting, start, full = write_gate.in_flight(), YIELD_FROM, YIELD_FULL_AT
+        excess = waiting - start
         if excess > 0:
-            self.stopping.wait(batch_seconds * min(1.0, excess / (YIELD_FULL_AT - YIELD_FROM)))
+            self.stopping.wait(batch_seconds * min(1.0, excess / (full - start)))
 
     def _listen_redis(self) -> None:
         import redis

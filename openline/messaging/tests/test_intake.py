@@ -730,3 +730,33 @@ def test_processing_looks_once_more_after_it_says_it_is_no_longer_busy(monkeypat
 
     assert looks[:4] == [(True, True), (True, False), (False, True), (False, False)]
     assert said[-1] is False
+
+
+@pytest.mark.parametrize(
+    ("here", "elsewhere", "pause"),
+    [
+        (0, 0, None),  # nobody waits: no pause
+        (0, 3, None),  # the web process's intake: a few in flight are normal traffic
+        (0, 10, 0.5),  # ... a burst: half the batch's time
+        (0, 40, 1.0),  # ... a big one: as long as the batch took
+        (1, 0, None),  # one in flight in this process: normal
+        (3, 0, 2 / 3),  # this process's intake (--one-process) is held up sooner
+        (9, 0, 1.0),
+    ],
+)
+def test_processing_yields_to_webhooks_waiting_in_this_process_sooner(
+    monkeypatch, here, elsewhere, pause
+) -> None:
+    from openline.messaging import processing
+
+    class Gate:
+        def in_flight(self) -> int:
+            return elsewhere
+
+    monkeypatch.setattr(processing, "requests_in_flight", lambda: here)
+    monkeypatch.setattr(processing, "write_gate", Gate())
+    processor = processing.InboundProcessor()
+    waits: list[float] = []
+    monkeypatch.setattr(processor.stopping, "wait", lambda seconds: waits.append(seconds))
+    processor._yield_to_intake(1.0)
+    assert waits == ([] if pause is None else [pytest.approx(pause)])

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -46,6 +49,49 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = ""
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or 'a condition'}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now (for a server subprocess)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """Run `openline ARGS` in a subprocess with ``env``; its output, or fail with its errors."""
+    done = subprocess.run(  # noqa: S603 (our own command, the test's arguments)
+        [sys.executable, "-m", "openline.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def redis_for_tests() -> str:
+    """The suite's Redis (make test sets OPENLINE_TEST_REDIS_URL when one answers): skip
+    without one, except in CI, which must run everything."""
+    import redis
+
+    url = os.environ.get("OPENLINE_TEST_REDIS_URL")
+    problem = "no Redis here (make test sets OPENLINE_TEST_REDIS_URL when one answers)"
+    if url:
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+            return url
+        except redis.RedisError as exc:
+            problem = f"Redis at {url} does not answer ({exc})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must provide Redis (OPENLINE_TEST_REDIS_URL): {problem}")
+    pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")
@@ -317,7 +363,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = os.path.join(os.path.dirname(__file__), "test-artifacts")
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:

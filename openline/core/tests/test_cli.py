@@ -260,45 +260,25 @@ def test_bad_short_code_is_refused_and_nothing_is_stored(capsys, short_code):
     assert not Number.objects.exists()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_web_listens_on_the_port_environment_variable_without_port(tmp_path):
     """`openline web` with PORT set and no --port serves on PORT; the public URL used in
     webhook addresses follows it when OPENLINE_PUBLIC_URL is not set."""
+    import functools
     import os
     import signal
     import subprocess
     import sys
-    from pathlib import Path
 
     import httpx
 
-    from conftest import wait_for
+    from conftest import ROOT, free_port, run_cli, wait_for
 
-    root = Path(__file__).resolve().parents[3]
-    port = _free_port()
+    port = free_port()
     drop = ("DATABASE_URL", "REDIS_URL", "OPENLINE_PUBLIC_URL", "OPENLINE_TESTING")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(OPENLINE_VAR_DIR=str(tmp_path), PORT=str(port))
 
-    def cli(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "openline.cli", *args],
-            env=env,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+    cli = functools.partial(run_cli, env)
 
     cli("migrate")
     cli("org", "create", "--name", "Line", "--slug", "line")
@@ -313,7 +293,7 @@ def test_web_listens_on_the_port_environment_variable_without_port(tmp_path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "openline.cli", "web"],
             env=env,
-            cwd=root,
+            cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -93,11 +92,9 @@ def _within(wait: float, expected: float, started: float) -> bool:
 
 
 def test_redis_limiter_is_shared_between_instances():
-    url = os.environ.get("OPENLINE_TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must provide Redis (OPENLINE_TEST_REDIS_URL)")
-        pytest.skip("no Redis here (make test sets OPENLINE_TEST_REDIS_URL when one answers)")
+    from conftest import redis_for_tests
+
+    url = redis_for_tests()
     first, second = RedisLimiter(url), RedisLimiter(url)
     first.reset()
     started = time.monotonic()

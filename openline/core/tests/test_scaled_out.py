@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,9 +28,8 @@ import httpx
 import pytest
 import websockets
 
-from conftest import wait_for
+from conftest import ROOT, free_port, redis_for_tests, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
 # Both web processes sit behind one public address, as behind a load balancer.
 PUBLIC_URL = "http://openline.test"
 SEEKER, OTHER_SEEKER = "+12025550131", "+12125550132"
@@ -101,23 +99,6 @@ def test_the_channel_layer_follows_redis_url(
 # --- two web processes and a worker -------------------------------------------------------
 
 
-def _test_redis_url() -> str:
-    """The suite's Redis (make test sets OPENLINE_TEST_REDIS_URL when one answers)."""
-    import redis
-
-    url = os.environ.get("OPENLINE_TEST_REDIS_URL")
-    problem = "no Redis here (make test sets OPENLINE_TEST_REDIS_URL when one answers)"
-    if url:
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-            return url
-        except redis.RedisError as exc:
-            problem = f"Redis at {url} does not answer ({exc})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must provide Redis (OPENLINE_TEST_REDIS_URL): {problem}")
-    pytest.skip(problem)
-
-
 # Takes the database only while it is empty, in one step.
 _CLAIM_LUA = """
 if redis.call('DBSIZE') == 0 then
@@ -180,12 +161,6 @@ def _database_url() -> str:
     return f"postgres://{auth}{host}:{port}/{settings['NAME']}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _worker_listening(url: str) -> bool:
     """The worker has subscribed to intake's wake-ups (only it subscribes in its database)."""
     import redis
@@ -201,7 +176,7 @@ def _worker_listening(url: str) -> bool:
 def scaled_out(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, Any]]:
     from django.conf import settings
 
-    redis_test_url = _test_redis_url()
+    redis_test_url = redis_for_tests()
     processes: list[subprocess.Popen[bytes]] = []
     logs: dict[str, Path] = {}
     with _claim_redis_db(redis_test_url) as redis_url:
@@ -213,7 +188,7 @@ def scaled_out(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, Any
             # One deployment: one secret (sessions, sandbox phone tokens, field encryption).
             SECRET_KEY=settings.SECRET_KEY,
         )
-        ports = {"a": _free_port(), "b": _free_port()}
+        ports = {"a": free_port(), "b": free_port()}
 
         def start(name: str, *args: str) -> None:
             logs[name] = tmp_path / f"{name}.log"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +24,11 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
-from conftest import wait_for
+from conftest import ROOT, free_port, run_cli, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "f" * 32
 SID = "AC" + "0" * 32
 NUMBER = "+12025550100"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -49,7 +42,7 @@ def _children(pid: int) -> list[int]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.pop("OPENLINE_TESTING", None)
     env.update(
@@ -59,18 +52,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         DJANGO_SETTINGS_MODULE="openline.settings",
     )
 
-    def cli(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "openline.cli", *args],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+    cli = functools.partial(run_cli, env)
 
     cli("migrate")
     cli("org", "create", "--name", "Line", "--slug", "line")

@@ -370,8 +370,7 @@ def _insert_sql(db: Any, placeholder: str, count: int) -> str:
             "ON CONFLICT (provider, provider_message_id) DO NOTHING "
             "RETURNING provider, provider_message_id"
         )
-        if len(_statements) < 4 * InboundWriter.MAX_BATCH:
-            _statements[key] = sql
+        _statements[key] = sql  # batches are bounded, so are their sizes
     return sql
 
 

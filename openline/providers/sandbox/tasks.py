@@ -38,6 +38,7 @@ def carrier_deliver(provider_message_id: str, waited: int = 0) -> None:
     error = "30006" if final == "undelivered" else ""
     number = sandbox.number
     provider = get_provider(number.provider)
+    updates = []
     for status, code in (("sent", ""), (final, error)):
         fields = {"MessageId": provider_message_id, "Status": status}
         if code:
@@ -49,5 +50,6 @@ def carrier_deliver(provider_message_id: str, waited: int = 0) -> None:
             raw_body=urlencode(fields).encode(),
         )
         provider.verify(number, callback)
-        message_status_apply(number=number, updates=provider.parse_status(callback))
+        updates += provider.parse_status(callback)
+    message_status_apply(number=number, updates=updates)  # both in one transaction
     SandboxMessage.objects.filter(pk=sandbox.pk).update(status=final)

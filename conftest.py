@@ -447,10 +447,34 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     # Playwright's sync API keeps an event loop on this thread; Django would then refuse
     # the test's own (synchronous, same-thread) ORM calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setattr("playwright.sync_api.Page.wait_for_function", _wait_for_function)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def _wait_for_function(
+    page: Any, expression: str, *, arg: Any = None, timeout: float | None = None, **_: Any
+) -> Any:
+    """Page.wait_for_function that works under the console's Content-Security-Policy:
+    Playwright's own runs the expression through eval() inside the page, which the policy
+    forbids; evaluate() goes through the DevTools protocol, which it does not govern."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + (30_000 if timeout is None else timeout) / 1000
+    while True:
+        try:
+            value = page.evaluate(expression, arg)
+        except Error as exc:  # the page is navigating: ask the next one
+            if "context was destroyed" not in str(exc) and "navigation" not in str(exc):
+                raise
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(50)
 
 
 @pytest.fixture

@@ -202,7 +202,13 @@ def _seed(conversations: int, inboxes: int) -> dt.datetime:  # noqa: PLR0914 -- 
             for i, shift in [(i, shifts[i // 2]) for i in range(2 * inboxes)] + [(-1, shifts[-1])]
         )
         AlertProfile.objects.bulk_create(
-            AlertProfile(organization=org, user=u, mobile=f"+1312555{i:04d}")
+            AlertProfile(
+                organization=org,
+                user=u,
+                mobile=f"+1312555{i:04d}",
+                confirmed_phone=f"+1312555{i:04d}",  # alerts go only to confirmed phones
+                confirmed_at=now,
+            )
             for i, u in enumerate(staff)
         )
         ConsentEvent.objects.bulk_create(

@@ -76,6 +76,8 @@ def _parse_config(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_number_add(args: argparse.Namespace) -> int:
+    from django.conf import settings
+
     from openline.providers.services import number_add, number_webhook_urls
 
     number = number_add(
@@ -87,15 +89,40 @@ def cmd_number_add(args: argparse.Namespace) -> int:
         kind=args.kind,
         segments_per_second=args.rate,
     )
+    # The same function, from the same setting, that the server builds and checks them with.
     urls = number_webhook_urls(number)
-    data = {"id": number.pk, "number": number.e164, "provider": number.provider, **urls}
-    _emit(
-        args,
-        data,
+    warning = _public_url_warning(urls)
+    data = {
+        "id": number.pk,
+        "number": number.e164,
+        "provider": number.provider,
+        **urls,
+        "public_url": settings.PUBLIC_URL,
+        "public_url_set": settings.PUBLIC_URL_SET,
+        "warning": warning,
+    }
+    text = (
         f"Connected {number.e164} ({number.provider})\n"
-        f"  inbound webhook: {urls['inbound_url']}\n  status callback: {urls['status_url']}",
+        f"  inbound webhook: {urls['inbound_url']}\n  status callback: {urls['status_url']}"
     )
+    _emit(args, data, f"{text}\n\nWarning: {warning}" if warning else text)
     return 0
+
+
+def _public_url_warning(urls: dict[str, str]) -> str | None:
+    """What to do when OPENLINE_PUBLIC_URL is unset: the URLs then name this machine."""
+    from django.conf import settings
+
+    if settings.PUBLIC_URL_SET:
+        return None
+    paths = " and ".join(url.removeprefix(settings.PUBLIC_URL) for url in urls.values())
+    return (
+        f"OPENLINE_PUBLIC_URL is not set, so these URLs use {settings.PUBLIC_URL}, which no "
+        "provider can reach\n(and webhook signatures are checked against that address). Set it "
+        "to this server's public\nHTTPS address, for the server and for this command, "
+        "for example:\n  export OPENLINE_PUBLIC_URL=https://sms.example.org\n"
+        f"The webhook URLs are then that address followed by\n  {paths}"
+    )
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
@@ -155,6 +182,7 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
         child = bridge.start_worker_child()
         scheduler = False
     elif worker:
+        _retry_parked_at_start()
         threads += [InboundProcessor(), TaskWorker()]
     elif settings.REDIS_URL:
         enable_redis_wake()
@@ -249,6 +277,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from openline.core.scheduler import Scheduler
     from openline.messaging import processing
 
+    _retry_parked_at_start()
     threads: list[Any] = [processing.InboundProcessor(), tasks.TaskWorker()]
     stop = threading.Event()
     if args.attached is not None:  # the worker child of `openline run`
@@ -260,6 +289,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         return _wait_forever(threads, stop, signals=(signal.SIGTERM,))
     return _wait_forever(threads, stop)
+
+
+def _retry_parked_at_start() -> None:
+    """Where inbound processing starts: a new deploy may carry the fix for what parked."""
+    from openline.messaging.services.parked import inbound_parked_retry_at_start
+
+    inbound_parked_retry_at_start()
+
+
+def cmd_inbound_retry(args: argparse.Namespace) -> int:
+    from openline.messaging.services.inbound import MAX_ATTEMPTS
+    from openline.messaging.services.parked import inbound_parked_retry
+
+    ids = inbound_parked_retry(audited=True)
+    text = "No parked inbound events: nothing to retry."
+    if ids:
+        text = (
+            f"Retrying {len(ids)} parked inbound event(s): {', '.join(map(str, ids))}.\n"
+            "A running worker picks them up within a second. One that fails again parks "
+            f"again after {MAX_ATTEMPTS} attempts; the log has each failure under its id."
+        )
+    _emit(args, {"retried": len(ids), "event_ids": ids}, text)
+    return 0
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -330,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attached", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--busy-page", type=int, default=None, help=argparse.SUPPRESS)
     add("scheduler", cmd_scheduler, "periodic work (one per deployment)")
+
+    inbound = sub.add_parser("inbound", help="inbound events").add_subparsers(
+        dest="sub", required=True
+    )
+    add("retry", cmd_inbound_retry, "retry inbound events parked after failed processing", inbound)
     return parser
 
 

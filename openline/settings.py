@@ -3,34 +3,49 @@ database task queue, everything in one process. Scale-out parts switch on by env
 
 from __future__ import annotations
 
+import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
 from openline.env import envbool, envint, envlist, envstr
 
+# What OpenLine writes (the database, its journal, secrets, demo passwords) is for its own
+# user only, from the first byte: files 0600 and directories 0700 for everything this
+# process creates, whichever part creates it (SQLite makes its -wal and -shm files itself).
+os.umask(0o077)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("OPENLINE_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
-    """A stable key for the embedded profile, generated once into var/."""
+    """A stable key for the embedded profile, generated once into var/ (created 0600, so
+    it is never readable by others, not even for a moment)."""
     configured = envstr("SECRET_KEY")
     if configured:
         return configured
     key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(50))
     return key_file.read_text().strip()
 
 
 SECRET_KEY = _secret_key()
 DEBUG = envbool("DEBUG", False)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["*"])
+# Unset, webhook URLs point at this machine, which no provider can reach: `openline number
+# add` says so.
+PUBLIC_URL_SET = bool(envstr("OPENLINE_PUBLIC_URL"))
 PUBLIC_URL = envstr("OPENLINE_PUBLIC_URL", f"http://127.0.0.1:{envint('PORT', 8000)}").rstrip("/")
+SERVED_OVER_HTTPS = PUBLIC_URL.startswith("https://")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
 
 INSTALLED_APPS = [
@@ -51,11 +66,13 @@ INSTALLED_APPS = [
     "openline.chat",
     "openline.availability",
     "openline.alerts",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -63,6 +80,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "openline.core.middleware.OrganizationMiddleware",
+    "openline.core.middleware.SessionLimitsMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the "paused" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "openline.urls"
@@ -71,6 +91,12 @@ AUTH_USER_MODEL = "core.User"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
+# django-axes refuses sign-ins that are being throttled before any password is checked; it
+# has no get_user, so client.force_login and sessions still use the model backend.
+AUTHENTICATION_BACKENDS = [
+    "openline.core.security.SignInBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 TEMPLATES = [
     {
@@ -151,7 +177,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT.mkdir(mode=0o700, exist_ok=True)
 STATICFILES_DIRS = (
     [BASE_DIR / "node_modules" / "htmx.org" / "dist"]
     if (BASE_DIR / "node_modules" / "htmx.org" / "dist").exists()
@@ -163,9 +189,61 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# --- signing in and sessions (openline.core.security) ------------------------------------
+# Failed sign-ins are counted per account and per address (django-axes, with OpenLine's
+# handler): at the 5th within an hour signing in pauses for a minute, and each further
+# failure doubles the pause, up to an hour. They are forgotten an hour after the last one,
+# and an account's own failures when it signs in.
+AXES_HANDLER = "openline.core.security.SignInAttempts"
+AXES_FAILURE_LIMIT = 5
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(hours=1)  # how long failures are remembered
+AXES_RESET_ON_SUCCESS = True
+# Trying again while paused does not lengthen the pause: only passwords actually checked count.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "openline.core.security.sign_in_name"
+AXES_LOCKOUT_CALLABLE = "openline.core.security.sign_in_paused"
+OPENLINE_SIGN_IN_FIRST_PAUSE = timedelta(minutes=1)
+OPENLINE_SIGN_IN_LONGEST_PAUSE = timedelta(hours=1)
+# A session ends 12 hours after signing in whatever happens, and after the organization's
+# idle timeout (Settings) without activity; see SessionLimitsMiddleware for what counts.
+OPENLINE_SESSION_LIFETIME = timedelta(hours=12)
+SESSION_COOKIE_AGE = int(OPENLINE_SESSION_LIFETIME.total_seconds())
+
+# Cookies are never readable by scripts and not sent on cross-site requests (Lax still lets a
+# link from an e-mail open the console). Served over HTTPS (OPENLINE_PUBLIC_URL is https://),
+# they are sent only over HTTPS and browsers are told to use nothing else (HSTS). The scheme
+# comes from the ASGI server: uvicorn takes X-Forwarded-Proto from a proxy it trusts
+# (FORWARDED_ALLOW_IPS, 127.0.0.1 by default), so SECURE_PROXY_SSL_HEADER stays unset, which
+# would let anyone who reaches the port directly claim HTTPS.
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = SERVED_OVER_HTTPS
+CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
+SECURE_HSTS_SECONDS = envint("OPENLINE_HSTS_SECONDS", 365 * 24 * 3600) if SERVED_OVER_HTTPS else 0
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy on OpenLine's own pages: scripts and styles from this server only,
+# no eval (htmx runs with allowEval off), sockets to this server, never framed. What other
+# websites embed (the chat widget, its endpoints and the demo page) is theirs to police; the
+# phone simulator and the API docs still carry inline code.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/widget.js", "/widget-demo/", "/chat/", "/sandbox/", "/api/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,
@@ -173,5 +251,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django_tasks_db": {"level": "WARNING"}, "django_tasks": {"level": "WARNING"}},
+    "loggers": {
+        "django_tasks_db": {"level": "WARNING"},
+        "django_tasks": {"level": "WARNING"},
+        # Failed and refused sign-ins are warnings; every success would be noise.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import unicodedata
+
 from django import forms
 
+from openline.alerts.confirmation import CODE_DIGITS
 from openline.alerts.models import AlertPolicy, AlertProfile
 
 
@@ -19,7 +22,8 @@ class PolicyForm(forms.ModelForm):
         help_texts = {
             "escalate_after": "after this many unanswered attempts (the first alert counts)",
             "after_hours_phone": "A phone that gets a content-free notice when a text "
-            "arrives while this inbox is offline. Leave empty for none.",
+            "arrives while this inbox is offline, once it is confirmed with a code we text to "
+            "it. Leave empty for none.",
         }
 
 
@@ -33,3 +37,24 @@ class ProfileForm(forms.ModelForm):
             "mobile": "Mobile number",
             "new_conversation_sms": "New conversation alert by SMS",
         }
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=20,
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "size": 8}
+        ),
+    )
+
+    def clean_code(self) -> str:
+        # People copy codes with spaces or dashes ("123 456"), and some keyboards type
+        # full-width digits: neither changes the code.
+        typed = unicodedata.normalize("NFKC", self.cleaned_data["code"])
+        code = "".join(ch for ch in typed if ch not in " -")
+        if not (code.isascii() and code.isdigit() and len(code) == CODE_DIGITS):
+            raise forms.ValidationError(
+                f"The code is the {CODE_DIGITS} digits in the text we sent to the phone."
+            )
+        return code

@@ -34,12 +34,21 @@ class AlertPolicy(models.Model):
         default=0, choices=[(0, "Never")] + [(n, f"After {n}") for n in ATTEMPTS[1:]]
     )
     # CoAction's after-hours notice: a content-free text to this phone (E.164) when a text
-    # arrives while the inbox is offline. Blank = off.
+    # arrives while the inbox is offline. Blank = off. Notices go only once the phone is
+    # confirmed with a code texted to it (an admin cannot point them at a stranger).
     after_hours_phone = models.CharField(max_length=20, blank=True)
+    after_hours_confirmed_phone = models.CharField(max_length=20, blank=True)
+    after_hours_confirmed_at = models.DateTimeField(null=True, blank=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def after_hours_confirmed(self) -> bool:
+        return bool(self.after_hours_phone) and (
+            self.after_hours_phone == self.after_hours_confirmed_phone
+        )
 
 
 class AlertProfile(models.Model):
@@ -53,12 +62,61 @@ class AlertProfile(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_profiles"
     )
     mobile = models.CharField(max_length=20, blank=True)  # E.164
+    # The mobile as confirmed by a code texted to it; alerts go only to a confirmed mobile,
+    # so typing someone else's number makes OpenLine send them one code and nothing more.
+    confirmed_phone = models.CharField(max_length=20, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     new_conversation_sms = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organization", "user"], name="uniq_alert_profile")
+        ]
+
+    @property
+    def is_confirmed(self) -> bool:
+        return bool(self.mobile) and self.mobile == self.confirmed_phone
+
+
+class AlertPhoneCode(models.Model):
+    """One confirmation code texted to an alert phone: a person's (``profile``) or an
+    inbox's after-hours phone (``policy``). Only a keyed hash of the code is kept; the rows
+    stay after use so that the send limits can count them."""
+
+    organization_id: int
+    profile_id: int | None
+    policy_id: int | None
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    profile = models.ForeignKey(
+        AlertProfile, null=True, blank=True, on_delete=models.CASCADE, related_name="codes"
+    )
+    policy = models.ForeignKey(
+        AlertPolicy, null=True, blank=True, on_delete=models.CASCADE, related_name="codes"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    phone = models.CharField(max_length=20)
+    code_hash = models.CharField(max_length=64)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    # Set when the code confirmed the phone or was withdrawn (number changed, permission
+    # unticked, a newer code sent): it can no longer be used.
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(profile__isnull=False, policy__isnull=True)
+                | models.Q(profile__isnull=True, policy__isnull=False),
+                name="alert_code_one_owner",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "phone", "created_at"]),
+            models.Index(fields=["requested_by", "created_at"]),
         ]
 
 

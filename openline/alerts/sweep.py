@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -87,7 +88,8 @@ class Recipient:
 class Roster:
     """Who can be alerted at ``at``, for these inboxes and organizations, in a handful of
     queries however many inboxes and people: people signed up for a shift covering ``at``
-    who have an alert phone, want new-conversation texts, and permit them (consent ledger)."""
+    who have a confirmed alert phone, want new-conversation texts, and permit them (consent
+    ledger)."""
 
     def __init__(self, at: datetime, number_ids: list[int], organization_ids: list[int]) -> None:
         from openline.availability.models import ShiftKind, ShiftSignUp
@@ -112,11 +114,13 @@ class Roster:
 
     @staticmethod
     def _phones(people: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
-        """(organization, user) -> alert phone, for those who want and permit the texts."""
+        """(organization, user) -> alert phone, for those who confirmed it with a code
+        texted to it, want the texts and permit them."""
         profiles = AlertProfile.objects.filter(
             organization_id__in={o for o, _ in people},
             user_id__in={u for _, u in people},
             new_conversation_sms=True,
+            confirmed_phone=F("mobile"),
         ).exclude(mobile="")
         wanted = {
             (p.organization_id, p.user_id): p.mobile
@@ -226,13 +230,12 @@ AFTER_HOURS_WINDOW = timedelta(hours=1)
 
 
 def _after_hours_notices(now: datetime, result: SweepResult) -> None:
-    """CoAction's after-hours notice: one content-free text to the inbox's designated phone
-    for each conversation opened while it was offline (in the last hour, so turning the
-    notice on does not send one for every old conversation)."""
+    """CoAction's after-hours notice: one content-free text to the inbox's designated phone,
+    once it is confirmed, for each conversation opened while it was offline (in the last
+    hour, so turning the notice on does not send one for every old conversation)."""
+    confirmed = AlertPolicy.objects.filter(after_hours_confirmed_phone=F("after_hours_phone"))
     phones = dict(
-        AlertPolicy.objects.exclude(after_hours_phone="").values_list(
-            "number_id", "after_hours_phone"
-        )
+        confirmed.exclude(after_hours_phone="").values_list("number_id", "after_hours_phone")
     )
     if not phones:
         return

@@ -37,7 +37,7 @@ from openline.contacts.services import (
     contact_create,
     contact_update,
 )
-from openline.core.services import audit_record
+from openline.core.services import audit_transcript_read_by_token
 from openline.messaging.models import Conversation, Message, MessageKind
 from openline.messaging.selectors import conversation_get, conversation_list, conversation_messages
 from openline.messaging.services.consent import consent_opt_in_with_welcome
@@ -165,19 +165,17 @@ def list_messages(
     conversation_id: int = Path(..., ge=1, le=MAX_ID),
     page: PageParams = Query(...),  # noqa: B008
 ) -> dict[str, Any]:
-    """Reading a transcript is written to the organization's audit log."""
+    """Reading a transcript is written to the organization's audit log: once per token and
+    conversation in an hour, however many pages it takes."""
     org_id = organization_id(request)
     try:
         conversation = conversation_get(organization_id=org_id, conversation_id=conversation_id)
     except Conversation.DoesNotExist:
         raise ApiError(404, "not_found", "conversation not found") from None
-    audit_record(
+    audit_transcript_read_by_token(
         organization_id=org_id,
-        actor_id=None,
         api_token_id=request.auth.pk,  # type: ignore[attr-defined]
-        action="conversation.read_api",
-        object_type="conversation",
-        object_id=conversation.pk,
+        conversation_id=conversation.pk,
     )
     return _page(conversation_messages(conversation=conversation), page)
 
@@ -268,8 +266,10 @@ def record_consent(
     request: HttpRequest, payload: ConsentIn, contact_id: int = Path(..., ge=1, le=MAX_ID)
 ) -> dict[str, Any]:
     """`opt_in` needs `evidence` (how consent was given) and sends the welcome text when the
-    number can receive it; it is refused (409 `consent_refused`) for a person who opted out
-    by text, because only they can opt back in. `opt_out` is always recorded (evidence
+    number can receive it; it is refused with 409 `opted_out_by_person` for a person who
+    opted out themself (by keyword, through the carrier, or in words staff confirmed),
+    because only they can opt back in, and 409 `opt_out_request_pending` while a request of
+    theirs to stop awaits review. `opt_out` is always recorded (evidence
     optional: an opt-out is never refused) and sends nothing."""
     contact = _contact_or_404(request, contact_id)
     org_id = contact.organization_id
@@ -283,9 +283,10 @@ def record_consent(
                 phone=contact.phone,
                 source=ConsentSource.API,
                 evidence=payload.evidence,
+                api_token_id=request.auth.pk,  # type: ignore[attr-defined]
             )
         except ConsentError as exc:
-            raise ApiError(409, ConsentError.code, str(exc)) from None
+            raise ApiError(409, exc.code, str(exc)) from None
         except SendRefused as exc:
             raise ApiError.from_refusal(exc) from None
     else:

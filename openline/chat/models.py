@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from openline.core.models import Organization
@@ -36,10 +36,33 @@ class ChatWidget(models.Model):
     )
     greeting = models.CharField(max_length=500, blank=True)
     offline_text = models.CharField(max_length=1000, blank=True)
+    # Other ways to reach help, under "All our counselors are busy" (offline_text if empty).
+    busy_text = models.CharField(max_length=1000, blank=True)
     # Origins allowed to embed it, e.g. "https://www.example.org" (scheme, host, port).
     allowed_origins = models.JSONField(default=list)
     quick_exit_url = models.URLField(default="https://www.google.com/")
     is_active = models.BooleanField(default=True)
+    # How many chats may start a minute, from everyone and from one address (chat.limits),
+    # and how many of its chats may wait at once (0: no cap); over the cap visitors are
+    # told it is busy instead of joining a line nobody can answer soon.
+    starts_per_minute = models.PositiveIntegerField(
+        default=60,
+        validators=[
+            MinValueValidator(1, "allow at least 1 new chat a minute"),
+            MaxValueValidator(10_000, "allow at most 10000 new chats a minute"),
+        ],
+    )
+    starts_per_address_per_minute = models.PositiveIntegerField(
+        default=10,
+        validators=[
+            MinValueValidator(1, "allow at least 1 new chat a minute from one address"),
+            MaxValueValidator(1_000, "allow at most 1000 new chats a minute from one address"),
+        ],
+    )
+    max_waiting = models.PositiveIntegerField(
+        default=25,
+        validators=[MaxValueValidator(10_000, "allow at most 10000 waiting chats (0: no cap)")],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -109,3 +132,16 @@ class ChatSession(models.Model):
     prechat = models.JSONField(default=list, blank=True)
     survey = models.JSONField(default=list, blank=True)
     survey_at = models.DateTimeField(null=True, blank=True)
+
+
+class ChatStartGate(models.Model):
+    """When the next chat may start under one key (a widget, or a widget and a visitor's
+    address) without waiting: the database side of chat.limits, as Unix seconds. The key
+    is an HMAC, so visitors' addresses are never stored. Only starts write here, and a row
+    whose time has passed says nothing, so new rows sweep those away."""
+
+    key = models.CharField(max_length=64, unique=True)
+    next_free = models.FloatField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key[:8]}: {self.next_free}"

@@ -34,9 +34,20 @@ CLIENT_ID_CHARS = 64
 class ChatError(ValueError):
     """A visitor action that is refused; ``code`` for programs, the text for people."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after  # seconds, when trying again later can succeed
+
+
+@dataclass(frozen=True)
+class StartLimits:
+    """How many chats may start a minute (from everyone, from one address) and wait at
+    once (0: no cap) on one widget."""
+
+    per_minute: int
+    per_address_per_minute: int
+    max_waiting: int
 
 
 @dataclass(frozen=True)
@@ -71,12 +82,41 @@ def widget_availability(widget: ChatWidget) -> tuple[bool, str | None]:
     return False, opening_phrase(opens, tz=zone)
 
 
+BUSY_TEXT = "All our counselors are busy right now. Please try again in a few minutes."
+BUSY_RETRY_SECONDS = 60
+
+
+def _waiting_chats(widget: ChatWidget) -> int:
+    # From the conversation side: the organization-and-status index finds the few waiting
+    # ones, however many chats the widget has had.
+    return Conversation.objects.filter(
+        organization_id=widget.organization_id,
+        status=ConversationStatus.WAITING,
+        chat_session__widget_id=widget.pk,
+    ).count()
+
+
+def widget_busy(widget: ChatWidget) -> bool:
+    """As many of its chats wait as the widget allows (never with no cap)."""
+    return widget.max_waiting > 0 and _waiting_chats(widget) >= widget.max_waiting
+
+
+def _take_a_place(widget: ChatWidget) -> None:
+    """Refuse a new chat over the widget's cap. Call inside the start's transaction: the
+    widget's row lock (SQLite: the write lock) makes concurrent starts count one by one."""
+    if widget.max_waiting == 0:
+        return
+    ChatWidget.objects.select_for_update().filter(pk=widget.pk).values_list("pk").get()
+    if widget_busy(widget):
+        raise ChatError("busy", BUSY_TEXT, retry_after=BUSY_RETRY_SECONDS)
+
+
 def chat_start(
     *, widget: ChatWidget, origin: str, name: str = "", answers: object = None
 ) -> StartedChat:
     """Open a waiting conversation for a new visitor, with their pre-chat answers (checked
     here; raises questions.AnswerError) setting its priority. Refused while the inbox is
-    offline."""
+    offline, and while the widget has as many chats waiting as it allows ("busy")."""
     from openline.chat.questions import answers_clean, priority_of, questions_for
 
     if not inbox_online(widget.number_id):
@@ -86,6 +126,7 @@ def chat_start(
     token = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
+        _take_a_place(widget)
         contact = Contact.objects.create(
             organization_id=widget.organization_id, phone="", name=name
         )
@@ -272,6 +313,7 @@ def widget_create(
     greeting: str = "",
     offline_text: str = "",
     color: str = "#1f5fbf",
+    max_waiting: int = 25,
 ) -> ChatWidget:
     from django.core.exceptions import ValidationError
 
@@ -289,6 +331,7 @@ def widget_create(
         greeting=greeting.strip(),
         offline_text=offline_text.strip(),
         color=color.strip(),
+        max_waiting=max_waiting,
     )
     widget.full_clean()
     with transaction.atomic():
@@ -314,8 +357,11 @@ def widget_update(
     color: str = "#1f5fbf",
     quick_exit_url: str = "https://www.google.com/",
     is_active: bool = True,
+    busy_text: str = "",
+    limits: StartLimits | None = None,
 ) -> ChatWidget:
-    """Change what a widget shows and where it may be embedded (its id and inbox stay)."""
+    """Change what a widget shows, where it may be embedded and, given ``limits``, how many
+    chats may start and wait (its id and inbox stay)."""
 
     from openline.core.services import audit_record
 
@@ -325,7 +371,12 @@ def widget_update(
     widget.offline_text = offline_text.strip()
     widget.color = color.strip()
     widget.quick_exit_url = quick_exit_url.strip()
+    widget.busy_text = busy_text.strip()
     widget.is_active = is_active
+    if limits is not None:
+        widget.starts_per_minute = limits.per_minute
+        widget.starts_per_address_per_minute = limits.per_address_per_minute
+        widget.max_waiting = limits.max_waiting
     widget.full_clean()
     with transaction.atomic():
         widget.save()

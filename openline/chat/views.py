@@ -10,18 +10,26 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from django.core.cache import cache as django_cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from openline.chat import services
+from openline.chat import limits, services
 from openline.chat.models import ChatWidget, QuestionStage
 from openline.chat.questions import AnswerError, question_view, questions_for, survey_submit
 
 WIDGET_JS = Path(__file__).parent / "static" / "chat" / "widget.js"
 MAX_START_BODY = 20_000  # a name and the pre-chat answers
-NEW_CHATS_PER_IP_PER_MINUTE = 10
+# A refused start's HTTP status. Busy (as many chats waiting as the widget allows) is a
+# state of the service like offline, so 409 with Retry-After: a 503 would be logged as a
+# server error each time a visitor is turned away. The widget tells them apart by "error".
+REFUSAL_STATUS = {
+    "unknown_widget": 404,
+    "origin_refused": 403,
+    "offline": 409,
+    "busy": 409,
+    "rate_limited": 429,
+}
 
 
 @cache
@@ -69,8 +77,14 @@ def _error(code: str, message: str, status: int) -> JsonResponse:
 
 
 def _refused(exc: services.ChatError) -> JsonResponse:
-    status = {"unknown_widget": 404, "origin_refused": 403, "offline": 409}.get(exc.code, 400)
-    return _error(exc.code, str(exc), status)
+    status = REFUSAL_STATUS.get(exc.code, 400)
+    if exc.retry_after is None:
+        return _error(exc.code, str(exc), status)
+    # In the body too: a cross-origin script cannot read Retry-After unless exposed.
+    body = {"error": exc.code, "message": str(exc), "retry_after": exc.retry_after}
+    response = JsonResponse(body, status=status)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @require_GET
@@ -90,6 +104,10 @@ def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
                 "offline_text": widget.offline_text,
                 "online": online,
                 "next_opening": opens,
+                # Only worth a query while open; a busy widget offers no chat box.
+                "busy": online and services.widget_busy(widget),
+                "busy_message": services.BUSY_TEXT,
+                "busy_help": widget.busy_text or widget.offline_text,
                 "quick_exit_url": widget.quick_exit_url,
                 "prechat": [question_view(q) for q in questions_for(widget, QuestionStage.PRE)],
                 "survey": [question_view(q) for q in questions_for(widget, QuestionStage.POST)],
@@ -163,13 +181,8 @@ def chat_start(request: HttpRequest, public_id: str) -> HttpResponse:
     if isinstance(posted, HttpResponse):
         return posted
     widget, origin, data, name = posted
-    key = f"chat-start:{request.META.get('REMOTE_ADDR', '')}"
-    django_cache.add(key, 0, 60)
-    if django_cache.incr(key) > NEW_CHATS_PER_IP_PER_MINUTE:
-        return _cors(
-            _error("rate_limited", "Too many new chats; try again in a minute.", 429), origin
-        )
     try:
+        limits.chat_start_throttle(widget=widget, address=request.META.get("REMOTE_ADDR", ""))
         started = services.chat_start(
             widget=widget, origin=origin, name=name, answers=data.get("answers")
         )

@@ -2,7 +2,8 @@
 
 Events carry ids and states only, never message content; the browser fetches what it
 shows over HTTP, where every page checks access again. A subscription is checked like a
-page: same Origin, signed in, a member of the organization (re-checked while connected),
+page: same Origin, signed in, a member of the organization, a sign-in that has not ended
+(idle timeout, 12 hours; both re-checked while connected),
 and each event filtered to what this member may see (``event_visible``). Events reach the
 socket through the process's organization hub (``console.hub``)."""
 
@@ -16,12 +17,14 @@ from urllib.parse import urlsplit
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
 from openline.console import hub
+from openline.core import security
 from openline.core.models import Membership
 
-# Membership is checked again this often on a live connection, so a removed member stops
-# receiving events within a minute without a query per event.
+# Membership and the sign-in are checked again this often on a live connection, so a removed
+# member or an ended sign-in stops receiving events within a minute without a query per event.
 RECHECK_SECONDS = 60.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -54,7 +57,20 @@ def same_origin(scope: dict[str, Any]) -> bool:
 
 @database_sync_to_async
 def _membership(user_id: int) -> Membership | None:
-    return Membership.objects.filter(user_id=user_id).order_by("id").first()
+    return (
+        Membership.objects.select_related("organization")
+        .filter(user_id=user_id)
+        .order_by("id")
+        .first()
+    )
+
+
+@database_sync_to_async
+def _session_over(session_key: str | None, membership: Membership) -> bool:
+    """The sign-in behind the socket ended (idle timeout, 12 hours, signed out); the socket
+    itself never counts as activity."""
+    idle_minutes = membership.organization.idle_timeout_minutes
+    return security.stored_session_over(session_key, idle_minutes, timezone.now())
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
@@ -75,6 +91,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         membership = await _membership(user.pk)
         if membership is None:
             await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        if await _session_over(self.session_key, membership):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = membership.user_id
         self.can_manage = membership.can_manage
@@ -107,10 +127,16 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(RECHECK_SECONDS)
             membership = await _membership(self.user_id)
             if membership is None or membership.organization_id != self.organization_id:
-                assert self.organization_id is not None
-                await hub.leave(self.organization_id, self)
-                self.organization_id = None
-                with contextlib.suppress(Exception):
-                    await self.close(code=CLOSE_FORBIDDEN)
+                await self._end(CLOSE_FORBIDDEN)
+                return
+            if await _session_over(self.session_key, membership):
+                await self._end(CLOSE_UNAUTHENTICATED)
                 return
             self.can_manage = membership.can_manage
+
+    async def _end(self, code: int) -> None:
+        assert self.organization_id is not None
+        await hub.leave(self.organization_id, self)
+        self.organization_id = None
+        with contextlib.suppress(Exception):
+            await self.close(code=code)

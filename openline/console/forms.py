@@ -11,7 +11,7 @@ from django.conf import settings
 
 from openline.console.models import SavedReply
 from openline.contacts.models import NumberType
-from openline.core.models import Membership
+from openline.core.models import Membership, Organization
 from openline.messaging.selectors import QueueFilter
 from openline.providers.models import Number
 
@@ -134,6 +134,8 @@ class ConsentReviewForm(ConsoleForm):
     decision = forms.ChoiceField(
         choices=[("opt_out", "Record opt-out"), ("not_opt_out", "Not an opt-out")]
     )
+    # Needed to dismiss the request (the consent service says so when it is missing).
+    reason = forms.CharField(required=False, max_length=1000)
 
 
 class OrganizationTextsForm(ConsoleForm):
@@ -153,6 +155,22 @@ class OrganizationTextsForm(ConsoleForm):
     help_text = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Help reply"
     )
+    idle_timeout_minutes = forms.IntegerField(
+        required=False,
+        min_value=Organization.IDLE_TIMEOUT_BOUNDS[0],
+        max_value=Organization.IDLE_TIMEOUT_BOUNDS[1],
+        label="Sign out after inactivity (minutes)",
+        help_text=(
+            "Members who have not used the console for this long are signed out, so an "
+            f"unattended screen does not stay open ({Organization.IDLE_TIMEOUT_BOUNDS[0]} to "
+            f"{Organization.IDLE_TIMEOUT_BOUNDS[1]} minutes). Every sign-in also ends after "
+            "12 hours."
+        ),
+    )
+
+    def clean_idle_timeout_minutes(self) -> int:
+        minutes = self.cleaned_data.get("idle_timeout_minutes")
+        return Organization.DEFAULT_IDLE_TIMEOUT_MINUTES if minutes is None else minutes
 
     def __init__(self, *args: Any, instance_values: Any, **kwargs: Any) -> None:
         kwargs.setdefault(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 
 from openline.console import views
+from openline.console.views.health import system_health
 
 app_name = "console"
 
@@ -33,6 +34,7 @@ urlpatterns: list[URLPattern] = [
     _conv("consent-review", views.conversation_consent_review, "conversation_consent_review"),
     path("segments", views.segments, name="segments"),
     path("settings/", views.organization_settings, name="settings"),
+    path("system-health/", system_health, name="system_health"),
     path("preferences/", views.preferences, name="preferences"),
     path("team/", views.team, name="team"),
     path("chat-settings/", views.chat_settings, name="chat_settings"),

@@ -138,6 +138,29 @@ def match_keyword(body: str) -> KeywordMatch | None:
     return _KEYWORD_LOOKUP.get(core)
 
 
+# "YES" is an ordinary answer in a conversation ("are you safe right now?" - "yes"). It
+# opts in only where an opt-in is what the person is answering: they are opted out, or a
+# confirmation request is pending. Toll-free networks never take YES as an opt-in.
+_CONDITIONAL_OPT_IN = frozenset({"YES"})
+
+
+def keyword_in_context(
+    match: KeywordMatch | None, *, opted_out: bool, opt_in_pending: bool, toll_free: bool
+) -> KeywordMatch | None:
+    """``match`` as it counts for this person now: a conditional opt-in word outside an
+    opt-in context is conversation text (None). STOP, START, HELP... always count."""
+    if match is None or match.keyword not in _CONDITIONAL_OPT_IN:
+        return match
+    if toll_free or not (opted_out or opt_in_pending):
+        return None
+    return match
+
+
+def is_conditional(match: KeywordMatch | None) -> bool:
+    """Whether ``match`` needs the person's consent state to decide (see above)."""
+    return match is not None and match.keyword in _CONDITIONAL_OPT_IN
+
+
 # ---------------------------------------------------------------------------------------
 # Free-text opt-out requests
 # ---------------------------------------------------------------------------------------

@@ -64,6 +64,9 @@ class ConsentKind(models.TextChoices):
     # once; a person confirms it (opt_out) or dismisses it (request_dismissed).
     OPT_OUT_REQUEST = "opt_out_request", "Opt-out request (to confirm)"
     REQUEST_DISMISSED = "request_dismissed", "Opt-out request dismissed"
+    # We asked the person to confirm an opt-in ("reply YES"): until they answer (or another
+    # opt-in/opt-out settles it), YES from them is an opt-in, not conversation text.
+    OPT_IN_REQUEST = "opt_in_request", "Opt-in confirmation requested"
 
 
 class ConsentSource(models.TextChoices):
@@ -88,6 +91,10 @@ class ConsentEvent(models.Model):
     )
     text = models.TextField(blank=True, help_text="The exact text received or shown.")
     evidence = models.TextField(blank=True, help_text="How consent was given.")
+    # Recorded through a simulated carrier (the sandbox's phone simulator). It counts only
+    # for texts through simulated numbers: nobody can change a real phone's consent for a
+    # real number by typing its digits into the simulator.
+    simulated = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

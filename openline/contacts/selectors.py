@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.apps import apps
 from django.db.models import Q, QuerySet
 
 from openline.contacts.models import ConsentEvent, ConsentKind, ConsentSource, Contact
 
-# Sources through which only the person themself can have opted out; staff cannot undo these.
-PERSON_OPT_OUT_SOURCES = frozenset({ConsentSource.KEYWORD, ConsentSource.PROVIDER})
+# Opt-outs that came from the person: a keyword, the carrier's report (Twilio 21610) or
+# their own words, confirmed by staff (source MESSAGE). Only the person undoes these.
+PERSON_OPT_OUT_SOURCES = frozenset(
+    {ConsentSource.KEYWORD, ConsentSource.PROVIDER, ConsentSource.MESSAGE}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,13 +19,19 @@ class ConsentState:
     status: str  # "opted_in" | "opted_out" | "unknown"
     last_change: ConsentEvent | None
     pending_request: ConsentEvent | None
-    # True when any opt-out since the last opt-in came from the person (keyword, carrier):
-    # a later staff-recorded opt-out does not make it staff's to undo.
+    # True when any opt-out since the last opt-in came from the person (keyword, carrier, a
+    # request of theirs that staff confirmed): only the person can undo it.
     person_opted_out: bool = False
+    # We asked the person to confirm an opt-in and they have not answered yet.
+    opt_in_pending: bool = False
 
     @property
     def opted_out(self) -> bool:
         return self.status == "opted_out"
+
+    @property
+    def opted_in(self) -> bool:
+        return self.status == "opted_in"
 
     @property
     def opted_out_by_person(self) -> bool:
@@ -47,19 +57,51 @@ _STATE_KINDS = (
     ConsentKind.OPT_OUT,
     ConsentKind.OPT_OUT_REQUEST,
     ConsentKind.REQUEST_DISMISSED,
+    ConsentKind.OPT_IN_REQUEST,
 )
 
 
-def consent_state(*, organization_id: int, phone: str) -> ConsentState:
-    """Derive the current consent state from the ledger (newest event first)."""
-    events = ConsentEvent.objects.filter(
-        organization_id=organization_id, phone=phone, kind__in=_STATE_KINDS
-    ).order_by("-created_at", "-id")
+def consent_events_in_scope(
+    *, organization_id: int, simulated: bool | None = None
+) -> QuerySet[ConsentEvent]:
+    """The ledger as it counts for texts through a real number (``simulated`` False: events
+    recorded through the sandbox's simulated carrier do not count) or through a simulated
+    one (True: every event counts, so a real opt-out holds in the simulator too). None is
+    the organization's own view: real, unless all its numbers are simulated (a demo or a
+    training organization)."""
+    if simulated is None:
+        simulated = _only_simulated_numbers(organization_id)
+    events = ConsentEvent.objects.filter(organization_id=organization_id)
+    return events if simulated else events.filter(simulated=False)
+
+
+def _only_simulated_numbers(organization_id: int) -> bool:
+    # By name, not import: the providers app builds on this one.
+    number_model = apps.get_model("providers", "Number")
+    numbers = number_model.objects.filter(organization_id=organization_id, is_active=True)
+    return all(number.simulated for number in numbers.only("provider"))
+
+
+def consent_state(
+    *, organization_id: int, phone: str, simulated: bool | None = None
+) -> ConsentState:
+    """Derive the current consent state from the ledger (newest event first), for texts
+    through a real number or a simulated one (see ``consent_events_in_scope``)."""
+    events = (
+        consent_events_in_scope(organization_id=organization_id, simulated=simulated)
+        .filter(phone=phone, kind__in=_STATE_KINDS)
+        .order_by("-created_at", "-id")
+    )
     last_change: ConsentEvent | None = None
     pending: ConsentEvent | None = None
     request_settled = False
     person_opted_out = False
+    opt_in_pending: bool | None = None  # decided by the newest opt-in request or change
     for event in events.iterator(chunk_size=50):
+        if event.kind == ConsentKind.OPT_IN_REQUEST:
+            if opt_in_pending is None:
+                opt_in_pending = last_change is None
+            continue
         if event.kind == ConsentKind.OPT_IN:
             last_change = last_change or event
             break
@@ -67,6 +109,7 @@ def consent_state(*, organization_id: int, phone: str) -> ConsentState:
             # Keep looking back to the last opt-in: was any of these opt-outs the person's?
             last_change = last_change or event
             person_opted_out = person_opted_out or event.source in PERSON_OPT_OUT_SOURCES
+            opt_in_pending = bool(opt_in_pending)
         elif last_change is not None:
             continue  # requests made while opted out change nothing
         elif event.kind == ConsentKind.REQUEST_DISMISSED:
@@ -86,18 +129,18 @@ def consent_state(*, organization_id: int, phone: str) -> ConsentState:
         last_change=last_change,
         pending_request=pending,
         person_opted_out=person_opted_out,
+        opt_in_pending=bool(opt_in_pending),
     )
 
 
-def consent_opted_in(*, organization_id: int, phones: set[str]) -> set[str]:
+def consent_opted_in(
+    *, organization_id: int, phones: set[str], simulated: bool | None = None
+) -> set[str]:
     """Which of ``phones`` are opted in now (``consent_state(...).status == "opted_in"``):
     their latest opt-in or opt-out is an opt-in. One query for any number of phones."""
     latest = (
-        ConsentEvent.objects.filter(
-            organization_id=organization_id,
-            phone__in=list(phones),
-            kind__in=(ConsentKind.OPT_IN, ConsentKind.OPT_OUT),
-        )
+        consent_events_in_scope(organization_id=organization_id, simulated=simulated)
+        .filter(phone__in=list(phones), kind__in=(ConsentKind.OPT_IN, ConsentKind.OPT_OUT))
         .order_by("phone", "-created_at", "-id")
         .values_list("phone", "kind")
     )

@@ -14,11 +14,17 @@ from openline.contacts.models import (
 )
 from openline.contacts.phones import guess_number_type, normalize_phone
 from openline.contacts.selectors import consent_state
+from openline.core.models import Membership, Role
 from openline.core.realtime import publish_on_commit
+from openline.core.services import audit_record
 
 
 class ConsentError(ValueError):
-    code = "consent_refused"
+    """A consent change that may not be made. ``code`` is stable for API clients."""
+
+    def __init__(self, message: str, code: str = "consent_refused") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class DuplicateContact(ValueError):
@@ -108,9 +114,11 @@ def consent_record(
     evidence: str = "",
     number_id: int | None = None,
     actor_id: int | None = None,
+    simulated: bool = False,
 ) -> ConsentEvent:
     """Append one event to the ledger. Rules about who may record what live in the
-    callers below; this only writes and announces."""
+    callers below; this only writes and announces. ``simulated``: it came through a
+    simulated carrier and counts only there (see ConsentEvent.simulated)."""
     event = ConsentEvent.objects.create(
         organization_id=organization_id,
         phone=phone,
@@ -120,6 +128,7 @@ def consent_record(
         evidence=evidence,
         number_id=number_id,
         actor_id=actor_id,
+        simulated=simulated,
         created_at=timezone.now(),
     )
     publish_on_commit(
@@ -127,6 +136,29 @@ def consent_record(
         event={"type": "consent.changed", "phone": phone, "kind": kind},
     )
     return event
+
+
+def _require_manager(*, organization_id: int, actor_id: int | None, action: str) -> None:
+    """Consent decisions made for a person by someone else need a supervisor or admin."""
+    allowed = Membership.objects.filter(
+        organization_id=organization_id,
+        user_id=actor_id,
+        user__is_active=True,
+        role__in=(Role.ADMIN, Role.SUPERVISOR),
+    )
+    if actor_id is None or not allowed.exists():
+        raise ConsentError(f"only a supervisor or an admin can {action}", "forbidden")
+
+
+def _audit_consent(event: ConsentEvent, action: str, api_token_id: int | None = None) -> None:
+    audit_record(
+        organization_id=event.organization_id,
+        actor_id=event.actor_id,
+        api_token_id=api_token_id,
+        action=action,
+        object_type="consent_event",
+        object_id=event.pk,
+    )
 
 
 @transaction.atomic
@@ -138,20 +170,34 @@ def consent_record_opt_in(
     evidence: str,
     actor_id: int | None = None,
     number_id: int | None = None,
+    api_token_id: int | None = None,
 ) -> ConsentEvent:
-    """Staff/API/import opt-in. Never overrides an opt-out the person made themself."""
+    """Staff/API/import opt-in, audited. Staff must be a supervisor or admin. Never
+    overrides an opt-out the person made themself (by keyword, through the carrier, or in
+    words that staff confirmed)."""
+    if source == ConsentSource.STAFF:
+        _require_manager(
+            organization_id=organization_id, actor_id=actor_id, action="record an opt-in"
+        )
     if not evidence.strip():
-        raise ConsentError("record how consent was given (evidence is required)")
-    state = consent_state(organization_id=organization_id, phone=phone)
-    if state.opted_out_by_person:
         raise ConsentError(
-            "this person opted out by text; only they can opt back in, by texting START"
+            "record how consent was given (evidence is required)", "evidence_required"
         )
-    if state.pending_request is not None:
+    # The opt-in holds for every number, the simulator's too: no opt-out the person made
+    # through either may be overridden.
+    real = consent_state(organization_id=organization_id, phone=phone, simulated=False)
+    simulated = consent_state(organization_id=organization_id, phone=phone, simulated=True)
+    if real.opted_out_by_person or simulated.opted_out_by_person:
         raise ConsentError(
-            "this person asked not to be texted; review that request before recording consent"
+            "this person opted out themself; only they can opt back in, by texting START",
+            "opted_out_by_person",
         )
-    return consent_record(
+    if real.pending_request is not None or simulated.pending_request is not None:
+        raise ConsentError(
+            "this person asked not to be texted; review that request before recording consent",
+            "opt_out_request_pending",
+        )
+    event = consent_record(
         organization_id=organization_id,
         phone=phone,
         kind=ConsentKind.OPT_IN,
@@ -160,6 +206,8 @@ def consent_record_opt_in(
         actor_id=actor_id,
         number_id=number_id,
     )
+    _audit_consent(event, "consent.opt_in", api_token_id)
+    return event
 
 
 def consent_record_opt_out(
@@ -171,6 +219,7 @@ def consent_record_opt_out(
     evidence: str = "",
     actor_id: int | None = None,
     number_id: int | None = None,
+    simulated: bool = False,
 ) -> ConsentEvent:
     return consent_record(
         organization_id=organization_id,
@@ -181,18 +230,40 @@ def consent_record_opt_out(
         evidence=evidence,
         actor_id=actor_id,
         number_id=number_id,
+        simulated=simulated,
     )
 
 
+def consent_dismiss_check(*, organization_id: int, actor_id: int, reason: str) -> str:
+    """Raise ConsentError unless ``actor_id`` may dismiss an opt-out request with this
+    written reason; returns the reason, trimmed."""
+    _require_manager(
+        organization_id=organization_id, actor_id=actor_id, action="dismiss an opt-out request"
+    )
+    if not reason.strip():
+        raise ConsentError(
+            "write why this is not an opt-out (the reason is kept in the consent history)",
+            "reason_required",
+        )
+    return reason.strip()
+
+
 def consent_dismiss_request(
-    *, organization_id: int, phone: str, actor_id: int, evidence: str = ""
+    *, organization_id: int, phone: str, actor_id: int, reason: str, number_id: int | None = None
 ) -> ConsentEvent:
-    """A person reviewed a free-text opt-out request and found it was not one."""
-    return consent_record(
+    """A supervisor or admin reviewed a free-text opt-out request and found it was not
+    one; the reason is kept as the event's evidence, and the decision is audited."""
+    reason = consent_dismiss_check(
+        organization_id=organization_id, actor_id=actor_id, reason=reason
+    )
+    event = consent_record(
         organization_id=organization_id,
         phone=phone,
         kind=ConsentKind.REQUEST_DISMISSED,
         source=ConsentSource.STAFF,
-        evidence=evidence,
+        evidence=reason,
         actor_id=actor_id,
+        number_id=number_id,
     )
+    _audit_consent(event, "consent.request_dismissed")
+    return event

@@ -151,7 +151,10 @@ def _demo_chat_widget(org: Organization, number: Number | None) -> object | None
             offline_text="Chat is closed right now. Text the demo number any time.",
         )
         _demo_chat_questions(widget)
-    elif origin not in widget.allowed_origins:  # served on another port this time
+    if not widget.busy_text:  # shown instead of a chat box when the queue is full
+        widget.busy_text = "You can also text the demo number any time."
+        widget.save(update_fields=["busy_text"])
+    if origin not in widget.allowed_origins:  # served on another port this time
         widget.allowed_origins = sorted({*widget.allowed_origins, origin})
         widget.save(update_fields=["allowed_origins"])
     return widget

@@ -4,6 +4,7 @@ import zoneinfo
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -23,6 +24,16 @@ class Organization(models.Model):
     opt_out_text = models.TextField(blank=True)
     help_text = models.TextField(blank=True)
     max_conversations_per_counselor = models.PositiveIntegerField(default=5)
+    # Members are signed out after this long without activity (Settings; core.security).
+    DEFAULT_IDLE_TIMEOUT_MINUTES = 30
+    IDLE_TIMEOUT_BOUNDS = (5, 720)
+    idle_timeout_minutes = models.PositiveIntegerField(
+        default=DEFAULT_IDLE_TIMEOUT_MINUTES,
+        validators=[
+            MinValueValidator(IDLE_TIMEOUT_BOUNDS[0]),
+            MaxValueValidator(IDLE_TIMEOUT_BOUNDS[1]),
+        ],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

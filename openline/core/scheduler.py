@@ -21,13 +21,17 @@ def run_periodic() -> None:
     from openline.alerts.sweep import alerts_sweep
     from openline.availability.services.watch import inbox_states_publish_changes
     from openline.chat.services import chats_close_abandoned
+    from openline.messaging.services.parked import inbound_parked_retry_periodic
+    from openline.messaging.services.queue_guard import conversations_requeue_unseen
     from openline.messaging.services.reconcile import messages_reconcile
 
     for job in (
+        conversations_requeue_unseen,  # before the alert sweep, so a moved one alerts now
         messages_reconcile,
         chats_close_abandoned,
         alerts_sweep,
         inbox_states_publish_changes,
+        inbound_parked_retry_periodic,  # hourly: see its module
     ):
         try:  # one failing job does not hold up the others
             job()

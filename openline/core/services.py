@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
+from datetime import timedelta
 
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -89,6 +92,109 @@ def audit_record(
         action=action,
         object_type=object_type,
         object_id=str(object_id),
+    )
+
+
+# --- transcript reads ------------------------------------------------------------------------
+# Reading a conversation's text is audited once per person, conversation and view session:
+# the console refreshes a thread every few seconds, and a row per refresh would bury the reads
+# that matter. A console view session is the signed-in Django session (signing out, its
+# expiry, or signing in from another browser starts a new one); the conversations recorded
+# in it live in the session itself, which the request has loaded anyway, so a refresh costs
+# no query. An API token has no session: its view session lasts an hour from its last
+# recorded read.
+
+TRANSCRIPT_READS = ("page", "pane", "thread", "action", "history", "api")
+TRANSCRIPT_EXPORTS = ("export", "print")
+API_READ_SESSION = timedelta(hours=1)
+_SESSION_KEY = "openline.transcripts_read"
+# More than a long shift opens; past it the oldest are forgotten (at worst, one more row).
+_SESSION_REMEMBERS = 2000
+
+
+def transcript_action(how: str, *, monitoring: bool = False) -> str:
+    """The audit action for reading a transcript ``how``: ``transcript.read.pane``, or
+    ``transcript.monitor.pane`` for a supervisor reading one someone else holds."""
+    if how not in TRANSCRIPT_READS + TRANSCRIPT_EXPORTS:
+        raise ValueError(f"unknown way of reading a transcript: {how!r}")
+    return f"transcript.{'monitor' if monitoring else 'read'}.{how}"
+
+
+def _transcript_events(
+    organization_id: int,
+    conversation_ids: Iterable[int],
+    action: str,
+    *,
+    actor_id: int | None = None,
+    api_token_id: int | None = None,
+) -> None:
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            organization_id=organization_id,
+            actor_id=actor_id,
+            api_token_id=api_token_id,
+            action=action,
+            object_type="conversation",
+            object_id=str(conversation_id),
+        )
+        for conversation_id in conversation_ids
+    )
+
+
+def audit_transcript_read(
+    *,
+    session: SessionBase,
+    organization_id: int,
+    actor_id: int,
+    conversation_ids: Iterable[int],
+    how: str,
+    monitoring: bool = False,
+) -> list[int]:
+    """Record that ``actor_id`` read these conversations' text ``how``, except those already
+    recorded in this view session (``session``, the signed-in one). Returns the ids recorded
+    now. Two requests racing in one session may both record: once more, never once less."""
+    action = transcript_action(how, monitoring=monitoring)
+    remembered = session.get(_SESSION_KEY) or {}
+    seen: list[int] = remembered.get("ids", []) if remembered.get("actor") == actor_id else []
+    known = set(seen)
+    new = [cid for cid in dict.fromkeys(conversation_ids) if cid not in known]
+    if not new:
+        return []
+    _transcript_events(organization_id, new, action, actor_id=actor_id)
+    session[_SESSION_KEY] = {"actor": actor_id, "ids": (seen + new)[-_SESSION_REMEMBERS:]}
+    return new
+
+
+def audit_transcript_read_by_token(
+    *, organization_id: int, api_token_id: int, conversation_id: int
+) -> bool:
+    """Record an API token's read of a conversation's text, unless it has one recorded in
+    the last API_READ_SESSION (an integration pages through a transcript in many calls).
+    Returns whether it recorded one."""
+    action = transcript_action("api")
+    recent = AuditEvent.objects.filter(
+        organization_id=organization_id,
+        api_token_id=api_token_id,
+        action=action,
+        object_type="conversation",
+        object_id=str(conversation_id),
+        created_at__gte=timezone.now() - API_READ_SESSION,
+    )
+    if recent.exists():
+        return False
+    _transcript_events(organization_id, [conversation_id], action, api_token_id=api_token_id)
+    return True
+
+
+def audit_transcript_export(
+    *, organization_id: int, actor_id: int, conversation_id: int, how: str
+) -> None:
+    """Exporting or printing a transcript takes a copy away: each one is its own event, and
+    it neither counts as nor replaces the view session's read."""
+    if how not in TRANSCRIPT_EXPORTS:
+        raise ValueError(f"unknown kind of export: {how!r}")
+    _transcript_events(
+        organization_id, [conversation_id], transcript_action(how), actor_id=actor_id
     )
 
 

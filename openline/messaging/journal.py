@@ -33,6 +33,9 @@ class Journal:
     journal's lock: 0 on the event loop (it hands the batch to the writer thread instead)."""
 
     def __init__(self, path: str, *, wait: float) -> None:
+        # Webhook bodies (people's texts) wait here: the file is the service's own from its
+        # first byte, and SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=wait)
         self.db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -124,17 +124,24 @@ class MessageStatus(models.TextChoices):
     RECEIVED = "received", "Received"
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
+    # The provider may or may not have accepted it (a timeout, a dropped connection, a 5xx):
+    # reconciliation asks the provider before anything is sent again.
+    UNKNOWN = "unknown", "Checking if sent"
     SENT = "sent", "Sent"
     DELIVERED = "delivered", "Delivered"
     UNDELIVERED = "undelivered", "Undelivered"
     FAILED = "failed", "Failed"
 
 
+# Outbound messages whose fate is still open (reconciliation watches these).
+UNSETTLED_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN)
+
 # Status only moves forward: a late "sent" never overwrites "delivered".
 STATUS_RANK = {
     MessageStatus.RECEIVED: 0,
     MessageStatus.QUEUED: 1,
     MessageStatus.SENDING: 2,
+    MessageStatus.UNKNOWN: 2,  # like SENDING: any real status the provider reports moves it on
     MessageStatus.SENT: 3,
     MessageStatus.DELIVERED: 4,
     MessageStatus.UNDELIVERED: 4,
@@ -181,11 +188,24 @@ class Message(models.Model):
     created_at = models.DateTimeField(db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # When a message put back in the queue is due again (a retry's backoff); empty means
+    # when it was queued. Past it by a margin with no task waiting, the task was lost and
+    # reconciliation dispatches the message again.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     # An inbound text that arrived while its inbox was offline (the offline report).
     received_offline = models.BooleanField(default=False, db_default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["conversation", "created_at"])]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"]),
+            # Reconciliation looks for unsettled outbound messages every few seconds; they
+            # are few, and inbound texts (status "received") never enter this index.
+            models.Index(
+                fields=["status", "status_changed_at"],
+                name="message_unsettled_idx",
+                condition=models.Q(status__in=UNSETTLED_STATUSES),
+            ),
+        ]
         ordering = ["created_at", "id"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import (
@@ -16,6 +17,7 @@ from django.db.models import (
     Count,
     F,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -32,6 +34,7 @@ from openline.messaging.models import (
     ConversationNote,
     ConversationRead,
     ConversationStatus,
+    InboundEvent,
     Message,
 )
 
@@ -44,7 +47,9 @@ def conversation_list(
     *, organization_id: int, status: str | None = None, number: str | None = None
 ) -> QuerySet[Conversation]:
     """Newest activity first."""
-    conversations = Conversation.objects.filter(organization_id=organization_id)
+    conversations = Conversation.objects.filter(organization_id=organization_id).exclude(
+        channel=Channel.ALERT  # staff alert texts and confirmation codes: read by nobody
+    )
     if status:
         conversations = conversations.filter(status=status)
     if number:
@@ -54,7 +59,9 @@ def conversation_list(
 
 def conversation_get(*, organization_id: int, conversation_id: int) -> Conversation:
     """Raises Conversation.DoesNotExist, also for another organization's conversation."""
-    return Conversation.objects.get(organization_id=organization_id, pk=conversation_id)
+    return Conversation.objects.exclude(channel=Channel.ALERT).get(
+        organization_id=organization_id, pk=conversation_id
+    )
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
@@ -94,12 +101,17 @@ def thread_version(*, conversation: Conversation) -> str:
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
 
-def contact_conversations(*, organization_id: int, contact_id: int) -> QuerySet[Conversation]:
-    return (
-        Conversation.objects.filter(organization_id=organization_id, contact_id=contact_id)
-        .select_related("number")
-        .order_by("-last_message_at", "-id")
-    )
+def contact_conversations(
+    *, organization_id: int, contact_id: int, membership: Membership | None = None
+) -> QuerySet[Conversation]:
+    """A person's conversations, newest first: those ``membership`` may open when given,
+    never the staff-alert records."""
+    conversations = Conversation.objects.filter(
+        organization_id=organization_id, contact_id=contact_id
+    ).exclude(channel=Channel.ALERT)
+    if membership is not None:
+        conversations = conversations.filter(readable_by(membership))
+    return conversations.select_related("number").order_by("-last_message_at", "-id")
 
 
 # --- the console's queue views ---------------------------------------------------------
@@ -260,19 +272,75 @@ def conversation_notes(*, conversation: Conversation) -> list[ConversationNote]:
     )
 
 
+def readable_by(membership: Membership) -> Q:
+    """The conversations ``membership`` may open, as a filter: conversation_access's read
+    rule (supervisors and admins every one; others the waiting queue, what they hold or
+    held, and closed ones nobody held). A test checks the two agree."""
+    staff_alerts = Q(channel=Channel.ALERT)  # alert texts and confirmation codes: nobody
+    if membership.can_manage:
+        return ~staff_alerts
+    nobodys = Q(
+        assigned_to__isnull=True,
+        status__in=(ConversationStatus.WAITING, ConversationStatus.CLOSED),
+    )
+    return (nobodys | Q(assigned_to_id=membership.user_id)) & ~staff_alerts
+
+
+def _earlier(conversation: Conversation) -> QuerySet[Conversation]:
+    """This person's conversations on the same inbox before this one."""
+    return Conversation.objects.filter(
+        organization_id=conversation.organization_id,
+        contact_id=conversation.contact_id,
+        number_id=conversation.number_id,
+        pk__lt=conversation.pk,
+    )
+
+
 def earlier_messages(*, conversation: Conversation, limit: int = 50) -> list[Message]:
     """The latest messages of this person's earlier conversations on the same inbox, oldest
-    first: a reopened conversation shows its history."""
+    first, whoever may open them: shown to people only through ``earlier_history``."""
     recent = (
-        Message.objects.filter(
-            conversation__contact_id=conversation.contact_id,
-            conversation__number_id=conversation.number_id,
-            conversation_id__lt=conversation.pk,
-        )
+        Message.objects.filter(conversation__in=_earlier(conversation))
         .select_related("sender")
         .order_by("-created_at", "-id")[:limit]
     )
     return list(reversed(recent))
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierHistory:
+    """What a new conversation shows of the earlier ones: the latest messages of those the
+    member may open, which of them those messages come from (each a transcript read), and
+    how many others there are (said, never shown)."""
+
+    messages: list[Message]
+    conversation_ids: list[int]
+    hidden: int
+
+
+def earlier_history(
+    *, conversation: Conversation, membership: Membership, limit: int = 50
+) -> EarlierHistory:
+    """A reopened conversation's history, by the same rule as opening each earlier one."""
+    earlier = _earlier(conversation).annotate(
+        readable=Case(
+            When(readable_by(membership), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
+    flags = dict(earlier.values_list("pk", "readable"))
+    readable = [pk for pk, ok in flags.items() if ok]
+    messages: list[Message] = []
+    if readable:
+        recent = (
+            Message.objects.filter(conversation_id__in=readable)
+            .select_related("sender")
+            .order_by("-created_at", "-id")[:limit]
+        )
+        messages = list(reversed(recent))
+    shown = list(dict.fromkeys(m.conversation_id for m in messages))
+    return EarlierHistory(messages, shown, hidden=len(flags) - len(readable))
 
 
 def transfer_targets(*, organization_id: int, exclude_user_id: int | None) -> list[Membership]:
@@ -292,3 +360,61 @@ def conversation_history(*, conversation: Conversation) -> list[Message | Conver
     )
     items: list[Message | ConversationNote] = [*messages, *notes]
     return sorted(items, key=lambda item: (item.created_at, item.pk))
+
+
+# --- parked inbound events (messaging.services.parked) -------------------------------------
+
+PARKED_LIST_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedSummary:
+    count: int
+    oldest_received_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    """A parked inbound event as admins see it: never its text, and only the phone's last
+    four digits (enough to tell two apart, not to identify a person)."""
+
+    id: int
+    received_at: datetime
+    inbox: str
+    phone_ending: str
+    attempts: int
+
+
+def inbound_parked(*, organization_id: int | None) -> QuerySet[InboundEvent]:
+    """Inbound events processing gave up on (MAX_ATTEMPTS failures). ``None`` means every
+    organization: for operators (/healthz, the CLI, automatic retries), never for members."""
+    from openline.messaging.services.inbound import MAX_ATTEMPTS
+
+    events = InboundEvent.objects.filter(processed_at__isnull=True, attempts__gte=MAX_ATTEMPTS)
+    if organization_id is not None:
+        events = events.filter(organization_id=organization_id)
+    return events
+
+
+def inbound_parked_summary(*, organization_id: int | None) -> ParkedSummary:
+    """How many are parked and when the oldest arrived, in one query (served by the
+    pending-events index: only unprocessed rows are looked at)."""
+    found = inbound_parked(organization_id=organization_id).aggregate(
+        count=Count("id"), oldest=Min("received_at")
+    )
+    return ParkedSummary(count=found["count"], oldest_received_at=found["oldest"])
+
+
+def inbound_parked_list(
+    *, organization_id: int, limit: int = PARKED_LIST_LIMIT
+) -> list[ParkedEvent]:
+    """The organization's parked events, oldest first, without their text."""
+    rows = (
+        inbound_parked(organization_id=organization_id)
+        .order_by("id")
+        .values_list("id", "received_at", "number__name", "number__e164", "from_number", "attempts")
+    )[:limit]
+    return [
+        ParkedEvent(pk, received_at, name or e164, phone[-4:], attempts)
+        for pk, received_at, name, e164, phone, attempts in rows
+    ]

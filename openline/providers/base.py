@@ -6,8 +6,9 @@ pipelines (intake, processing, dispatch) own storage, retries and consent."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -23,7 +24,14 @@ class SignatureError(PermissionError):
 
 
 class ProviderError(Exception):
-    """A send failed. ``permanent`` errors are not retried; ``opted_out`` records an opt-out."""
+    """A send (or a look-up) failed. ``permanent`` errors are not retried; ``opted_out``
+    records an opt-out.
+
+    ``outcome_unknown``: the request may have reached the provider and been accepted (a
+    timeout after it was sent, a connection dropped mid-request, a 5xx). Sending again could
+    text the person twice, so dispatch asks the provider (``find_sent``) instead. Without it
+    the request surely did not arrive or was refused before acceptance (connection refused,
+    DNS failure, 429, a 4xx rejection), and trying again is safe."""
 
     def __init__(
         self,
@@ -33,12 +41,15 @@ class ProviderError(Exception):
         permanent: bool = False,
         opted_out: bool = False,
         retry_after: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.permanent = permanent or opted_out
         self.opted_out = opted_out
         self.retry_after = retry_after
+        # A refusal is an answer: its outcome is known.
+        self.outcome_unknown = outcome_unknown and not self.permanent
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,7 @@ class StatusUpdate:
 class SendResult:
     provider_message_id: str
     status: str = "sent"
+    error_code: str = ""  # the provider's, when a looked-up message had failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,9 @@ class Provider(abc.ABC):
     # Config keys an operator may set with `openline number add --config key=value`.
     config_keys: ClassVar[tuple[str, ...]] = ()
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    # A simulated carrier reaches no real phone: consent recorded through it counts only
+    # for its own numbers (see contacts.models.ConsentEvent.simulated).
+    simulated: ClassVar[bool] = False
 
     @abc.abstractmethod
     def verify(self, number: Number, request: WebhookRequest) -> None:
@@ -98,7 +113,33 @@ class Provider(abc.ABC):
     def send(
         self, number: Number, *, to: str, body: str, status_url: str, idempotency_key: str
     ) -> SendResult:
-        """Hand one message to the provider; raise ProviderError (permanent or not)."""
+        """Hand one message to the provider; raise ProviderError (permanent, retryable, or
+        ``outcome_unknown`` when the request may have been accepted).
+
+        ``idempotency_key`` is the same for every attempt at one message, for providers that
+        honour one (Telnyx's ``Idempotency-Key`` header replays the first answer; the
+        sandbox derives its message id from it). Twilio documents none for creating
+        messages, so its adapter ignores it and unknown outcomes are settled by
+        ``find_sent``."""
+
+    def find_sent(
+        self,
+        number: Number,
+        *,
+        to: str,
+        body: str,
+        since: datetime,
+        exclude: Collection[str] = (),
+    ) -> SendResult | None:
+        """The provider's record of a text from ``number`` to ``to`` with exactly ``body``,
+        created at or after ``since``, for a send whose outcome is unknown.
+
+        Ids in ``exclude`` belong to other OpenLine messages and never match. Among several
+        matches the oldest is returned: reconciliation settles the oldest message first,
+        so identical texts pair up in the order they were sent. None means the provider
+        has no such record; raise ProviderError when it cannot tell (down, unreachable,
+        an error). This default cannot look anything up, so it always raises."""
+        raise ProviderError(f"{self.name} cannot look up sent messages", code="no_lookup")
 
     def fetch_status(self, number: Number, provider_message_id: str) -> str | None:
         """The provider's current status of a message, for reconciliation; None if unknown."""

@@ -56,5 +56,16 @@ class Number(models.Model):
     def label(self) -> str:
         return self.name or self.e164
 
+    @property
+    def simulated(self) -> bool:
+        """Reaches only simulated phones (the sandbox): its consent is kept apart."""
+        from openline.providers.registry import is_simulated
+
+        return is_simulated(self.provider)
+
+    @property
+    def toll_free(self) -> bool:
+        return self.kind == NumberKind.TOLL_FREE
+
 
 from openline.providers.sandbox.models import SandboxMessage  # noqa: E402,F401  (app models)

@@ -30,3 +30,10 @@ def get_provider(slug: str) -> Provider:
 
 def provider_slugs() -> list[str]:
     return sorted(_registry())
+
+
+def is_simulated(provider_slug: str) -> bool:
+    """Whether numbers of this provider reach only simulated phones (the sandbox). A
+    provider no longer installed counts as real: its consent is the stricter kind."""
+    provider = _registry().get(provider_slug)
+    return provider is not None and provider.simulated

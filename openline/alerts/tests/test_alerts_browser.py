@@ -1,6 +1,7 @@
 """Shifts and SMS alerts end to end, in Chromium against the real ASGI app: an admin sets up
 a shift, an on-call shift and the alert policy; a counselor and a supervisor give their
-phones; a help seeker texts from the phone simulator; the counselor's simulated handset
+phones and confirm each with the code texted to it; a help seeker texts from the phone
+simulator; the counselor's simulated handset
 gets the alert and a reminder, the supervisor's the escalation; the counselor assumes the
 conversation and nothing more is sent.
 
@@ -18,6 +19,7 @@ import pytest
 from conftest import ARTIFACTS, Clock, wait_for
 from openline.alerts.models import Alert, AlertKind
 from openline.alerts.sweep import alerts_sweep
+from openline.alerts.tests.conftest import texted_codes
 from openline.availability.models import Shift, ShiftKind
 from openline.messaging.models import Conversation, ConversationStatus, InboundEvent
 
@@ -58,6 +60,10 @@ def _handset(browser: Any, live: str, number: Any, phone: str) -> Any:
 
     page = _context(browser, 390, 844).new_page()
     page.goto(f"{live}/sandbox/phone/{number.webhook_key}?phone={phone.replace('+', '%2B')}")
+    # The simulator is for members: sign in (alice), and it comes back.
+    page.fill("#id_username", "alice@example.org")
+    page.fill("#id_password", "alice-pass-1")
+    page.click("button[type=submit]")
     expect(page.locator("#my-phone")).to_have_value(phone)
     return page
 
@@ -86,23 +92,39 @@ def _assign(admin: Any, shift: Shift, user: Any) -> None:
     expect(admin.locator(f"tr[data-shift='{shift.pk}']")).to_contain_text(str(user))
 
 
-def _give_phone(page: Any, live: str, phone: str) -> None:
-    """My alerts, as the person themselves: their phone and their permission."""
+def _give_phone(page: Any, live: str, pipeline: Any, phone: str, e164: str) -> None:
+    """My alerts, as the person themselves: their phone and their permission, then the code
+    the sandbox carrier delivered to that phone (read from its message store)."""
     from playwright.sync_api import expect
 
+    from openline.providers.sandbox.models import SandboxMessage
+
     page.goto(f"{live}/alerts/me")
-    expect(page.locator("[data-alerts-banner]")).to_have_attribute("data-alerts-banner", "missing")
+    banner = page.locator("[data-alerts-banner]")
+    expect(banner).to_have_attribute("data-alerts-banner", "missing")
     page.get_by_label("Mobile number").fill(phone)
     page.get_by_label("I permit SMS to this phone").check()
     expect(page.get_by_label("New conversation alert by SMS")).to_be_checked()
     page.get_by_role("button", name="Save").click()
-    banner = page.locator("[data-alerts-banner]")
+    expect(page.locator(".flash")).to_contain_text(f"We texted a code to {e164}")
+    # Saved, but not confirmed: alerts do not reach this phone yet.
+    expect(banner).to_have_attribute("data-alerts-banner", "missing")
+    expect(banner).to_contain_text("confirm your number")
+    pipeline.run()  # dispatch: the sandbox carrier delivers the code to the simulated phone
+    [delivered] = SandboxMessage.objects.filter(to=e164).values_list("body", flat=True)
+    code = texted_codes(e164)[-1]
+    assert code in delivered and "your code to confirm alerts for" in delivered
+    page.get_by_label("Code from the text").fill(code)
+    _shot(page, "0-my-alerts-confirm-code")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".flash")).to_contain_text("Your number is confirmed")
     expect(banner).to_have_attribute("data-alerts-banner", "configured")
     expect(banner).to_contain_text("Alerts configured")
 
 
 def _received(handset: Any) -> Any:
-    return handset.locator(".bubble.received")
+    """The texts a handset got, but for the code that confirmed it."""
+    return handset.locator(".bubble.received").filter(has_not_text="your code to confirm")
 
 
 def test_on_shift_counselor_gets_alert_and_reminder_supervisor_the_escalation_until_assumed(
@@ -156,9 +178,9 @@ def test_on_shift_counselor_gets_alert_and_reminder_supervisor_the_escalation_un
 
     # 2. Bob and sue give their phones and permission, each in their own login.
     counselor = _log_in(browser, live, "bob@example.org", "bob-pass-12")
-    _give_phone(counselor, live, "(312) 555-0101")
+    _give_phone(counselor, live, pipeline, "(312) 555-0101", BOB_PHONE)
     supervisor = _log_in(browser, live, "sue@example.org", "supervisor-pass-123")
-    _give_phone(supervisor, live, "312-555-0102")
+    _give_phone(supervisor, live, pipeline, "312-555-0102", SUE_PHONE)
     supervisor.context.close()
 
     # Now the calculator counts them: bob gets the alert and the reminder, sue the
@@ -180,7 +202,7 @@ def test_on_shift_counselor_gets_alert_and_reminder_supervisor_the_escalation_un
     expect(seeker.locator(".bubble.sent")).to_have_text(SECRET)
     wait_for(lambda: InboundEvent.objects.filter(from_number=HELP_SEEKER).exists())
     pipeline.run()
-    conversation = Conversation.objects.get(number=sandbox_number)
+    conversation = Conversation.objects.get(number=sandbox_number, contact__phone=HELP_SEEKER)
     assert conversation.status == ConversationStatus.WAITING
     assert not conversation.opened_offline  # bob is on shift: the inbox is online
     row = counselor.locator(f"#queue .queue-row[data-conversation-id='{conversation.pk}']")
@@ -190,6 +212,8 @@ def test_on_shift_counselor_gets_alert_and_reminder_supervisor_the_escalation_un
     sweep()
     link = f"/conversations/{conversation.pk}/"
     expect(_received(bobs_phone)).to_have_count(1, timeout=LIVE)
+    codes = bobs_phone.locator(".bubble.received").filter(has_text="your code to confirm")
+    expect(codes).to_have_count(1)  # the code came before any alert, from the same number
     alert = _received(bobs_phone).first
     expect(alert).to_contain_text("is waiting in Main line (just now)")
     expect(alert).to_contain_text(link)

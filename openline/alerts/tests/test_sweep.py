@@ -10,9 +10,9 @@ import pytest
 
 from conftest import Clock
 from openline.alerts.models import Alert, AlertKind, AlertPolicy
-from openline.alerts.services import alert_policy_set
+from openline.alerts.services import alert_policy_confirm, alert_policy_set
 from openline.alerts.sweep import alert_plan, alerts_sweep
-from openline.alerts.tests.conftest import OnShift
+from openline.alerts.tests.conftest import OnShift, texted_codes
 from openline.messaging.models import Conversation, Message, MessageKind
 
 pytestmark = pytest.mark.django_db
@@ -230,11 +230,15 @@ def test_after_hours_notice_goes_once_to_the_designated_phone(
         escalate_after=0,
         after_hours_phone="(312) 555-0777",
     )
+    alert_policy_confirm(  # whoever holds that phone reads the code texted to it out
+        number=sandbox_number, actor_id=alice.pk, code=texted_codes("+13125550777")[-1]
+    )
     text_in(sandbox_number, HELP_SEEKER, SECRET)
-    Conversation.objects.update(opened_offline=True)  # what processing marks while offline
+    # What processing marks while offline.
+    Conversation.objects.filter(contact__phone=HELP_SEEKER).update(opened_offline=True)
     alerts_sweep()
     alerts_sweep()
-    notice = Alert.objects.get()
+    notice = Alert.objects.get()  # the code text is no alert record
     assert (notice.kind, notice.phone, notice.user) == ("after_hours", "+13125550777", None)
     assert notice.message is not None
     assert SECRET not in notice.message.body and "while it is offline" in notice.message.body
@@ -306,7 +310,9 @@ def test_a_sweep_killed_half_way_neither_loses_nor_repeats_an_alert(
     assert alerts_sweep().sent == 0
 
 
-def test_the_batch_consent_check_agrees_with_the_ledger_state(org: Any, clock: Clock) -> None:
+def test_the_batch_consent_check_agrees_with_the_ledger_state(
+    org: Any, alice: Any, clock: Clock
+) -> None:
     """The sweep reads many phones' consent at once; it must say what consent_state says."""
     from openline.contacts.selectors import consent_opted_in, consent_state
     from openline.contacts.services import consent_record_opt_in, consent_record_opt_out
@@ -314,16 +320,33 @@ def test_the_batch_consent_check_agrees_with_the_ledger_state(org: Any, clock: C
     phones = {f"+1312555{n:04d}" for n in range(300, 306)}
     a, b, c, d, e, _ = sorted(phones)
     for phone in (a, b, c, d):
-        consent_record_opt_in(organization_id=org.pk, phone=phone, source="staff", evidence="x")
+        consent_record_opt_in(
+            organization_id=org.pk, phone=phone, source="staff", evidence="x", actor_id=alice.pk
+        )
         clock.advance(seconds=1)
     consent_record_opt_out(organization_id=org.pk, phone=b, source="keyword", text="STOP")
     clock.advance(seconds=1)
     consent_record_opt_out(organization_id=org.pk, phone=c, source="staff", evidence="left")
     clock.advance(seconds=1)
-    consent_record_opt_in(organization_id=org.pk, phone=c, source="staff", evidence="back")
+    consent_record_opt_in(
+        organization_id=org.pk, phone=c, source="staff", evidence="back", actor_id=alice.pk
+    )
     consent_record_opt_out(organization_id=org.pk, phone=e, source="keyword", text="STOP")
     expected = {
         p for p in phones if consent_state(organization_id=org.pk, phone=p).status == "opted_in"
     }
     assert expected == {a, c, d}
     assert consent_opted_in(organization_id=org.pk, phones=phones) == expected
+
+
+@pytest.mark.parametrize("body", ["Help", "START"])
+def test_a_first_text_that_is_only_a_keyword_alerts_the_people_on_shift(
+    clock: Clock, on_shift: OnShift, text_in: Any, sandbox_number: Any, alice: Any, bob: Any,
+    body: str,
+) -> None:  # fmt: skip
+    """Issue 13: "Help" to a crisis line waits in the queue like any text, alerts included."""
+    on_shift(bob)
+    _policy(sandbox_number, alice)
+    text_in(sandbox_number, HELP_SEEKER, body)
+
+    assert [k for _, k, _, _ in _run(clock, minutes=1)] == ["new"]

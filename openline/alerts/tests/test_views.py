@@ -11,7 +11,7 @@ from django.test import Client
 
 from conftest import Clock
 from openline.alerts.models import AlertPolicy, AlertProfile
-from openline.alerts.tests.conftest import OnShift
+from openline.alerts.tests.conftest import OnShift, texted_codes
 from openline.contacts.models import ConsentEvent
 from openline.contacts.selectors import consent_state
 
@@ -90,7 +90,7 @@ def test_only_admins_manage_alerts_and_other_organizations_see_nothing(
 
 
 def test_my_alerts_records_permission_in_the_ledger_and_the_banner_says_what_is_missing(
-    org: Any, bob: Any
+    org: Any, bob: Any, sandbox_number: Any
 ) -> None:
     me = _client(bob)
     page = me.get("/alerts/me").content.decode()
@@ -100,6 +100,10 @@ def test_my_alerts_records_permission_in_the_ledger_and_the_banner_says_what_is_
     assert "I permit SMS" in page and 'data-alerts-banner="missing"' in page
     me.post("/alerts/me", {"mobile": "312-555-0123", "permit": "on", "new_conversation_sms": "on"})
     assert AlertProfile.objects.get(user=bob).mobile == "+13125550123"
+    # The permission is recorded once the code texted to the phone comes back.
+    assert not ConsentEvent.objects.filter(phone="+13125550123").exists()
+    assert "confirm your number" in me.get("/preferences/").content.decode()
+    me.post("/alerts/me/confirm", {"code": texted_codes("+13125550123")[-1]})
     event = ConsentEvent.objects.get(phone="+13125550123")
     assert (event.kind, event.source, event.actor_id) == ("opt_in", "staff", bob.pk)
     assert 'data-alerts-banner="configured"' in me.get("/alerts/me").content.decode()
@@ -112,12 +116,13 @@ def test_my_alerts_records_permission_in_the_ledger_and_the_banner_says_what_is_
 
 
 def test_after_a_stop_text_only_start_from_that_phone_gives_permission_back(
-    org: Any, bob: Any
+    org: Any, bob: Any, sandbox_number: Any
 ) -> None:
     from openline.contacts.services import consent_record_opt_out
 
     me = _client(bob)
     me.post("/alerts/me", {"mobile": "312-555-0123", "permit": "on", "new_conversation_sms": "on"})
+    me.post("/alerts/me/confirm", {"code": texted_codes("+13125550123")[-1]})
     consent_record_opt_out(
         organization_id=org.pk, phone="+13125550123", source="keyword", text="STOP"
     )

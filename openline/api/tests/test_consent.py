@@ -50,7 +50,7 @@ def test_opt_in_after_person_texted_stop_is_409(api, org, sandbox_number, text_i
     )
 
     assert response.status_code == 409
-    assert response.json()["code"] == "consent_refused"
+    assert response.json()["code"] == "opted_out_by_person"
     assert "START" in response.json()["detail"]
     assert ConsentEvent.objects.count() == events
 
@@ -103,3 +103,32 @@ def test_unknown_consent_action_is_422(api, dana, payload):
 
     assert response.status_code == 422
     assert not ConsentEvent.objects.exists()
+
+
+def test_an_api_opt_in_is_audited_with_its_token(api, dana, sandbox_number, pipeline):
+    from openline.core.models import AuditEvent
+
+    pipeline.run(
+        lambda: api.post(
+            f"/contacts/{dana.pk}/consent", {"action": "opt_in", "evidence": "web form 42"}
+        )
+    )
+
+    audit = AuditEvent.objects.get(action="consent.opt_in")
+    assert audit.api_token_id is not None and audit.actor_id is None
+    assert audit.object_id == str(ConsentEvent.objects.get().pk)
+
+
+def test_opt_in_after_a_confirmed_opt_out_request_is_409(api, org, sandbox_number, text_in, bob):
+    from openline.console.services import conversation_review_consent
+
+    message = text_in(sandbox_number, PERSON, "please stop texting me")
+    conversation_review_consent(
+        conversation=message.conversation, actor_id=bob.pk, decision="opt_out"
+    )
+    contact = Contact.objects.get(organization=org, phone=PERSON)
+
+    response = api.post(f"/contacts/{contact.pk}/consent", {"action": "opt_in", "evidence": "ok"})
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "opted_out_by_person"

@@ -113,7 +113,7 @@ def test_transcript_is_chronological_and_the_read_is_audited(api, org, sandbox_n
         "created_at",
         "sent_at",
     }
-    audit = AuditEvent.objects.get(action="conversation.read_api")
+    audit = AuditEvent.objects.get(action="transcript.read.api")
     assert audit.organization_id == org.pk
     assert audit.object_type == "conversation"
     assert audit.object_id == str(conversation.pk)

@@ -93,7 +93,7 @@ def test_texts_while_offline_are_marked_and_so_is_the_conversation_they_open(
     assert not fresh.received_offline and not fresh.conversation.opened_offline
 
 
-def test_keywords_are_handled_the_same_offline_and_not_marked(
+def test_keywords_are_answered_the_same_offline_and_help_waits_for_follow_up(
     tuesday_shift, sandbox_number, alice, text_in
 ):
     _responses(sandbox_number, alice)
@@ -105,7 +105,9 @@ def test_keywords_are_handled_the_same_offline_and_not_marked(
     from openline.messaging.services.consent import help_text
 
     help_ = text_in(sandbox_number, OTHER, "HELP")
-    assert not help_.received_offline
+    # Issue 13: a bare HELP reaches a person, so offline it is kept for follow-up.
+    assert help_.received_offline and help_.conversation.opened_offline
+    assert help_.conversation.status == ConversationStatus.WAITING
     assert _answers(OTHER) == [help_text(help_.conversation.organization)]
     assert not AutoReply.objects.exists()  # STOP and HELP got their own answers only
 

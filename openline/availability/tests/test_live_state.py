@@ -82,11 +82,12 @@ def test_the_scheduler_runs_it(
     assert (sandbox_number.organization_id, sandbox_number.pk, True) in _states(published)
 
 
-def test_workspace_shows_each_inbox_state(staffed, sandbox_number, org, bob_client, clock):
+def test_workspace_shows_each_inbox_state(staffed, sandbox_number, org, bob, bob_client, clock):
     from openline.providers.services import number_add
 
     number_add(organization=org, provider="sandbox", e164="+12025550111", name="Youth")
     clock.set(MONDAY_9)
+    bob_client.force_login(bob)  # hours later: an idle sign-in has ended
     html = " ".join(bob_client.get("/").content.decode().split())
     assert f'data-inbox-badge="{sandbox_number.pk}" data-online="1"' in html
     assert 'Main line: <span class="inbox-state-word">online</span>' in html

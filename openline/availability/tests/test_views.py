@@ -177,6 +177,9 @@ def test_inbox_switch_and_state(shift, bob, sue, sue_client, bob_client, clock, 
     assert "Offline" in state and "no one on shift; next opening Mon 3 Mar 09:00" in state
     assert "Take offline" not in state  # counselors see, do not switch
     clock.set(utc(2025, 3, 3, 16))
+    # Hours later: a sign-in left idle that long has ended, so both sign in again.
+    bob_client.force_login(bob)
+    sue_client.force_login(sue)
     assert "Online now</span> — bob@example.org on shift" in _html(bob_client.get("/shifts/state"))
     switch = f"/shifts/inbox/{sandbox_number.pk}/switch"
     assert bob_client.post(switch, {"mode": "offline"}).status_code == 403

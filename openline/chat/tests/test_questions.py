@@ -288,6 +288,9 @@ def test_admin_edits_a_widget_and_a_bad_edit_changes_nothing(
         "color": "#123456",
         "quick_exit_url": "https://weather.example.com/",
         "is_active": "on",
+        "max_waiting": "25",
+        "starts_per_minute": "60",
+        "starts_per_address_per_minute": "10",
     }
     client.force_login(charlie)  # another organization's admin
     assert client.post(url, edit).status_code == 404

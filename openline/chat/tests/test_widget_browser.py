@@ -4,6 +4,7 @@ except where the test says so; everything else arrives over the WebSockets."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import threading
@@ -305,3 +306,73 @@ def test_quick_exit_replaces_the_page_and_forgets_the_chat(
     page.wait_for_url(f"{host}/first-page")
     page.goto(host)
     assert page.evaluate("() => Object.keys(sessionStorage).length") == 0
+
+
+def test_a_busy_widget_says_so_with_other_ways_to_get_help_instead_of_a_chat_box(
+    browser: Any, live_asgi: str, site: Any, alice: Any, sandbox_number: Any,
+    put_online: Any, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    from playwright.sync_api import expect
+
+    from openline.chat import limits
+    from openline.chat.services import ChatError, chat_end, chat_start
+    from openline.messaging.models import Conversation
+
+    host = site(live_asgi, "pending")
+    widget = _widget(sandbox_number, alice, host, put_online=put_online)
+    host = site(live_asgi, widget.public_id)
+    widget.allowed_origins = [host]
+    widget.max_waiting = 1
+    widget.busy_text = "You can also text 988, any time."
+    widget.save()
+    busy = "All our counselors are busy right now. Please try again in a few minutes."
+
+    page = browser.new_context().new_page()
+    page.clock.install()  # so the test can move the widget's timers forward
+    page.goto(host)
+    launcher = page.get_by_role("button", name="Chat with us")
+    expect(launcher).to_be_visible(timeout=LIVE)  # the first configuration has come
+    # Opening looks again; the place is taken only once that answer is in, so the visitor
+    # meets "busy" when starting, not already from this look.
+    with page.expect_response(lambda r: r.url.endswith("/config")):
+        launcher.click()
+    panel = page.get_by_role("dialog")
+    expect(panel).to_contain_text("Hi, you can talk to us here.")
+    expect(page.get_by_role("button", name="Start chat")).to_be_visible()
+    first = chat_start(widget=widget, origin=host)  # someone else takes the only place
+    page.get_by_role("button", name="Start chat").click()
+    expect(panel).to_contain_text(busy)
+    expect(panel).to_contain_text("You can also text 988, any time.")  # other ways to help
+    expect(panel).not_to_contain_text("Chat is closed")  # not the offline text
+    expect(page.get_by_role("button", name="Start chat")).to_be_hidden()
+    expect(page.get_by_role("button", name="Quick exit")).to_be_visible()
+    assert Conversation.objects.count() == 1  # this visitor did not join the line
+    _shot(page, "5-busy")
+
+    # A newcomer sees it before typing anything.
+    newcomer = browser.new_context().new_page()
+    newcomer.goto(host)
+    newcomer.get_by_role("button", name="Chat with us").click()
+    expect(newcomer.get_by_role("dialog")).to_contain_text(busy)
+    expect(newcomer.get_by_role("button", name="Start chat")).to_be_hidden()
+
+    # The place frees up: within 30 s the chat box is back, without a reload.
+    chat_end(session=first.session)
+    page.clock.fast_forward("00:31")
+    expect(page.get_by_role("button", name="Start chat")).to_be_visible(timeout=LIVE)
+    expect(panel).to_contain_text("Hi, you can talk to us here.")
+    expect(panel).not_to_contain_text(busy)
+
+    # Too many starts from this connection: a calm note, and the button waits.
+    widget.starts_per_address_per_minute = 1
+    widget.save()
+    with contextlib.suppress(ChatError):  # books this address's one start, if still free
+        limits.chat_start_throttle(widget=widget, address="127.0.0.1")
+    page.get_by_role("button", name="Start chat").click()
+    expect(panel).to_contain_text("Several chats were started from your connection just now.")
+    expect(page.get_by_role("button", name="Start chat")).to_be_disabled()
+    assert Conversation.objects.count() == 1
+    page.clock.fast_forward("01:01")
+    expect(page.get_by_role("button", name="Start chat")).to_be_enabled()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert not errors, errors  # turning visitors away is no server error

@@ -190,7 +190,7 @@ def test_staff_cannot_opt_in_someone_who_texted_stop(alice_client: Client, text_
     )
     assert response.status_code == 422
     assert (
-        "This person opted out by text; only they can opt back in, by texting START"
+        "This person opted out themself; only they can opt back in, by texting START"
         in response.content.decode()
     )
     assert not ConsentEvent.objects.filter(kind=ConsentKind.OPT_IN).exists()

@@ -58,7 +58,7 @@ def test_opening_a_conversation_is_audited(
     alice_client: Client, conversation: Conversation, alice: Any
 ) -> None:
     _page(alice_client, conversation)
-    event = AuditEvent.objects.get(action="conversation.view")
+    event = AuditEvent.objects.get(action="transcript.read.page")
     assert (event.actor_id, event.object_type, event.object_id) == (
         alice.pk,
         "conversation",
@@ -70,8 +70,9 @@ def test_opening_a_conversation_is_audited(
 def test_polling_the_thread_is_not_audited_again(
     alice_client: Client, conversation: Conversation
 ) -> None:
+    _page(alice_client, conversation)
     alice_client.get(reverse("console:conversation_thread", args=[conversation.pk]))
-    assert not AuditEvent.objects.exists()
+    assert AuditEvent.objects.count() == 1
 
 
 def test_message_times_are_in_the_organizations_zone(
@@ -212,8 +213,9 @@ def test_consent_review_banner_record_opt_out(
     conversation.refresh_from_db()
     assert conversation.needs_consent_review is False
     event = ConsentEvent.objects.get(kind=ConsentKind.OPT_OUT)
+    # The person's own words, confirmed by staff: only the person can undo it (issue 13).
     assert (event.source, event.actor_id, event.text) == (
-        ConsentSource.STAFF,
+        ConsentSource.MESSAGE,
         alice.pk,
         "please stop texting me",
     )
@@ -228,7 +230,9 @@ def test_consent_review_banner_not_an_opt_out(
 ) -> None:
     conversation = text_in("please stop texting me")
     url = reverse("console:conversation_consent_review", args=[conversation.pk])
-    response = alice_client.post(url, {"decision": "not_opt_out"}, follow=True)
+    response = alice_client.post(
+        url, {"decision": "not_opt_out", "reason": "they meant their ex"}, follow=True
+    )
     html = response.content.decode()
     assert "Marked as not an opt-out." in html
     assert "This person may have asked" not in html

@@ -40,6 +40,10 @@ def test_text_reply_stop_disables_reply_box(
     expect(console.locator("#queue")).to_contain_text("Nobody is waiting")
 
     phone.goto(f"{live_asgi}/sandbox/phone/{sandbox_number.webhook_key}?phone=%2B12025550133")
+    # The simulator is for members: sign in, and it comes back.
+    phone.fill("#id_username", "bob@example.org")
+    phone.fill("#id_password", "bob-pass-12")
+    phone.click("button[type=submit]")
     phone.fill("#body", "hi, is anyone there? I need someone to talk to")
     phone.click("#send")
     expect(phone.locator(".meta.sent-meta")).to_contain_text("delivered", timeout=10_000)

@@ -50,6 +50,10 @@ def live(
     def phone(number: Any, sender: str) -> Page:
         page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
         page.goto(f"{live_asgi}/sandbox/phone/{number.webhook_key}?phone=%2B{sender[1:]}")
+        # The simulator is for members: sign in (bob), and it comes back.
+        page.fill("#id_username", "bob@example.org")
+        page.fill("#id_password", "bob-pass-12")
+        page.click("button[type=submit]")
         pages.append(page)
         return page
 

@@ -184,7 +184,7 @@ def test_supervisor_monitors_then_joins(
     pane = sue_client.get(reverse("console:conversation_pane", args=[conversation.pk]))
     html = pane.content.decode()
     assert "Monitoring: read-only" in html and "reply-body" not in html
-    assert AuditEvent.objects.filter(action="conversation.monitor").exists()
+    assert AuditEvent.objects.filter(action="transcript.monitor.pane").exists()
     joined = _post(sue_client, "console:conversation_join", conversation).content.decode()
     assert "You joined" in joined and f'id="reply-body-{conversation.pk}"' in joined
 
@@ -246,7 +246,7 @@ def test_export_csv_has_the_whole_history_escapes_formulas_and_is_audited(
     assert texts[0].startswith("Hi, is anyone there?")
     assert '\'=HYPERLINK("http://evil")' in texts
     assert rows[-1][1:4] == ["note", "Note", "alice@example.org"]
-    assert AuditEvent.objects.filter(action="conversation.export_csv", actor=alice).exists()
+    assert AuditEvent.objects.filter(action="transcript.read.export", actor=alice).exists()
 
 
 def test_printable_page_is_audited(
@@ -255,8 +255,8 @@ def test_printable_page_is_audited(
     response = alice_client.get(reverse("console:conversation_print", args=[conversation.pk]))
     html = response.content.decode()
     assert "Conversation with +1 202-555-0187" in html and "Hi, is anyone there?" in html
-    assert "window.print()" in html
-    assert AuditEvent.objects.filter(action="conversation.export_print", actor=alice).exists()
+    assert "data-print" in html and "console/print.js" in html  # no inline script (CSP)
+    assert AuditEvent.objects.filter(action="transcript.read.print", actor=alice).exists()
 
 
 def test_saved_replies_are_written_by_supervisors_and_filled_in_for_the_counselor(

@@ -16,7 +16,7 @@ from django.utils import timezone
 from openline.availability.selectors import inbox_states
 from openline.chat.models import ChatQuestion, ChatSession, ChatWidget, QuestionKind, QuestionStage
 from openline.chat.questions import question_create, question_delete, question_move
-from openline.chat.services import ChatError, widget_create, widget_update
+from openline.chat.services import ChatError, StartLimits, widget_create, widget_update
 from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
 from openline.providers.models import Number
@@ -100,6 +100,23 @@ def chat_widget_questions(
     return render(request, "console/chat_questions.html", context, status=422 if error else 200)
 
 
+def _whole_number(request: HttpRequest, field: str, label: str) -> int:
+    raw = request.POST.get(field, "").strip()
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
+        raise ValidationError(f"{label} must be a whole number, like 10")
+    return int(raw)
+
+
+def _start_limits(request: HttpRequest) -> StartLimits:
+    return StartLimits(
+        per_minute=_whole_number(request, "starts_per_minute", "new chats a minute"),
+        per_address_per_minute=_whole_number(
+            request, "starts_per_address_per_minute", "new chats a minute from one address"
+        ),
+        max_waiting=_whole_number(request, "max_waiting", "chats waiting at once"),
+    )
+
+
 def _question_action(request: HttpRequest, widget: ChatWidget) -> None:
     action = request.POST.get("action")
     if action == "update":
@@ -113,6 +130,8 @@ def _question_action(request: HttpRequest, widget: ChatWidget) -> None:
             color=request.POST.get("color", "#1f5fbf"),
             quick_exit_url=request.POST.get("quick_exit_url", ""),
             is_active=request.POST.get("is_active") == "on",
+            busy_text=request.POST.get("busy_text", ""),
+            limits=_start_limits(request),
         )
         messages.success(request, "Widget saved.")
         return

@@ -84,7 +84,9 @@ def _contact_page(
             :HISTORY_LIMIT
         ],
         "conversations": selectors.contact_conversations(
-            organization_id=org_id, contact_id=contact.pk
+            organization_id=org_id,
+            contact_id=contact.pk,
+            membership=request.membership,  # type: ignore[attr-defined]
         )[:HISTORY_LIMIT],
         "refusal": send_refusal(contact=contact),
         "edit_form": forms.get("edit_form")

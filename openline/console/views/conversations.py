@@ -33,8 +33,9 @@ from openline.console.views.common import (
     sentence,
 )
 from openline.contacts.selectors import consent_history, consent_state
+from openline.contacts.services import ConsentError
 from openline.core.models import Membership, Organization
-from openline.core.services import audit_record
+from openline.core.services import audit_transcript_read
 from openline.messaging import selectors
 from openline.messaging.models import Conversation, ConversationStatus
 from openline.messaging.segments import count_segments
@@ -106,6 +107,8 @@ def _conversation_context(
     conversation: Conversation,
     access: Access,
     *,
+    how: str | None,
+    with_history: bool = False,
     draft: str = "",
     reply_error: str = "",
     pane_error: str = "",
@@ -114,9 +117,18 @@ def _conversation_context(
     contact = conversation.contact
     refusal = reply_refusal(conversation)
     org_id = conversation.organization_id
-    state = consent_state(organization_id=org_id, phone=contact.phone)
+    state = consent_state(
+        organization_id=org_id, phone=contact.phone, simulated=conversation.number.simulated
+    )
     history = consent_history(organization_id=org_id, phone=contact.phone)
     membership = _membership(request)
+    earlier = (
+        selectors.earlier_history(conversation=conversation, membership=membership)
+        if with_history
+        else None
+    )
+    if how is not None:
+        _audit_read(request, conversation, access, how, earlier)
     # The version is read before the messages: a change that lands in between then makes
     # the page's version older than the server's, so the next refresh fetches it. (Read
     # after, the page could show the old status under the new version and never update.)
@@ -128,7 +140,8 @@ def _conversation_context(
         "access": access,
         "mine": conversation.assigned_to_id == request.user.pk,
         "timeline": _timeline(conversation),
-        "earlier": selectors.earlier_messages(conversation=conversation),
+        "earlier": earlier.messages if earlier else [],
+        "earlier_hidden": earlier.hidden if earlier else 0,
         "thread_version": version,
         "thread_limit": selectors.THREAD_LIMIT,
         "state_key": _state_key(conversation, refusal),
@@ -138,7 +151,7 @@ def _conversation_context(
         "consent_pending_text": state.pending_request.text if state.pending_request else "",
         "consent_history": history[:HISTORY_LIMIT],
         "past_conversations": selectors.contact_conversations(
-            organization_id=org_id, contact_id=contact.pk
+            organization_id=org_id, contact_id=contact.pk, membership=membership
         ).exclude(pk=conversation.pk)[:10],
         "members": selectors.transfer_targets(
             organization_id=org_id, exclude_user_id=conversation.assigned_to_id
@@ -155,16 +168,32 @@ def _conversation_context(
     }
 
 
-def _record_view(request: HttpRequest, conversation: Conversation, access: Access) -> None:
-    """Opening a conversation reads a transcript (a supervisor's monitoring included);
-    live refreshes do not re-record it."""
-    audit_record(
+def _audit_read(
+    request: HttpRequest,
+    conversation: Conversation,
+    access: Access,
+    how: str,
+    earlier: selectors.EarlierHistory | None,
+) -> None:
+    """Every response that carries a transcript (and the earlier ones shown with it) passes
+    here: one audit event per person, conversation and view session, so live refreshes cost
+    nothing once the first read is recorded."""
+    audit_transcript_read(
+        session=request.session,
         organization_id=conversation.organization_id,
         actor_id=request.user.pk,
-        action="conversation.monitor" if access.monitoring else "conversation.view",
-        object_type="conversation",
-        object_id=conversation.pk,
+        conversation_ids=[conversation.pk],
+        how=how,
+        monitoring=access.monitoring,
     )
+    if earlier is not None and earlier.conversation_ids:
+        audit_transcript_read(
+            session=request.session,
+            organization_id=conversation.organization_id,
+            actor_id=request.user.pk,
+            conversation_ids=earlier.conversation_ids,
+            how="history",
+        )
 
 
 @console_view
@@ -173,9 +202,8 @@ def _record_view(request: HttpRequest, conversation: Conversation, access: Acces
 def conversation_detail(
     request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
 ) -> HttpResponse:
-    _record_view(request, conversation, access)
     assignment.conversation_mark_read(user_id=request.user.pk, conversation=conversation)
-    context = _conversation_context(request, conversation, access)
+    context = _conversation_context(request, conversation, access, how="page", with_history=True)
     return render(request, "console/conversation.html", context)
 
 
@@ -185,18 +213,16 @@ def conversation_detail(
 def conversation_pane(
     request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
 ) -> HttpResponse:
-    """The workspace tab. ``?refresh=1`` is a live update: not a new read of the transcript,
-    and it does not mark the conversation read unless the tab is in front (``read=1``)."""
+    """The workspace tab. ``?refresh=1`` is a live update: it does not mark the
+    conversation read unless the tab is in front (``read=1``); like every transcript
+    response it is audited once per view session."""
     changed = False
-    if request.GET.get("refresh") != "1":
-        _record_view(request, conversation, access)
     if request.GET.get("refresh") != "1" or request.GET.get("read") == "1":
         changed = assignment.conversation_mark_read(
             user_id=request.user.pk, conversation=conversation
         )
-    response = render(
-        request, "console/_pane.html", _conversation_context(request, conversation, access)
-    )
+    context = _conversation_context(request, conversation, access, how="pane", with_history=True)
+    response = render(request, "console/_pane.html", context)
     return _read_changed(response, changed)
 
 
@@ -226,7 +252,7 @@ def conversation_thread(
         )
     if request.GET.get("v") == version and seen_state == state_key:
         return _read_changed(HttpResponse(status=204), changed)
-    context = _conversation_context(request, conversation, access)
+    context = _conversation_context(request, conversation, access, how="thread")
     context["oob"] = seen_state is not None and seen_state != state_key
     return _read_changed(render(request, "console/_thread_poll.html", context), changed)
 
@@ -251,7 +277,13 @@ def _pane_response(
             # The action handed the conversation away: the tab closes itself.
             return HttpResponse(status=200, headers={"HX-Trigger": "ol:pane-gone"})
         context = _conversation_context(
-            request, conversation, access, pane_notice=notice, pane_error=error
+            request,
+            conversation,
+            access,
+            how="action",
+            with_history=True,
+            pane_notice=notice,
+            pane_error=error,
         )
         return render(request, "console/_pane.html", context, status=status)
     if error:
@@ -390,16 +422,24 @@ def conversation_reply(
         access = assignment.conversation_access(
             membership=_membership(request), conversation=conversation
         )
+        # htmx gets the reply box alone (no transcript); a plain post, the whole page.
+        page = not is_htmx(request)
         context = _conversation_context(
-            request, conversation, access, draft=body, reply_error=str(exc)
+            request,
+            conversation,
+            access,
+            how="page" if page else None,
+            with_history=page,
+            draft=body,
+            reply_error=str(exc),
         )
-        template = "console/_reply_box.html" if is_htmx(request) else "console/conversation.html"
+        template = "console/conversation.html" if page else "console/_reply_box.html"
         return render(request, template, context, status=422)
     if is_htmx(request):
         access = assignment.conversation_access(
             membership=_membership(request), conversation=conversation
         )
-        context = _conversation_context(request, conversation, access)
+        context = _conversation_context(request, conversation, access, how="action")
         return render(request, "console/_reply_sent.html", context)
     return redirect("console:conversation", conversation_id=conversation.pk)
 
@@ -414,9 +454,17 @@ def conversation_consent_review(
     if not form.is_valid():
         return HttpResponseBadRequest("Choose “Record opt-out” or “Not an opt-out”.")
     decision = form.cleaned_data["decision"]
-    if conversation_review_consent(
-        conversation=conversation, actor_id=request.user.pk, decision=decision
-    ):
+    try:
+        reviewed = conversation_review_consent(
+            conversation=conversation,
+            actor_id=request.user.pk,
+            decision=decision,
+            reason=form.cleaned_data["reason"],
+        )
+    except ConsentError as exc:
+        status = 403 if exc.code == "forbidden" else 422
+        return _pane_response(request, conversation, error=_sentence(exc), status=status)
+    if reviewed:
         done = "Opt-out recorded." if decision == "opt_out" else "Marked as not an opt-out."
     else:
         done = "Someone already reviewed this request."

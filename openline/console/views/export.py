@@ -1,4 +1,5 @@
-"""One conversation's full history as CSV and as a printable page. Both are audited."""
+"""One conversation's full history as CSV and as a printable page. Each export and print is
+audited on its own (taking a copy away is a distinct act, unlike reading in the console)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from openline.console.templatetags.console_tags import who
 from openline.console.views.common import console_view
 from openline.console.views.conversations import with_conversation
 from openline.core.models import Organization
-from openline.core.services import audit_record
+from openline.core.services import audit_transcript_export
 from openline.messaging import selectors
 from openline.messaging.models import Conversation, Message
 from openline.messaging.services.assignment import Access
@@ -64,13 +65,12 @@ def _rows(conversation: Conversation) -> list[list[str]]:
     return rows
 
 
-def _audit(request: HttpRequest, conversation: Conversation, kind: str) -> None:
-    audit_record(
+def _audit(request: HttpRequest, conversation: Conversation, how: str) -> None:
+    audit_transcript_export(
         organization_id=conversation.organization_id,
         actor_id=request.user.pk,
-        action=f"conversation.export_{kind}",
-        object_type="conversation",
-        object_id=conversation.pk,
+        conversation_id=conversation.pk,
+        how=how,
     )
 
 
@@ -80,7 +80,7 @@ def _audit(request: HttpRequest, conversation: Conversation, kind: str) -> None:
 def conversation_export_csv(
     request: HttpRequest, organization: Organization, conversation: Conversation, access: Access
 ) -> HttpResponse:
-    _audit(request, conversation, "csv")
+    _audit(request, conversation, "export")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}.csv"'
     writer = csv.writer(response)

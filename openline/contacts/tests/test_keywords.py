@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from openline.contacts.keywords import (
     KeywordKind,
     KeywordMatch,
+    keyword_in_context,
     looks_like_opt_out_request,
     match_keyword,
 )
@@ -481,3 +482,32 @@ def test_ordinary_messages_stay_unflagged_in_any_case(body: str) -> None:
 @given(body=st.sampled_from(OPT_OUT_REQUESTS).flatmap(_random_case))
 def test_opt_out_requests_detected_in_any_case(body: str) -> None:
     assert looks_like_opt_out_request(body) is True
+
+
+# --- YES only where an opt-in is being answered ------------------------------------------
+
+
+@pytest.mark.parametrize("body", ["yes", "YES", "Yes!"])
+def test_yes_is_conversation_text_unless_an_opt_in_is_pending(body: str) -> None:
+    match = match_keyword(body)
+
+    assert keyword_in_context(match, opted_out=False, opt_in_pending=False, toll_free=False) is None
+    assert keyword_in_context(match, opted_out=True, opt_in_pending=False, toll_free=False) == match
+    assert keyword_in_context(match, opted_out=False, opt_in_pending=True, toll_free=False) == match
+
+
+def test_yes_never_opts_in_on_a_toll_free_number() -> None:
+    match = match_keyword("YES")
+
+    assert keyword_in_context(match, opted_out=True, opt_in_pending=True, toll_free=True) is None
+
+
+@pytest.mark.parametrize("body", ["START", "unstop", "STOP", "HELP", "info"])
+def test_other_keywords_keep_their_meaning_in_any_context(body: str) -> None:
+    match = match_keyword(body)
+
+    for opted_out in (False, True):
+        assert (
+            keyword_in_context(match, opted_out=opted_out, opt_in_pending=False, toll_free=True)
+            == match
+        )

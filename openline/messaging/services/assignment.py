@@ -48,8 +48,15 @@ class Access:
 
 def conversation_access(*, membership: Membership, conversation: Conversation) -> Access:
     """Supervisors and admins see everything and reply once they join or take over.
-    Counselors see the queue, their own conversations and closed ones they held; they may
-    reply to their own and to waiting ones (replying assumes it)."""
+    Counselors see the queue, their own conversations, closed ones they held and closed ones
+    nobody held (system texts, a chat left in the queue: never anyone's caseload, and the
+    history a reply to them shows); they may reply to their own and to waiting ones
+    (replying assumes it). messaging.selectors.readable_by is the same rule as a query."""
+    if conversation.channel == Channel.ALERT:
+        # Staff alert texts and alert-phone confirmation codes: nobody reads these in the
+        # console (a code read there would let anyone confirm a stranger's phone); the
+        # Alerts page lists what was sent, without text.
+        return Access(read=False, reply=False, monitoring=False)
     user_id = membership.user_id
     mine = conversation.assigned_to_id == user_id
     waiting = conversation.status == ConversationStatus.WAITING
@@ -62,6 +69,8 @@ def conversation_access(*, membership: Membership, conversation: Conversation) -
         return Access(read=True, reply=not closed, monitoring=False)
     if waiting and conversation.assigned_to_id is None:
         return Access(read=True, reply=True, monitoring=False)
+    if closed and conversation.assigned_to_id is None:
+        return Access(read=True, reply=False, monitoring=False)
     return Access(read=False, reply=False, monitoring=False)
 
 
@@ -192,18 +201,21 @@ def conversation_transfer(
 def conversation_close(
     *, membership: Membership, conversation: Conversation, wrap_up: str = ""
 ) -> Conversation:
-    """Close with an optional wrap-up note. A later text from the person opens a new
-    waiting conversation (inbound processing), with this one in its history."""
+    """Close with an optional wrap-up note: the holder, or a supervisor or admin (a
+    counselor cannot close a waiting conversation, nor anyone else's). A later text from
+    the person opens a new waiting conversation (inbound processing), with this one in its
+    history."""
     _refresh(conversation)
     holder = conversation.assigned_to_id
     if conversation.status == ConversationStatus.CLOSED:
         raise AssignmentError("closed", "this conversation is already closed")
-    if holder not in (None, membership.user_id) and not membership.can_manage:
-        raise AssignmentError("not_yours", f"{_holder_name(conversation.pk)} has it")
+    if holder != membership.user_id and not membership.can_manage:
+        raise AssignmentError("not_yours", _close_refusal(conversation))
     now = timezone.now()
-    closed = Conversation.objects.filter(pk=conversation.pk, status=conversation.status).update(
-        status=ConversationStatus.CLOSED, closed_at=now
-    )
+    # Conditional on the holder too: handed to someone else meanwhile, it is not ours to close.
+    closed = Conversation.objects.filter(
+        pk=conversation.pk, status=conversation.status, assigned_to_id=holder
+    ).update(status=ConversationStatus.CLOSED, closed_at=now)
     if not closed:
         raise AssignmentError("changed", "someone changed this conversation meanwhile; try again")
     _refresh(conversation)
@@ -214,6 +226,12 @@ def conversation_close(
             conversation_id=conversation.pk, event={"type": "ended", "by": "counselor"}
         )
     return conversation
+
+
+def _close_refusal(conversation: Conversation) -> str:
+    if conversation.assigned_to_id is None:
+        return "only a supervisor can close a conversation nobody has; assume it first"
+    return f"{_holder_name(conversation.pk)} has it; only they or a supervisor can close it"
 
 
 def conversation_close_by_visitor(*, conversation_id: int, note: str) -> None:

@@ -36,10 +36,13 @@ def help_text(org: Organization) -> str:
 
 
 def apply_keyword(*, conversation: Conversation, match: KeywordMatch, text: str) -> Message | None:
-    """Record what the person's keyword means and send the one answer it calls for."""
+    """Record what the person's keyword means and send the one answer it calls for: one
+    confirmation per opt-out, a welcome only when the person was not opted in already (a
+    second START changes nothing and says nothing), the help text for HELP."""
     org = conversation.organization
     contact = conversation.contact
-    was_opted_out = consent_state(organization_id=org.pk, phone=contact.phone).opted_out
+    simulated = conversation.number.simulated
+    before = consent_state(organization_id=org.pk, phone=contact.phone, simulated=simulated)
     kind = {
         KeywordKind.OPT_OUT: ConsentKind.OPT_OUT,
         KeywordKind.OPT_IN: ConsentKind.OPT_IN,
@@ -52,13 +55,16 @@ def apply_keyword(*, conversation: Conversation, match: KeywordMatch, text: str)
         source=ConsentSource.KEYWORD,
         text=text,
         number_id=conversation.number_id,
+        simulated=simulated,
     )
     # Each answer is tied to its event, so the ledger keeps the exact text shown in reply.
     if match.kind == KeywordKind.OPT_OUT:
-        if was_opted_out:
+        if before.opted_out:
             return None  # one confirmation per opt-out, no more
         return _reply(conversation, opt_out_text(org), MessageKind.CONSENT, event.pk)
     if match.kind == KeywordKind.OPT_IN:
+        if before.opted_in:
+            return None  # already subscribed: nothing changed, nothing to say
         return _reply(conversation, welcome_text(org), MessageKind.AUTOMATED, event.pk)
     return _reply(conversation, help_text(org), MessageKind.AUTOMATED, event.pk)
 
@@ -87,6 +93,7 @@ def consent_opt_in_with_welcome(
     source: str,
     evidence: str,
     actor_id: int | None = None,
+    api_token_id: int | None = None,
 ) -> Message | None:
     """Staff/API record an opt-in with its evidence; the person gets the welcome text, tied
     to the event (the text shown)."""
@@ -97,6 +104,7 @@ def consent_opt_in_with_welcome(
         source=source,
         evidence=evidence,
         actor_id=actor_id,
+        api_token_id=api_token_id,
     )
     try:
         return message_send(

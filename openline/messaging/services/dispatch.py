@@ -1,9 +1,14 @@
-"""Dispatch: hand a queued message to its provider, once, at the sender's allowed rate."""
+"""Dispatch: hand a queued message to its provider, once, at the sender's allowed rate.
+
+Exactly once: a send is tried again (with backoff) only when the request surely did not
+reach the provider. When it may have (a timeout after sending, a dropped connection, a
+5xx) the message becomes UNKNOWN and reconciliation asks the provider (see reconcile.py)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -52,7 +57,10 @@ def _claim(message_id: int) -> tuple[Message, float] | None:
     contact = message.conversation.contact
     # The last gate before the carrier: consent may have changed since it was queued.
     refusal = send_refusal(
-        contact=contact, kind=message.kind, consent_event_id=message.consent_event_id
+        contact=contact,
+        kind=message.kind,
+        consent_event_id=message.consent_event_id,
+        number=message.conversation.number,
     )
     if refusal is not None:
         message_set_status(
@@ -116,11 +124,12 @@ def message_dispatch(*, message_id: int) -> None:
 def _handle_send_error(message: Message, exc: ProviderError) -> None:
     # No message content in logs: ids and codes only.
     logger.warning(
-        "send failed message=%s attempt=%s code=%s permanent=%s",
+        "send failed message=%s attempt=%s code=%s permanent=%s outcome_unknown=%s",
         message.pk,
         message.attempts,
         exc.code,
         exc.permanent,
+        exc.outcome_unknown,
     )
     with transaction.atomic():
         if exc.opted_out:
@@ -131,20 +140,64 @@ def _handle_send_error(message: Message, exc: ProviderError) -> None:
                 error_message=str(exc),
             )
             record_provider_opt_out(message=message, error_code=exc.code)
-        elif exc.permanent or message.attempts >= MAX_ATTEMPTS:
-            message_set_status(
+        elif exc.permanent:
+            _fail(message, exc)
+        elif exc.outcome_unknown:
+            # Even after the last attempt: it may have gone out, so it is never just failed.
+            message_mark_unknown(message=message, error_code=exc.code, error_message=str(exc))
+        elif message.attempts >= MAX_ATTEMPTS:
+            _fail(message, exc)
+        else:  # the request surely did not arrive: trying again cannot send it twice
+            message_requeue(
                 message=message,
-                status=MessageStatus.FAILED,
-                error_code=exc.code or "error",
+                delay=exc.retry_after or retry_delay(message.attempts),
+                error_code=exc.code,
                 error_message=str(exc),
             )
-        else:
-            # Back to the queue: the one place a status may step backwards.
-            Message.objects.filter(pk=message.pk).update(
-                status=MessageStatus.QUEUED,
-                error_code=exc.code[:20],
-                error_message=str(exc)[:300],
-            )
-            delay = exc.retry_after or retry_delay(message.attempts)
-            message_id = message.pk
-            transaction.on_commit(lambda: enqueue_dispatch(message_id, delay))
+
+
+def _fail(message: Message, exc: ProviderError) -> None:
+    message_set_status(
+        message=message,
+        status=MessageStatus.FAILED,
+        error_code=exc.code or "error",
+        error_message=str(exc),
+    )
+
+
+def message_mark_unknown(*, message: Message, error_code: str, error_message: str) -> None:
+    """The provider may have accepted ``message`` (SENDING): mark it UNKNOWN, a sideways
+    step, for reconciliation to ask the provider. Nothing is enqueued."""
+    message.status = MessageStatus.UNKNOWN
+    message.status_changed_at = timezone.now()
+    message.error_code = error_code[:20]
+    note = f"{error_message}; checking whether it went out before sending again"
+    message.error_message = note[:300]
+    message.save(update_fields=["status", "status_changed_at", "error_code", "error_message"])
+    publish_message_event(message, "message.status")
+
+
+def message_requeue(
+    *, message: Message, delay: float, error_code: str = "", error_message: str = ""
+) -> None:
+    """Back to the queue, dispatched again after ``delay`` seconds. Call inside a
+    transaction, and only when the provider surely has no copy of ``message``: the one
+    place a status steps backwards."""
+    now = timezone.now()
+    message.status = MessageStatus.QUEUED
+    message.status_changed_at = now
+    message.next_attempt_at = now + timedelta(seconds=delay)
+    message.error_code = error_code[:20]
+    message.error_message = error_message[:300]
+    message.save(
+        update_fields=[
+            "status",
+            "status_changed_at",
+            "next_attempt_at",
+            "error_code",
+            "error_message",
+        ]
+    )
+    publish_message_event(message, "message.status")
+    message_id = message.pk
+    transaction.on_commit(lambda: enqueue_dispatch(message_id, delay))

@@ -22,8 +22,16 @@ from django.utils import timezone
 
 from openline.availability.responses import responding_inboxes
 from openline.availability.selectors import inboxes_online
-from openline.contacts.keywords import KeywordMatch, looks_like_opt_out_request, match_keyword
+from openline.contacts.keywords import (
+    KeywordKind,
+    KeywordMatch,
+    is_conditional,
+    keyword_in_context,
+    looks_like_opt_out_request,
+    match_keyword,
+)
 from openline.contacts.models import ConsentKind, ConsentSource, Contact
+from openline.contacts.selectors import consent_state
 from openline.contacts.services import consent_record, contact_get_or_create
 from openline.core.dbgate import write_gate
 from openline.core.realtime import publish_many_on_commit, publish_on_commit
@@ -42,6 +50,7 @@ from openline.messaging.services.outbound import (
     conversation_event,
     message_event_values,
 )
+from openline.providers.models import Number
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +104,16 @@ class _Batch:
         return self.contacts[key]
 
     def conversation(
-        self, *, contact: Contact, event: _Event, keyword_only: bool, offline: bool
+        self, *, contact: Contact, event: _Event, opt_out: bool, offline: bool
     ) -> tuple[Conversation, bool]:
-        """The open conversation, or a new waiting one. A bare keyword (STOP, HELP...) does
-        not put anyone in the queue: it joins the latest conversation, or a closed one."""
+        """The open conversation, or a new waiting one: every text reaches a person, a
+        bare HELP, START or YES included. Only an opt-out keyword (STOP...) from someone
+        with no open conversation puts nobody in the queue: it joins their latest
+        conversation, or a new closed one."""
         key = (contact.pk, event.number_id)
         if key in self.open:
             return self.open[key], False
-        if keyword_only:
+        if opt_out:
             latest = (
                 Conversation.objects.filter(contact=contact, number_id=event.number_id)
                 .order_by("-id")
@@ -114,12 +125,12 @@ class _Batch:
             organization_id=event.organization_id,
             number_id=event.number_id,
             contact=contact,
-            status=ConversationStatus.CLOSED if keyword_only else ConversationStatus.WAITING,
+            status=ConversationStatus.CLOSED if opt_out else ConversationStatus.WAITING,
             last_message_at=event.received_at,
-            closed_at=event.received_at if keyword_only else None,
-            opened_offline=offline and not keyword_only,
+            closed_at=event.received_at if opt_out else None,
+            opened_offline=offline,
         )
-        if not keyword_only:
+        if not opt_out:
             self.open[key] = conversation
         return conversation, True
 
@@ -133,6 +144,10 @@ class _Prepared:
     opt_out_request: bool
     encoding: str
     segments: int
+
+    @property
+    def opts_out(self) -> bool:
+        return self.keyword is not None and self.keyword.kind == KeywordKind.OPT_OUT
 
     @classmethod
     def of(cls, event: _Event) -> _Prepared:
@@ -162,8 +177,9 @@ class _Inboxes:
         return cls({n for n, on in online.items() if not on}, responding_inboxes(ids))
 
     def offline_text(self, item: _Prepared) -> bool:
-        """A text (not a keyword) that arrived while its inbox was offline."""
-        return item.keyword is None and item.event.number_id in self.offline
+        """A text (anything but an opt-out keyword) that arrived while its inbox was
+        offline: it waits for follow-up when the service opens."""
+        return not item.opts_out and item.event.number_id in self.offline
 
 
 class _AutoReplies:
@@ -497,14 +513,16 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
     touched: set[int] = set()
     follow_up: list[tuple[_Prepared, Conversation]] = []
     replies = _AutoReplies(inboxes)
+    context = _KeywordContext()
     for item in prepared:
         event = item.event
         if event.pk in already:
             continue  # a replay after a crash: the message exists
         contact = batch.contact(event)
+        item.keyword = context.resolve(item.keyword, contact=contact, number_id=event.number_id)
         offline = inboxes.offline_text(item)
         conversation, created = batch.conversation(
-            contact=contact, event=event, keyword_only=item.keyword is not None, offline=offline
+            contact=contact, event=event, opt_out=item.opts_out, offline=offline
         )
         if created:
             publish_on_commit(
@@ -530,6 +548,45 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
             _flag_opt_out_request(conversation, item.event)
 
 
+class _KeywordContext:
+    """Decides what a conditional keyword (YES) means for each person, in arrival order:
+    an opt-in only while they are opted out or asked to confirm one, so a STOP earlier in
+    the same batch counts."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[int, Number] = {}
+        self.opted_out: dict[tuple[int, int], bool] = {}  # (contact, number) -> decided here
+
+    def resolve(
+        self, match: KeywordMatch | None, *, contact: Contact, number_id: int
+    ) -> KeywordMatch | None:
+        key = (contact.pk, number_id)
+        if not is_conditional(match):
+            if match is not None and match.kind != KeywordKind.HELP:
+                self.opted_out[key] = match.kind == KeywordKind.OPT_OUT
+            return match
+        number = self._number(number_id)
+        state = consent_state(
+            organization_id=contact.organization_id,
+            phone=contact.phone,
+            simulated=number.simulated,
+        )
+        resolved = keyword_in_context(
+            match,
+            opted_out=self.opted_out.get(key, state.opted_out),
+            opt_in_pending=state.opt_in_pending,
+            toll_free=number.toll_free,
+        )
+        if resolved is not None:
+            self.opted_out[key] = False
+        return resolved
+
+    def _number(self, number_id: int) -> Number:
+        if number_id not in self.numbers:
+            self.numbers[number_id] = Number.objects.get(pk=number_id)
+        return self.numbers[number_id]
+
+
 def _flag_opt_out_request(conversation: Conversation, event: _Event) -> None:
     consent_record(
         organization_id=event.organization_id,
@@ -538,6 +595,7 @@ def _flag_opt_out_request(conversation: Conversation, event: _Event) -> None:
         source=ConsentSource.MESSAGE,
         text=event.body,
         number_id=event.number_id,
+        simulated=conversation.number.simulated,
     )
     conversation.needs_consent_review = True
     conversation.save(update_fields=["needs_consent_review"])

@@ -46,9 +46,14 @@ class Refusal:
 
 
 def send_refusal(
-    *, contact: Contact, kind: str = MessageKind.PERSONAL, consent_event_id: int | None = None
+    *,
+    contact: Contact,
+    kind: str = MessageKind.PERSONAL,
+    consent_event_id: int | None = None,
+    number: Number | None = None,
 ) -> Refusal | None:
-    """Why a message of ``kind`` may not go to ``contact`` now, or None if it may.
+    """Why a message of ``kind`` may not go to ``contact`` (from ``number``: consent through
+    a simulated number is kept apart) now, or None if it may.
 
     The opt-out confirmation (kind CONSENT) is the one message allowed after an opt-out,
     and only for the latest opt-out event."""
@@ -58,7 +63,11 @@ def send_refusal(
             f"{contact.phone} is a {contact.get_number_type_display().lower()} number and "
             "cannot receive texts; correct the number type if this is wrong",
         )
-    state = consent_state(organization_id=contact.organization_id, phone=contact.phone)
+    state = consent_state(
+        organization_id=contact.organization_id,
+        phone=contact.phone,
+        simulated=None if number is None else number.simulated,  # None: the org's own view
+    )
     if state.opted_out:
         confirming = (
             kind == MessageKind.CONSENT
@@ -86,7 +95,7 @@ def reply_refusal(conversation: Conversation) -> Refusal | None:
     """Why a reply into ``conversation`` may not go now: for texts the person's consent,
     for web chat whether the visitor's chat is still open."""
     if conversation.channel != Channel.CHAT:
-        return send_refusal(contact=conversation.contact)
+        return send_refusal(contact=conversation.contact, number=conversation.number)
     from openline.chat.models import ChatSession
 
     ended = not ChatSession.objects.filter(
@@ -151,14 +160,19 @@ def conversation_event(conversation: Conversation, event_type: str) -> dict[str,
 def _open_conversation(
     *, contact: Contact, number: Number, sender_id: int | None = None
 ) -> Conversation:
-    """The open conversation with this person on this number, or a new active one held by
-    the staff member who starts it."""
+    """Where a text to this person on this inbox goes: their open conversation; else a new
+    active one held by the staff member who starts it; else (a text the system sends: API,
+    welcome, reminder...) a closed one, so that the person's reply opens a new waiting
+    conversation with these texts as its history. A conversation is always either
+    waiting or held by someone: never active with nobody to see the reply."""
     open_ones = Conversation.objects.filter(contact=contact, number=number).exclude(
         status=ConversationStatus.CLOSED
     )
     conversation = open_ones.first()
     if conversation is not None:
         return conversation
+    if sender_id is None:
+        return _system_conversation(contact=contact, number=number)
     try:
         with transaction.atomic():
             conversation = Conversation.objects.create(
@@ -168,10 +182,41 @@ def _open_conversation(
                 status=ConversationStatus.ACTIVE,
                 last_message_at=timezone.now(),
                 assigned_to_id=sender_id,
-                assigned_at=timezone.now() if sender_id else None,
+                assigned_at=timezone.now(),
             )
     except IntegrityError:  # the person's text opened one a moment ago
         return open_ones.get()
+    publish_on_commit(
+        organization_id=contact.organization_id,
+        event=conversation_event(conversation, "conversation.created"),
+    )
+    return conversation
+
+
+def _system_conversation(*, contact: Contact, number: Number) -> Conversation:
+    """A closed conversation that holds only texts the system sent this person (no reply
+    from them, nobody assigned): the latest such one, or a new one."""
+    latest = (
+        Conversation.objects.filter(contact=contact, number=number, channel=Channel.SMS)
+        .order_by("-pk")
+        .first()
+    )
+    if (
+        latest is not None
+        and latest.status == ConversationStatus.CLOSED
+        and latest.assigned_to_id is None
+        and not latest.messages.filter(direction=Direction.INBOUND).exists()
+    ):
+        return latest
+    now = timezone.now()
+    conversation = Conversation.objects.create(
+        organization_id=contact.organization_id,
+        number=number,
+        contact=contact,
+        status=ConversationStatus.CLOSED,
+        last_message_at=now,
+        closed_at=now,
+    )
     publish_on_commit(
         organization_id=contact.organization_id,
         event=conversation_event(conversation, "conversation.created"),
@@ -228,15 +273,17 @@ def message_send(
         except InvalidPhoneNumber as exc:
             raise SendRefused("invalid_phone", str(exc)) from exc
         contact, _ = contact_get_or_create(organization_id=organization_id, phone=phone)
-    refusal = send_refusal(contact=contact, kind=kind, consent_event_id=consent_event_id)
-    if refusal is not None:
-        raise SendRefused(refusal.code, refusal.reason)
     number = _pick_number(
         organization_id=organization_id,
         from_number=from_number,
         number_id=number_id,
         conversation=conversation,
     )
+    refusal = send_refusal(
+        contact=contact, kind=kind, consent_event_id=consent_event_id, number=number
+    )
+    if refusal is not None:
+        raise SendRefused(refusal.code, refusal.reason)
     if kind == MessageKind.ALERT:
         conversation = _alert_conversation(contact=contact, number=number)
     elif conversation is None or conversation.number_id != number.pk:
@@ -373,4 +420,5 @@ def record_provider_opt_out(*, message: Message, error_code: str) -> None:
         source=ConsentSource.PROVIDER,
         text=f"provider error {error_code}: recipient opted out",
         number_id=conversation.number_id,
+        simulated=conversation.number.simulated,
     )

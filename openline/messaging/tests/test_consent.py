@@ -94,7 +94,9 @@ def test_staff_can_reverse_a_staff_recorded_opt_out_with_evidence(sandbox_number
     assert consent_state(organization_id=org_id, phone=PERSON).status == "opted_in"
 
 
-def test_pending_request_blocks_automated_but_not_personal_replies(sandbox_number, text_in, bob):
+def test_pending_request_blocks_automated_but_not_personal_replies(
+    sandbox_number, text_in, alice, bob
+):
     message = text_in(sandbox_number, PERSON, "please stop texting me")
     org = sandbox_number.organization
 
@@ -109,7 +111,9 @@ def test_pending_request_blocks_automated_but_not_personal_replies(sandbox_numbe
     )
     assert reply.status == MessageStatus.QUEUED
 
-    consent_dismiss_request(organization_id=org.pk, phone=PERSON, actor_id=bob.pk)
+    consent_dismiss_request(
+        organization_id=org.pk, phone=PERSON, actor_id=alice.pk, reason="they meant someone else"
+    )
     assert _send(org, kind=MessageKind.AUTOMATED).status == MessageStatus.QUEUED
 
 
@@ -165,7 +169,7 @@ def test_voip_number_is_not_textable(sandbox_number, stored_type):
     assert not Message.objects.exists()
 
 
-def test_pending_request_blocks_bulk_messages_until_reviewed(sandbox_number, text_in, bob):
+def test_pending_request_blocks_bulk_messages_until_reviewed(sandbox_number, text_in, alice):
     text_in(sandbox_number, PERSON, "please stop texting me")
     org = sandbox_number.organization
     before = Message.objects.count()
@@ -175,7 +179,9 @@ def test_pending_request_blocks_bulk_messages_until_reviewed(sandbox_number, tex
     assert refused.value.code == "opt_out_pending"
     assert Message.objects.count() == before
 
-    consent_dismiss_request(organization_id=org.pk, phone=PERSON, actor_id=bob.pk)
+    consent_dismiss_request(
+        organization_id=org.pk, phone=PERSON, actor_id=alice.pk, reason="they meant someone else"
+    )
     assert _send(org, kind=MessageKind.BULK).status == MessageStatus.QUEUED
 
 

@@ -15,7 +15,7 @@ from hypothesis.extra.django import TestCase
 
 from openline.contacts.keywords import KeywordKind, looks_like_opt_out_request, match_keyword
 from openline.contacts.services import ConsentError, consent_record_opt_out
-from openline.core.services import organization_create
+from openline.core.services import organization_create, user_create
 from openline.core.worker import run_ready_tasks
 from openline.messaging.models import InboundEvent, Message, MessageKind
 from openline.messaging.services.consent import consent_opt_in_with_welcome
@@ -96,6 +96,9 @@ class ConsentInterleavingTest(TestCase):
 
     def _scenario(self, ops: list[tuple[str, ...]]) -> None:
         org = organization_create(name="Prop Org", slug="prop-org")
+        self.admin = user_create(
+            organization=org, email="prop-admin@example.org", role="admin", password="x" * 12
+        ).user
         number = number_add(
             organization=org, provider="sandbox", e164="+12025550142", segments_per_second=1e6
         )
@@ -152,7 +155,11 @@ class ConsentInterleavingTest(TestCase):
         elif kind == "staff_opt_in":
             try:
                 consent_opt_in_with_welcome(
-                    organization_id=org.pk, phone=op[1], source="staff", evidence="form"
+                    organization_id=org.pk,
+                    phone=op[1],
+                    source="staff",
+                    evidence="form",
+                    actor_id=self.admin.pk,
                 )
             except ConsentError:
                 assert not oracle.staff_in_allowed(op[1])

@@ -81,10 +81,11 @@ def test_stop_reply_opts_out_and_confirms_once(sandbox_number, text_in):
     assert ConsentEvent.objects.filter(kind="opt_out", phone=PERSON).count() == 2
 
 
-def test_keyword_alone_does_not_queue_a_conversation(sandbox_number, text_in):
+def test_help_alone_is_answered_and_waits_for_a_person(sandbox_number, text_in):
+    # Issue 13 reversed this: a person who texts "Help" to a crisis line must reach someone.
     message = text_in(sandbox_number, PERSON, "HELP")
 
-    assert message.conversation.status == ConversationStatus.CLOSED
+    assert message.conversation.status == ConversationStatus.WAITING
     reply = Message.objects.get(direction="out")
     assert "Reply STOP" in reply.body
 

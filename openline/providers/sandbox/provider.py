@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.core import signing
@@ -50,6 +52,7 @@ def _one(request: WebhookRequest, name: str, required: bool = True) -> str:
 class SandboxProvider(Provider):
     slug = "sandbox"
     name = "Sandbox (simulated carrier)"
+    simulated = True
 
     def verify(self, number: Number, request: WebhookRequest) -> None:
         token = request.headers.get("x-sandbox-token", "")
@@ -112,3 +115,26 @@ class SandboxProvider(Provider):
             number=number, provider_message_id=provider_message_id
         ).first()
         return message.status if message else None
+
+    def find_sent(
+        self,
+        number: Number,
+        *,
+        to: str,
+        body: str,
+        since: datetime,
+        exclude: Collection[str] = (),
+    ) -> SendResult | None:
+        """The simulated carrier's own record (one SandboxMessage per accepted send): the
+        oldest with this sender, recipient and exact body since ``since``, not excluded."""
+        from openline.providers.sandbox.models import SandboxMessage
+
+        record = (
+            SandboxMessage.objects.filter(number=number, to=to, body=body, created_at__gte=since)
+            .exclude(provider_message_id__in=list(exclude))
+            .order_by("created_at", "pk")
+            .first()
+        )
+        if record is None:
+            return None
+        return SendResult(provider_message_id=record.provider_message_id, status=record.status)

@@ -10,8 +10,16 @@
 What it implements (https://www.twilio.com/docs/messaging/api/message-resource):
 - POST /2010-04-01/Accounts/{AccountSid}/Messages.json, HTTP Basic auth (401, code 20003, on
   bad credentials), form fields To, From, Body, StatusCallback; 201 with the message resource.
-  The I-Twilio-Idempotency-Token header makes a repeated request return the same message.
+  Like Twilio, it has no idempotency key: every POST that it accepts is a new message, with
+  or without an I-Twilio-Idempotency-Token header (a header Twilio only sends on webhooks).
 - GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json (404, code 20404, if unknown).
+- GET  /2010-04-01/Accounts/{AccountSid}/Messages.json: the list resource, newest first
+  (by date_sent), filtered by To, From and DateSent / DateSent> / DateSent< (Twilio's
+  ``DateSent>=`` and ``DateSent<=`` as URL parameters: a GMT date YYYY-MM-DD, or a date and
+  time YYYY-MM-DDTHH:MM:SSZ as Twilio's SDKs send), paged with PageSize (default 50, at most
+  1000) and the ``next_page_uri`` / ``previous_page_uri`` it answers (PageToken PA/PB + sid).
+  The fake has no per-sender queue: a message gets its date_sent as it is accepted (the
+  create answer still shows null, as Twilio's does), so DateSent filters find it at once.
 - Status callbacks signed with X-Twilio-Signature, computed by the twilio SDK's
   RequestValidator exactly as Twilio computes it.
 
@@ -32,9 +40,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 import phonenumbers
@@ -48,13 +57,21 @@ _MESSAGE = re.compile(
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _GSM_HINT = re.compile(r"^[\x0a\x0d\x20-\x7e£¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà€]*$")
 MAX_BODY_CHARS = 1600
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+# The list filters, in the order page URIs repeat them. "DateSent>" and "DateSent<" are
+# how ``DateSent>=...`` and ``DateSent<=...`` arrive once the query string is parsed.
+LIST_FILTERS = ("To", "From", "DateSent", "DateSent>", "DateSent<")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_PAGE_TOKEN = re.compile(r"^P[AB](?:SM|MM)[0-9a-fA-F]{32}$")
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
     """One scripted answer. ``hang`` holds the connection open for that many seconds
     before answering (longer than the client's timeout simulates a lost answer);
-    ``accept`` stores the message anyway, as Twilio may have before the line dropped."""
+    ``accept`` stores the message anyway, as Twilio may have before the line dropped;
+    ``drop`` closes the connection without answering (a reset mid-request)."""
 
     status: int
     code: int
@@ -62,6 +79,7 @@ class Failure:
     hang: float = 0.0
     accept: bool = False
     retry_after: str = ""
+    drop: bool = False
 
 
 FAILURES: dict[str, Failure] = {
@@ -71,6 +89,7 @@ FAILURES: dict[str, Failure] = {
     "opted_out": Failure(400, 21610, "Attempt to send to unsubscribed recipient"),
     "invalid_to": Failure(400, 21211, "The 'To' number is not a valid phone number."),
     "hang": Failure(500, 20500, "Internal Server Error", hang=3.0),
+    "drop": Failure(0, 0, "", drop=True),
 }
 
 
@@ -85,11 +104,8 @@ class ReceivedRequest:
     account_sid: str
     authenticated: bool
     at: float  # time.monotonic() when it arrived
-    status: int = 0
-
-    @property
-    def idempotency_token(self) -> str:
-        return self.headers.get("i-twilio-idempotency-token", "")
+    status: int = 0  # also 0 for a scripted drop
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -103,16 +119,20 @@ class FakeMessage:
     status: str = "queued"
     error_code: int | None = None
     created: float = field(default_factory=time.time)
+    sent: float | None = None  # date_sent: when it left for the carrier
+    seq: int = 0  # arrival order, to sort messages created within one second
 
-    def resource(self) -> dict[str, Any]:
+    def resource(self, *, as_created: bool = False) -> dict[str, Any]:
+        """The message resource; ``as_created`` is the create answer, before it was sent."""
         date = email.utils.formatdate(self.created, usegmt=True)
+        sent = None if as_created or self.sent is None else self.sent
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}"
         return {
             "account_sid": self.account_sid,
             "api_version": API_VERSION,
             "body": self.body,
             "date_created": date,
-            "date_sent": None,
+            "date_sent": None if sent is None else email.utils.formatdate(sent, usegmt=True),
             "date_updated": date,
             "direction": "outbound-api",
             "error_code": self.error_code,
@@ -150,6 +170,119 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
     }
 
 
+def _date_range(name: str, value: str) -> tuple[float, float]:
+    """[start, end) of a DateSent value: a whole GMT day, or the one second named."""
+    try:
+        if _DAY.match(value):
+            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+            return day.timestamp(), (day + timedelta(days=1)).timestamp()
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"Invalid {name} value {value!r}: expected YYYY-MM-DD") from None
+    start = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return start, start + 1
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
+    raw = query.get(name, "")
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise ValueError(f"Invalid {name} value {raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """One GET of the list resource: its filters and which page."""
+
+    filters: tuple[tuple[str, str], ...]
+    ranges: tuple[tuple[str, float, float], ...]
+    page_size: int
+    page_number: int
+    token: str
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> _Listing:
+        filters = tuple((name, query[name]) for name in LIST_FILTERS if name in query)
+        ranges = tuple(
+            (name, *_date_range(name, value))
+            for name, value in filters
+            if name.startswith("DateSent")
+        )
+        page_size = _int_param(query, "PageSize", DEFAULT_PAGE_SIZE)
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"PageSize must be between 1 and {MAX_PAGE_SIZE}")
+        token = query.get("PageToken", "")
+        if token and not _PAGE_TOKEN.match(token):
+            raise ValueError(f"Invalid PageToken value {token!r}")
+        return cls(filters, ranges, page_size, _int_param(query, "Page", 0), token)
+
+    def matches(self, message: FakeMessage) -> bool:
+        wanted = dict(self.filters)
+        if wanted.get("To", message.to) != message.to:
+            return False
+        if wanted.get("From", message.from_) != message.from_:
+            return False
+        return all(self._in_range(message.sent, *bounds) for bounds in self.ranges)
+
+    @staticmethod
+    def _in_range(sent: float | None, name: str, start: float, end: float) -> bool:
+        if sent is None:  # never sent: no DateSent filter can match it
+            return False
+        if name == "DateSent>":
+            return sent >= start
+        if name == "DateSent<":
+            return sent < end
+        return start <= sent < end
+
+    def page(self, account_sid: str, found: list[FakeMessage]) -> dict[str, Any]:
+        """The page of ``found`` (newest first) this request asked for, shaped like
+        Twilio's list answer."""
+        first = self._first_index(found)
+        chunk = found[first : first + self.page_size]
+        more = first + self.page_size < len(found)
+        start = self.page_number * self.page_size
+        return {
+            "end": start + max(len(chunk) - 1, 0),
+            "first_page_uri": self._uri(account_sid, 0, ""),
+            "messages": [message.resource() for message in chunk],
+            "next_page_uri": (
+                self._uri(account_sid, self.page_number + 1, "PA" + chunk[-1].sid)
+                if more and chunk
+                else None
+            ),
+            "page": self.page_number,
+            "page_size": self.page_size,
+            "previous_page_uri": (
+                self._uri(account_sid, max(self.page_number - 1, 0), "PB" + chunk[0].sid)
+                if first > 0 and chunk
+                else None
+            ),
+            "start": start,
+            "uri": self._uri(account_sid, self.page_number, self.token),
+        }
+
+    def _first_index(self, found: list[FakeMessage]) -> int:
+        """Where this page starts: after the PA sid, a page before the PB sid."""
+        if not self.token:
+            return 0
+        sids = [message.sid for message in found]
+        sid = self.token[2:]
+        if sid not in sids:
+            return len(found)
+        position = sids.index(sid)
+        if self.token.startswith("PA"):
+            return position + 1
+        return max(position - self.page_size, 0)
+
+    def _uri(self, account_sid: str, page: int, token: str) -> str:
+        params = [*self.filters, ("PageSize", str(self.page_size)), ("Page", str(page))]
+        if token:
+            params.append(("PageToken", token))
+        return f"/{API_VERSION}/Accounts/{account_sid}/Messages.json?{urlencode(params)}"
+
+
 class FakeTwilio:
     """The fake server. Thread-safe; start() / stop(), or use it as a context manager."""
 
@@ -163,7 +296,7 @@ class FakeTwilio:
         self.requests: list[ReceivedRequest] = []
         self.messages: dict[str, FakeMessage] = {}
         self.opted_out: set[str] = set()
-        self._by_token: dict[tuple[str, str], str] = {}
+        self._seq = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -222,8 +355,8 @@ class FakeTwilio:
 
     def fail_next(self, kind: str | Failure, times: int = 1, **changes: Any) -> None:
         """The next ``times`` Messages POSTs answer with ``kind``: one of FAILURES'
-        names (server_error, unavailable, rate_limited, opted_out, invalid_to, hang) or a
-        Failure. ``changes`` override fields, e.g. ``hang=0.5`` or ``retry_after="2"``."""
+        names (server_error, unavailable, rate_limited, opted_out, invalid_to, hang, drop) or
+        a Failure. ``changes`` override fields, e.g. ``hang=0.5`` or ``retry_after="2"``."""
         failure = FAILURES[kind] if isinstance(kind, str) else kind
         if changes:
             failure = dataclasses.replace(failure, **changes)
@@ -246,7 +379,6 @@ class FakeTwilio:
             self.requests.clear()
             self.messages.clear()
             self.opted_out.clear()
-            self._by_token.clear()
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[ReceivedRequest]:
         deadline = time.monotonic() + timeout
@@ -328,18 +460,16 @@ class FakeTwilio:
         with self._lock:
             return self._script.popleft() if self._script else None
 
-    def _create(
-        self, account_sid: str, form: Mapping[str, str], token: str
-    ) -> tuple[int, dict[str, Any]]:
+    def _create(self, account_sid: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         problem = _validate(form)
         if problem is not None:
             return problem
         with self._lock:
-            if token and (account_sid, token) in self._by_token:
-                return 201, self.messages[self._by_token[(account_sid, token)]].resource()
             if form["To"] in self.opted_out:
                 opted = FAILURES["opted_out"]
                 return 400, error_body(400, opted.code, opted.message)
+            self._seq += 1
+            now = time.time()
             message = FakeMessage(
                 sid="SM" + secrets.token_hex(16),
                 account_sid=account_sid,
@@ -347,11 +477,26 @@ class FakeTwilio:
                 from_=form["From"],
                 body=form["Body"],
                 status_callback=form.get("StatusCallback", ""),
+                created=now,
+                sent=now,
+                seq=self._seq,
             )
             self.messages[message.sid] = message
-            if token:
-                self._by_token[(account_sid, token)] = message.sid
-        return 201, message.resource()
+        return 201, message.resource(as_created=True)
+
+    def _list(self, account_sid: str, query: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        try:
+            listing = _Listing.parse(query)
+        except ValueError as exc:
+            return 400, error_body(400, 20001, str(exc))
+        with self._lock:
+            mine = [m for m in self.messages.values() if m.account_sid == account_sid]
+        found = sorted(
+            (m for m in mine if listing.matches(m)),
+            key=lambda m: (m.sent or m.created, m.seq),
+            reverse=True,
+        )
+        return 200, listing.page(account_sid, found)
 
     def _fetch(self, account_sid: str, sid: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
@@ -418,7 +563,8 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-            path = self.path.split("?", 1)[0]
+            path, _, query_string = self.path.partition("?")
+            query = {k: v[0] for k, v in parse_qs(query_string).items()}
             many, one = _MESSAGES.match(path), _MESSAGE.match(path)
             account_sid = (many or one).group(1) if (many or one) else ""
             authenticated = bool(account_sid) and fake._authenticate(
@@ -432,9 +578,14 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 account_sid=account_sid,
                 authenticated=authenticated,
                 at=arrived,
+                query=query,
             )
             fake._record(request)  # on arrival, so a test sees a request that still hangs
-            status, payload, extra = self._answer(method, many, one, form, authenticated)
+            answer = self._answer(method, many, one, form, query, authenticated)
+            if answer is None:  # a scripted drop: close without a word
+                self.close_connection = True
+                return
+            status, payload, extra = answer
             request.status = status
             self._send(status, payload, extra)
 
@@ -444,9 +595,10 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             many: re.Match[str] | None,
             one: re.Match[str] | None,
             form: dict[str, str],
+            query: dict[str, str],
             authenticated: bool,
-        ) -> tuple[int, dict[str, Any], dict[str, str]]:
-            if not (many and method == "POST") and not (one and method == "GET"):
+        ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+            if not many and not (one and method == "GET"):
                 return 404, error_body(404, 20404, "The requested resource was not found"), {}
             if not authenticated:
                 body = error_body(401, 20003, "Authenticate")
@@ -455,14 +607,17 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             if one is not None:
                 return (*fake._fetch(one.group(1), one.group(2)), {})
             assert many is not None
-            token = self.headers.get("I-Twilio-Idempotency-Token", "")
+            if method == "GET":
+                return (*fake._list(many.group(1), query), {})
             failure = fake._next_failure()
             if failure is None:
-                return (*fake._create(many.group(1), form, token), {})
+                return (*fake._create(many.group(1), form), {})
             if failure.accept:
-                fake._create(many.group(1), form, token)
+                fake._create(many.group(1), form)
             if failure.hang:
                 fake._hang(failure.hang)
+            if failure.drop:
+                return None
             extra = {"Retry-After": failure.retry_after} if failure.retry_after else {}
             return failure.status, error_body(failure.status, failure.code, failure.message), extra
 

@@ -4,13 +4,20 @@
 
 from __future__ import annotations
 
+import email.utils
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
-from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 from openline.providers.base import (
     InboundMessage,
@@ -45,8 +52,15 @@ STATUS_MAP = {
     "canceled": "failed",
 }
 OPTED_OUT_CODES = frozenset({"21610"})
-# Errors that say nothing about the message itself: try again later.
-TRANSIENT_CODES = frozenset({"20429", "20500", "20503"})
+# Refused before acceptance (too many requests): nothing was created, try again later.
+TRANSIENT_CODES = frozenset({"20429"})
+# Twilio's own server errors: the message may or may not have been created.
+SERVER_ERROR_CODES = frozenset({"20500", "20503"})
+SIGNATURE_ALGORITHMS = frozenset({HMAC_SHA1, HMAC_SHA256})
+# Errors raised before a byte of the request left: retrying cannot send a text twice.
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# How far apart Twilio's clock and ours may be when matching a looked-up message.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class _Params:
@@ -100,9 +114,7 @@ class TwilioProvider(Provider):
         if not signature:
             raise SignatureError("missing X-Twilio-Signature header")
         token = number.config.get("auth_token", "")
-        algorithm = get_signature_algorithm(
-            request.headers.get("x-twilio-webhooks-signature-settings", "")
-        )
+        algorithm = _signature_algorithm(request)
         if not token:
             raise SignatureError("this number has no auth_token configured")
         validator = RequestValidator(token)
@@ -163,30 +175,127 @@ class TwilioProvider(Provider):
     def send(
         self, number: Number, *, to: str, body: str, status_url: str, idempotency_key: str
     ) -> SendResult:
+        """POST the message. Twilio documents no idempotency key for creating messages
+        (I-Twilio-Idempotency-Token is a header it sends on webhooks, not one it reads),
+        so ``idempotency_key`` is not sent: an error that leaves the outcome unknown is
+        raised as such, and dispatch settles it with ``find_sent``."""
         data = {"To": to, "From": number.e164, "Body": body, "StatusCallback": status_url}
-        # Twilio honours I-Twilio-Idempotency-Token on its API for safe retries.
-        headers = {"I-Twilio-Idempotency-Token": idempotency_key}
         try:
             response = self._client.post(
-                self._messages_url(number) + ".json",
-                data=data,
-                auth=self._auth(number),
-                headers=headers,
+                self._messages_url(number) + ".json", data=data, auth=self._auth(number)
             )
+        except NOT_SENT_ERRORS as exc:
+            raise ProviderError(f"could not connect to Twilio: {exc}", code="network") from exc
         except httpx.TimeoutException as exc:
-            raise ProviderError("Twilio did not answer in time", code="timeout") from exc
-        except httpx.HTTPError as exc:
+            raise ProviderError(
+                "Twilio did not answer in time", code="timeout", outcome_unknown=True
+            ) from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+            raise ProviderError(
+                f"the connection to Twilio broke before it answered: {exc}",
+                code="network",
+                outcome_unknown=True,
+            ) from exc
+        except httpx.HTTPError as exc:  # the request could not even be built
             raise ProviderError(f"could not reach Twilio: {exc}", code="network") from exc
         payload = _json(response)
         if response.status_code in (200, 201):
             sid = str(payload.get("sid", ""))
             if not MESSAGE_SID.match(sid):
-                raise ProviderError("Twilio answered without a message id", code="bad_response")
+                raise ProviderError(
+                    "Twilio accepted the message but its answer had no message id",
+                    code="bad_response",
+                    outcome_unknown=True,
+                )
             return SendResult(
                 provider_message_id=sid,
                 status=STATUS_MAP.get(str(payload.get("status", "")), "queued"),
             )
         raise _error(response, payload)
+
+    # Twilio pages hold up to 1000; a page of this many covers one person's texts of a
+    # day or two at once, and paging goes on up to LOOKUP_MAX_PAGES.
+    LOOKUP_PAGE_SIZE = 100
+    LOOKUP_MAX_PAGES = 20
+    # Look-ups run in the scheduler, ahead of other periodic work: give up on a slow
+    # Twilio sooner than a send would (the next round asks again).
+    LOOKUP_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+
+    def find_sent(
+        self,
+        number: Number,
+        *,
+        to: str,
+        body: str,
+        since: datetime,
+        exclude: Collection[str] = (),
+    ) -> SendResult | None:
+        """Read the Messages list for From=number, To=``to`` and DateSent>= the GMT day of
+        ``since`` (less CLOCK_SKEW), newest first, every page; match outbound messages
+        with exactly ``body`` created since then, not in ``exclude``, and take the oldest.
+
+        DateSent filters on date_sent, which Twilio sets when a message leaves its
+        per-sender queue: moments after acceptance while OpenLine's own rate limit keeps
+        that queue short. Reconciliation waits a grace period before it takes "no
+        record" as an answer."""
+        earliest = since - CLOCK_SKEW
+        day = earliest.astimezone(UTC).date().isoformat()  # Twilio's dates are GMT
+        matches = [
+            record
+            for record in self._list_messages(number, to=to, day=day)
+            if _is_match(record, body=body, earliest=earliest, exclude=exclude)
+        ]
+        if not matches:
+            return None
+        # The list is newest first and date_created has whole seconds: on a tie the one
+        # listed later is the older.
+        oldest = min(reversed(matches), key=lambda record: _created(record) or earliest)
+        code = oldest.get("error_code")
+        return SendResult(
+            provider_message_id=str(oldest["sid"]),
+            status=STATUS_MAP.get(str(oldest.get("status", "")), "queued"),
+            error_code="" if code is None else str(code),
+        )
+
+    def _list_messages(self, number: Number, *, to: str, day: str) -> Iterator[dict[str, object]]:
+        """Every message of the list resource for these filters, following next_page_uri;
+        ProviderError when Twilio cannot be read or there are too many pages to tell."""
+        base = (number.config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+        url = self._messages_url(number) + ".json"
+        params: dict[str, str] | None = {
+            "To": to,
+            "From": number.e164,
+            "DateSent>": day,
+            "PageSize": str(self.LOOKUP_PAGE_SIZE),
+        }
+        for _ in range(self.LOOKUP_MAX_PAGES):
+            messages, next_uri = self._get_page(number, url, params)
+            yield from messages
+            if not next_uri:
+                return
+            url, params = base + next_uri, None
+        raise ProviderError(
+            "too many messages to this person to look through", code="lookup_too_long"
+        )
+
+    def _get_page(
+        self, number: Number, url: str, params: dict[str, str] | None
+    ) -> tuple[list[dict[str, object]], str]:
+        """One page of the list resource: its messages and the next page's URI (or "")."""
+        try:
+            response = self._client.get(
+                url, params=params, auth=self._auth(number), timeout=self.LOOKUP_TIMEOUT
+            )
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"could not read Twilio's messages: {exc}", code="network") from exc
+        payload = _json(response)
+        if response.status_code != 200:
+            raise _error(response, payload)
+        messages = payload.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise ProviderError("Twilio's message list had no messages", code="bad_response")
+        next_uri = payload.get("next_page_uri")
+        return messages, next_uri if isinstance(next_uri, str) else ""
 
     def fetch_status(self, number: Number, provider_message_id: str) -> str | None:
         try:
@@ -199,6 +308,45 @@ class TwilioProvider(Provider):
         if response.status_code != 200:
             return None
         return STATUS_MAP.get(str(_json(response).get("status", "")))
+
+
+def _signature_algorithm(request: WebhookRequest) -> str:
+    """The algorithm X-Twilio-Webhooks-Signature-Settings names (HMAC_SHA1 without one);
+    one we cannot check makes the signature unverifiable, not the server broken."""
+    header = request.headers.get("x-twilio-webhooks-signature-settings", "")
+    algorithm = get_signature_algorithm(header)
+    if algorithm.upper() not in SIGNATURE_ALGORITHMS:
+        raise SignatureError(
+            f"X-Twilio-Webhooks-Signature-Settings names the signature algorithm "
+            f"{algorithm[:40]!r}; OpenLine checks only {' and '.join(sorted(SIGNATURE_ALGORITHMS))}"
+        )
+    return algorithm
+
+
+def _created(record: Mapping[str, object]) -> datetime | None:
+    raw = record.get("date_created")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def _is_match(
+    record: Mapping[str, object], *, body: str, earliest: datetime, exclude: Collection[str]
+) -> bool:
+    """An outbound message with exactly ``body``, created at or after ``earliest``, that no
+    other OpenLine message has claimed. One without a readable date_created still counts:
+    a wrong "not found" would text the person twice."""
+    if record.get("body") != body or record.get("sid") in exclude:
+        return False
+    if not str(record.get("direction", "")).startswith("outbound"):
+        return False
+    if not MESSAGE_SID.match(str(record.get("sid", ""))):
+        return False
+    created = _created(record)
+    return created is None or created >= earliest
 
 
 def _int(params: Mapping[str, list[str]], name: str) -> int:
@@ -221,7 +369,10 @@ def _error(response: httpx.Response, payload: dict[str, object]) -> ProviderErro
     retry_after = response.headers.get("retry-after", "")
     if code in OPTED_OUT_CODES:
         return ProviderError(message, code=code, opted_out=True)
-    if status == 429 or status >= 500 or code in TRANSIENT_CODES:
+    if status >= 500 or code in SERVER_ERROR_CODES:
+        # The error may have come after the message was created.
+        return ProviderError(message, code=code, outcome_unknown=True)
+    if status == 429 or code in TRANSIENT_CODES:
         return ProviderError(
             message,
             code=code,

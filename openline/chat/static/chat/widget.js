@@ -47,7 +47,7 @@
     '<header><h2 id="ol-title"></h2>' +
     '<button class="exit" type="button" title="Leave this site now">Quick exit</button>' +
     '<button class="close" type="button" aria-label="Minimize chat">–</button></header>' +
-    '<div class="body"><p class="note greeting"></p><p class="note opens" hidden></p>' +
+    '<div class="body"><p class="note greeting" aria-live="polite"></p><p class="note opens" hidden></p>' +
     '<form class="start qs" hidden novalidate><label>Your first name (optional) <input class="name" maxlength="100" autocomplete="off"></label>' +
     '<div class="pre"></div><button type="submit" class="begin">Start chat</button></form>' +
     '<div class="log" role="log" aria-live="polite" aria-label="Messages"></div>' +
@@ -224,6 +224,8 @@
     var pre = answers(config.prechat, $(".start"));
     if (!pre) return;
     post("start", { name: $(".name").value, answers: pre }).then(function (res) {
+      if (res.d.error === "busy") { config.busy = true; return offer(config); }
+      if (res.d.error === "rate_limited") return later(res.d);
       if (!res.ok) return refused(res, $(".start"));
       saved = { token: res.d.token, outbox: [] }; save();
       show($(".start"), false); show($(".compose"), true); show($(".end-form"), true);
@@ -272,13 +274,23 @@
     else launch.focus();
   }
 
-  // Offline or online now, and when it opens again (the inbox's shifts decide).
-  function availability(c) {
-    var offline = !c.online && !saved.token;
-    $(".greeting").textContent = offline ? c.offline_text || "Chat is closed right now." : c.greeting;
-    $(".opens").textContent = offline && c.next_opening ? "We open again " + c.next_opening + "." : "";
-    show($(".opens"), offline && !!c.next_opening);
+  // Too many chats started just now: say so calmly, and offer the button again after.
+  function later(d) {
+    var begin = $(".begin");
+    setStatus(d.message); begin.disabled = true;
+    setTimeout(function () { begin.disabled = false; setStatus(""); }, 1000 * (d.retry_after || 60));
   }
+
+  // Offline or online now, and when it opens again (the inbox's shifts decide); or open
+  // but busy (as many chats waiting as the widget allows), with the other ways to get help.
+  function availability(c) {
+    var offline = !c.online && !saved.token, busy = c.online && c.busy && !saved.token;
+    var more = busy ? c.busy_help : offline && c.next_opening ? "We open again " + c.next_opening + "." : "";
+    $(".greeting").textContent = busy ? c.busy_message : offline ? c.offline_text || "Chat is closed right now." : c.greeting;
+    $(".opens").textContent = more || "";
+    show($(".opens"), !!more);
+  }
+  function offer(c) { availability(c); show($(".start"), !!c.online && !c.busy); }
   function fetchConfig() {
     return fetch(base + "/chat/" + encodeURIComponent(id) + "/config").then(function (r) {
       if (!r.ok) throw new Error("refused");
@@ -289,9 +301,8 @@
   function recheck() {
     if (!config || saved.token || !$(".again").hidden) return;
     fetchConfig().then(function (c) {
-      config.online = c.online; config.next_opening = c.next_opening;
-      availability(config);
-      show($(".start"), !!c.online);
+      config.online = c.online; config.next_opening = c.next_opening; config.busy = c.busy;
+      offer(config);
     }).catch(function () { /* keep what is shown */ });
   }
 
@@ -330,7 +341,7 @@
       setStatus("This chat has ended.");
       afterEnd();
     } else {
-      show($(".start"), !!c.online);
+      show($(".start"), !!c.online && !c.busy);
     }
     render(c.prechat, $(".pre"));
     document.body.appendChild(host);

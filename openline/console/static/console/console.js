@@ -18,6 +18,20 @@
   }
   function flag(name) { return body.dataset[name] === "1"; }
 
+  // ---- idle sign-out ---------------------------------------------------------------------
+  // Only what the person does keeps the session alive: a request made within a few seconds
+  // of their own key press or click says so. Live refreshes and polls do not, so an
+  // unattended console is signed out after the organization's idle timeout.
+  var lastInput = 0;
+  ["keydown", "pointerdown"].forEach(function (type) {
+    document.addEventListener(type, function (e) { if (e.isTrusted) lastInput = Date.now(); }, true);
+  });
+  function activity(headers) {
+    if (Date.now() - lastInput < 5000) headers["X-OpenLine-Activity"] = "1";
+    return headers;
+  }
+  document.addEventListener("htmx:configRequest", function (e) { activity(e.detail.headers); });
+
   // ---- thread scrolling --------------------------------------------------------------
   var stick = {};
   function scrollerFor(el) { return el && el.closest ? el.closest(".thread-scroll") : null; }
@@ -211,7 +225,7 @@
     if (!slot) return;
     var visible = refresh === true && !slot.hidden && !document.hidden;
     var url = "/conversations/" + id + "/pane" + (refresh ? "?refresh=1" + (visible ? "&read=1" : "") : "");
-    return fetch(url, { headers: { "HX-Request": "true" } }).then(function (r) {
+    return fetch(url, { headers: activity({ "HX-Request": "true" }) }).then(function (r) {
       if (r.status === 403 || r.status === 404) { closePane(id); if (refresh) toast("That conversation moved out of your views."); return null; }
       if (r.headers.get("HX-Trigger") === "ol:queue-changed") refreshQueue();
       return r.text();
@@ -363,7 +377,8 @@
     };
     socket.onclose = function (e) {
       body.dataset.liveState = "closed";
-      if (e.code === 4401 || e.code === 4403) return; // signed out or removed: do not hammer
+      if (e.code === 4401) { signedOut(); return; }
+      if (e.code === 4403) return; // removed from the organization: do not hammer
       var status = $("#live-status"); if (status && everConnected) status.hidden = false;
       if (paused) return;
       retry = Math.min(retry + 1, 6);
@@ -371,6 +386,14 @@
     };
   }
   setInterval(function () { if (socket && socket.readyState === 1) socket.send("ping"); }, 25000);
+  // The sign-in ended (idle timeout, 12 hours, signed out elsewhere): ask the server, which
+  // answers a signed-out request with where to go, so nothing stays on screen.
+  function signedOut() {
+    fetch(location.href, { headers: { "HX-Request": "true", "HX-Current-URL": location.href } }).then(function (r) {
+      var go = r.headers.get("HX-Redirect");
+      if (go) window.location = go;
+    });
+  }
   // Drop the connection and hold off reconnecting until resumed: how tests (and anyone
   // curious) see the catch-up after a network blip.
   var paused = false;
@@ -440,6 +463,15 @@
     typingSent[id] = now;
     fetch("/conversations/" + id + "/typing", { method: "POST", headers: { "X-CSRFToken": csrf() } });
   });
+
+  // The shifts page's inbox states, every 30 s unless focus is inside them (here rather than
+  // an hx-trigger filter: the Content-Security-Policy allows no eval).
+  setInterval(function () {
+    var states = $("#inbox-states"), focus = document.activeElement;
+    if (states && window.htmx && !(focus && focus.closest && focus.closest("#inbox-states"))) {
+      htmx.trigger(states, "ol:inbox-poll");
+    }
+  }, 30000);
 
   // A slow safety net besides the socket, through the same per-conversation queue.
   setInterval(function () {

@@ -93,38 +93,46 @@ def test_phone_list_stays_within_query_budget(
     for i in range(5):
         number_add(organization=org, provider="sandbox", e164=f"+1202555016{i}")
     client.force_login(alice)
+    client.get("/sandbox/phone")  # a session's first request may write it: not measured
     with django_assert_max_num_queries(6):
         response = client.get("/sandbox/phone")
     assert response.content.decode().count('href="/sandbox/phone/') == 6
 
 
-# --- the simulator page (public to anyone with the link) --------------------------------
+# --- the simulator page (members of the number's organization) ---------------------------
 
 
 @pytest.mark.django_db
-def test_simulator_page_needs_no_sign_in_and_carries_a_working_phone_token(
-    client: Any, sandbox_number: Any
+def test_simulator_page_sends_through_the_server_and_never_holds_the_phone_token(
+    client: Any, alice: Any, sandbox_number: Any
 ) -> None:
+    client.force_login(alice)
     response = client.get(f"/sandbox/phone/{sandbox_number.webhook_key}")
     assert response.status_code == 200
     assert response["Referrer-Policy"] == "no-referrer"
     assert "no-store" in response["Cache-Control"]
     config = _config(response)
     assert config["to"] == sandbox_number.e164
-    assert config["inboundUrl"] == f"/hooks/sandbox/{sandbox_number.webhook_key}/inbound"
+    assert config["sendUrl"] == f"/sandbox/phone/{sandbox_number.webhook_key}/send"
     assert config["threadUrl"] == f"/sandbox/phone/{sandbox_number.webhook_key}/thread"
-    key = signing.loads(config["token"], salt=TOKEN_SALT)
-    assert key == sandbox_number.webhook_key
+    assert config["csrfToken"]
     assert normalize_phone(config["defaultPhone"]) == config["defaultPhone"]
     assert config["defaultPhone"] != sandbox_number.e164
     html = response.content.decode()
-    assert "X-Sandbox-Token" in html and "MessageId" in html and "randomUUID" in html
+    assert "X-CSRFToken" in html and "MessageId" in html and "randomUUID" in html
+    # The token would let anyone who copied it text the number without signing in.
+    assert "X-Sandbox-Token" not in html and "/hooks/" not in html
+    assert "token" not in config
+    for value in config.values():
+        with pytest.raises(signing.BadSignature):
+            signing.loads(str(value), salt=TOKEN_SALT)
 
 
 @pytest.mark.django_db
 def test_simulator_page_prefills_a_phone_given_in_the_link(
-    client: Any, sandbox_number: Any
+    client: Any, alice: Any, sandbox_number: Any
 ) -> None:
+    client.force_login(alice)
     url = f"/sandbox/phone/{sandbox_number.webhook_key}?phone=(202) 555-0188"
     assert _config(client.get(url))["initialPhone"] == "+12025550188"
     bad = f"/sandbox/phone/{sandbox_number.webhook_key}?phone=not-a-phone"
@@ -133,8 +141,9 @@ def test_simulator_page_prefills_a_phone_given_in_the_link(
 
 @pytest.mark.django_db
 def test_simulator_page_is_not_found_for_unknown_inactive_or_non_sandbox_numbers(
-    client: Any, org: Any, sandbox_number: Any
+    client: Any, alice: Any, org: Any, sandbox_number: Any
 ) -> None:
+    client.force_login(alice)
     twilio = number_add(
         organization=org,
         provider="twilio",
@@ -165,8 +174,9 @@ def test_random_phone_is_a_valid_fictional_us_number() -> None:
 
 @pytest.mark.django_db
 def test_thread_rejects_an_invalid_phone_with_a_json_error(
-    client: Any, sandbox_number: Any
+    client: Any, alice: Any, sandbox_number: Any
 ) -> None:
+    client.force_login(alice)
     url = f"/sandbox/phone/{sandbox_number.webhook_key}/thread"
     for query in ("", "?phone=", "?phone=12", "?phone=hello"):
         response = client.get(url + query)
@@ -177,7 +187,7 @@ def test_thread_rejects_an_invalid_phone_with_a_json_error(
 
 @pytest.mark.django_db
 def test_thread_shows_only_this_phones_texts_with_this_number_in_order(
-    client: Any, org: Any, sandbox_number: Any, other_number: Any
+    client: Any, alice: Any, org: Any, sandbox_number: Any, other_number: Any
 ) -> None:
     from django.utils import timezone
 
@@ -217,6 +227,7 @@ def test_thread_shows_only_this_phones_texts_with_this_number_in_order(
         provider_message_id="SB2",
     )
 
+    client.force_login(alice)
     response = client.get(
         f"/sandbox/phone/{sandbox_number.webhook_key}/thread", {"phone": "+1 (202) 555-0111"}
     )
@@ -236,7 +247,7 @@ def test_thread_shows_only_this_phones_texts_with_this_number_in_order(
 
 @pytest.mark.django_db(transaction=True)
 def test_simulated_text_becomes_a_conversation_and_the_reply_is_delivered_to_the_phone(
-    client: Any, org: Any, sandbox_number: Any, pipeline: Any
+    client: Any, bob: Any, org: Any, sandbox_number: Any, pipeline: Any
 ) -> None:
     response = _text_in(sandbox_number, body="I need someone to talk to")
     assert response.status_code == 200, response.text
@@ -262,6 +273,7 @@ def test_simulated_text_becomes_a_conversation_and_the_reply_is_delivered_to_the
         "delivered",
     )
 
+    client.force_login(bob)
     thread = client.get(
         f"/sandbox/phone/{sandbox_number.webhook_key}/thread", {"phone": SEEKER}
     ).json()["messages"]

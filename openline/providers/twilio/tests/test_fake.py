@@ -114,13 +114,129 @@ def test_scripted_hang_outlasts_the_client_timeout(fake: FakeTwilio) -> None:
     assert len(fake.send_requests()) == 1  # seen on arrival, while still hanging
 
 
-def test_idempotency_token_returns_the_same_message(fake: FakeTwilio) -> None:
+def test_two_identical_posts_make_two_messages_whatever_the_headers(fake: FakeTwilio) -> None:
+    """Twilio documents no idempotency key for creating messages: a repeated POST (even
+    one carrying the header Twilio itself sends on webhooks) is a second text."""
     headers = {"I-Twilio-Idempotency-Token": "openline-42"}
-    first = _post(fake, MESSAGE, headers=headers).json()["sid"]
-    again = _post(fake, MESSAGE, headers=headers).json()["sid"]
-    other = _post(fake, MESSAGE, headers={"I-Twilio-Idempotency-Token": "openline-43"})
-    assert first == again != other.json()["sid"]
+    first = _post(fake, MESSAGE, headers=headers)
+    again = _post(fake, MESSAGE, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json()["sid"] != again.json()["sid"]
     assert len(fake.messages) == 2
+
+
+def test_accepted_then_dropped_connection_keeps_the_message(fake: FakeTwilio) -> None:
+    fake.fail_next("drop", accept=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        _post(fake, MESSAGE)
+    [request] = fake.send_requests()
+    assert request.status == 0  # never answered
+    [stored] = fake.messages.values()
+    assert stored.body == MESSAGE["Body"]
+
+
+# --- the list resource ---------------------------------------------------------------------
+
+
+def _list(fake: FakeTwilio, params: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+    kwargs.setdefault("auth", (fake.account_sid, fake.auth_token))
+    url = f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json"
+    return httpx.get(url, params=params, **kwargs)
+
+
+def _sent(fake: FakeTwilio, body: str, when: float, **fields: str) -> str:
+    """A message the fake accepted at ``when`` (seconds since the epoch)."""
+    sid = _post(fake, dict(MESSAGE, Body=body, **fields)).json()["sid"]
+    message = fake.messages[sid]
+    message.created = message.sent = when
+    return sid
+
+
+def test_list_answers_the_documented_page_newest_first(fake: FakeTwilio) -> None:
+    older = _sent(fake, "first", 1_700_000_000)
+    newer = _sent(fake, "second", 1_700_000_060)
+    page = _list(fake).json()
+    assert set(page) == set(_fixture("messages_list.json"))
+    assert set(page["messages"][0]) == set(_fixture("messages_list.json")["messages"][0])
+    assert [m["sid"] for m in page["messages"]] == [newer, older]
+    assert [m["date_sent"] for m in page["messages"]] == [
+        "Tue, 14 Nov 2023 22:14:20 GMT",
+        "Tue, 14 Nov 2023 22:13:20 GMT",
+    ]
+    assert (page["page"], page["page_size"], page["start"], page["end"]) == (0, 50, 0, 1)
+    assert page["next_page_uri"] is None and page["previous_page_uri"] is None
+    assert page["uri"] == page["first_page_uri"]
+
+
+def test_list_filters_by_to_and_from(fake: FakeTwilio) -> None:
+    mine = _sent(fake, "hi", 1_700_000_000)
+    _sent(fake, "hi", 1_700_000_000, To="+12025550124")
+    _sent(fake, "hi", 1_700_000_000, From="+12025550178")
+    page = _list(fake, {"To": MESSAGE["To"], "From": MESSAGE["From"]}).json()
+    assert [m["sid"] for m in page["messages"]] == [mine]
+
+
+def test_list_filters_by_date_sent_day_on_or_after_on_or_before_and_instant(
+    fake: FakeTwilio,
+) -> None:
+    day1 = _sent(fake, "a", 1_700_000_000)  # 2023-11-14 22:13:20 GMT
+    day2 = _sent(fake, "b", 1_700_086_400)  # 2023-11-15 22:13:20 GMT
+    day3 = _sent(fake, "c", 1_700_172_800)  # 2023-11-16 22:13:20 GMT
+
+    def sids(**params: str) -> list[str]:
+        response = _list(fake, params)
+        assert response.status_code == 200, response.text
+        return [m["sid"] for m in response.json()["messages"]]
+
+    assert sids(DateSent="2023-11-15") == [day2]
+    # Twilio's "DateSent>=2023-11-15" is the parameter "DateSent>" once the URL is parsed.
+    assert sids(**{"DateSent>": "2023-11-15"}) == [day3, day2]
+    assert sids(**{"DateSent<": "2023-11-15"}) == [day2, day1]
+    assert sids(**{"DateSent>": "2023-11-15", "DateSent<": "2023-11-15"}) == [day2]
+    # The SDKs send date and time: on or after that second.
+    assert sids(**{"DateSent>": "2023-11-15T22:13:20Z"}) == [day3, day2]
+    assert sids(**{"DateSent>": "2023-11-15T22:13:21Z"}) == [day3]
+    raw = httpx.get(  # the query string as Twilio's docs spell it
+        f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json?DateSent>=2023-11-16",
+        auth=(fake.account_sid, fake.auth_token),
+    )
+    assert [m["sid"] for m in raw.json()["messages"]] == [day3]
+
+
+def test_list_pages_follow_next_page_uri_without_repeats(fake: FakeTwilio) -> None:
+    sids = [_sent(fake, f"text {i}", 1_700_000_000 + i) for i in range(5)]
+    seen: list[str] = []
+    page = _list(fake, {"PageSize": "2", "To": MESSAGE["To"]}).json()
+    pages = [page]
+    while page["next_page_uri"]:
+        auth = (fake.account_sid, fake.auth_token)
+        page = httpx.get(fake.url + page["next_page_uri"], auth=auth).json()
+        pages.append(page)
+    for page in pages:
+        seen += [m["sid"] for m in page["messages"]]
+    assert seen == list(reversed(sids))
+    assert [p["page"] for p in pages] == [0, 1, 2]
+    assert [(p["start"], p["end"]) for p in pages] == [(0, 1), (2, 3), (4, 4)]
+    assert "To=%2B12025550123" in pages[1]["uri"] and "PageToken=PA" in pages[1]["uri"]
+    back = httpx.get(
+        fake.url + pages[2]["previous_page_uri"], auth=(fake.account_sid, fake.auth_token)
+    )
+    assert [m["sid"] for m in back.json()["messages"]] == [m["sid"] for m in pages[1]["messages"]]
+
+
+def test_list_needs_credentials_and_valid_parameters(fake: FakeTwilio) -> None:
+    assert _list(fake, auth=None).status_code == 401
+    assert _list(fake, auth=(fake.account_sid, "not-the-token")).status_code == 401
+    for params in ({"PageSize": "0"}, {"PageSize": "1001"}, {"DateSent": "yesterday"}):
+        response = _list(fake, params)
+        assert (response.status_code, response.json()["code"]) == (400, 20001), params
+
+
+def test_list_shows_only_the_accounts_own_messages(fake: FakeTwilio) -> None:
+    _sent(fake, "mine", 1_700_000_000)
+    other_sid, other_token = fake.add_account()
+    url = f"{fake.url}/2010-04-01/Accounts/{other_sid}/Messages.json"
+    assert httpx.get(url, auth=(other_sid, other_token)).json()["messages"] == []
 
 
 def test_segment_estimate_follows_gsm_and_ucs2_limits() -> None:

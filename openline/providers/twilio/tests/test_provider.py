@@ -3,16 +3,27 @@ the fake Twilio (error classification drives retries and opt-outs)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 
+from conftest import free_port
 from openline.providers.base import ProviderError, SignatureError, WebhookRequest
 from openline.providers.registry import get_provider
 from openline.providers.twilio.fake import FakeTwilio
-from openline.providers.twilio.tests.support import TWILIO_E164, twilio_signature
+from openline.providers.twilio.provider import CLOCK_SKEW
+from openline.providers.twilio.tests.support import (
+    SEEKER,
+    TWILIO_E164,
+    asgi_request,
+    inbound_params,
+    twilio_signature,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 URL = "https://sms.example.org/hooks/twilio/key/inbound"
@@ -79,16 +90,18 @@ def test_send_returns_twilios_sid_and_fetch_status_follows_callbacks(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("kind", "code", "permanent", "opted_out", "retry_after"),
+    ("kind", "code", "permanent", "opted_out", "retry_after", "outcome_unknown"),
     [
-        ("server_error", "20500", False, False, None),
-        ("unavailable", "20503", False, False, None),
-        ("rate_limited", "20429", False, False, 1.0),
-        ("invalid_to", "21211", True, False, None),
-        ("opted_out", "21610", True, True, None),
+        # A 5xx may come after Twilio created the message: never blindly sent again.
+        ("server_error", "20500", False, False, None, True),
+        ("unavailable", "20503", False, False, None, True),
+        # 429 is refused before acceptance: safe to retry.
+        ("rate_limited", "20429", False, False, 1.0, False),
+        ("invalid_to", "21211", True, False, None, False),
+        ("opted_out", "21610", True, True, None, False),
     ],
 )
-def test_twilio_errors_are_classified_for_retry_and_consent(
+def test_twilio_errors_are_classified_for_retry_consent_and_unknown_outcome(
     twilio: Any,
     number: Any,
     fake: FakeTwilio,
@@ -97,14 +110,202 @@ def test_twilio_errors_are_classified_for_retry_and_consent(
     permanent: bool,
     opted_out: bool,
     retry_after: float | None,
+    outcome_unknown: bool,
 ) -> None:
     fake.fail_next(kind)
     with pytest.raises(ProviderError) as raised:
         twilio.send(number, to="+12025550123", body="hi", status_url="", idempotency_key="k")
     error = raised.value
-    assert (error.code, error.permanent, error.opted_out, error.retry_after) == (
-        code,
-        permanent,
-        opted_out,
-        retry_after,
+    assert (
+        error.code,
+        error.permanent,
+        error.opted_out,
+        error.retry_after,
+        error.outcome_unknown,
+    ) == (code, permanent, opted_out, retry_after, outcome_unknown)
+
+
+@pytest.fixture
+def short_timeout(twilio: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    client = httpx.Client(timeout=0.3)
+    monkeypatch.setattr(twilio, "_client", client)
+    yield 0.3
+    client.close()
+
+
+@pytest.mark.django_db
+def test_timeout_after_sending_leaves_the_outcome_unknown(
+    twilio: Any, number: Any, fake: FakeTwilio, short_timeout: float
+) -> None:
+    fake.fail_next("hang", hang=short_timeout * 5, accept=True)
+    with pytest.raises(ProviderError) as raised:
+        twilio.send(number, to=SEEKER, body="hi", status_url="", idempotency_key="k")
+    assert (raised.value.code, raised.value.outcome_unknown) == ("timeout", True)
+    assert len(fake.messages) == 1  # Twilio had taken it
+
+
+@pytest.mark.django_db
+def test_connection_dropped_mid_request_leaves_the_outcome_unknown(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    fake.fail_next("drop")
+    with pytest.raises(ProviderError) as raised:
+        twilio.send(number, to=SEEKER, body="hi", status_url="", idempotency_key="k")
+    assert (raised.value.code, raised.value.outcome_unknown) == ("network", True)
+
+
+@pytest.mark.django_db
+def test_connection_refused_surely_did_not_arrive(twilio: Any, number: Any) -> None:
+    number.config = dict(number.config, api_base=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ProviderError) as raised:
+        twilio.send(number, to=SEEKER, body="hi", status_url="", idempotency_key="k")
+    error = raised.value
+    assert (error.code, error.outcome_unknown, error.permanent) == ("network", False, False)
+
+
+@pytest.mark.django_db
+def test_unresolvable_host_surely_did_not_arrive(twilio: Any, number: Any) -> None:
+    number.config = dict(number.config, api_base="http://no-such-host.invalid")
+    with pytest.raises(ProviderError) as raised:
+        twilio.send(number, to=SEEKER, body="hi", status_url="", idempotency_key="k")
+    assert (raised.value.code, raised.value.outcome_unknown) == ("network", False)
+
+
+@pytest.mark.django_db
+def test_send_carries_no_idempotency_header_twilio_would_ignore(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    twilio.send(number, to=SEEKER, body="hi", status_url="", idempotency_key="openline-1")
+    [request] = fake.send_requests()
+    assert not any("idempotency" in name for name in request.headers)
+
+
+# --- looking a sent message up -------------------------------------------------------------
+
+
+def _accepted(fake: FakeTwilio, body: str, *, to: str = SEEKER, at: float | None = None) -> str:
+    """A message Twilio accepted from the test number (as if our answer had been lost)."""
+    response = httpx.post(
+        f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json",
+        data={"To": to, "From": TWILIO_E164, "Body": body},
+        auth=(fake.account_sid, fake.auth_token),
     )
+    sid = response.json()["sid"]
+    if at is not None:
+        fake.messages[sid].created = fake.messages[sid].sent = at
+    return str(sid)
+
+
+def _find(twilio: Any, number: Any, body: str, since: datetime, **kwargs: Any) -> Any:
+    return twilio.find_sent(number, to=SEEKER, body=body, since=since, **kwargs)
+
+
+@pytest.mark.django_db
+def test_find_sent_reads_the_list_by_to_from_and_date_sent_and_matches_the_body(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    since = datetime.now(UTC)
+    sid = _accepted(fake, "We're here. Take your time.")
+    _accepted(fake, "Something else")
+    _accepted(fake, "We're here. Take your time.", to="+12025550124")
+
+    found = _find(twilio, number, "We're here. Take your time.", since)
+
+    assert (found.provider_message_id, found.status) == (sid, "queued")
+    [listing] = [r for r in fake.requests if r.method == "GET"]
+    assert listing.query == {
+        "To": SEEKER,
+        "From": TWILIO_E164,
+        "DateSent>": (since - CLOCK_SKEW).date().isoformat(),
+        "PageSize": str(twilio.LOOKUP_PAGE_SIZE),
+    }
+    fake.status_callback(sid, "delivered")
+    assert _find(twilio, number, "We're here. Take your time.", since).status == "delivered"
+
+
+@pytest.mark.django_db
+def test_find_sent_is_none_when_twilio_has_no_such_message(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    since = datetime.now(UTC)
+    _accepted(fake, "We're here. Take your time", at=since.timestamp() - 3600)  # an hour ago
+    _accepted(fake, "We're here. Take your time!")  # not exactly the same text
+    assert _find(twilio, number, "We're here. Take your time", since) is None
+
+
+@pytest.mark.django_db
+def test_find_sent_takes_the_oldest_unclaimed_of_identical_texts(
+    twilio: Any, number: Any, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(twilio, "LOOKUP_PAGE_SIZE", 2)  # and so reads three pages
+    now = datetime.now(UTC).timestamp()
+    first, second, third = (_accepted(fake, "Okay", at=now - 30 + i) for i in range(3))
+    for i in range(3):
+        _accepted(fake, f"other {i}", at=now - 10 + i)
+    since = datetime.fromtimestamp(now - 60, UTC)
+
+    assert _find(twilio, number, "Okay", since).provider_message_id == first
+    assert _find(twilio, number, "Okay", since, exclude={first}).provider_message_id == second
+    assert (
+        _find(twilio, number, "Okay", since, exclude={first, second}).provider_message_id == third
+    )
+    assert _find(twilio, number, "Okay", since, exclude={first, second, third}) is None
+    assert len([r for r in fake.requests if r.method == "GET"]) == 4 * 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("trouble", ["down", "credentials", "server_error"])
+def test_find_sent_raises_when_twilio_cannot_be_asked(
+    twilio: Any, number: Any, fake: FakeTwilio, trouble: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if trouble == "down":
+        number.config = dict(number.config, api_base=f"http://127.0.0.1:{free_port()}")
+    elif trouble == "credentials":
+        number.config = dict(number.config, auth_token="not-the-token")
+    else:
+        monkeypatch.setattr(
+            fake, "_list", lambda *args: (500, {"code": 20500, "message": "Internal Server Error"})
+        )
+    with pytest.raises(ProviderError):
+        _find(twilio, number, "Okay", datetime.now(UTC))
+
+
+# --- signature settings ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_verify_refuses_an_unknown_signature_algorithm_as_a_bad_signature(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    params = _fixture_form("inbound_sms.txt")
+    flat = {k: v[0] for k, v in params.items()}
+    good = twilio_signature(fake.auth_token, "", flat, base=URL)
+    headers = {
+        "x-twilio-signature": good,
+        "x-twilio-webhooks-signature-settings": "key=webhooks_sharedkey_1,algorithm=HMAC_MD5",
+    }
+    with pytest.raises(SignatureError, match="HMAC_MD5"):
+        twilio.verify(number, WebhookRequest(url=URL, params=params, headers=headers))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_with_malformed_signature_settings_gets_403_not_503(
+    number: Any, fake: FakeTwilio
+) -> None:
+    from openline.messaging.models import InboundEvent
+
+    path = f"/hooks/twilio/{number.webhook_key}/inbound"
+    params = inbound_params()
+    signature = twilio_signature(fake.auth_token, path, params)
+    response = asgi_request(
+        "POST",
+        path,
+        data=params,
+        headers={
+            "X-Twilio-Signature": signature,
+            "X-Twilio-Webhooks-Signature-Settings": "algorithm=NOT_A_REAL_ALGORITHM",
+        },
+    )
+    assert response.status_code == 403, response.text
+    assert "NOT_A_REAL_ALGORITHM" in response.text
+    assert not InboundEvent.objects.exists()

@@ -1014,7 +1014,8 @@ with transaction.atomic():
         Membership.objects.create(organization=org, user=user, role=role)
         session = store()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        # The backend a real sign-in records (the first one only throttles sign-ins).
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         out.append({"key": session.session_key, "user_id": user.pk, "role": role})

@@ -1,4 +1,4 @@
-"""Dispatch against a local fake Twilio (openline.providers.twilio.fake): one real HTTP
+"""Dispatch against a local fake Twilio (openline.providers.twilio.tests.fake): one real HTTP
 seam, Twilio's documented Messages API, scripted failures. The fake, like Twilio, creates a
 second message for a second POST: a blind retry would show here as two texts. (What
 happens after an unknown outcome, reconciliation, is in test_reconcile.py.)"""
@@ -25,8 +25,8 @@ from openline.messaging.services.dispatch import MAX_ATTEMPTS, status_url
 from openline.messaging.services.outbound import SendRefused, message_send
 from openline.providers.registry import get_provider
 from openline.providers.services import number_add
-from openline.providers.twilio.fake import FakeTwilio
 from openline.providers.twilio.provider import MESSAGE_SID
+from openline.providers.twilio.tests.fake import FakeTwilio
 from openline.providers.twilio.tests.support import SEEKER, TWILIO_E164
 
 DISPATCH_TASK = "openline.messaging.tasks.dispatch_message"

@@ -30,8 +30,8 @@ from openline.messaging.models import (
 from openline.messaging.services.inbound import inbound_process_pending
 from openline.messaging.services.outbound import SendRefused, message_send
 from openline.providers.services import number_add
-from openline.providers.twilio.fake import FakeTwilio
 from openline.providers.twilio.provider import MESSAGE_SID
+from openline.providers.twilio.tests.fake import FakeTwilio
 from openline.providers.twilio.tests.support import (
     SEEKER,
     TWILIO_E164,

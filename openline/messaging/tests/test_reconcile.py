@@ -29,7 +29,7 @@ from openline.messaging.services.reconcile import (
 from openline.providers.registry import get_provider
 from openline.providers.sandbox.models import SandboxMessage
 from openline.providers.services import number_add
-from openline.providers.twilio.fake import FakeTwilio
+from openline.providers.twilio.tests.fake import FakeTwilio
 from openline.providers.twilio.tests.support import SEEKER, TWILIO_E164
 
 PERSON = "+12025550111"

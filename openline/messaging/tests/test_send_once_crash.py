@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import ROOT, run_cli
-from openline.providers.twilio.fake import FakeTwilio
+from openline.providers.twilio.tests.fake import FakeTwilio
 
 NUMBER = "+12025550177"
 PERSON = "+12025550123"

@@ -13,7 +13,7 @@ from django.conf import settings
 from twilio.request_validator import RequestValidator
 
 from openline.providers.services import number_add
-from openline.providers.twilio.fake import FakeTwilio
+from openline.providers.twilio.tests.fake import FakeTwilio
 
 TWILIO_E164 = "+12025550177"
 SEEKER = "+12025550123"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from openline.providers.twilio.fake import FakeTwilio, num_segments
 from openline.providers.twilio.provider import MESSAGE_SID
+from openline.providers.twilio.tests.fake import FakeTwilio, num_segments
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import free_port
 from openline.providers.base import ProviderError, SignatureError, WebhookRequest
 from openline.providers.registry import get_provider
-from openline.providers.twilio.fake import FakeTwilio
 from openline.providers.twilio.provider import CLOCK_SKEW
+from openline.providers.twilio.tests.fake import FakeTwilio
 from openline.providers.twilio.tests.support import (
     SEEKER,
     TWILIO_E164,

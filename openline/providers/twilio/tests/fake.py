@@ -1,4 +1,5 @@
-"""A local fake Twilio that speaks the documented Messages API, for tests and demos.
+"""A local fake Twilio that speaks the documented Messages API, for the tests. It lives with
+them: test-only code is not shipped as part of the adapter.
 
     with FakeTwilio() as fake:
         number = number_add(..., config=fake.config())   # account_sid, auth_token, api_base

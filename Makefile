@@ -40,6 +40,7 @@ lint: setup
 	$(BIN)/ruff check openline bench conftest.py
 	$(BIN)/ruff format --check openline bench conftest.py
 	OPENLINE_VAR_DIR=$$(mktemp -d) $(BIN)/python -m django makemigrations --check --dry-run --settings=openline.settings
+	OPENLINE_VAR_DIR=$$(mktemp -d) $(BIN)/mypy
 
 bench: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install -y wrk"; exit 2; }

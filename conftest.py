@@ -64,7 +64,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 def run_cli(env: dict[str, str], *args: str) -> str:
     """Run `openline ARGS` in a subprocess with ``env``; its output, or fail with its errors."""
     done = subprocess.run(  # noqa: S603 (our own command, the test's arguments)
-        [sys.executable, "-m", "openline.cli", *args],
+        [sys.executable, "-m", "openline.runtime.cli", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -116,34 +116,16 @@ def _fresh_process_state() -> Iterator[None]:
     from django.core.cache import cache
 
     from openline.availability.services.watch import forget_inbox_states
-    from openline.messaging.intake import forget_numbers
     from openline.messaging.ratelimit import limiter
+    from openline.runtime.testing import reset_process_state
 
     limiter().reset()
-    forget_numbers()
+    reset_process_state()
     forget_inbox_states()
     cache.clear()  # per-address limits (new chats per minute) start afresh
     yield
     limiter().reset()
-    forget_numbers()
-    _forget_journal()
-
-
-def _forget_journal() -> None:
-    """A webhook journaled in one test must not turn up in the next one's database."""
-    import os
-    import sqlite3
-
-    from openline.messaging.journal import journal_path
-
-    path = journal_path()
-    if os.path.exists(path):
-        db = sqlite3.connect(path, timeout=5)
-        try:
-            with db:
-                db.execute("DELETE FROM pending")
-        finally:
-            db.close()
+    reset_process_state()
 
 
 @pytest.fixture
@@ -166,8 +148,8 @@ class Pipeline:
         self._capture = capture
 
     def run(self, fn: Callable[[], Any] | None = None, *, include_deferred: bool = False) -> Any:
-        from openline.core.worker import run_ready_tasks
         from openline.messaging.services.inbound import inbound_process_pending
+        from openline.runtime.worker import run_ready_tasks
 
         result = None
         with self._capture(execute=True):
@@ -427,8 +409,8 @@ def live_asgi(transactional_db: None, fresh_channel_layer: None) -> Iterator[str
 @pytest.fixture
 def background_workers(live_asgi: str) -> Iterator[None]:
     """The embedded profile's inbound processor and task worker threads."""
-    from openline.core.worker import TaskWorker
-    from openline.messaging.processing import InboundProcessor
+    from openline.runtime.processing_loop import InboundProcessor
+    from openline.runtime.worker import TaskWorker
 
     threads = [InboundProcessor(), TaskWorker()]
     for thread in threads:

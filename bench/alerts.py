@@ -30,17 +30,13 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
-PG_URL = os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+import common
+from common import log
+
 BENCH_DB = "openline_bench_alerts"
 TARGET_SECONDS = 1.0
 REPEATS = 5
@@ -55,12 +51,11 @@ def main() -> int:
     backends = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     results = {}
     for backend in backends:
-        results[backend] = _run_backend(backend, args.conversations, args.inboxes)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"alerts-{stamp}.json"
-    out.write_text(json.dumps({"target_seconds": TARGET_SECONDS, "results": results}, indent=2))
-    print(f"\nwrote {out.relative_to(ROOT)}")
+        child = [__file__, "--child", str(args.conversations), str(args.inboxes)]
+        results[backend] = common.run_child(backend, child, pg_database=BENCH_DB)
+    data = {"target_seconds": TARGET_SECONDS, "results": results}
+    out = common.write_results("alerts", dt.datetime.now(dt.UTC), data)
+    print(f"\nwrote {out.relative_to(common.ROOT)}")
     for backend, figures in results.items():
         for case in ("steady", "due"):
             worst = figures[case]["max_s"]
@@ -70,42 +65,6 @@ def main() -> int:
                 f"  max {worst * 1000:7.1f} ms  ({verdict}: target < {TARGET_SECONDS:.0f} s)"
             )
     return 0
-
-
-def _run_backend(backend: str, conversations: int, inboxes: int) -> dict[str, Any]:
-    """Run the measurement in a child process with that backend's environment."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    var_dir = tempfile.mkdtemp(prefix="openline-bench-alerts-")
-    env["OPENLINE_VAR_DIR"] = var_dir
-    if backend == "postgres":
-        _pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        _pg_admin(f"CREATE DATABASE {BENCH_DB}")
-        env["DATABASE_URL"] = PG_URL.rsplit("/", 1)[0] + "/" + BENCH_DB
-    try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(conversations), str(inboxes)],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        print(exc.stdout, exc.stderr, sep="\n")
-        raise
-    finally:
-        if backend == "postgres":
-            _pg_admin(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        subprocess.run(["rm", "-rf", var_dir], check=False)
-    print(out.stderr, end="")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _pg_admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 # --- the child: seed, then time ---------------------------------------------------------
@@ -121,14 +80,13 @@ def child(conversations: int, inboxes: int) -> None:
 
     call_command("migrate", verbosity=0)
     now = _seed(conversations, inboxes)
-    log(f"{connection.vendor}: seeded {conversations} waiting conversations, {inboxes} inboxes")
+    log(
+        f"{connection.vendor}: seeded {conversations} waiting conversations, {inboxes} inboxes",
+        stderr=True,  # stdout carries the figures to the parent
+    )
     steady = _time_sweeps(now, new=0)
     due = _time_sweeps(now, new=conversations // 100)
     print(json.dumps({"vendor": connection.vendor, "steady": steady, "due": due}))
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _seed(conversations: int, inboxes: int) -> dt.datetime:  # noqa: PLR0914 -- one linear seed
@@ -261,7 +219,7 @@ def _seed(conversations: int, inboxes: int) -> dt.datetime:  # noqa: PLR0914 -- 
                 for p in to
             ]
     Alert.objects.bulk_create(rows, batch_size=2000)
-    log(f"seeded {len(rows)} alerts already sent")
+    log(f"seeded {len(rows)} alerts already sent", stderr=True)
     return now
 
 
@@ -299,7 +257,6 @@ def _time_sweeps(now: dt.datetime, *, new: int) -> dict[str, Any]:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        sys.path.insert(0, str(ROOT))
         child(int(sys.argv[2]), int(sys.argv[3]))
     else:
         sys.exit(main())

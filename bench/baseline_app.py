@@ -3,7 +3,7 @@
 A bare ASGI app (no framework): read the body, parse the form with urllib.parse.parse_qs,
 one SQLite INSERT in autocommit mode (WAL, synchronous=NORMAL, the pragmas OpenLine uses),
 answer 200 with empty TwiML. No signature check, no validation, no batching. It is served by
-uvicorn exactly as `openline run` serves OpenLine (openline/cli.py: one process,
+uvicorn exactly as `openline run` serves OpenLine (openline/runtime/cli.py: one process,
 lifespan="off", access_log=False, log_level="warning", default loop and http, so uvloop and
 httptools when installed).
 
@@ -116,7 +116,7 @@ def main() -> int:
     parser.add_argument("--db", required=True)
     args = parser.parse_args()
     _db = open_db(args.db)
-    # The same settings as openline.cli._serve.
+    # The same settings as openline.runtime.cli._serve.
     config = uvicorn.Config(
         app,
         host=args.host,

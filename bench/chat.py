@@ -25,18 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import math
 import os
-import platform
 import random
 import resource
-import selectors
-import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,20 +42,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(BENCH.parent))
-
-import console  # noqa: E402  -- sessions, the console WebSocket client, percentiles
-import inbound  # noqa: E402  -- servers, CLI, CPU ticks
-
-ROOT = inbound.ROOT
-RESULTS = inbound.RESULTS
-HOST = inbound.HOST
-log = inbound.log
-fmt = inbound.fmt
-dist_ms = console.dist_ms
-percentile = console.percentile
+import common
+from common import fmt, log
 
 TARGET_IDLE_CONNECTIONS = 5000
 TARGET_RSS_MIB = 1024.0
@@ -99,7 +82,7 @@ if hasattr(services, "inbox_set_chat_online"):  # the manual switch
     )
 else:  # online by staffed shifts: a round-the-clock shift with people signed up, as the demo
     import secrets
-    from openline.core.demo import _demo_shifts
+    from openline.runtime.demo import _demo_shifts
     from openline.core.services import user_create
     for role in ("admin", "counselor"):
         user_create(organization=org, email=f"shift-{role}@bench.test", role=role,
@@ -122,25 +105,9 @@ print("OK")
 
 
 def create_chats(env: dict[str, str], count: int, out: Path) -> dict[str, Any]:
-    spec = json.dumps(
-        {
-            "org": "bench",
-            "number": inbound.TO_NUMBER,
-            "origin": VISITOR_ORIGIN,
-            "count": count,
-            "out": str(out),
-        }
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", CHATS_SNIPPET, spec],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if done.returncode != 0 or not out.exists():
-        raise RuntimeError(f"creating chats failed: {done.stdout}{done.stderr}")
+    spec = {"org": "bench", "number": common.TO_NUMBER, "origin": VISITOR_ORIGIN, "count": count}
+    cmd = [sys.executable, "-c", CHATS_SNIPPET, json.dumps({**spec, "out": str(out)})]
+    common.run_capture(cmd, env, what="creating chats", timeout=900)
     return json.loads(out.read_text())
 
 
@@ -160,7 +127,7 @@ def _log(phase, info):
         sys.stderr.write(f"BENCH_GC {t:.4f} {gen} {ms:.2f} {info['collected']}\n")
         sys.stderr.flush()
 gc.callbacks.append(_log)
-from openline.cli import main
+from openline.runtime.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -221,34 +188,10 @@ def raise_nofile() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-class PidMeter:
-    """CPU seconds of named processes over a window, plus everything else on the machine."""
-
-    def __init__(self, pids: dict[str, list[int]]) -> None:
-        self.pids = pids
-        self.t0 = time.monotonic()
-        self.busy = inbound._busy_ticks()
-        self.ticks = {k: sum(inbound._pid_ticks(p) for p in v) for k, v in pids.items()}
-        self.me = time.process_time()
-
-    def stop(self) -> dict[str, float]:
-        wall = time.monotonic() - self.t0
-        tick = inbound.TICK
-        busy = (inbound._busy_ticks() - self.busy) / tick
-        parts = {
-            k: (sum(inbound._pid_ticks(p) for p in v) - self.ticks[k]) / tick
-            for k, v in self.pids.items()
-        }
-        parts["bench"] = time.process_time() - self.me
-        other = max(0.0, busy - sum(parts.values()))
-        cpus = os.cpu_count() or 1
-        out: dict[str, float] = {"wall_s": round(wall, 2)}
-        for k, v in parts.items():
-            out[f"{k}_s"] = round(v, 2)
-            out[f"{k}_pct"] = round(100 * v / wall, 1) if wall else 0.0  # of one core
-        out["other_s"] = round(other, 2)
-        out["other_pct"] = round(100 * other / (wall * cpus), 1) if wall else 0.0  # of all
-        return out
+def cpu_used(meter: common.CpuMeter) -> dict[str, float]:
+    """Since the meter started: CPU seconds and % of one core of each process group (web,
+    worker, clients, this one), and the rest of the machine's."""
+    return meter.stop().as_dict(busy=False, per_cpu=True)
 
 
 # --- the visitor client process (`chat.py _visitor-client CONFIG`) ----------------------------
@@ -266,12 +209,7 @@ class PidMeter:
 
 def visitor_client_main(config_path: str) -> int:
     cfg = json.loads(Path(config_path).read_text())
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    common.use_uvloop()
     asyncio.run(_visitor_client(cfg))
     return 0
 
@@ -377,7 +315,7 @@ async def _visitor_client(cfg: dict[str, Any]) -> None:  # noqa: C901 -- one sma
             "failed": len(todo) - out["ok"],
             "connect_errors": out["errors"],
             "connect_s": round(time.monotonic() - t0, 2),
-            "connect_ms": dist_ms(out["ms"]),
+            "connect_ms": common.dist_ms(out["ms"]),
             **status(),
         }
 
@@ -435,7 +373,6 @@ async def _visitor_client(cfg: dict[str, Any]) -> None:  # noqa: C901 -- one sma
                 _bump(send_errors, type(exc).__name__)
                 sends[cid][5] = f"send: {type(exc).__name__}"
         sent = total - skipped
-        ordered = sorted(lags)
         return {
             "live": len(live),
             "sent": sent,
@@ -443,13 +380,8 @@ async def _visitor_client(cfg: dict[str, Any]) -> None:  # noqa: C901 -- one sma
             "send_errors": send_errors,
             "target_rps": rate,
             "achieved_rps": round((sent - 1) / (last - t0), 1) if last > t0 and sent > 1 else None,
-            "behind_schedule_ms": dist_ms(behind),
-            "loop_lag_ms": {
-                "n": len(ordered),
-                "p50": round((percentile(ordered, 50) or 0) * 1000, 2),
-                "p99": round((percentile(ordered, 99) or 0) * 1000, 2),
-                "max": round((ordered[-1] if ordered else 0) * 1000, 2),
-            },
+            "behind_schedule_ms": common.dist_ms(behind),
+            "loop_lag_ms": common.lag_ms(lags),
         }
 
     def status() -> dict[str, Any]:
@@ -511,41 +443,13 @@ async def _visitor_client(cfg: dict[str, Any]) -> None:  # noqa: C901 -- one sma
     os._exit(0)
 
 
-class VisitorClient:
-    """One visitor client process. Ends when its stdin closes; SIGKILL after a wait."""
+class VisitorClient(common.ClientProcess):
+    """One visitor client process, driven over its stdin. Ends when its stdin closes;
+    SIGKILL after a wait."""
 
     def __init__(self, cfg: dict[str, Any], cfg_path: Path, log_path: Path) -> None:
-        cfg_path.write_text(json.dumps(cfg))
-        self.log_path = log_path
+        super().__init__(Path(__file__), "_visitor-client", cfg, cfg_path, log_path, stdin=True)
         self.size = len(cfg["tokens"])
-        with open(log_path, "wb") as log_file:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "_visitor-client", str(cfg_path)],
-                cwd=ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log_file,
-                text=True,
-                start_new_session=True,
-            )
-        self.sel = selectors.DefaultSelector()
-        assert self.proc.stdout is not None
-        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
-
-    def line(self, prefix: str, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                break
-            text = self.proc.stdout.readline()
-            if not text:
-                break
-            if text.startswith(prefix):
-                return text[len(prefix) :].strip()
-        raise RuntimeError(
-            f"visitor client: no {prefix.strip()!r} line in {timeout:g} s: {self.tail()}"
-        )
 
     def send(self, cmd: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -558,22 +462,12 @@ class VisitorClient:
             raise RuntimeError(f"visitor client: {data['error']}\n{data.get('traceback', '')}")
         return data
 
-    def tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
-        return ""
-
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
                 assert self.proc.stdin is not None
                 self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+            common.end_process(self.proc, sig=None, wait=timeout)
         self.sel.close()
 
 
@@ -674,13 +568,13 @@ def merge(replies: list[dict[str, Any] | None]) -> dict[str, Any]:
 class Run:
     """The server, its worker child, and the client processes, with their readings."""
 
-    def __init__(self, server: inbound.Server, visitors: Visitors, consoles: console.WsClient):
+    def __init__(self, server: common.Server, visitors: Visitors, consoles: common.ConsoleClient):
         self.server = server
         self.visitors = visitors
         self.consoles = consoles
         assert server.proc is not None
         self.web_pid = server.proc.pid
-        self.worker_pids = sorted(inbound._with_children({self.web_pid}) - {self.web_pid})
+        self.worker_pids = sorted(common.with_children({self.web_pid}) - {self.web_pid})
 
     def pids(self) -> dict[str, list[int]]:
         return {
@@ -712,11 +606,11 @@ def run_idle(run: Run, args: argparse.Namespace, steps: list[int], out: dict[str
     """Open visitor sockets in steps; after each, settle and read memory, CPU and counts.
     Fills `out` as it goes, so an interrupted run still reports the steps it finished."""
     out.update(steps=[], stopped=None)
-    meter = PidMeter(run.pids())
+    meter = common.CpuMeter(run.pids())
     time.sleep(min(args.settle, 5))
     out["before"] = {
         **run.memory(),
-        "cpu": meter.stop(),
+        "cpu": cpu_used(meter),
         "server_established": established(run.server.port),
     }
     log(
@@ -728,9 +622,9 @@ def run_idle(run: Run, args: argparse.Namespace, steps: list[int], out: dict[str
         t0 = time.monotonic()
         opened = run.visitors.open(target)
         connect_s = round(time.monotonic() - t0, 1)
-        meter = PidMeter(run.pids())
+        meter = common.CpuMeter(run.pids())
         time.sleep(args.settle)
-        cpu = meter.stop()
+        cpu = cpu_used(meter)
         status = run.visitors.status()
         step = {
             "target": target,
@@ -770,7 +664,7 @@ def run_idle(run: Run, args: argparse.Namespace, steps: list[int], out: dict[str
             break
     if args.hold > 0 and run.alive() and out["steps"]:
         # The top step held for longer: server pings every 20 s, nothing else happens.
-        meter = PidMeter(run.pids())
+        meter = common.CpuMeter(run.pids())
         time.sleep(args.hold)
         status = run.visitors.status()
         out["hold"] = {
@@ -779,7 +673,7 @@ def run_idle(run: Run, args: argparse.Namespace, steps: list[int], out: dict[str
             "server_established": established(run.server.port),
             "closed_early": status["closed_early"],
             **run.memory(),
-            "cpu": meter.stop(),
+            "cpu": cpu_used(meter),
         }
         h = out["hold"]
         log(
@@ -814,7 +708,7 @@ def run_latency(
             run.consoles.wait_deliveries(
                 consoles * total_sent, stall=args.stall, timeout=args.drain_timeout
             )
-        meter = PidMeter(run.pids())
+        meter = common.CpuMeter(run.pids())
         log(f"  {name} for {args.duration:g} s over {args.latency_chats:,} chats")
         t_begin = time.monotonic()
         sent = run.visitors.send(rate, args.duration, name, args.latency_chats)
@@ -823,7 +717,12 @@ def run_latency(
         drain = run.consoles.wait_deliveries(
             consoles * total_sent, stall=args.stall, timeout=args.drain_timeout
         )
-        phase = {"send": sent, "drain": drain, "cpu": meter.stop(), **run.memory()}
+        phase = {
+            "send": sent,
+            "drain": drain,
+            "cpu": cpu_used(meter),
+            **run.memory(),
+        }
         out["phases"][name] = phase
         log(
             f"    sent {sent['sent']:,} (achieved {sent.get('achieved_rps')}/s), console events"
@@ -855,12 +754,11 @@ def analyse(
     by_cid = {row[0]: row for row in sends}  # cid, socket, sent, echoed, mid, phase, error
     mid_to_cid: dict[int, str] = {}
     created: dict[str, float] = {}
-    offset = time.time() - time.monotonic()  # CLOCK_MONOTONIC is one clock for all processes
+    mono = common.db_clock()
     for mid, key, created_at in rows:
         cid = key.rsplit(":", 1)[-1]
         mid_to_cid[mid] = cid
-        when = dt.datetime.fromisoformat(created_at).replace(tzinfo=dt.UTC)
-        created[cid] = when.timestamp() - offset
+        created[cid] = mono(created_at)
     per_phase: dict[str, Any] = {}
     latencies: dict[str, list[float]] = {p: [] for p in phases}
     last: dict[str, float] = {}
@@ -896,17 +794,6 @@ def analyse(
         for r in recs:
             if r[6]:
                 _bump(errors, r[6])
-        timeline = []
-        for second, vals in sorted(per_second[phase].items()):
-            vals.sort()
-            timeline.append(
-                {
-                    "s": second,
-                    "n": len(vals),
-                    "p50_ms": round((percentile(vals, 50) or 0) * 1000, 1),
-                    "p99_ms": round((percentile(vals, 99) or 0) * 1000, 1),
-                }
-            )
         per_phase[phase] = {
             "sent": len(recs),
             "echoed": sum(1 for r in recs if r[3] is not None),
@@ -917,19 +804,25 @@ def analyse(
             "delivered": len(latencies[phase]),
             "missing": expected - len(latencies[phase]),
             "duplicates": duplicates[phase],
-            "ms": dist_ms(latencies[phase], (50, 90, 99, 99.9)),
-            "last_console_ms": dist_ms([last[r[0]] for r in stored if r[0] in last], (50, 99)),
-            "visitor_echo_ms": dist_ms([r[3] - r[2] for r in recs if r[3] is not None], (50, 99)),
+            "ms": common.dist_ms(latencies[phase], (50, 90, 99, 99.9)),
+            "last_console_ms": common.dist_ms(
+                [last[r[0]] for r in stored if r[0] in last], (50, 99)
+            ),
+            "visitor_echo_ms": common.dist_ms(
+                [r[3] - r[2] for r in recs if r[3] is not None], (50, 99)
+            ),
             "breakdown_ms": {
                 # The service stamps created_at inside its transaction: the time before it
                 # is the consumer's wait for the database thread.
-                "send_to_created_at": dist_ms([created[r[0]] - r[2] for r in stored], (50, 99)),
-                "created_at_to_first_console": dist_ms(
+                "send_to_created_at": common.dist_ms(
+                    [created[r[0]] - r[2] for r in stored], (50, 99)
+                ),
+                "created_at_to_first_console": common.dist_ms(
                     [r[2] + first[r[0]] - created[r[0]] for r in stored if r[0] in first],
                     (50, 99),
                 ),
             },
-            "per_second": timeline,
+            "per_second": common.per_second_ms(per_second[phase]),
         }
     return {
         "phases": per_phase,
@@ -978,12 +871,7 @@ def summarize(results: dict[str, Any], rates: list[float]) -> dict[str, Any]:
 
 def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
     log("\n=== OpenLine web-chat benchmark ===")
-    code = results.get("code", {})
-    changes = code.get("openline_changes") or []
-    log(
-        f"code: {code.get('commit')}"
-        + (f" + {len(changes)} uncommitted change(s) under openline/" if changes else "")
-    )
+    common.log_code(results.get("code", {}))
     srv = results.get("server", {})
     log(
         f"server: web pid {srv.get('web_pid')} + worker {srv.get('worker_pids')}, open files"
@@ -1053,9 +941,8 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
             )
             log(
                 f"    breakdown p50/p99 ms: send -> created_at"
-                f" {b['send_to_created_at']['p50']}/{b['send_to_created_at']['p99']},"
-                f" -> first console {b['created_at_to_first_console']['p50']}/"
-                f"{b['created_at_to_first_console']['p99']}"
+                f" {common.p50_p99(b['send_to_created_at'])},"
+                f" -> first console {common.p50_p99(b['created_at_to_first_console'])}"
             )
             cpu = ph["cpu"]
             log(
@@ -1064,9 +951,7 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
                 f" {cpu['console_client_pct']}; other {cpu['other_pct']}% of all CPUs;"
                 f" visitor loop lag p99 {_p99(send.get('loop_lag_ms'))} ms"
             )
-            worst = max(p["per_second"], key=lambda r: r["p99_ms"], default=None)
-            if worst:
-                log(f"    worst second: {worst}")
+            common.log_worst_second(p["per_second"], indent="    ")
         j = lat.get("joined", {})
         if j:
             log(
@@ -1085,15 +970,8 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
             log(f"  during {name}: {', '.join(shown) or 'none'}")
     if "error" in results:
         log(f"\nFAILED: {results['error']}")
-    m = results["machine"]
-    log(
-        f"load average at start {m['loadavg_at_start']}, at end {m.get('loadavg_at_end')}"
-        f" ({m['cpus']} CPUs; anything else running skews these figures)"
-    )
-    log(
-        f"held under 1 GiB: {summary['held_under_1gib']:,} sockets; targets: "
-        + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in summary["checks"].items())
-    )
+    held = f"held under 1 GiB: {summary['held_under_1gib']:,} sockets; "
+    common.log_footer(results["machine"], summary["checks"], lead=held)
 
 
 def _p99(d: Any) -> Any:
@@ -1108,7 +986,7 @@ def gc_report(pauses: list[dict[str, float]], latency: dict[str, Any] | None) ->
     full = [p for p in pauses if p["gen"] == 2]
     out: dict[str, Any] = {
         "gen2_count": len(full),
-        "gen2_ms": dist_ms([p["ms"] / 1000 for p in full], (50, 99)),
+        "gen2_ms": common.dist_ms([p["ms"] / 1000 for p in full], (50, 99)),
         "slow_young_count": sum(1 for p in pauses if p["gen"] != 2),
         "phases": {},
     }
@@ -1136,9 +1014,7 @@ def stop_leftovers(pids: list[int], wait: float = 5.0) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="OpenLine web-chat WebSocket benchmark")
-    parser.add_argument("--quick", action="store_true", help="a few hundred sockets, short phases")
-    parser.add_argument("--keep", action="store_true", help="keep the temp var dir")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    common.add_run_options(parser, quick="a few hundred sockets, short phases")
     parser.add_argument(
         "--gc-log",
         action="store_true",
@@ -1185,81 +1061,61 @@ def main() -> int:  # noqa: C901 -- one linear run
     n_clients = math.ceil(cap / args.per_client)
     chunk = math.ceil(cap / n_clients)
 
-    started = dt.datetime.now(dt.UTC)
-    t_start = time.monotonic()
-    results: dict[str, Any] = {
-        "started_at": started.isoformat(timespec="seconds"),
-        "machine": {
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
-            "nofile": list(nofile),
-        },
-        "settings": {**vars(args), "visitor_clients": n_clients, "per_client": chunk},
-        "targets": {
+    report = common.Report("chat", sqlite=sqlite3.sqlite_version, nofile=list(nofile))
+    results = report.results
+    results.update(
+        settings={**vars(args), "visitor_clients": n_clients, "per_client": chunk},
+        targets={
             "idle_connections": TARGET_IDLE_CONNECTIONS,
             "web_rss_mib": TARGET_RSS_MIB,
             "p99_ms": TARGET_P99_MS,
             "latency_chats": TARGET_LATENCY_CHATS,
         },
-        "code": console.code_state(),
-    }
+        code=common.code_state(),
+    )
     var_dir = Path(tempfile.mkdtemp(prefix="openline-chat-"))
-    port = inbound.free_port()
-    env = console.bench_env(var_dir, port)
+    port = common.free_port()
+    env = common.bench_env(var_dir, port)
     env["OPENLINE_CHAT_ABANDON_MINUTES"] = ABANDON_MINUTES
-    public_url = f"http://{HOST}:{port}"
-    server: inbound.Server | None = None
+    server: common.Server | None = None
     visitors: Visitors | None = None
-    consoles: console.WsClient | None = None
+    consoles: common.ConsoleClient | None = None
     run: Run | None = None
     try:
         log(f"chat bench: var dir {var_dir}; migrating, creating org, inbox and {cap:,} chats")
-        inbound.openline_cli(env, "migrate")
-        inbound.openline_cli(env, "org", "create", "--name", "Bench", "--slug", "bench")
-        inbound.openline_cli(
-            env, "number", "add", "--org", "bench", "--provider", "sandbox",
-            "--number", inbound.TO_NUMBER,
-        )  # fmt: skip
+        common.set_up_openline(provider="sandbox", env=env)
         t0 = time.monotonic()
         chats = create_chats(env, cap, var_dir / "chats.json")
         results["setup"] = {
             "chats": len(chats["tokens"]),
             "chats_s": round(time.monotonic() - t0, 1),
         }
-        sessions = console.create_sessions(env, args.consoles, args.supervisors)
+        sessions = common.create_sessions(env, args.consoles, args.supervisors)
         log(f"  {len(chats['tokens']):,} chats in {results['setup']['chats_s']} s")
 
         log("  starting openline run")
-        cmd = [str(inbound.OPENLINE), "run"]
+        cmd = [str(common.OPENLINE), "run"]
         if args.gc_log:
             cmd = [sys.executable, "-c", GC_WRAPPER, "run"]
-        server = inbound.Server("openline", cmd, env, port, var_dir / "openline.log")
+        server = common.Server("openline", cmd, env, port, var_dir / "openline.log")
         server.start()
 
-        cfg = {
-            "url": f"ws://{HOST}:{port}/ws/console/",
-            "origin": public_url,
-            "keys": [s["key"] for s in sessions],
-            "out": str(var_dir / "console-client.bin"),
-            "status": str(var_dir / "console-client.count"),
-        }
-        consoles = console.WsClient(cfg, var_dir / "console-client.json", var_dir / "console.log")
-        ready = consoles.wait_line("READY", timeout=120).split()
-        args.consoles_connected = int(ready[1])
-        log(f"  {ready[1]} console sockets connected, {ready[2]} failed")
+        keys = [s["key"] for s in sessions]
+        consoles = common.ConsoleClient(
+            port=port, keys=keys, var_dir=var_dir, name="console-client"
+        )
+        args.consoles_connected, failed = consoles.ready(timeout=120)
+        log(f"  {args.consoles_connected} console sockets connected, {failed} failed")
 
         clients = []
         for k in range(n_clients):
             vcfg = {
-                "url": f"ws://{HOST}:{port}/ws/chat/{chats['widget']}/",
+                "url": f"ws://{common.HOST}:{port}/ws/chat/{chats['widget']}/",
                 "origin": VISITOR_ORIGIN,
                 "tokens": chats["tokens"][k * chunk : (k + 1) * chunk],
                 "connect_concurrency": args.connect_concurrency,
                 "prefix": f"bench{k}x",
-                "bodies": console.INBOUND_TEXTS,
+                "bodies": common.INBOUND_TEXTS,
             }
             client = VisitorClient(
                 vcfg, var_dir / f"visitor-{k}.json", var_dir / f"visitor-{k}.log"
@@ -1288,14 +1144,14 @@ def main() -> int:  # noqa: C901 -- one linear run
             sends = visitors.dump(var_dir)
             results["latency"]["visitor_client"] = visitors.status()
             consoles.stop()
-            stats_path = Path(cfg["out"] + ".json")
-            stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+            stats = consoles.stats()
             results["latency"]["console_client"] = {k: v for k, v in stats.items() if k != "live"}
-            if Path(cfg["out"]).exists():
+            received = consoles.received(len(sessions))
+            if received is not None:
                 results["latency"]["joined"] = analyse(
                     db_path=var_dir / "openline.sqlite3",
                     sends=sends,
-                    console_data=console.read_client_output(Path(cfg["out"]), len(sessions)),
+                    console_data=received,
                     live=stats.get("live", []),
                     phases=[f"{r:g}/s" for r in rates],
                 )
@@ -1304,11 +1160,7 @@ def main() -> int:  # noqa: C901 -- one linear run
         results["traceback"] = traceback.format_exc()
         log(f"chat bench failed: {results['error']}")
         if server is not None:
-            results["server_log_tail"] = server.tail()
-            code = server.proc.poll() if server.proc else None
-            if code is not None:
-                results["server_exit"] = code
-                log(f"  the server had exited with {code} (negative: killed by that signal)")
+            server.note_failure(results)
         for client in visitors.clients if visitors else []:
             if client.tail():
                 results.setdefault("visitor_client_log_tail", []).append(client.tail())
@@ -1329,21 +1181,9 @@ def main() -> int:  # noqa: C901 -- one linear run
                 ][:20]
             if args.gc_log:
                 results["gc"] = gc_report(gc_pauses(server.log_path), results.get("latency"))
-        if args.keep:
-            log(f"kept {var_dir}")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
+        common.clean_up(var_dir, keep=args.keep)
 
-    results["elapsed_s"] = round(time.monotonic() - t_start, 1)
-    results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    summary = summarize(results, rates)
-    results["summary"] = summary
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"chat-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print_summary(results, summary)
-    log(f"\nresults: {out.relative_to(ROOT)}  ({results['elapsed_s']} s)")
-    return 1 if args.strict and not all(summary["checks"].values()) else 0
+    return report.conclude(lambda r: summarize(r, rates), print_summary, strict=args.strict)
 
 
 if __name__ == "__main__":

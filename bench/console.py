@@ -23,18 +23,11 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import json
 import os
-import platform
 import random
 import re
-import shutil
-import signal
 import sqlite3
-import statistics
-import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,38 +35,16 @@ import traceback
 from array import array
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(BENCH.parent))
-
-import inbound  # noqa: E402  -- the foundation benchmark: servers, signing, wrk, CPU split
-
-ROOT = inbound.ROOT
-RESULTS = inbound.RESULTS
-HOST = inbound.HOST
-log = inbound.log
-fmt = inbound.fmt
+import common
+from common import fmt, log
 
 TARGET_LIST_P95_MS = 100.0
 TARGET_WS_P99_MS = 100.0
-# The foundation benchmark's sustained phase runs at 0.1 x the bare baseline's best req/s;
-# this one runs at half of that.
-SUSTAINED_FRACTION = inbound.SUSTAINED_FRACTION
+# Webhooks at half the foundation benchmark's sustained rate (SUSTAINED_FRACTION x the bare
+# baseline's best req/s).
 RATE_FRACTION = 0.5
-
-# Environment that would take OpenLine out of the embedded profile or skew it.
-CLEARED_ENV = {
-    "DATABASE_URL",
-    "REDIS_URL",
-    "OPENLINE_TASK_BACKEND",
-    "DEBUG",
-    "OPENLINE_TESTING",
-    "SECRET_KEY",
-    "OPENLINE_FIELD_KEY",
-    "ALLOWED_HOSTS",
-}
 
 # --- seed data: names, texts ----------------------------------------------------------------
 
@@ -97,43 +68,6 @@ LAST_NAMES = [
     "Mensah", "Kowalski", "Haddad", "Nakamura", "Ortiz"
 ]
 # fmt: on
-# The everyday texts of the intake benchmark, with the short replies that dominate a real
-# transcript first (weights fall off by position) and crisis-line topics after.
-INBOUND_TEXTS = list(
-    dict.fromkeys(
-        [
-            "Hi, is anyone there?",
-            "ok",
-            "thanks",
-            "yes",
-            "ok thanks",
-            "thank you so much",
-            "I need to talk to someone",
-            *inbound.BODIES,
-            "Can I reschedule my appointment?",
-            "I'm running a few minutes late",
-            "my rent is due friday and I'm short",
-            "the landlord changed the locks",
-            "I missed the bus, can I come tomorrow instead",
-            "do I need to bring my ID",
-            "I have my interview on Monday",
-            "can you help me fill out the form",
-            "I lost my job last week",
-            "my kids are with me, is that ok",
-            "I'm safe right now",
-            "not really, it's been a rough day",
-            "I start the new medication tomorrow",
-            "no I haven't eaten today",
-            "can we talk later tonight",
-            "sorry, my phone died",
-            "what documents do I need for the voucher",
-            "I got the job!!",
-            "is the clinic open on Sunday",
-            "I'll be there at 3",
-            "can I bring my dog",
-        ]
-    )
-)
 OUTBOUND_TEXTS = [
     "Hi, this is your counselor. How are you doing today?",
     "Thanks for reaching out. I'm here.",
@@ -207,66 +141,14 @@ AREA_CODES_SEED = [
 # fmt: on
 
 
-# --- small helpers ----------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    """Linear interpolation between closest ranks; `sorted_values` must be sorted."""
-    if not sorted_values:
-        return None
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    k = (len(sorted_values) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
-
-
-def dist_ms(values_s: list[float], points: tuple[float, ...] = (50, 90, 95, 99)) -> dict:
-    """Percentiles, max and mean of durations given in seconds, in ms."""
-    ordered = sorted(values_s)
-    out: dict[str, Any] = {"n": len(ordered)}
-    for p in points:
-        v = percentile(ordered, p)
-        key = f"p{p:g}".replace(".", "_")
-        out[key] = None if v is None else round(v * 1000, 2)
-    out["max"] = round(ordered[-1] * 1000, 2) if ordered else None
-    out["mean"] = round(statistics.fmean(ordered) * 1000, 2) if ordered else None
-    return out
-
-
-def bench_env(var_dir: Path, port: int | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
-    env.update(
-        OPENLINE_VAR_DIR=str(var_dir),
-        DJANGO_SETTINGS_MODULE="openline.settings",
-        PYTHONUNBUFFERED="1",
-    )
-    if port is not None:
-        env.update(PORT=str(port), OPENLINE_PUBLIC_URL=f"http://{HOST}:{port}")
-    return env
-
-
-def sqlite_ts(epoch: float) -> str:
-    """A datetime as Django's SQLite backend stores it (naive UTC, microseconds)."""
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 # =============================================================================================
 # Part 1: list views on a big SQLite database
 # =============================================================================================
 
 
-def cli_json(*args: str) -> dict[str, Any]:
-    """`openline <args> --json`, in this process (Django is set up for the seeded database)."""
-    from openline import cli
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.main([*args, "--json"])
-    if code != 0:
-        raise RuntimeError(f"openline {' '.join(args)} failed: {out.getvalue()}")
-    return json.loads(out.getvalue())
+def sqlite_ts(epoch: float) -> str:
+    """A datetime as Django's SQLite backend stores it (naive UTC, microseconds)."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def check_columns(conn: sqlite3.Connection, table: str, cols: tuple[str, ...]) -> None:
@@ -337,9 +219,9 @@ class BodyPicker:
         from openline.messaging.segments import count_segments
 
         self.rng = rng
-        self.inbound = INBOUND_TEXTS
+        self.inbound = common.INBOUND_TEXTS
         self.outbound = OUTBOUND_TEXTS
-        self.w_in = list(_cumulative(zipf_weights(len(INBOUND_TEXTS), 0.7)))
+        self.w_in = list(_cumulative(zipf_weights(len(common.INBOUND_TEXTS), 0.7)))
         self.w_out = list(_cumulative(zipf_weights(len(OUTBOUND_TEXTS), 0.7)))
         self.w_place = list(_cumulative(zipf_weights(len(PLACES), 1.1)))
         self._segments: dict[str, tuple[int, str]] = {}
@@ -414,6 +296,14 @@ MESSAGE_COLS = (
 )
 READ_COLS = ("read_at", "marked_unread", "conversation_id", "organization_id", "user_id")
 NOTE_COLS = ("kind", "body", "created_at", "author_id", "conversation_id", "organization_id")
+
+
+def message_triggers_and_indexes(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(type, name, sql) of messaging_message's triggers and secondary indexes."""
+    return conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'messaging_message'"
+        " AND type IN ('trigger', 'index') AND sql IS NOT NULL"
+    ).fetchall()
 
 
 def seed_database(  # noqa: C901 -- one linear generator
@@ -616,10 +506,7 @@ def seed_database(  # noqa: C901 -- one linear generator
     t = time.monotonic()
 
     # 3. Messages in created_at order, without the FTS triggers and secondary indexes.
-    saved = conn.execute(
-        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'messaging_message'"
-        " AND type IN ('trigger', 'index') AND sql IS NOT NULL"
-    ).fetchall()
+    saved = message_triggers_and_indexes(conn)
     for kind, name, _sql in saved:
         conn.execute(f'DROP {kind.upper()} "{name}"')
     conn.execute(
@@ -646,10 +533,7 @@ def seed_database(  # noqa: C901 -- one linear generator
     conn.execute("COMMIT")
     timings["fts_s"] = time.monotonic() - t
     t = time.monotonic()
-    after = conn.execute(
-        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'messaging_message'"
-        " AND type IN ('trigger', 'index') AND sql IS NOT NULL"
-    ).fetchall()
+    after = message_triggers_and_indexes(conn)
     if sorted(after) != sorted(saved):
         raise SystemExit("seed: messaging_message triggers/indexes differ after the bulk load")
     if fts:
@@ -785,7 +669,7 @@ def measure_lists(
     members: dict[str, Any] = {}
     for who in ("counselor", "admin"):
         user = User.objects.get(pk=users[who]["id"])
-        client = Client(HTTP_HOST=HOST)
+        client = Client(HTTP_HOST=common.HOST)
         client.force_login(user)
         clients[who] = client
         members[who] = Membership.objects.select_related("organization").get(user=user)
@@ -820,7 +704,7 @@ def measure_lists(
             run(case)
     # CPU while timing: this process vs. everything else on the machine ("other": another
     # job takes cores from this one and makes the figures noisy).
-    wall0, busy0, own0 = time.monotonic(), inbound._busy_ticks(), time.process_time()
+    meter = common.CpuMeter()
     for _ in range(requests):
         for case in cases:
             t0 = time.perf_counter()
@@ -831,16 +715,7 @@ def measure_lists(
             entry["status"], entry["rows"], entry["bytes"] = status, rows, size
             if status != 200 and len(entry["bad"]) < 3:
                 entry["bad"].append(status)
-    wall = time.monotonic() - wall0
-    busy = (inbound._busy_ticks() - busy0) / inbound.TICK
-    own = time.process_time() - own0
-    cpus = os.cpu_count() or 1
-    cpu = {
-        "wall_s": round(wall, 1),
-        "bench_s": round(own, 1),
-        "other_s": round(max(0.0, busy - own), 1),
-        "other_pct": round(100 * max(0.0, busy - own) / (wall * cpus), 1) if wall else 0.0,
-    }
+    cpu = meter.stop().as_dict(digits=1, busy=False)
     # One more request each with the queries captured. Django's per-query time on SQLite
     # stops at the first row (the rest is computed while the rows are fetched), so every
     # SELECT is run again here with all rows fetched (best of 3): that shows which query
@@ -880,7 +755,7 @@ def measure_lists(
             ],
         }
         times = entry.pop("times")
-        entry["ms"] = dist_ms(times, (50, 95, 99))
+        entry["ms"] = common.dist_ms(times, (50, 95, 99))
         entry["ok"] = entry["status"] == 200 and not entry["bad"] and entry["rows"] > 0
     return {"cases": out, "cpu": cpu}
 
@@ -891,12 +766,7 @@ def run_lists(args: argparse.Namespace) -> dict[str, Any]:
     var_dir = Path(args.lists_db) if reuse else Path(tempfile.mkdtemp(prefix="openline-console-"))
     info_file = var_dir / "bench-console-seed.json"
     db_path = var_dir / "openline.sqlite3"
-    os.environ.update(bench_env(var_dir))
-    for key in CLEARED_ENV:
-        os.environ.pop(key, None)
-    import django
-
-    django.setup()
+    common.django_in_process(var_dir)
     from django.db import connections
 
     result: dict[str, Any] = {"var_dir": str(var_dir)}
@@ -907,34 +777,21 @@ def run_lists(args: argparse.Namespace) -> dict[str, Any]:
         else:
             log(f"lists: var dir {var_dir}; migrating, creating org, users and number")
             t0 = time.monotonic()
-            cli_json("migrate")
-            org = cli_json("org", "create", "--name", "Bench", "--slug", "bench")
-            number = cli_json(
-                "number", "add", "--org", "bench", "--provider", "sandbox",
-                "--number", inbound.TO_NUMBER,
-            )  # fmt: skip
+            bench = common.set_up_openline(provider="sandbox")
+            org, number = bench.org, bench.number
             password = "bench-" + os.urandom(6).hex()
-            users: dict[str, Any] = {}
-            users["admin"] = cli_json(
-                "user", "create", "--org", "bench", "--email", "admin@bench.test",
-                "--role", "admin", "--password", password,
-            )  # fmt: skip
-            counselors = []
-            for i in range(args.counselors):
-                counselors.append(
-                    cli_json(
-                        "user",
-                        "create",
-                        "--org",
-                        "bench",
-                        "--email",
-                        f"counselor{i + 1:02d}@bench.test",
-                        "--role",
-                        "counselor",
-                        "--password",
-                        password,
-                    )  # fmt: skip
-                )
+
+            def user(email: str, role: str) -> dict[str, Any]:
+                return common.openline_cli(
+                    "user", "create", "--org", "bench", "--email", email,
+                    "--role", role, "--password", password,
+                )  # fmt: skip
+
+            users: dict[str, Any] = {"admin": user("admin@bench.test", "admin")}
+            counselors = [
+                user(f"counselor{i + 1:02d}@bench.test", "counselor")
+                for i in range(args.counselors)
+            ]
             users["counselor"] = counselors[0]
             setup_s = round(time.monotonic() - t0, 1)
             connections.close_all()
@@ -983,10 +840,8 @@ def run_lists(args: argparse.Namespace) -> dict[str, Any]:
         result["measure_s"] = round(time.monotonic() - t0, 1)
     finally:
         connections.close_all()
-        if args.keep or reuse:
-            log(f"  kept {var_dir} (reuse with --lists-db {var_dir})")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
+        note = f" (reuse with --lists-db {var_dir})"
+        common.clean_up(var_dir, keep=args.keep or reuse, indent="  ", note=note)
     return result
 
 
@@ -994,277 +849,13 @@ def run_lists(args: argparse.Namespace) -> dict[str, Any]:
 # Part 2: inbound webhook -> WebSocket
 # =============================================================================================
 
-SESSIONS_SNIPPET = r"""
-import json, sys
-import django
-django.setup()
-from importlib import import_module
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.db import transaction
-from openline.core.models import Membership, Organization, User
-spec = json.loads(sys.argv[1])
-store = import_module(settings.SESSION_ENGINE).SessionStore
-org = Organization.objects.get(slug=spec["org"])
-out = []
-with transaction.atomic():
-    for i in range(spec["count"]):
-        role = "supervisor" if i < spec["supervisors"] else "counselor"
-        user = User.objects.create_user(email=f"console{i:03d}@bench.test", password=None)
-        Membership.objects.create(organization=org, user=user, role=role)
-        session = store()
-        session[SESSION_KEY] = str(user.pk)
-        # The backend a real sign-in records (the first one only throttles sign-ins).
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        out.append({"key": session.session_key, "user_id": user.pk, "role": role})
-print(json.dumps(out))
-"""
-
-
-def create_sessions(env: dict[str, str], count: int, supervisors: int) -> list[dict[str, Any]]:
-    spec = json.dumps({"org": "bench", "count": count, "supervisors": supervisors})
-    out = subprocess.run(
-        [sys.executable, "-c", SESSIONS_SNIPPET, spec],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"creating sessions failed: {out.stdout}{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-# --- the WebSocket client process (`console.py _ws-client CONFIG`) ---------------------------
-
-
-def ws_client_main(config_path: str) -> int:
-    cfg = json.loads(Path(config_path).read_text())
-    try:
-        import uvloop
-
-        uvloop.install()  # as the server: the client should cost as little CPU as it can
-    except ImportError:
-        pass
-    asyncio.run(_ws_client(cfg))
-    return 0
-
-
-async def _ws_client(cfg: dict[str, Any]) -> None:  # noqa: C901
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    keys: list[str] = cfg["keys"]
-    n = len(keys)
-    ids = [array("q") for _ in range(n)]
-    stamps = [array("d") for _ in range(n)]
-    socks: list[Any] = [None] * n
-    stats: dict[str, Any] = {
-        "connect_errors": {},
-        "closed_early": {},
-        "frames": 0,
-        "events": {},
-        "bad_frames": 0,
-        "sample_frame": None,
-        "extensions": None,
-    }
-    sem = asyncio.Semaphore(cfg.get("connect_concurrency", 20))
-
-    async def open_one(i: int) -> None:
-        async with sem:
-            try:
-                socks[i] = await connect(
-                    cfg["url"],
-                    additional_headers={"Cookie": f"sessionid={keys[i]}"},
-                    origin=cfg["origin"],
-                    open_timeout=60,
-                    max_queue=None,
-                )
-            except Exception as exc:  # noqa: BLE001 -- every failure is a finding
-                reason = f"{type(exc).__name__}: {exc}"[:200]
-                stats["connect_errors"][reason] = stats["connect_errors"].get(reason, 0) + 1
-
-    t_connect = time.monotonic()
-    await asyncio.gather(*(open_one(i) for i in range(n)))
-    stats["connect_s"] = round(time.monotonic() - t_connect, 2)
-    live = [i for i in range(n) if socks[i] is not None]
-    if live:
-        ext = socks[live[0]].response.headers.get("Sec-WebSocket-Extensions")
-        stats["extensions"] = ext
-
-    async def read(i: int) -> None:
-        ws = socks[i]
-        add_id, add_t = ids[i].append, stamps[i].append
-        events = stats["events"]
-        try:
-            async for frame in ws:
-                t = time.monotonic()
-                stats["frames"] += 1
-                try:
-                    data = json.loads(frame)
-                    batch = data.get("events", [data])
-                except (ValueError, TypeError, AttributeError):
-                    stats["bad_frames"] += 1
-                    continue
-                if stats["sample_frame"] is None and batch:
-                    stats["sample_frame"] = frame[:500]
-                for ev in batch:
-                    kind = ev.get("type", "?")
-                    events[kind] = events.get(kind, 0) + 1
-                    if kind == "message.created":
-                        add_id(int(ev["message_id"]))
-                        add_t(t)
-        except ConnectionClosed as exc:
-            if not stop.is_set():
-                reason = f"code {exc.rcvd.code if exc.rcvd else None}"
-                stats["closed_early"][reason] = stats["closed_early"].get(reason, 0) + 1
-
-    # The client's own event-loop lag: how late a 10 ms sleep wakes up. A late wake-up means
-    # frames also waited in this process before they were stamped.
-    lags = array("d")
-    status_file = Path(cfg["status"])
-
-    async def lag_monitor() -> None:
-        ticks = 0
-        while not stop.is_set():
-            t = time.monotonic()
-            await asyncio.sleep(0.01)
-            lags.append(time.monotonic() - t - 0.01)
-            ticks += 1
-            if ticks % 20 == 0:  # progress for the driver: message.created events so far
-                status_file.write_text(str(stats["events"].get("message.created", 0)))
-
-    readers = [asyncio.create_task(read(i)) for i in live]
-    monitor = asyncio.create_task(lag_monitor())
-    print(f"READY {len(live)} {n - len(live)}", flush=True)
-    await stop.wait()
-    await monitor
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(
-            asyncio.gather(*(socks[i].close() for i in live), return_exceptions=True), 5
-        )
-    for task in readers:
-        task.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
-    stats["connected"] = len(live)
-    stats["live"] = live
-    ordered = sorted(lags)
-    stats["loop_lag_ms"] = {
-        "n": len(ordered),
-        "p50": round((percentile(ordered, 50) or 0) * 1000, 2),
-        "p99": round((percentile(ordered, 99) or 0) * 1000, 2),
-        "max": round((ordered[-1] if ordered else 0) * 1000, 2),
-    }
-    out = Path(cfg["out"])
-    with open(out, "wb") as fh:
-        for i in range(n):
-            fh.write(struct.pack("<q", len(ids[i])))
-            ids[i].tofile(fh)
-            stamps[i].tofile(fh)
-    Path(str(out) + ".json").write_text(json.dumps(stats))
-    print("DONE", flush=True)
-
-
-def read_client_output(path: Path, n: int) -> list[tuple[array, array]]:
-    out = []
-    with open(path, "rb") as fh:
-        for _ in range(n):
-            (count,) = struct.unpack("<q", fh.read(8))
-            ids, stamps = array("q"), array("d")
-            ids.fromfile(fh, count)
-            stamps.fromfile(fh, count)
-            out.append((ids, stamps))
-    return out
-
-
-class WsClient:
-    """The client process; stopped with SIGTERM (then SIGKILL) whatever happens."""
-
-    def __init__(self, cfg: dict[str, Any], cfg_path: Path, log_path: Path) -> None:
-        cfg_path.write_text(json.dumps(cfg))
-        self.log_path = log_path
-        self.status_path = Path(cfg["status"])
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "_ws-client", str(cfg_path)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=open(log_path, "wb"),  # noqa: SIM115 -- lives as long as the process
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-
-    def wait_line(self, prefix: str, timeout: float) -> str:
-        import selectors
-
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                break
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith(prefix):
-                return line.strip()
-        raise RuntimeError(f"ws client: no {prefix!r} line: {self.tail()}")
-
-    def tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
-        return ""
-
-    def delivered(self) -> int:
-        """message.created events received so far, over all sessions (updated every 0.2 s)."""
-        with contextlib.suppress(OSError, ValueError):
-            return int(self.status_path.read_text() or 0)
-        return 0
-
-    def wait_deliveries(self, target: int, *, stall: float, timeout: float) -> dict[str, Any]:
-        """Wait until `target` events arrived, or none arrived for `stall` seconds, or
-        `timeout` passed: late frames are then counted as late, not as missing."""
-        t0 = time.monotonic()
-        last, last_change = self.delivered(), t0
-        while last < target and self.proc.poll() is None:
-            now = time.monotonic()
-            if now - last_change > stall or now - t0 > timeout:
-                break
-            time.sleep(0.1)
-            count = self.delivered()
-            if count != last:
-                last, last_change = count, time.monotonic()
-        return {"target": target, "count": last, "reached": last >= target,
-                "waited_s": round(time.monotonic() - t0, 2)}  # fmt: skip
-
-    def stop(self, timeout: float = 60.0) -> None:
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
 # --- the paced webhook sender (this process) --------------------------------------------------
 
 
 def load_requests(
-    factory: inbound.RequestFactory, prefix: Path, count: int, port: int, path: str
+    factory: common.RequestFactory, prefix: Path, count: int, port: int, path: str
 ) -> list[tuple[str, bytes]]:
-    """Pre-signed, unique Twilio webhooks (inbound.py's RequestFactory) as raw HTTP/1.1."""
+    """Pre-signed, unique Twilio webhooks (common.RequestFactory) as raw HTTP/1.1."""
     factory.write(prefix, count, 1)
     out = []
     for line in Path(f"{prefix}.0").read_text(encoding="utf-8").splitlines():
@@ -1272,7 +863,7 @@ def load_requests(
         sid = parse_qs(body)["MessageSid"][0]
         data = body.encode()
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {common.HOST}:{port}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
             f"X-Twilio-Signature: {signature}\r\nContent-Length: {len(data)}\r\n\r\n"
         )
@@ -1312,7 +903,7 @@ async def send_paced(
 
     async def worker() -> None:
         nonlocal next_slot
-        reader, writer = await asyncio.open_connection(HOST, port)
+        reader, writer = await asyncio.open_connection(common.HOST, port)
         try:
             while next_slot < n:
                 i = next_slot
@@ -1332,7 +923,7 @@ async def send_paced(
                     key = type(exc).__name__
                     errors[key] = errors.get(key, 0) + 1
                     writer.close()
-                    reader, writer = await asyncio.open_connection(HOST, port)
+                    reader, writer = await asyncio.open_connection(common.HOST, port)
                     continue
                 ack_s.append(time.monotonic() - t)
                 acked[sid] = status
@@ -1351,8 +942,8 @@ async def send_paced(
         "error_kinds": errors,
         "target_rps": round(rate, 1),
         "achieved_rps": round((len(sent_at) - 1) / span, 1) if span > 0 else None,
-        "ack_ms": dist_ms(ack_s),
-        "behind_schedule_ms": dist_ms(behind_s),
+        "ack_ms": common.dist_ms(ack_s),
+        "behind_schedule_ms": common.dist_ms(behind_s),
         "_sent_at": sent_at,
         "_acked": acked,
     }
@@ -1363,12 +954,12 @@ async def send_paced(
 
 def rate_from_results() -> dict[str, Any] | None:
     """The newest bench/results/inbound-*.json: its sustained phase's target rate."""
-    for path in sorted(RESULTS.glob("inbound-*.json"), reverse=True):
+    for path in sorted(common.RESULTS.glob("inbound-*.json"), reverse=True):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(path.read_text())
             sustained = float(data["openline"]["sustained"]["target_rps"])
             return {
-                "source": str(path.relative_to(ROOT)),
+                "source": str(path.relative_to(common.ROOT)),
                 "sustained_rps": sustained,
                 "baseline_max_rps": data.get("summary", {}).get("baseline_max_rps"),
             }
@@ -1378,47 +969,32 @@ def rate_from_results() -> dict[str, Any] | None:
 def measure_baseline(
     env: dict[str, str],
     var_dir: Path,
-    factory: inbound.RequestFactory,
+    factory: common.RequestFactory,
     path: str,
     duration: float,
     warmup: float,
 ) -> dict[str, Any]:
     """The bare baseline's best req/s, measured as bench/inbound.py does (its app, wrk,
     inbound.lua, c=8/32/64), only with shorter phases when asked."""
-    if not Path(inbound.WRK).exists():
+    if not Path(common.WRK).exists():
         raise RuntimeError(
             "no bench/results/inbound-*.json to take the rate from, and measuring the baseline"
             " needs wrk (apt-get install -y wrk); or pass --rate"
         )
-    port = inbound.free_port()
-    server = inbound.Server(
-        "baseline",
-        [
-            sys.executable,
-            str(inbound.BASELINE_APP),
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--db",
-            str(var_dir / "baseline.sqlite3"),
-        ],
-        env,
-        port,
-        var_dir / "baseline.log",
-    )
+    port = common.free_port()
+    server = common.baseline_server(env, var_dir, port)
     req_dir = var_dir / "requests"
     rows: dict[str, Any] = {}
     try:
         server.start()
-        warm = factory.write(req_dir / "b-warmup", inbound.phase_count(25000, warmup, 64), 2)
-        res = inbound.run_wrk(
+        warm = factory.write(req_dir / "b-warmup", common.phase_count(25000, warmup, 64), 2)
+        res = common.run_wrk(
             port=port, path=path, requests=warm, connections=32, duration=warmup, threads=2
         )
         guess = res["rps"]
         for c in (8, 32, 64):
-            files = factory.write(req_dir / f"b-c{c}", inbound.phase_count(guess, duration, c), 2)
-            res = inbound.run_wrk(
+            files = factory.write(req_dir / f"b-c{c}", common.phase_count(guess, duration, c), 2)
+            res = common.run_wrk(
                 port=port, path=path, requests=files, connections=c, duration=duration, threads=2
             )
             guess = max(guess, res["rps"])
@@ -1434,7 +1010,7 @@ def measure_baseline(
     return {
         "source": f"measured (baseline_app.py, {duration:g} s per concurrency)",
         "baseline_max_rps": best,
-        "sustained_rps": round(SUSTAINED_FRACTION * best, 1),
+        "sustained_rps": round(common.SUSTAINED_FRACTION * best, 1),
         "baseline": rows,
     }
 
@@ -1442,60 +1018,24 @@ def measure_baseline(
 # --- part 2 ----------------------------------------------------------------------------------
 
 
-class Meter:
-    """Busy CPU during the measured phase, split into server, WS client, this process
-    (the sender) and everything else."""
-
-    def __init__(self, server_pid: int, client_pid: int) -> None:
-        self.pids = {"server": server_pid, "ws_client": client_pid}
-        self.t0 = time.monotonic()
-        self.busy = inbound._busy_ticks()
-        self.ticks = {k: inbound._pid_ticks(p) for k, p in self.pids.items()}
-        self.me = time.process_time()
-
-    def stop(self) -> dict[str, float]:
-        wall = time.monotonic() - self.t0
-        tick = inbound.TICK
-        busy = (inbound._busy_ticks() - self.busy) / tick
-        parts = {k: (inbound._pid_ticks(p) - self.ticks[k]) / tick for k, p in self.pids.items()}
-        parts["sender"] = time.process_time() - self.me
-        other = max(0.0, busy - sum(parts.values()))
-        cpus = os.cpu_count() or 1
-        out = {"wall_s": round(wall, 2), "busy_s": round(busy, 2)}
-        out.update({f"{k}_s": round(v, 2) for k, v in parts.items()})
-        out["other_s"] = round(other, 2)
-        out["other_pct"] = round(100 * other / (wall * cpus), 1) if wall else 0.0
-        out["server_pct_of_one_cpu"] = round(100 * parts["server"] / wall, 1) if wall else 0.0
-        out["ws_client_pct_of_one_cpu"] = round(100 * parts["ws_client"] / wall, 1) if wall else 0.0
-        return out
-
-
 def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- one linear run
     var_dir = Path(tempfile.mkdtemp(prefix="openline-console-ws-"))
     req_dir = var_dir / "requests"
     req_dir.mkdir()
-    port = inbound.free_port()
-    env = bench_env(var_dir, port)
-    public_url = f"http://{HOST}:{port}"
-    inbound.check_bodies()
+    port = common.free_port()
+    env = common.bench_env(var_dir, port)
+    public_url = f"http://{common.HOST}:{port}"
+    common.check_bodies()
     result: dict[str, Any] = {"var_dir": str(var_dir), "sessions_requested": args.sessions}
-    server: inbound.Server | None = None
-    client: WsClient | None = None
-    db: inbound.EventsDb | None = None
+    server: common.Server | None = None
+    client: common.ConsoleClient | None = None
+    db: common.EventsDb | None = None
     try:
         log(f"realtime: var dir {var_dir}; migrating, creating org, number and sessions")
-        inbound.openline_cli(env, "migrate")
-        inbound.openline_cli(env, "org", "create", "--name", "Bench", "--slug", "bench")
-        account_sid, token = "AC" + os.urandom(16).hex(), os.urandom(16).hex()
-        number = inbound.openline_cli(
-            env, "number", "add", "--org", "bench", "--provider", "twilio",
-            "--number", inbound.TO_NUMBER,
-            "--config", f"account_sid={account_sid}", "--config", f"auth_token={token}",
-            "--config", "api_base=http://127.0.0.1:9",
-        )  # fmt: skip
-        path = urlsplit(number["inbound_url"]).path
-        factory = inbound.RequestFactory(public_url + path, token, account_sid, seed=2)
-        sessions = create_sessions(env, args.sessions, args.supervisors)
+        bench = common.set_up_openline(provider="twilio", env=env)
+        path = bench.inbound_path
+        factory = common.RequestFactory(public_url + path, bench.token, bench.account_sid, seed=2)
+        sessions = common.create_sessions(env, args.sessions, args.supervisors)
         result["roles"] = {
             role: sum(1 for s in sessions if s["role"] == role)
             for role in sorted({s["role"] for s in sessions})
@@ -1518,28 +1058,21 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
         result["rate"] = rate_info
         log(f"  rate {rate:,.1f} webhooks/s ({rate_info['source']})")
 
-        cmd = [str(inbound.OPENLINE), "run", *(["--one-process"] if args.one_process else [])]
+        cmd = [str(common.OPENLINE), "run", *(["--one-process"] if args.one_process else [])]
         log(f"  starting openline {' '.join(cmd[1:])}")
         if args.profile_server:
             # The event loop (intake, channel layer, consumers) runs in the main thread,
             # which is what cProfile sees; written when the server stops.
             cmd = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile_server).resolve()),
-                   "-m", "openline.cli", "run"]  # fmt: skip
-        server = inbound.Server("openline", cmd, env, port, var_dir / "openline.log")
+                   "-m", "openline.runtime.cli", "run"]  # fmt: skip
+        server = common.Server("openline", cmd, env, port, var_dir / "openline.log")
         server.start()
         result["server"] = {**server.startup, "libraries": server.loaded_libraries()}
-        db = inbound.EventsDb(var_dir / "openline.sqlite3")
+        db = common.EventsDb(var_dir / "openline.sqlite3")
 
-        cfg = {
-            "url": f"ws://{HOST}:{port}/ws/console/",
-            "origin": public_url,
-            "keys": [s["key"] for s in sessions],
-            "out": str(var_dir / "ws-client.bin"),
-            "status": str(var_dir / "ws-client.count"),
-        }
-        client = WsClient(cfg, var_dir / "ws-client.json", var_dir / "ws-client.log")
-        ready = client.wait_line("READY", timeout=180).split()
-        connected, failed = int(ready[1]), int(ready[2])
+        keys = [s["key"] for s in sessions]
+        client = common.ConsoleClient(port=port, keys=keys, var_dir=var_dir, name="ws-client")
+        connected, failed = client.ready(timeout=180)
         result["connected"], result["connect_failed"] = connected, failed
         log(f"  {connected} WebSocket sessions connected, {failed} failed")
 
@@ -1551,7 +1084,7 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
             # Warm-up, then wait until its events reached every socket (or stopped coming):
             # a backlog left over would be charged to the measured phase.
             warm_sent = asyncio.run(send_paced(port, warm, rate, args.send_connections))
-            inbound.wait_caught_up(db, since=time.monotonic(), timeout=args.catch_up_timeout)
+            common.wait_caught_up(db, since=time.monotonic(), timeout=args.catch_up_timeout)
             result["warmup"] = {
                 "sent": warm_sent["sent"],
                 "errors": warm_sent["errors"],
@@ -1562,9 +1095,11 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
             before = client.delivered()
             time.sleep(0.5)
             log(f"  sending {measured_n:,} webhooks at {rate:,.1f}/s for {args.ws_duration:g} s")
-            meter = Meter(server.proc.pid if server.proc else 0, client.proc.pid)
+            server_pid = server.proc.pid if server.proc else 0
+            pids = {"server": [server_pid], "ws_client": [client.proc.pid]}
+            meter = common.CpuMeter(pids, own="sender")
             sent = asyncio.run(send_paced(port, reqs, rate, args.send_connections))
-            result["processing"] = inbound.wait_caught_up(
+            result["processing"] = common.wait_caught_up(
                 db, since=time.monotonic(), timeout=args.catch_up_timeout
             )
             result["drain"] = client.wait_deliveries(
@@ -1572,7 +1107,12 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
                 stall=args.stall,
                 timeout=args.drain_timeout,
             )
-            result["cpu"] = meter.stop()
+            cpu = meter.stop()
+            result["cpu"] = {
+                **cpu.as_dict(),
+                "server_pct_of_one_cpu": cpu.pct_of_one_cpu("server"),
+                "ws_client_pct_of_one_cpu": cpu.pct_of_one_cpu("ws_client"),
+            }
             log(
                 f"  deliveries: {result['drain']['count'] - before:,} of"
                 f" {connected * sent['acked_200']:,}; waited {result['drain']['waited_s']} s"
@@ -1582,16 +1122,16 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
         client.stop()
         if client.proc.returncode not in (0, None):
             result["client_exit"] = client.proc.returncode
-        stats_path = Path(cfg["out"] + ".json")
-        stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+        stats = client.stats()
         result["client"] = {k: v for k, v in stats.items() if k != "live"}
         sent_at: dict[str, float] = sent.pop("_sent_at")
         acked: dict[str, int] = sent.pop("_acked")
         result["send"] = sent
-        if connected and Path(cfg["out"]).exists():
+        received = client.received(len(sessions))
+        if connected and received is not None:
             result["latency"] = analyse(
                 db_path=var_dir / "openline.sqlite3",
-                client_data=read_client_output(Path(cfg["out"]), len(sessions)),
+                client_data=received,
                 live=stats.get("live", []),
                 sessions=sessions,
                 sent_at=sent_at,
@@ -1602,12 +1142,7 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
         result["traceback"] = traceback.format_exc()
         log(f"  realtime part failed: {result['error']}")
         if server is not None:
-            result["server_log_tail"] = server.tail()
-            code = server.proc.poll() if server.proc else None
-            if code is not None:
-                # Died under us: a crash, the OOM killer, or someone's `pkill openline`.
-                result["server_exit"] = code
-                log(f"  the server had exited with {code} (negative: killed by that signal)")
+            server.note_failure(result)
         if client is not None:
             result["client_log_tail"] = client.tail()
     finally:
@@ -1623,10 +1158,7 @@ def run_realtime(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 -- o
                 # one socket); only sends still pending at shutdown get logged.
                 result["server_channel_full"] = text.count("exception=ChannelFull(")
                 result["server_errors"] = text.count(" ERROR ")
-        if args.keep:
-            log(f"  kept {var_dir}")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
+        common.clean_up(var_dir, keep=args.keep, indent="  ")
     return result
 
 
@@ -1691,15 +1223,7 @@ def analyse(
         delivered_by_role[role] = delivered_by_role.get(role, 0) + len(seen)
         missing_by_role[role] = missing_by_role.get(role, 0) + len(measured) - len(seen)
     expected = len(live) * len(measured)
-    # Monotonic = wall - offset (CLOCK_MONOTONIC is one clock for every process here).
-    offset = time.time() - time.monotonic()
-
-    def mono(text: str | None) -> float | None:
-        if not text:
-            return None
-        when = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
-        return when.timestamp() - offset
-
+    mono = common.db_clock()
     intake, processing, fanout_first, fanout_last = [], [], [], []
     for mid, sid in measured.items():
         received, processed = (mono(x) for x in server_stamps.get(mid, (None, None)))
@@ -1710,17 +1234,6 @@ def analyse(
         if mid in per_message_first:
             fanout_first.append(sent_at[sid] + per_message_first[mid] - processed)
             fanout_last.append(sent_at[sid] + per_message_last[mid] - processed)
-    timeline = []
-    for second in sorted(per_second):
-        vals = sorted(per_second[second])
-        timeline.append(
-            {
-                "s": second,
-                "n": len(vals),
-                "p50_ms": round((percentile(vals, 50) or 0) * 1000, 1),
-                "p99_ms": round((percentile(vals, 99) or 0) * 1000, 1),
-            }
-        )
     return {
         "messages_sent": len(sent_at),
         "messages_acked": len(acked_ok),
@@ -1734,15 +1247,15 @@ def analyse(
         "duplicates": duplicates,
         "delivered_by_role": delivered_by_role,
         "missing_by_role": missing_by_role,
-        "ms": dist_ms(latencies, (50, 90, 99, 99.9)),
-        "last_session_ms": dist_ms(list(per_message_last.values()), (50, 90, 99)),
+        "ms": common.dist_ms(latencies, (50, 90, 99, 99.9)),
+        "last_session_ms": common.dist_ms(list(per_message_last.values()), (50, 90, 99)),
         "breakdown_ms": {
-            "send_to_received_at": dist_ms(intake, (50, 99)),
-            "received_at_to_processed_at": dist_ms(processing, (50, 99)),
-            "processed_at_to_first_socket": dist_ms(fanout_first, (50, 99)),
-            "processed_at_to_last_socket": dist_ms(fanout_last, (50, 99)),
+            "send_to_received_at": common.dist_ms(intake, (50, 99)),
+            "received_at_to_processed_at": common.dist_ms(processing, (50, 99)),
+            "processed_at_to_first_socket": common.dist_ms(fanout_first, (50, 99)),
+            "processed_at_to_last_socket": common.dist_ms(fanout_last, (50, 99)),
         },
-        "per_second": timeline,
+        "per_second": common.per_second_ms(per_second),
     }
 
 
@@ -1781,12 +1294,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
 
 def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
     log("\n=== OpenLine console benchmark ===")
-    code = results.get("code", {})
-    changes = code.get("openline_changes") or []
-    log(
-        f"code: {code.get('commit')}"
-        + (f" + {len(changes)} uncommitted change(s) under openline/" if changes else "")
-    )
+    common.log_code(results.get("code", {}))
     lists = results.get("lists")
     if lists is not None and "seed" in lists:
         s = lists["seed"]
@@ -1893,18 +1401,12 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
             b = lat["breakdown_ms"]
             log(
                 "  breakdown p50/p99 ms: send -> received_at (intake)"
-                f" {b['send_to_received_at']['p50']}/{b['send_to_received_at']['p99']},"
-                " -> processed_at (processing)"
-                f" {b['received_at_to_processed_at']['p50']}/"
-                f"{b['received_at_to_processed_at']['p99']}, -> first socket"
-                f" {b['processed_at_to_first_socket']['p50']}/"
-                f"{b['processed_at_to_first_socket']['p99']}, -> last socket"
-                f" {b['processed_at_to_last_socket']['p50']}/"
-                f"{b['processed_at_to_last_socket']['p99']}"
+                f" {common.p50_p99(b['send_to_received_at'])}, -> processed_at (processing)"
+                f" {common.p50_p99(b['received_at_to_processed_at'])}, -> first socket"
+                f" {common.p50_p99(b['processed_at_to_first_socket'])}, -> last socket"
+                f" {common.p50_p99(b['processed_at_to_last_socket'])}"
             )
-            worst = max(lat["per_second"], key=lambda r: r["p99_ms"], default=None)
-            if worst:
-                log(f"  worst second: {worst}")
+            common.log_worst_second(lat["per_second"], indent="  ")
         client = rt.get("client", {})
         if client:
             log(
@@ -1922,43 +1424,13 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
                 f" ({cpu['ws_client_pct_of_one_cpu']}%), sender {cpu['sender_s']} s, other"
                 f" {cpu['other_s']} s ({cpu['other_pct']}% of all CPUs)"
             )
-    m = results["machine"]
-    log(
-        f"load average at start {m['loadavg_at_start']}, at end {m.get('loadavg_at_end')}"
-        f" ({m['cpus']} CPUs; anything else running skews these figures)"
-    )
-    log(
-        "targets: "
-        + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in summary["checks"].items())
-    )
-
-
-def code_state() -> dict[str, Any]:
-    """Which code was measured: the commit, and openline/ files changed since (read-only git)."""
-
-    def git(*args: str) -> str:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
-            )
-            return out.stdout.strip()
-        return ""
-
-    changed = git("status", "--porcelain", "--", "openline")
-    return {
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "openline_changes": [line.strip() for line in changed.splitlines()],
-    }
+    common.log_footer(results["machine"], summary["checks"])
 
 
 def main() -> int:  # noqa: C901
-    if len(sys.argv) > 2 and sys.argv[1] == "_ws-client":
-        return ws_client_main(sys.argv[2])
     parser = argparse.ArgumentParser(description="OpenLine console benchmark")
     parser.add_argument("--part", choices=["all", "lists", "realtime"], default="all")
-    parser.add_argument("--quick", action="store_true", help="small database, short phases")
-    parser.add_argument("--keep", action="store_true", help="keep the temp var dirs")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    common.add_run_options(parser, quick="small database, short phases")
     g = parser.add_argument_group("part 1: list views")
     g.add_argument("--conversations", type=int, default=100_000)
     g.add_argument("--messages", type=int, default=1_000_000)
@@ -2008,36 +1480,19 @@ def main() -> int:  # noqa: C901
         args.ws_duration, args.ws_warmup = 5.0, 1.0
         args.baseline_duration, args.baseline_warmup = 3.0, 1.0
 
-    started = dt.datetime.now(dt.UTC)
-    t_start = time.monotonic()
-    results: dict[str, Any] = {
-        "started_at": started.isoformat(timespec="seconds"),
-        "machine": {
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
-        },
-        "settings": {k: v for k, v in vars(args).items()},
-        "targets": {"list_p95_ms": TARGET_LIST_P95_MS, "ws_p99_ms": TARGET_WS_P99_MS},
-        "code": code_state(),
-    }
+    report = common.Report("console", sqlite=sqlite3.sqlite_version)
+    results = report.results
+    results.update(
+        settings={k: v for k, v in vars(args).items()},
+        targets={"list_p95_ms": TARGET_LIST_P95_MS, "ws_p99_ms": TARGET_WS_P99_MS},
+        code=common.code_state(),
+    )
     # Part 2 first: part 1 sets up Django in this process for the seeded database.
     if args.part in ("all", "realtime"):
         results["realtime"] = run_realtime(args)
     if args.part in ("all", "lists"):
         results["lists"] = run_lists(args)
-    results["elapsed_s"] = round(time.monotonic() - t_start, 1)
-    results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    summary = summarize(results)
-    results["summary"] = summary
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"console-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print_summary(results, summary)
-    log(f"\nresults: {out.relative_to(ROOT)}  ({results['elapsed_s']} s)")
-    return 1 if args.strict and not all(summary["checks"].values()) else 0
+    return report.conclude(summarize, print_summary, strict=args.strict)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import cProfile
 import io
-import os
 import pstats
-import secrets
 import shutil
 import sys
 import tempfile
@@ -28,9 +26,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+import common
 
 
 class Stats:
@@ -55,21 +52,6 @@ class Stats:
         )
 
 
-def setup_django(var_dir: Path) -> None:
-    os.environ["OPENLINE_VAR_DIR"] = str(var_dir)
-    os.environ["OPENLINE_PUBLIC_URL"] = "http://127.0.0.1:8000"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
-    for name in ("DATABASE_URL", "REDIS_URL", "DEBUG"):
-        os.environ.pop(name, None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)
-
-
 def main() -> int:  # noqa: C901
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=6000)
@@ -85,48 +67,30 @@ def main() -> int:  # noqa: C901
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="openline-profile-"))
-    setup_django(var_dir)
+    common.django_in_process(var_dir, port=8000)  # the Host of the ASGI calls below
 
-    from django.conf import settings
     from django.db.backends.sqlite3 import base as sqlite_base
     from twilio.request_validator import RequestValidator
 
     from openline.asgi import application
-    from openline.core.services import organization_create
-    from openline.messaging import intake
     from openline.messaging.services import inbound as inbound_services
-    from openline.providers.services import number_add, number_webhook_urls
+    from openline.runtime import intake
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from inbound import BODIES, TO_NUMBER, TWILIO_FIELDS, valid_from_numbers
-
-    org = organization_create(name="Bench", slug="bench")
-    token, account = secrets.token_hex(16), "AC" + secrets.token_hex(16)
-    number = number_add(
-        organization=org,
-        provider="twilio",
-        e164=TO_NUMBER,
-        config={"account_sid": account, "auth_token": token, "api_base": "http://127.0.0.1:9"},
-    )
-    url = number_webhook_urls(number)["inbound_url"]
-    path = url[len(settings.PUBLIC_URL) :]
-    validator = RequestValidator(token)
-    froms = valid_from_numbers()
+    bench = common.set_up_openline(provider="twilio")
+    url, path = bench.number["inbound_url"], bench.inbound_path
+    validator = RequestValidator(bench.token)
+    froms = common.valid_from_numbers()
     requests: list[tuple[bytes, bytes]] = []
     for i in range(args.requests + 500):
-        sid = f"SM{i:032x}"
-        params = {
-            **TWILIO_FIELDS,
-            "MessageSid": sid,
-            "SmsSid": sid,
-            "SmsMessageSid": sid,
-            "AccountSid": account,
-            "From": froms[i % len(froms)],
-            "Body": BODIES[i % len(BODIES)],
-        }
-        requests.append(
-            (validator.compute_signature(url, params).encode(), urlencode(params).encode())
+        signature, body = common.twilio_webhook(
+            validator,
+            url,
+            sid=f"SM{i:032x}",
+            account_sid=bench.account_sid,
+            from_=froms[i % len(froms)],
+            body=common.BODIES[i % len(common.BODIES)],
         )
+        requests.append((signature.encode(), body.encode()))
 
     # --- instrumentation (monkeypatching, in this process only) ---------------------------
     stats = Stats()
@@ -180,7 +144,7 @@ def main() -> int:  # noqa: C901
 
     processor = None
     if args.processor and not args.drain:
-        from openline.messaging.processing import InboundProcessor
+        from openline.runtime.processing_loop import InboundProcessor
 
         processor = InboundProcessor()
         processor.start()
@@ -248,7 +212,7 @@ def main() -> int:  # noqa: C901
     if loop_prof is not None:
         loop_prof.disable()
     if args.drain:
-        from openline.messaging.processing import InboundProcessor, wake
+        from openline.runtime.processing_loop import InboundProcessor, wake
 
         drain_start = time.perf_counter()
         processor = InboundProcessor()

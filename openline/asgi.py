@@ -17,7 +17,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from openline.console.routing import websocket_urlpatterns  # noqa: E402
-from openline.messaging.intake import IntakeRouter  # noqa: E402
+from openline.runtime.intake import IntakeRouter  # noqa: E402
 
 application = IntakeRouter(
     ProtocolTypeRouter(

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "openline.chat",
     "openline.availability",
     "openline.alerts",
+    "openline.runtime",
     "axes",
 ]
 
@@ -119,6 +120,8 @@ TEMPLATES = [
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'openline.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend, whose transactions take turns at the write gate (its module).
+    DATABASES["default"]["ENGINE"] = "openline.runtime.sqlite"
     DATABASES["default"]["CONN_MAX_AGE"] = 0 if envbool("OPENLINE_TESTING") else 600
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
@@ -148,7 +151,7 @@ CHANNEL_LAYERS = {
     "default": (
         {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
         if REDIS_URL
-        else {"BACKEND": "openline.core.layers.EmbeddedChannelLayer"}
+        else {"BACKEND": "openline.runtime.layers.EmbeddedChannelLayer"}
     )
 }
 

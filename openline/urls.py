@@ -6,7 +6,7 @@ from django.views.generic import RedirectView
 
 from openline.api.api import api
 from openline.chat import views as chat_views
-from openline.core.views import healthz
+from openline.runtime.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -14,7 +14,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", api.urls),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
-    path("sandbox/", include("openline.providers.sandbox.urls")),
+    path("sandbox/", include("openline.runtime.urls")),  # the phone simulator
     path("widget.js", chat_views.widget_js, name="chat_widget_js"),
     path("widget-demo/<str:public_id>", chat_views.widget_demo, name="chat_widget_demo"),
     path("chat/<str:public_id>/config", chat_views.widget_config, name="chat_config"),

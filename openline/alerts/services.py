@@ -24,10 +24,13 @@ from openline.alerts.confirmation import (
 )
 from openline.alerts.models import ATTEMPTS, REMINDER_MINUTES, AlertPolicy, AlertProfile
 from openline.alerts.sweep import permits_sms
-from openline.contacts.models import ConsentKind, ConsentSource
+from openline.contacts.models import ConsentSource
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
-from openline.contacts.selectors import consent_state
-from openline.contacts.services import consent_record, consent_record_opt_out
+from openline.contacts.services.consent import (
+    ConsentError,
+    consent_record_opt_out,
+    consent_record_own_opt_in,
+)
 from openline.core.services import audit_record
 from openline.providers.models import Number
 
@@ -220,23 +223,15 @@ def _record_permission(profile: AlertProfile, organization_name: str) -> None:
     """The person's own opt-in for their own, confirmed phone. Not a staff opt-in for
     someone else (those need a supervisor): the code proved the phone is theirs. Like any
     opt-in it never undoes an opt-out they made by text."""
-    state = consent_state(organization_id=profile.organization_id, phone=profile.mobile)
-    if state.opted_out_by_person:
-        raise ValidationError(
-            "you texted STOP from this phone; only texting START from it gives permission back"
+    try:
+        consent_record_own_opt_in(
+            organization_id=profile.organization_id,
+            phone=profile.mobile,
+            evidence=PERMIT_TEXT.format(org=organization_name) + CONFIRMED_TEXT,
+            actor_id=profile.user_id,
         )
-    if state.pending_request is not None:
-        raise ValidationError(
-            "this phone asked not to be texted; a supervisor must review that request first"
-        )
-    consent_record(
-        organization_id=profile.organization_id,
-        phone=profile.mobile,
-        kind=ConsentKind.OPT_IN,
-        source=ConsentSource.STAFF,
-        evidence=PERMIT_TEXT.format(org=organization_name) + CONFIRMED_TEXT,
-        actor_id=profile.user_id,
-    )
+    except ConsentError as exc:
+        raise ValidationError(str(exc)) from None
     audit_record(
         organization_id=profile.organization_id,
         actor_id=profile.user_id,

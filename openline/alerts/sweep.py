@@ -256,14 +256,13 @@ SEND_CHUNK = 25
 def _send_all(
     pending: list[tuple[_Waiting, Step, Recipient]], now: datetime, result: SweepResult
 ) -> None:
-    from openline.core.dbgate import write_gate
     from openline.providers.models import Number
 
     result.due += len(pending)
     numbers = Number.objects.filter(pk__in={c.number_id for c, _, _ in pending})
     labels = {n.pk: n.label for n in numbers.only("name", "e164")}
     for start in range(0, len(pending), SEND_CHUNK):
-        with write_gate.background(), transaction.atomic():
+        with transaction.atomic():
             for conversation, step, recipient in pending[start : start + SEND_CHUNK]:
                 outcome = _send(conversation, step, recipient, now, labels)
                 result.sent += outcome == "sent"

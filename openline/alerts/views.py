@@ -28,8 +28,8 @@ from openline.alerts.services import (
     profile_for,
 )
 from openline.alerts.sweep import policy_plan
-from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
+from openline.core.web import console_view
 from openline.providers.models import Number
 
 

@@ -30,17 +30,16 @@ from openline.api.schemas import (
 from openline.contacts.models import ConsentSource, Contact, NumberType
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.selectors import consent_state, contact_by_phone, contact_get
-from openline.contacts.services import (
-    ConsentError,
+from openline.contacts.services.consent import ConsentError, consent_record_opt_out
+from openline.contacts.services.contacts import (
     DuplicateContact,
-    consent_record_opt_out,
     contact_create,
     contact_update,
 )
 from openline.core.services import audit_transcript_read_by_token
 from openline.messaging.models import Conversation, Message, MessageKind
 from openline.messaging.selectors import conversation_get, conversation_list, conversation_messages
-from openline.messaging.services.consent import consent_opt_in_with_welcome
+from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
 from openline.messaging.services.outbound import SendRefused, message_send
 
 api = NinjaAPI(

@@ -15,12 +15,6 @@ urlpatterns: list[URLPattern] = [
     path("<int:shift_id>/withdraw", views.shift_withdraw, name="shift_withdraw"),
     path("inbox/<int:number_id>/switch", views.inbox_switch, name="inbox_switch"),
     path("responses", views.inbox_responses, name="responses"),
-    path("offline-messages", views.offline_report, name="offline_report"),
-    path(
-        "offline-messages/<int:conversation_id>/follow-up",
-        views.offline_follow_up,
-        name="offline_follow_up",
-    ),
     path("mine/", views.my_shifts, name="my_shifts"),
     path("mine/feed", views.feed_rotate, name="feed_rotate"),
     path("feed/<str:token>.ics", views.feed, name="feed"),

@@ -22,6 +22,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from openline.chat import services
 from openline.chat.models import ChatSession
 from openline.core.realtime import chat_group
+from openline.messaging.events import visitor_view
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
             session=self.session, body=content.get("body"), client_id=content.get("client_id")
         )
         if not created:  # a resend: answer with what is stored (a new one comes via the group)
-            await self.send_json(services.visitor_view(message))
+            await self.send_json(visitor_view(message))
 
     async def chat_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])

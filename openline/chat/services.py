@@ -17,6 +17,7 @@ from openline.chat.models import ChatSession, ChatWidget, QuestionStage, token_h
 from openline.contacts.models import Contact
 from openline.core.models import Organization
 from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
+from openline.messaging.events import conversation_event, publish_message_event, visitor_view
 from openline.messaging.models import (
     Channel,
     Conversation,
@@ -25,7 +26,6 @@ from openline.messaging.models import (
     Message,
     MessageStatus,
 )
-from openline.messaging.services.outbound import conversation_event, publish_message_event
 
 MAX_CHAT_MESSAGE_CHARS = 2000
 CLIENT_ID_CHARS = 64
@@ -206,20 +206,6 @@ def visitor_message(*, session: ChatSession, body: str, client_id: str) -> tuple
         publish_message_event(message, "message.created")
         publish_to_visitor_on_commit(conversation_id=conversation.pk, event=visitor_view(message))
     return message, True
-
-
-def visitor_view(message: Message) -> dict[str, object]:
-    """A message as the visitor's widget shows it (their chat's content, to them only)."""
-    mine = message.direction == Direction.INBOUND
-    client_id = message.provider_message_id.rsplit(":", 1)[-1] if mine else ""
-    return {
-        "type": "message",
-        "id": message.pk,
-        "from": "visitor" if mine else "counselor",
-        "body": message.body,
-        "client_id": client_id,
-        "at": message.created_at.isoformat(),
-    }
 
 
 def history(session: ChatSession, after_id: int = 0) -> list[dict[str, object]]:

@@ -1,83 +1,13 @@
-"""State changes the console makes that have no better home yet."""
+"""The console's own state: saved replies and each member's notification switches.
+Consent reviews are messaging's ``conversation_review_consent`` (decisions: contacts)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from openline.console.models import SavedReply
-from openline.contacts.models import ConsentSource
-from openline.contacts.selectors import consent_state
-from openline.contacts.services import (
-    consent_dismiss_check,
-    consent_dismiss_request,
-    consent_record_opt_out,
-)
 from openline.core.models import Membership
-from openline.core.realtime import publish_on_commit
 from openline.core.services import audit_record
-from openline.messaging.models import Conversation
-from openline.messaging.services.outbound import conversation_event
-
-ReviewDecision = Literal["opt_out", "not_opt_out"]
-
-
-@transaction.atomic
-def conversation_review_consent(
-    *, conversation: Conversation, actor_id: int, decision: ReviewDecision, reason: str = ""
-) -> bool:
-    """Settle the free-text opt-out request flagged on ``conversation``: record the opt-out
-    (anyone who may open the conversation) or dismiss the request (a supervisor or admin,
-    with a written reason), and clear the flag on every conversation with this person
-    (consent is per phone number). Returns False, recording nothing, when the flag was
-    already cleared, so a double submit never writes a second ledger event. Raises
-    ConsentError, changing nothing, when a dismissal is not allowed."""
-    org_id = conversation.organization_id
-    if decision == "not_opt_out":
-        reason = consent_dismiss_check(organization_id=org_id, actor_id=actor_id, reason=reason)
-    flagged = Conversation.objects.filter(pk=conversation.pk, needs_consent_review=True)
-    if not flagged.update(needs_consent_review=False):
-        return False
-    Conversation.objects.filter(
-        organization_id=org_id,
-        contact_id=conversation.contact_id,
-        needs_consent_review=True,
-    ).update(needs_consent_review=False)
-    phone = conversation.contact.phone
-    if decision == "opt_out":
-        pending = consent_state(organization_id=org_id, phone=phone).pending_request
-        # The person's own words, confirmed: an opt-out only they can undo.
-        event = consent_record_opt_out(
-            organization_id=org_id,
-            phone=phone,
-            source=ConsentSource.MESSAGE,
-            text=pending.text if pending else "",
-            evidence="opt-out request confirmed by staff in the console",
-            actor_id=actor_id,
-            number_id=conversation.number_id,
-        )
-        audit_record(
-            organization_id=org_id,
-            actor_id=actor_id,
-            action="consent.request_confirmed",
-            object_type="consent_event",
-            object_id=event.pk,
-        )
-    else:
-        consent_dismiss_request(
-            organization_id=org_id,
-            phone=phone,
-            actor_id=actor_id,
-            reason=reason,
-            number_id=conversation.number_id,
-        )
-    conversation.needs_consent_review = False
-    publish_on_commit(
-        organization_id=org_id, event=conversation_event(conversation, "conversation.updated")
-    )
-    return True
 
 
 def saved_reply_save(

@@ -4,6 +4,7 @@ from django.urls import URLPattern, path
 
 from openline.console import views
 from openline.console.views.health import system_health
+from openline.console.views.offline import offline_follow_up, offline_report
 
 app_name = "console"
 
@@ -35,6 +36,13 @@ urlpatterns: list[URLPattern] = [
     path("segments", views.segments, name="segments"),
     path("settings/", views.organization_settings, name="settings"),
     path("system-health/", system_health, name="system_health"),
+    # Beside the shift pages (availability's "shifts/"), but it reads conversations.
+    path("shifts/offline-messages", offline_report, name="offline_report"),
+    path(
+        "shifts/offline-messages/<int:conversation_id>/follow-up",
+        offline_follow_up,
+        name="offline_follow_up",
+    ),
     path("preferences/", views.preferences, name="preferences"),
     path("team/", views.team, name="team"),
     path("chat-settings/", views.chat_settings, name="chat_settings"),

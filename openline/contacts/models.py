@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -101,7 +103,8 @@ class ConsentEvent(models.Model):
         indexes = [models.Index(fields=["organization", "phone", "created_at"])]
         ordering = ["created_at", "id"]
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("consent events are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        # The stubs type pk as the id column's int, but it is None until the first save.
+        super().save(*args, **kwargs)  # type: ignore[unreachable]

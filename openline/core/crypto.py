@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -39,7 +39,15 @@ def decrypt(token: str) -> str:
         raise ValueError("cannot decrypt field: wrong OPENLINE_FIELD_KEY/SECRET_KEY?") from exc
 
 
-class EncryptedJSONField(models.TextField):
+if TYPE_CHECKING:
+    # django-stubs types a field by the values it takes and gives back; Django's own Field
+    # class is not subscriptable at run time.
+    _JSONTextField = models.TextField[dict[str, Any] | None, dict[str, Any]]
+else:
+    _JSONTextField = models.TextField
+
+
+class EncryptedJSONField(_JSONTextField):
     """A JSON object stored encrypted. Not queryable, by design."""
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:

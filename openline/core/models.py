@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import ClassVar
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
@@ -61,8 +62,10 @@ class User(AbstractUser):
     display_name = models.CharField(max_length=120, blank=True)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
-    objects = UserManager()  # type: ignore[misc]
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+    # The stubs give every AbstractUser Django's username-based UserManager; an email-only
+    # user replaces it, as Django's docs on custom users show.
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
     def __str__(self) -> str:
         return self.display_name or self.email

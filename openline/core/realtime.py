@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 _capture: list[dict[str, Any]] | None = None
 # A committed event: the group it goes to and its channel-layer message.
 Envelope = tuple[str, dict[str, Any]]
-# In `openline run`'s worker child, committed events go to the web process (core.bridge).
+# In `openline run`'s worker child, committed events go to the web process (runtime.bridge).
 _forward: Callable[[list[Envelope]], None] | None = None
 
 

@@ -9,8 +9,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
 
-from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -28,6 +28,7 @@ from django.db.models import (
 
 from openline.contacts.models import Contact
 from openline.core.models import Membership
+from openline.messaging import sql
 from openline.messaging.models import (
     Channel,
     Conversation,
@@ -37,6 +38,9 @@ from openline.messaging.models import (
     InboundEvent,
     Message,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # The thread shows the latest messages only; a long transcript must not make the
 # console's poll (or the page) unbounded.
@@ -159,7 +163,15 @@ def queue_conversations(*, membership: Membership, filters: QueueFilter) -> Quer
     )
 
 
-def _with_unread(conversations: QuerySet[Conversation], user_id: int) -> QuerySet[Conversation]:
+class _Unread(TypedDict):
+    read_at: datetime | None
+    marked_unread: bool | None
+    unread: bool
+
+
+def _with_unread(
+    conversations: QuerySet[Conversation], user_id: int
+) -> QuerySet[WithAnnotations[Conversation, _Unread]]:
     reads = ConversationRead.objects.filter(conversation_id=OuterRef("pk"), user_id=user_id)
     return conversations.annotate(
         read_at=Subquery(reads.values("read_at")[:1]),
@@ -222,35 +234,13 @@ def _search_q(organization_id: int, query: str, scope: _Scope) -> Q:
 
 def _message_match(organization_id: int, words: list[str], scope: _Scope) -> list[int]:
     """Conversations of the view's most recent messages containing all the words."""
-    in_view = f"c.status IN ({', '.join(['%s'] * len(scope.statuses))})"
-    view_params: list[object] = list(scope.statuses)
-    if scope.holder_id is not None:
-        in_view += " AND c.assigned_to_id = %s"
-        view_params.append(scope.holder_id)
-    if connection.vendor == "postgresql":
-        terms = " & ".join(words[:-1] + [words[-1] + ":*"])
-        head = (
-            "SELECT m.conversation_id FROM messaging_message m"
-            " JOIN messaging_conversation c ON c.id = m.conversation_id"
-            " WHERE m.organization_id = %s"
-            " AND to_tsvector('simple', m.body) @@ to_tsquery('simple', %s)"
-        )
-        order = "ORDER BY m.id DESC LIMIT %s"
-        params: list[object] = [organization_id, terms, *view_params, SEARCH_MESSAGES]
-    else:
-        terms = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
-        head = (
-            "SELECT m.conversation_id FROM messaging_message_fts f"
-            " JOIN messaging_message m ON m.id = f.rowid"
-            " JOIN messaging_conversation c ON c.id = m.conversation_id"
-            " WHERE messaging_message_fts MATCH %s AND m.organization_id = %s"
-        )
-        order = "ORDER BY f.rowid DESC LIMIT %s"
-        params = [terms.strip(), organization_id, *view_params, SEARCH_MESSAGES]
-    sql = f"{head} AND {in_view} {order}"  # noqa: S608 (in_view holds placeholders only)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list({row[0] for row in cursor.fetchall()})
+    return sql.message_search_conversation_ids(
+        organization_id=organization_id,
+        words=words,
+        statuses=scope.statuses,
+        holder_id=scope.holder_id,
+        limit=SEARCH_MESSAGES,
+    )
 
 
 def queue_counts(*, membership: Membership) -> dict[str, int]:

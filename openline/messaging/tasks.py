@@ -10,3 +10,10 @@ def dispatch_message(message_id: int) -> None:
     from openline.messaging.services.dispatch import message_dispatch
 
     message_dispatch(message_id=message_id)
+
+
+@task()
+def send_auto_replies(message_ids: list[int], opened_ids: list[int]) -> None:
+    from openline.messaging.services.autoreply import auto_replies_send
+
+    auto_replies_send(message_ids=message_ids, opened_ids=opened_ids)

@@ -1,13 +1,30 @@
-"""Providers are plugins, registered from settings.OPENLINE_PROVIDERS (dotted paths)."""
+"""Providers are plugins, registered from settings.OPENLINE_PROVIDERS (dotted paths).
+
+Also the one registration point the other way round: where an in-process carrier (the
+sandbox) hands the status reports a real carrier would post to the status webhook."""
 
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from openline.providers.base import Provider
+from openline.providers.base import Provider, StatusUpdate
+
+if TYPE_CHECKING:
+    from openline.providers.models import Number
+
+
+class StatusReceiver(Protocol):
+    def __call__(self, *, number: Number, updates: list[StatusUpdate]) -> int:
+        """Apply ``updates`` for messages sent from ``number``, all in one transaction, and
+        return how many of the reported messages it knows (0: not stored yet)."""
+        ...
+
+
+_status_receiver: StatusReceiver | None = None
 
 
 @functools.cache
@@ -37,3 +54,17 @@ def is_simulated(provider_slug: str) -> bool:
     provider no longer installed counts as real: its consent is the stricter kind."""
     provider = _registry().get(provider_slug)
     return provider is not None and provider.simulated
+
+
+def status_receiver_set(receiver: StatusReceiver | None) -> None:
+    """Set at start-up by the app that owns messages (messaging's ``ready()``), so that
+    providers, which sit below it, never import it."""
+    global _status_receiver
+    _status_receiver = receiver
+
+
+def status_receive(*, number: Number, updates: list[StatusUpdate]) -> int:
+    """Hand an in-process carrier's status reports to the receiver; see StatusReceiver."""
+    if _status_receiver is None:
+        raise RuntimeError("no status receiver is set: is openline.messaging installed?")
+    return _status_receiver(number=number, updates=updates)

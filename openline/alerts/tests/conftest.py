@@ -80,7 +80,7 @@ def give_confirmed_phone(org: Any, user: Any, phone: str, *, permit: bool = True
 
     from openline.alerts.models import AlertProfile
     from openline.alerts.services import CONFIRMED_TEXT, PERMIT_TEXT
-    from openline.contacts.services import consent_record
+    from openline.contacts.services.consent import consent_record
 
     profile, _ = AlertProfile.objects.update_or_create(
         organization=org,

@@ -231,7 +231,7 @@ def test_changing_the_number_needs_a_new_confirmation(
 def test_an_opted_out_phone_gets_no_code_and_the_member_is_told(
     org: Any, sandbox_number: Any, bob: Any
 ) -> None:
-    from openline.contacts.services import consent_record_opt_out
+    from openline.contacts.services.consent import consent_record_opt_out
 
     consent_record_opt_out(organization_id=org.pk, phone=PHONE, source="keyword", text="STOP")
     refused = _type_number(_client(bob))

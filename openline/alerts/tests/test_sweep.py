@@ -169,7 +169,7 @@ def test_the_send_service_refuses_an_opted_out_alert_phone_even_if_the_roster_ra
     """The roster is read at the start of a sweep; a STOP that lands after it is still
     honoured, by the one send service, and the alert is recorded as refused."""
     from openline.alerts import sweep
-    from openline.contacts.services import consent_record_opt_out
+    from openline.contacts.services.consent import consent_record_opt_out
 
     phone = on_shift(bob)
     _policy(sandbox_number, alice)
@@ -315,7 +315,7 @@ def test_the_batch_consent_check_agrees_with_the_ledger_state(
 ) -> None:
     """The sweep reads many phones' consent at once; it must say what consent_state says."""
     from openline.contacts.selectors import consent_opted_in, consent_state
-    from openline.contacts.services import consent_record_opt_in, consent_record_opt_out
+    from openline.contacts.services.consent import consent_record_opt_in, consent_record_opt_out
 
     phones = {f"+1312555{n:04d}" for n in range(300, 306)}
     a, b, c, d, e, _ = sorted(phones)

@@ -118,7 +118,7 @@ def test_my_alerts_records_permission_in_the_ledger_and_the_banner_says_what_is_
 def test_after_a_stop_text_only_start_from_that_phone_gives_permission_back(
     org: Any, bob: Any, sandbox_number: Any
 ) -> None:
-    from openline.contacts.services import consent_record_opt_out
+    from openline.contacts.services.consent import consent_record_opt_out
 
     me = _client(bob)
     me.post("/alerts/me", {"mobile": "312-555-0123", "permit": "on", "new_conversation_sms": "on"})

@@ -120,7 +120,7 @@ def test_an_api_opt_in_is_audited_with_its_token(api, dana, sandbox_number, pipe
 
 
 def test_opt_in_after_a_confirmed_opt_out_request_is_409(api, org, sandbox_number, text_in, bob):
-    from openline.console.services import conversation_review_consent
+    from openline.messaging.services.conversation_consent import conversation_review_consent
 
     message = text_in(sandbox_number, PERSON, "please stop texting me")
     conversation_review_consent(

@@ -4,7 +4,7 @@ import pytest
 
 from openline.api.tests.conftest import PERSON
 from openline.contacts.models import ConsentSource, Contact, NumberType
-from openline.contacts.services import consent_record_opt_out
+from openline.contacts.services.consent import consent_record_opt_out
 from openline.messaging.models import Message, MessageKind, MessageStatus
 
 

@@ -3,9 +3,10 @@
 Admins and supervisors create, cancel and delete shifts, assign people and flip the
 switch; everyone signs themselves up and withdraws. Sign-ups are per occurrence (a date of
 a recurring shift); a place limit holds per occurrence, checked under the shift's row lock.
-Admins and supervisors also edit each inbox's auto-responses (``services.autoreply`` sends
-them). Every change is written to the audit log. When a change alters who is on shift
-right now, the inbox's computed state is pushed to consoles after commit."""
+Admins and supervisors also edit each inbox's auto-responses (messaging's
+``services.autoreply`` sends them). Every change is written to the audit log. When a change
+alters who is on shift right now, the inbox's computed state is pushed to consoles after
+commit."""
 
 from __future__ import annotations
 

@@ -1,28 +1,15 @@
 """Shift test helpers: a controllable clock, a supervisor and a second counselor, signed-in
-clients, and a shift maker that goes through the service."""
+clients, and a shift maker that goes through the service (the clock and the shift maker
+live in ``support``, so the auto-response and offline report tests elsewhere use them too)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from conftest import Clock
-from openline.availability.services import shift_create
-
-START = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)  # a Monday; 06:00 in Chicago
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    from django.utils import timezone
-
-    fixed = Clock(START)
-    monkeypatch.setattr(timezone, "now", fixed)
-    return fixed
+from openline.availability.tests.support import clock, make_shift  # noqa: F401
 
 
 def _member(org: Any, email: str, role: str, name: str = "") -> Any:
@@ -69,39 +56,3 @@ def sue_client(sue: Any) -> Client:
 @pytest.fixture
 def charlie_client(charlie: Any) -> Client:
     return _client(charlie)
-
-
-MakeShift = Callable[..., Any]
-
-
-@pytest.fixture
-def make_shift(org: Any, alice: Any, sandbox_number: Any) -> MakeShift:
-    """A shift in ``org`` (by alice, the admin) for the sandbox inbox unless told."""
-
-    def make(
-        *,
-        day: date = date(2025, 3, 3),
-        start: time = time(9, 0),
-        minutes: int = 8 * 60,
-        rrule: str = "",
-        kind: str = "normal",
-        places: int = 2,
-        number: Any = "default",
-        organization: Any = None,
-        actor: Any = None,
-        title: str = "",
-    ) -> Any:
-        return shift_create(
-            organization_id=(organization or org).pk,
-            actor_id=(actor or alice).pk,
-            number_id=(sandbox_number.pk if number == "default" else number and number.pk),
-            kind=kind,
-            start_date=day,
-            start_time=start,
-            duration_minutes=minutes,
-            places=places,
-            rrule=rrule,
-            title=title,
-        )
-
-    return make

@@ -72,8 +72,8 @@ def test_each_organization_hears_only_about_its_own_inboxes(
 def test_the_scheduler_runs_it(
     staffed, sandbox_number, clock, published, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from openline.core import scheduler
-    from openline.core.scheduler import run_periodic
+    from openline.runtime import scheduler
+    from openline.runtime.scheduler import run_periodic
 
     monkeypatch.setattr(scheduler, "close_old_connections", lambda: None)  # the test's own
     clock.set(MONDAY_9)

@@ -1,7 +1,7 @@
 """Console pages of the shift calendar: the week, a new shift, cancelling or deleting one,
 sign-up and withdraw buttons, the inbox switch, "My shifts", the private iCalendar feed
-(no sign-in: its unguessable token is the key), each inbox's auto-responses and the
-offline messages report.
+(no sign-in: its unguessable token is the key) and each inbox's auto-responses (the
+offline messages report beside them is the console's: it reads conversations).
 
 Thin views: every rule (who may, places, validity) is the services'. Lookups are scoped to
 the member's organization, so another organization's ids are simply not found (404)."""
@@ -9,7 +9,6 @@ the member's organization, so another organization's ids are simply not found (4
 from __future__ import annotations
 
 from openline.availability.views.mine import feed, feed_rotate, my_shifts
-from openline.availability.views.offline import offline_follow_up, offline_report
 from openline.availability.views.responses import inbox_responses
 from openline.availability.views.shifts import (
     shift_delete,
@@ -26,8 +25,6 @@ __all__ = [
     "inbox_state",
     "inbox_switch",
     "my_shifts",
-    "offline_follow_up",
-    "offline_report",
     "shift_delete",
     "shift_new",
     "shift_sign_up",

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from openline.availability.services import ShiftError
-from openline.console.views.common import sentence
+from openline.core.web import sentence
 
 
 def parse_date(raw: str | None) -> date | None:

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 from openline.availability import services
 from openline.availability.feed import calendar_bytes
 from openline.availability.selectors import feed_for_token, feed_signups, upcoming_shifts
-from openline.console.views.common import console_view
 from openline.core.models import Organization
+from openline.core.web import console_view
 
 
 @require_GET

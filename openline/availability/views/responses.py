@@ -15,8 +15,8 @@ from openline.availability.responses import opening_phrase, response_text, respo
 from openline.availability.selectors import next_opening
 from openline.availability.services import ShiftError
 from openline.availability.views.common import is_manager, parse_int, refused
-from openline.console.views.common import console_view, sentence
 from openline.core.models import Organization
+from openline.core.web import console_view, sentence
 from openline.providers.models import Number
 
 FIELDS = (

@@ -27,8 +27,8 @@ from openline.availability.views.common import (
     safe_next,
     week_url,
 )
-from openline.console.views.common import console_view, sentence
 from openline.core.models import Organization
+from openline.core.web import console_view, sentence
 from openline.providers.models import Number
 
 

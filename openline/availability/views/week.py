@@ -25,8 +25,8 @@ from openline.availability.views.common import (
     refused,
     week_url,
 )
-from openline.console.views.common import console_view, is_htmx
 from openline.core.models import Membership, Organization
+from openline.core.web import console_view, is_htmx
 
 
 @dataclass

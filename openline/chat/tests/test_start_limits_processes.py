@@ -60,7 +60,7 @@ def two_web_processes(tmp_path: Path, transactional_db: None) -> Iterator[list[s
             log = (tmp_path / f"web-{port}.log").open("wb")
             processes.append(
                 subprocess.Popen(  # noqa: S603 (our own command)
-                    [sys.executable, "-m", "openline.cli", "web", "--port", str(port)],
+                    [sys.executable, "-m", "openline.runtime.cli", "web", "--port", str(port)],
                     env=env,
                     cwd=ROOT,
                     stdout=log,

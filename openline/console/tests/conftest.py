@@ -1,5 +1,6 @@
 """Console test helpers: signed-in clients for alice and charlie, and texting in through
-the real inbound pipeline (intake's InboundEvent, then processing)."""
+the real inbound pipeline (intake's InboundEvent, then processing); the shift tests' clock
+and shift maker for the offline messages report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from openline.availability.tests.support import clock, make_shift  # noqa: F401
 from openline.messaging.models import Conversation, Message
 
 PERSON = "+12025550187"

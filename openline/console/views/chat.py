@@ -17,8 +17,8 @@ from openline.availability.selectors import inbox_states
 from openline.chat.models import ChatQuestion, ChatSession, ChatWidget, QuestionKind, QuestionStage
 from openline.chat.questions import question_create, question_delete, question_move
 from openline.chat.services import ChatError, StartLimits, widget_create, widget_update
-from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
+from openline.core.web import console_view
 from openline.providers.models import Number
 
 

@@ -1,65 +1,10 @@
-"""What every console view shares: ``console_view`` (signed in, member of an organization,
-the organization's time zone) and small helpers."""
+"""What the console's own views share. The helpers every staff page uses (``console_view``,
+``paginate``, ``sentence``, ``is_htmx``) live in ``openline.core.web``."""
 
 from __future__ import annotations
 
-import zoneinfo
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, Concatenate, ParamSpec
-from urllib.parse import urlsplit
-
 from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils import timezone
 
-from openline.core.models import Organization
-
-P = ParamSpec("P")
-OrgView = Callable[Concatenate[HttpRequest, Organization, P], HttpResponse]
-
-PAGE_SIZE = 50
 HISTORY_LIMIT = 50
 # Counting a body longer than this is pointless: the send service refuses it anyway.
 MAX_COUNTED_CHARS = 4 * settings.OPENLINE_MAX_BODY_CHARS
-
-
-def is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def console_view(view: OrgView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return _login_redirect(request)
-        organization: Organization | None = getattr(request, "organization", None)
-        if organization is None:
-            return render(request, "console/no_organization.html", status=403)
-        with timezone.override(zoneinfo.ZoneInfo(organization.timezone)):
-            return view(request, organization, *args, **kwargs)
-
-    return wrapped
-
-
-def _login_redirect(request: HttpRequest) -> HttpResponse:
-    """A background htmx request (the 2-second poll) must not swap the login page into
-    the thread: tell htmx to send the whole page there instead."""
-    if not is_htmx(request):
-        return redirect_to_login(request.get_full_path())
-    page = urlsplit(request.headers.get("HX-Current-URL", "/"))
-    login = redirect_to_login(page.path or "/")
-    return HttpResponse(status=204, headers={"HX-Redirect": login["Location"]})
-
-
-def paginate(request: HttpRequest, items: Any) -> Any:
-    return Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
-
-
-def sentence(exc: Exception) -> str:
-    """A service's error message as a sentence for a form."""
-    text = str(exc)
-    return text[:1].upper() + text[1:]

@@ -18,21 +18,22 @@ from openline.console.forms import (
     OptOutForm,
     StartConversationForm,
 )
-from openline.console.views.common import HISTORY_LIMIT, console_view, paginate, sentence
+from openline.console.views.common import HISTORY_LIMIT
 from openline.contacts.models import ConsentSource, Contact
 from openline.contacts.selectors import consent_history, consent_state, contact_list
-from openline.contacts.services import (
+from openline.contacts.services.consent import (
     ConsentError,
     consent_record_opt_out,
-    contact_create,
-    contact_update,
+    consent_refusal,
 )
+from openline.contacts.services.contacts import contact_create, contact_update
 from openline.core.models import Organization
+from openline.core.web import console_view, paginate, sentence
 from openline.messaging import selectors
 from openline.messaging.segments import count_segments
 from openline.messaging.services.assignment import AssignmentError, conversation_start
-from openline.messaging.services.consent import consent_opt_in_with_welcome
-from openline.messaging.services.outbound import SendRefused, send_refusal
+from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
+from openline.messaging.services.outbound import SendRefused
 
 
 @console_view
@@ -88,7 +89,7 @@ def _contact_page(
             contact_id=contact.pk,
             membership=request.membership,  # type: ignore[attr-defined]
         )[:HISTORY_LIMIT],
-        "refusal": send_refusal(contact=contact),
+        "refusal": consent_refusal(contact=contact),
         "edit_form": forms.get("edit_form")
         or ContactEditForm(
             initial={

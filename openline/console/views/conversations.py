@@ -23,25 +23,20 @@ from openline.console.forms import (
     TransferForm,
 )
 from openline.console.selectors import saved_replies_for
-from openline.console.services import conversation_review_consent
 from openline.console.templatetags.console_tags import who
-from openline.console.views.common import (
-    HISTORY_LIMIT,
-    MAX_COUNTED_CHARS,
-    console_view,
-    is_htmx,
-    sentence,
-)
+from openline.console.views.common import HISTORY_LIMIT, MAX_COUNTED_CHARS
 from openline.contacts.selectors import consent_history, consent_state
-from openline.contacts.services import ConsentError
+from openline.contacts.services.consent import ConsentError, Refusal
 from openline.core.models import Membership, Organization
 from openline.core.services import audit_transcript_read
+from openline.core.web import console_view, is_htmx, sentence
 from openline.messaging import selectors
 from openline.messaging.models import Conversation, ConversationStatus
 from openline.messaging.segments import count_segments
 from openline.messaging.services import assignment
 from openline.messaging.services.assignment import Access, AssignmentError
-from openline.messaging.services.outbound import Refusal, SendRefused, reply_refusal
+from openline.messaging.services.conversation_consent import conversation_review_consent
+from openline.messaging.services.outbound import SendRefused, reply_refusal
 
 P = ParamSpec("P")
 ConversationView = Callable[Concatenate[HttpRequest, Organization, Conversation, Access, P], Any]

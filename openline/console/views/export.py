@@ -13,10 +13,10 @@ from django.views.decorators.http import require_GET
 
 from openline.chat.selectors import chat_session_of
 from openline.console.templatetags.console_tags import who
-from openline.console.views.common import console_view
 from openline.console.views.conversations import with_conversation
 from openline.core.models import Organization
 from openline.core.services import audit_transcript_export
+from openline.core.web import console_view
 from openline.messaging import selectors
 from openline.messaging.models import Conversation, Message
 from openline.messaging.services.assignment import Access

@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from openline.console.views.common import console_view
 from openline.core.models import Organization, Role
+from openline.core.web import console_view
 from openline.messaging.selectors import inbound_parked_list, inbound_parked_summary
 from openline.messaging.services.inbound import MAX_ATTEMPTS
 from openline.messaging.services.parked import inbound_parked_retry

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET
 
 from openline.availability.selectors import inboxes_online
 from openline.console.forms import QueueForm
-from openline.console.views.common import console_view, is_htmx, paginate
 from openline.core.models import Organization
+from openline.core.web import console_view, is_htmx, paginate
 from openline.messaging import selectors
 from openline.providers.selectors import number_choices
 

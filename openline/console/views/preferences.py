@@ -17,8 +17,8 @@ from openline.console.services import (
     saved_reply_delete,
     saved_reply_save,
 )
-from openline.console.views.common import console_view
 from openline.core.models import Membership, Organization
+from openline.core.web import console_view
 
 
 def _membership(request: HttpRequest) -> Membership:

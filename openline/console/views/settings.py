@@ -10,11 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from openline.console.forms import OrganizationTextsForm
-from openline.console.views.common import console_view
+from openline.contacts.services.consent import help_text, opt_out_text, welcome_text
 from openline.core.models import Organization, Role
 from openline.core.security import organization_set_idle_timeout
 from openline.core.services import organization_update_texts
-from openline.messaging.services.consent import help_text, opt_out_text, welcome_text
+from openline.core.web import console_view
 
 
 @console_view

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from openline.console.views.common import console_view
 from openline.core.models import Membership, Organization, Role
 from openline.core.services import MAX_CONVERSATION_LIMIT, organization_set_conversation_limits
+from openline.core.web import console_view
 
 
 def _number(raw: str | None) -> int | None:

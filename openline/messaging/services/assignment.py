@@ -14,6 +14,7 @@ from django.utils import timezone
 from openline.contacts.models import Contact
 from openline.core.models import Membership, User
 from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
+from openline.messaging.events import conversation_event
 from openline.messaging.models import (
     Channel,
     Conversation,
@@ -24,7 +25,7 @@ from openline.messaging.models import (
     Message,
     NoteKind,
 )
-from openline.messaging.services.outbound import conversation_event, message_send
+from openline.messaging.services.outbound import message_send
 
 MAX_NOTE_CHARS = 2000
 

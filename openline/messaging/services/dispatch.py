@@ -14,12 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from openline.messaging.events import publish_message_event
 from openline.messaging.models import Message, MessageStatus
 from openline.messaging.ratelimit import limiter
 from openline.messaging.services.outbound import (
     enqueue_dispatch,
     message_set_status,
-    publish_message_event,
     record_provider_opt_out,
     send_refusal,
 )

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
-from django.db.models import F, Model, QuerySet
+from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from openline.availability.responses import responding_inboxes
@@ -26,16 +25,15 @@ from openline.contacts.keywords import (
     KeywordKind,
     KeywordMatch,
     is_conditional,
-    keyword_in_context,
     looks_like_opt_out_request,
     match_keyword,
 )
-from openline.contacts.models import ConsentKind, ConsentSource, Contact
-from openline.contacts.selectors import consent_state
-from openline.contacts.services import consent_record, contact_get_or_create
-from openline.core.dbgate import write_gate
+from openline.contacts.models import Contact
+from openline.contacts.services.consent import consent_keyword_in_context
+from openline.contacts.services.contacts import contact_get_or_create
 from openline.core.realtime import publish_many_on_commit, publish_on_commit
-from openline.messaging.journal import journal_move
+from openline.messaging import sql
+from openline.messaging.events import conversation_event, message_event_values
 from openline.messaging.models import (
     Conversation,
     ConversationStatus,
@@ -45,10 +43,9 @@ from openline.messaging.models import (
     MessageStatus,
 )
 from openline.messaging.segments import count_segments
-from openline.messaging.services.consent import apply_keyword
-from openline.messaging.services.outbound import (
-    conversation_event,
-    message_event_values,
+from openline.messaging.services.conversation_consent import (
+    apply_keyword,
+    conversation_flag_opt_out_request,
 )
 from openline.providers.models import Number
 
@@ -208,7 +205,7 @@ class _AutoReplies:
 
 
 def _enqueue_auto_replies(message_ids: list[int], opened_ids: list[int]) -> None:
-    from openline.availability.tasks import send_auto_replies
+    from openline.messaging.tasks import send_auto_replies
 
     send_auto_replies.enqueue(message_ids, opened_ids)
 
@@ -234,7 +231,6 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
     prepared statements, so it holds SQLite's write lock for a few milliseconds (about 6 ms
     for 50 texts on a slow 2-core machine), and the lock is free again as soon as it
     commits (before events are published)."""
-    journal_move()  # webhooks kept aside while the write lock was taken
     events = _load_events(
         InboundEvent.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by(
             "id"
@@ -249,9 +245,8 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
 def _process_batch(prepared: list[_Prepared]) -> None:
     inboxes = _Inboxes.of(prepared)
     plan = _plan(prepared, inboxes)  # reads, before taking the write lock
-    with write_gate.background() as release, transaction.atomic():
-        transaction.on_commit(release)  # the first callback: the lock is free at commit
-        claimed = _claim([p.event.pk for p in prepared])
+    with transaction.atomic():
+        claimed = sql.inbound_events_claim(event_ids=[p.event.pk for p in prepared])
         if plan is not None and len(claimed) != len(prepared):
             plan = None
         prepared = [p for p in prepared if p.event.pk in claimed]
@@ -273,7 +268,7 @@ def _process_batch(prepared: list[_Prepared]) -> None:
                 except Exception:
                     logger.exception("processing inbound event %s failed", item.event.pk)
                     InboundEvent.objects.filter(pk=item.event.pk).update(attempts=F("attempts") + 1)
-        _mark_processed(stored)
+        sql.inbound_events_mark_processed(event_ids=stored, at=timezone.now())
 
 
 @dataclass(slots=True)
@@ -325,7 +320,7 @@ class _Plan:
     rows: list[_Row]
     conversations: dict[int, _Open]
     replies: _AutoReplies
-    inserts: list[tuple[str, list[object], list[_Row]]]
+    inserts: sql.PreparedInsert
 
 
 def _plan(prepared: list[_Prepared], inboxes: _Inboxes) -> _Plan | None:
@@ -374,109 +369,27 @@ def _open_conversations(events: list[_Event]) -> dict[tuple[int, str, int], _Ope
 def _write_plan(plan: _Plan) -> bool:
     """Store a plan made outside the transaction, if its conversations are still open."""
     ids = sorted(plan.conversations)
-    table, status = _table(Conversation), _column(Conversation, "status")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE {_column(Conversation, 'id')} IN "  # noqa: S608
-            f"({_marks(ids)}) AND {status} <> %s",
-            [*ids, ConversationStatus.CLOSED],
-        )
-        if cursor.fetchone()[0] != len(ids):
-            return False  # closed meanwhile: the full path opens new ones
-    _insert(plan.inserts)  # a replayed event fails here, then retries
-    _touch(ids)
+    if sql.conversations_open_count(conversation_ids=ids) != len(ids):
+        return False  # closed meanwhile: the full path opens new ones
+    _insert(plan.inserts, plan.rows)  # a replayed event fails here, then retries
+    sql.conversations_touch(conversation_ids=ids)
     _publish_created(plan.rows, plan.conversations)
     plan.replies.enqueue_on_commit()
     return True
 
 
-# --- SQL built ahead of the write lock -----------------------------------------------------
-# Identifiers come from the models' metadata; every value is a query parameter.
-
-
-def _table(model: type[Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _column(model: type[Model], name: str) -> str:
-    return connection.ops.quote_name(model._meta.get_field(name).column)
-
-
-def _marks(values: list[object] | list[int]) -> str:
-    return ", ".join(["%s"] * len(values))
-
+# --- the statements built ahead of the write lock (messaging.sql) ----------------------------
 
 _ROW_FIELDS = frozenset(f.name for f in fields(_Row)) - {"pk"}
 
 
-def _inserts(rows: list[_Row]) -> list[tuple[str, list[object], list[_Row]]]:
-    """INSERT ... RETURNING id statements for ``rows``, in the batch sizes bulk_create
-    would use. Every value is prepared by its model field, as the ORM would; the fields a
-    row leaves out are prepared once, from a blank Message's defaults."""
-    opts = Message._meta
-    columns = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
-    blank = Message(direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
-    defaults = [f.get_db_prep_save(getattr(blank, f.attname), connection) for f in columns]
-    varying = [(i, f) for i, f in enumerate(columns) if f.attname in _ROW_FIELDS]
-    if len(varying) != len(_ROW_FIELDS):
-        raise ImproperlyConfigured("_Row names a field Message does not have")
-    names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
-    returning, _ = connection.ops.return_insert_columns([opts.pk])
-    one = f"({_marks(columns)})"
-    size = max(1, connection.ops.bulk_batch_size(columns, rows))
-    statements = []
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        params: list[object] = []
-        for row in chunk:
-            values = list(defaults)
-            for i, field in varying:
-                values[i] = field.get_db_prep_save(getattr(row, field.attname), connection)
-            params += values
-        sql = (
-            f"INSERT INTO {_table(Message)} ({names}) "  # noqa: S608
-            f"VALUES {', '.join([one] * len(chunk))} {returning}"
-        )
-        statements.append((sql, params, chunk))
-    return statements
+def _inserts(rows: list[_Row]) -> sql.PreparedInsert:
+    return sql.inbound_messages_insert_prepare(rows=rows, fields=_ROW_FIELDS)
 
 
-def _insert(statements: list[tuple[str, list[object], list[_Row]]]) -> None:
-    with connection.cursor() as cursor:
-        for sql, params, rows in statements:
-            cursor.execute(sql, params)
-            for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
-                row.pk = pk
-
-
-def _claim(event_ids: list[int]) -> set[int]:
-    """The events still waiting, locked for this transaction (PostgreSQL: skipping any
-    that another worker holds)."""
-    sql = (
-        f"SELECT {_column(InboundEvent, 'id')} FROM {_table(InboundEvent)} "  # noqa: S608
-        f"WHERE {_column(InboundEvent, 'id')} IN ({_marks(event_ids)}) "
-        f"AND {_column(InboundEvent, 'processed_at')} IS NULL"
-    )
-    if connection.features.has_select_for_update_skip_locked:
-        sql += " " + connection.ops.for_update_sql(skip_locked=True)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, event_ids)
-        return {event_id for (event_id,) in cursor.fetchall()}
-
-
-def _touch(conversation_ids: list[int]) -> None:
-    """One statement for the batch: each conversation's time is its newest message's."""
-    if not conversation_ids:
-        return
-    conversation, pk = _table(Conversation), _column(Conversation, "id")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {conversation} SET {_column(Conversation, 'last_message_at')} = "  # noqa: S608
-            f"(SELECT MAX(m.{_column(Message, 'created_at')}) FROM {_table(Message)} m "
-            f"WHERE m.{_column(Message, 'conversation')} = {conversation}.{pk}) "
-            f"WHERE {pk} IN ({_marks(conversation_ids)})",
-            conversation_ids,
-        )
+def _insert(prepared: sql.PreparedInsert, rows: list[_Row]) -> None:
+    for row, pk in zip(rows, sql.inbound_messages_insert(prepared=prepared), strict=True):
+        row.pk = pk
 
 
 def _publish_created(rows: list[_Row], conversations: Mapping[int, _Holder]) -> None:
@@ -537,15 +450,15 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
         holders[conversation.pk] = conversation
         if item.keyword is not None or item.opt_out_request:
             follow_up.append((item, conversation))
-    _insert(_inserts(rows))
-    _touch(sorted(touched))
+    _insert(_inserts(rows), rows)
+    sql.conversations_touch(conversation_ids=sorted(touched))
     _publish_created(rows, holders)
     replies.enqueue_on_commit()
     for item, conversation in follow_up:
         if item.keyword is not None:
             apply_keyword(conversation=conversation, match=item.keyword, text=item.event.body)
         else:
-            _flag_opt_out_request(conversation, item.event)
+            conversation_flag_opt_out_request(conversation=conversation, text=item.event.body)
 
 
 class _KeywordContext:
@@ -566,16 +479,13 @@ class _KeywordContext:
                 self.opted_out[key] = match.kind == KeywordKind.OPT_OUT
             return match
         number = self._number(number_id)
-        state = consent_state(
+        resolved = consent_keyword_in_context(
+            match,
             organization_id=contact.organization_id,
             phone=contact.phone,
             simulated=number.simulated,
-        )
-        resolved = keyword_in_context(
-            match,
-            opted_out=self.opted_out.get(key, state.opted_out),
-            opt_in_pending=state.opt_in_pending,
             toll_free=number.toll_free,
+            opted_out=self.opted_out.get(key),  # a STOP earlier in this batch
         )
         if resolved is not None:
             self.opted_out[key] = False
@@ -585,29 +495,3 @@ class _KeywordContext:
         if number_id not in self.numbers:
             self.numbers[number_id] = Number.objects.get(pk=number_id)
         return self.numbers[number_id]
-
-
-def _flag_opt_out_request(conversation: Conversation, event: _Event) -> None:
-    consent_record(
-        organization_id=event.organization_id,
-        phone=conversation.contact.phone,
-        kind=ConsentKind.OPT_OUT_REQUEST,
-        source=ConsentSource.MESSAGE,
-        text=event.body,
-        number_id=event.number_id,
-        simulated=conversation.number.simulated,
-    )
-    conversation.needs_consent_review = True
-    conversation.save(update_fields=["needs_consent_review"])
-
-
-def _mark_processed(event_ids: list[int]) -> None:
-    if not event_ids:
-        return
-    field = InboundEvent._meta.get_field("processed_at")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table(InboundEvent)} SET {_column(InboundEvent, 'processed_at')} = %s "  # noqa: S608
-            f"WHERE {_column(InboundEvent, 'id')} IN ({_marks(event_ids)})",
-            [field.get_db_prep_save(timezone.now(), connection), *event_ids],
-        )

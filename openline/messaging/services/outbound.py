@@ -4,17 +4,22 @@ goes through ``message_send``; ``message_dispatch`` re-checks consent at the las
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from openline.contacts.models import ConsentSource, Contact
+from openline.contacts.models import Contact
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
-from openline.contacts.selectors import consent_state
-from openline.contacts.services import consent_record_opt_out, contact_get_or_create
+from openline.contacts.services.consent import (
+    Refusal,
+    consent_record_provider_opt_out,
+    consent_refusal,
+)
+from openline.contacts.services.contacts import contact_get_or_create
 from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
+from openline.messaging.events import conversation_event, publish_message_event, visitor_view
 from openline.messaging.models import (
     STATUS_RANK,
     Channel,
@@ -39,10 +44,8 @@ class SendRefused(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    code: str
-    reason: str
+# Kinds an unreviewed opt-out request holds back (contacts decides; messaging names kinds).
+AUTOMATED_KINDS = frozenset({MessageKind.AUTOMATED, MessageKind.BULK, MessageKind.ALERT})
 
 
 def send_refusal(
@@ -53,42 +56,16 @@ def send_refusal(
     number: Number | None = None,
 ) -> Refusal | None:
     """Why a message of ``kind`` may not go to ``contact`` (from ``number``: consent through
-    a simulated number is kept apart) now, or None if it may.
+    a simulated number is kept apart) now, or None if it may: ``consent_refusal`` decides.
 
     The opt-out confirmation (kind CONSENT) is the one message allowed after an opt-out,
     and only for the latest opt-out event."""
-    if not contact.is_textable:
-        return Refusal(
-            "not_textable",
-            f"{contact.phone} is a {contact.get_number_type_display().lower()} number and "
-            "cannot receive texts; correct the number type if this is wrong",
-        )
-    state = consent_state(
-        organization_id=contact.organization_id,
-        phone=contact.phone,
+    return consent_refusal(
+        contact=contact,
+        automated=kind in AUTOMATED_KINDS,
+        confirming_event_id=consent_event_id if kind == MessageKind.CONSENT else None,
         simulated=None if number is None else number.simulated,  # None: the org's own view
     )
-    if state.opted_out:
-        confirming = (
-            kind == MessageKind.CONSENT
-            and state.last_change is not None
-            and state.last_change.pk == consent_event_id
-        )
-        if not confirming:
-            return Refusal(
-                "opted_out",
-                f"{contact.label} opted out of texts; they can opt back in by texting START",
-            )
-    elif (
-        kind in (MessageKind.AUTOMATED, MessageKind.BULK, MessageKind.ALERT)
-        and not state.automated_allowed
-    ):
-        return Refusal(
-            "opt_out_pending",
-            "this person asked not to be texted; automated messages stay off until "
-            "someone reviews the request",
-        )
-    return None
 
 
 def reply_refusal(conversation: Conversation) -> Refusal | None:
@@ -96,10 +73,9 @@ def reply_refusal(conversation: Conversation) -> Refusal | None:
     for web chat whether the visitor's chat is still open."""
     if conversation.channel != Channel.CHAT:
         return send_refusal(contact=conversation.contact, number=conversation.number)
-    from openline.chat.models import ChatSession
-
-    ended = not ChatSession.objects.filter(
-        conversation_id=conversation.pk, ended_at__isnull=True
+    # The visitor's session, through its reverse relation: messaging does not import chat.
+    ended = not Conversation.objects.filter(
+        pk=conversation.pk, chat_session__isnull=False, chat_session__ended_at__isnull=True
     ).exists()
     if ended or conversation.status == ConversationStatus.CLOSED:
         return Refusal("chat_ended", "the visitor's chat has ended; there is nobody to reply to")
@@ -146,15 +122,6 @@ def _pick_number(
     if number is None:
         raise SendRefused("no_number", "this organization has no active number to send from")
     return number
-
-
-def conversation_event(conversation: Conversation, event_type: str) -> dict[str, object]:
-    return {
-        "type": event_type,
-        "conversation_id": conversation.pk,
-        "status": conversation.status,
-        "assigned_to_id": conversation.assigned_to_id,
-    }
 
 
 def _open_conversation(
@@ -315,8 +282,6 @@ def message_send(
 def _chat_send(*, conversation: Conversation, body: str, sender_id: int | None) -> Message:
     """A web-chat reply: no carrier and no phone number; it goes to the visitor's socket,
     and only while their chat is open. The widget's receipt marks it delivered."""
-    from openline.chat.services import visitor_view
-
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     refusal = reply_refusal(conversation)
     if refusal is not None:
@@ -345,52 +310,10 @@ def enqueue_dispatch(message_id: int, delay: float = 0) -> None:
     from openline.messaging.tasks import dispatch_message
 
     if delay > 0:
-        run_after = timezone.now() + timezone.timedelta(seconds=delay)
+        run_after = timezone.now() + timedelta(seconds=delay)
         dispatch_message.using(run_after=run_after, queue_name="dispatch").enqueue(message_id)
     else:
         dispatch_message.using(queue_name="dispatch").enqueue(message_id)
-
-
-def publish_message_event(message: Message, event_type: str) -> None:
-    publish_on_commit(
-        organization_id=message.organization_id, event=message_event(message, event_type)
-    )
-
-
-def message_event(message: Message, event_type: str) -> dict[str, object]:
-    """Ids and states only. The holder lets each console filter what it may see."""
-    conversation = message.conversation
-    return message_event_values(
-        event_type,
-        message_id=message.pk,
-        conversation_id=message.conversation_id,
-        direction=message.direction,
-        status=message.status,
-        conversation_status=conversation.status,
-        assigned_to_id=conversation.assigned_to_id,
-    )
-
-
-def message_event_values(
-    event_type: str,
-    *,
-    message_id: int | None,
-    conversation_id: int,
-    direction: str,
-    status: str,
-    conversation_status: str,
-    assigned_to_id: int | None,
-) -> dict[str, object]:
-    """``message_event`` from plain values (inbound processing stores rows, not models)."""
-    return {
-        "type": event_type,
-        "message_id": message_id,
-        "conversation_id": conversation_id,
-        "direction": direction,
-        "status": status,
-        "conversation_status": conversation_status,
-        "assigned_to_id": assigned_to_id,
-    }
 
 
 def message_set_status(
@@ -414,11 +337,10 @@ def message_set_status(
 def record_provider_opt_out(*, message: Message, error_code: str) -> None:
     """The carrier says the recipient opted out (e.g. Twilio 21610): the ledger agrees."""
     conversation = message.conversation
-    consent_record_opt_out(
+    consent_record_provider_opt_out(
         organization_id=message.organization_id,
         phone=conversation.contact.phone,
-        source=ConsentSource.PROVIDER,
-        text=f"provider error {error_code}: recipient opted out",
+        error_code=error_code,
         number_id=conversation.number_id,
         simulated=conversation.number.simulated,
     )

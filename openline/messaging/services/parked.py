@@ -33,9 +33,10 @@ def inbound_parked_retry(
     audited: bool = False,
 ) -> list[int]:
     """Give parked events (of one organization, or all of them when ``organization_id``
-    is None: operators only) a fresh set of attempts and wake processing. Returns their
-    ids. A person's retry (``audited``) is written to each event's organization's audit
-    log, one entry per event; automatic retries are only logged (ids, never text)."""
+    is None: operators only) a fresh set of attempts; processing takes them at its next look
+    (it polls every half second). Returns their ids. A person's retry (``audited``) is
+    written to each event's organization's audit log, one entry per event; automatic
+    retries are only logged (ids, never text)."""
     with transaction.atomic():
         events = inbound_parked(organization_id=organization_id)
         if event_id is not None:
@@ -54,17 +55,8 @@ def inbound_parked_retry(
                     object_type="inbound_event",
                     object_id=pk,
                 )
-        transaction.on_commit(_wake_processing)
     logger.warning("retrying %d parked inbound event(s): %s", len(ids), ids)
     return ids
-
-
-def _wake_processing() -> None:
-    """Processing polls every half second in every profile; the wake-up only saves that
-    wait (a thread here, the worker child of `openline run`, or workers through Redis)."""
-    from openline.messaging.processing import wake
-
-    wake()
 
 
 def inbound_parked_retry_at_start() -> None:

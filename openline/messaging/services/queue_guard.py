@@ -17,6 +17,7 @@ from django.utils import timezone
 from openline.contacts.keywords import KeywordKind, match_keyword
 from openline.core.models import Membership
 from openline.core.realtime import publish_on_commit
+from openline.messaging.events import conversation_event
 from openline.messaging.models import (
     Channel,
     Conversation,
@@ -26,7 +27,6 @@ from openline.messaging.models import (
     Message,
     NoteKind,
 )
-from openline.messaging.services.outbound import conversation_event
 
 logger = logging.getLogger(__name__)
 

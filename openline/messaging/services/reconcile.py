@@ -20,19 +20,16 @@ import functools
 import logging
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
-from django.db.models import BooleanField, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from openline.messaging.models import UNSETTLED_STATUSES, Direction, Message, MessageStatus
+from openline.messaging import sql
+from openline.messaging.events import publish_message_event
+from openline.messaging.models import Direction, Message, MessageStatus
 from openline.messaging.services.dispatch import MAX_ATTEMPTS, message_requeue
-from openline.messaging.services.outbound import (
-    enqueue_dispatch,
-    message_set_status,
-    publish_message_event,
-)
+from openline.messaging.services.outbound import enqueue_dispatch, message_set_status
 from openline.providers.base import ProviderError, SendResult
 from openline.providers.registry import get_provider
 
@@ -65,16 +62,9 @@ def messages_reconcile(*, now: datetime | None = None) -> int:
 
 
 def _unsettled() -> QuerySet[Message]:
-    """Outbound messages still QUEUED, SENDING or UNKNOWN, asked for so that SQLite uses
-    message_unsettled_idx: it takes a partial index only when the query repeats the index's
-    condition with the same literal values (a bound parameter does not count), and scans
-    every message otherwise (EXPLAIN QUERY PLAN: SCAN messaging_message, against SEARCH ...
-    USING INDEX message_unsettled_idx with this condition). PostgreSQL uses it either way."""
-    table = connection.ops.quote_name(Message._meta.db_table)
-    column = connection.ops.quote_name(Message._meta.get_field("status").column)
-    values = ", ".join(f"'{status}'" for status in UNSETTLED_STATUSES)  # constants
-    condition = RawSQL(f"{table}.{column} IN ({values})", [], output_field=BooleanField())  # noqa: S611
-    return Message.objects.filter(condition, direction=Direction.OUTBOUND)
+    """Outbound messages still QUEUED, SENDING or UNKNOWN, through message_unsettled_idx
+    (``sql.messages_unsettled`` says why it is written by hand)."""
+    return Message.objects.filter(sql.messages_unsettled(), direction=Direction.OUTBOUND)
 
 
 # --- 1. lost dispatch tasks -----------------------------------------------------------------

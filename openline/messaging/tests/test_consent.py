@@ -4,9 +4,13 @@ import pytest
 
 from openline.contacts.models import ConsentEvent, ConsentSource, Contact
 from openline.contacts.selectors import consent_state
-from openline.contacts.services import ConsentError, consent_dismiss_request, consent_record_opt_out
+from openline.contacts.services.consent import (
+    ConsentError,
+    consent_dismiss_request,
+    consent_record_opt_out,
+)
 from openline.messaging.models import Message, MessageKind, MessageStatus
-from openline.messaging.services.consent import consent_opt_in_with_welcome
+from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
 from openline.messaging.services.outbound import SendRefused, message_send
 
 PERSON = "+12025550111"
@@ -134,15 +138,6 @@ def test_opt_out_between_queue_and_dispatch_is_honoured(
     assert not SandboxMessage.objects.exists()
 
 
-def test_consent_events_are_append_only(sandbox_number):
-    event = consent_record_opt_out(
-        organization_id=sandbox_number.organization_id, phone=PERSON, source="staff"
-    )
-    event.text = "changed"
-    with pytest.raises(ValueError, match="append-only"):
-        event.save()
-
-
 def test_provider_opt_out_error_records_opt_out(sandbox_number, pipeline):
     target = "+12025550666"
     org = sandbox_number.organization
@@ -209,7 +204,7 @@ def test_keyword_events_record_the_number_they_came_through(sandbox_number, text
 
 
 def test_default_welcome_says_who_what_to_expect_and_how_to_stop(sandbox_number, text_in):
-    from openline.messaging.services.consent import welcome_text
+    from openline.contacts.services.consent import welcome_text
 
     org = sandbox_number.organization
     text_in(sandbox_number, PERSON, "STOP")
@@ -226,7 +221,7 @@ def test_default_welcome_says_who_what_to_expect_and_how_to_stop(sandbox_number,
 def test_default_help_text_names_the_organization_its_contact_and_the_way_out(
     sandbox_number, text_in
 ):
-    from openline.messaging.services.consent import help_text
+    from openline.contacts.services.consent import help_text
 
     org = sandbox_number.organization
     org.contact_info = "call 312-555-0100, 9am-5pm"

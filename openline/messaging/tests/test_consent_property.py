@@ -14,15 +14,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from openline.contacts.keywords import KeywordKind, looks_like_opt_out_request, match_keyword
-from openline.contacts.services import ConsentError, consent_record_opt_out
+from openline.contacts.services.consent import ConsentError, consent_record_opt_out
 from openline.core.services import organization_create, user_create
-from openline.core.worker import run_ready_tasks
 from openline.messaging.models import InboundEvent, Message, MessageKind
-from openline.messaging.services.consent import consent_opt_in_with_welcome
+from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
 from openline.messaging.services.inbound import inbound_process
 from openline.messaging.services.outbound import SendRefused, message_send
 from openline.providers.sandbox.provider import SandboxProvider
 from openline.providers.services import number_add
+from openline.runtime.worker import run_ready_tasks
 
 PHONES = ["+12025550111", "+12025550112"]
 BODIES = [

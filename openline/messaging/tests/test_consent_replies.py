@@ -7,13 +7,9 @@ import pytest
 
 from openline.contacts.models import ConsentEvent, ConsentKind, ConsentSource
 from openline.contacts.selectors import consent_history
+from openline.contacts.services.consent import help_text, opt_out_text, welcome_text
 from openline.messaging.models import Message
-from openline.messaging.services.consent import (
-    consent_opt_in_with_welcome,
-    help_text,
-    opt_out_text,
-    welcome_text,
-)
+from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
 
 PERSON = "+12025550111"
 

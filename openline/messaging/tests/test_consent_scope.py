@@ -9,7 +9,7 @@ import pytest
 
 from openline.contacts.models import ConsentEvent, ConsentSource
 from openline.contacts.selectors import consent_state
-from openline.contacts.services import ConsentError, consent_record_opt_in
+from openline.contacts.services.consent import ConsentError, consent_record_opt_in
 from openline.messaging.models import Message, MessageKind
 from openline.messaging.services.outbound import SendRefused, message_send, record_provider_opt_out
 from openline.providers.services import number_add
@@ -97,7 +97,7 @@ def _staff_opt_in(org_id: int, actor_id: int) -> ConsentEvent:
 def test_an_opt_out_request_staff_confirmed_is_the_persons_to_undo(
     sandbox_number: Any, text_in: Any, alice: Any, bob: Any
 ) -> None:
-    from openline.console.services import conversation_review_consent
+    from openline.messaging.services.conversation_consent import conversation_review_consent
 
     message = text_in(sandbox_number, PERSON, "please stop texting me")
     conversation_review_consent(
@@ -134,26 +134,11 @@ def test_a_simulator_opt_out_is_not_overridden_by_staff_either(
         _staff_opt_in(sandbox_number.organization_id, alice.pk)
 
 
-def test_recording_a_staff_opt_in_needs_a_supervisor_or_admin_and_is_audited(
-    sandbox_number: Any, alice: Any, bob: Any
-) -> None:
-    from openline.core.models import AuditEvent
-
-    with pytest.raises(ConsentError) as refused:
-        _staff_opt_in(sandbox_number.organization_id, bob.pk)  # a counselor
-    assert refused.value.code == "forbidden"
-    assert not ConsentEvent.objects.exists()
-
-    event = _staff_opt_in(sandbox_number.organization_id, alice.pk)
-    audit = AuditEvent.objects.get(action="consent.opt_in")
-    assert (audit.actor, audit.object_id) == (alice, str(event.pk))
-
-
 def test_dismissing_an_opt_out_request_needs_a_supervisor_and_a_reason(
     sandbox_number: Any, text_in: Any, alice: Any, bob: Any
 ) -> None:
-    from openline.console.services import conversation_review_consent
     from openline.core.models import AuditEvent
+    from openline.messaging.services.conversation_consent import conversation_review_consent
 
     message = text_in(sandbox_number, PERSON, "stop texting me")
     conversation = message.conversation

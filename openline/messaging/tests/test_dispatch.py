@@ -18,7 +18,7 @@ from django_tasks_db.models import DBTaskResult
 
 from conftest import free_port
 from openline.contacts.models import ConsentEvent, ConsentKind, ConsentSource
-from openline.contacts.services import consent_record_opt_out
+from openline.contacts.services.consent import consent_record_opt_out
 from openline.messaging.models import Message, MessageStatus
 from openline.messaging.ratelimit import limiter
 from openline.messaging.services.dispatch import MAX_ATTEMPTS, status_url

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from openline.contacts.models import ConsentEvent, ConsentKind, ConsentSource
 from openline.contacts.selectors import consent_state
-from openline.contacts.services import consent_record
+from openline.contacts.services.consent import consent_record
 from openline.core.models import Membership
 from openline.messaging import selectors
 from openline.messaging.models import (
@@ -24,7 +24,7 @@ from openline.messaging.models import (
     MessageKind,
 )
 from openline.messaging.selectors import QueueFilter
-from openline.messaging.services.consent import consent_opt_in_with_welcome
+from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
 from openline.messaging.services.outbound import message_send
 from openline.messaging.services.queue_guard import conversations_requeue_unseen
 

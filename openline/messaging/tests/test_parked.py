@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from openline.cli import main
 from openline.contacts.models import ConsentEvent, ConsentKind
 from openline.core.models import AuditEvent
 from openline.messaging.models import InboundEvent, Message, MessageKind
 from openline.messaging.services import inbound, parked
 from openline.messaging.services.inbound import MAX_ATTEMPTS, inbound_process_pending
+from openline.runtime.cli import main
 
 PERSON = "+12025550111"
 
@@ -125,7 +125,7 @@ def test_healthz_is_ok_without_parked_events(sandbox_number, text_in, client):
 def test_scheduler_retries_parked_stop_hourly_and_it_is_applied_after_the_fix(
     parked_stop, bug, sandbox_number, pipeline, monkeypatch
 ):
-    from openline.core import scheduler
+    from openline.runtime import scheduler
 
     monkeypatch.setattr(scheduler, "close_old_connections", lambda: None)  # the test's own
     monkeypatch.setattr(parked, "periodic", parked._Every(parked.RETRY_EVERY_SECONDS))
@@ -185,9 +185,8 @@ def test_parked_stop_is_retried_when_a_worker_starts(
     layout retry parked events as they start: a new deploy may carry the fix."""
     import uvicorn
 
-    from openline import cli
-    from openline.core import scheduler, worker
-    from openline.messaging import processing
+    from openline.runtime import cli, scheduler, worker
+    from openline.runtime import processing_loop as processing
 
     monkeypatch.setattr(cli, "_wait_forever", lambda *args, **kwargs: 0)
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)

@@ -53,7 +53,7 @@ SWEEP = """
 import json, django
 django.setup()
 from django.utils import timezone
-from openline.core.worker import run_ready_tasks
+from openline.runtime.worker import run_ready_tasks
 from openline.messaging.services.reconcile import LOST_AFTER, messages_reconcile
 
 swept = messages_reconcile(now=timezone.now() + LOST_AFTER * 2)

@@ -1,6 +1,7 @@
 """The sandbox: a built-in simulated carrier. Inbound texts come from the phone-simulator
-page through the real intake endpoint; outbound texts are "delivered" to the simulated
-phone and report statuses through the same status path as a real provider.
+page (openline/runtime/simulator.py) through the real intake endpoint; outbound texts are
+"delivered" to the simulated phone (tasks.carrier_deliver) and report statuses through the
+same status service as a real provider's callbacks.
 
 Test numbers: a recipient ending in 0666 is rejected as opted out (like Twilio 21610) and
 one ending in 0999 is undeliverable (like a landline)."""

@@ -41,3 +41,12 @@ def test_an_adapter_must_implement_the_whole_protocol():
 
     with pytest.raises(TypeError, match="abstract"):
         Half()
+
+
+def test_messaging_receives_the_in_process_carriers_status_reports(monkeypatch):
+    from openline.messaging.apps import carrier_status_receive
+
+    assert registry._status_receiver is carrier_status_receive
+    monkeypatch.setattr(registry, "_status_receiver", None)
+    with pytest.raises(RuntimeError, match="no status receiver"):
+        registry.status_receive(number=None, updates=[])

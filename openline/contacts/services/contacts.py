@@ -1,0 +1,86 @@
+"""Contacts: create, change and find-or-create. Consent is ``consent.py``'s."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from openline.contacts.models import Contact, NumberType
+from openline.contacts.phones import guess_number_type, normalize_phone
+from openline.core.realtime import publish_on_commit
+
+
+class DuplicateContact(ValueError):
+    code = "duplicate"
+
+
+def _check_number_type(number_type: str) -> str:
+    if number_type not in NumberType.values:
+        raise ValueError(f"number type must be one of {', '.join(NumberType.values)}")
+    return number_type
+
+
+def contact_get_or_create(*, organization_id: int, phone: str) -> tuple[Contact, bool]:
+    """``phone`` must already be E.164."""
+    contact = Contact.objects.filter(organization_id=organization_id, phone=phone).first()
+    if contact is not None:
+        return contact, False
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(
+                organization_id=organization_id,
+                phone=phone,
+                number_type=guess_number_type(phone),
+            )
+    except IntegrityError:  # created concurrently
+        return Contact.objects.get(organization_id=organization_id, phone=phone), False
+    return contact, True
+
+
+def contact_create(
+    *,
+    organization_id: int,
+    phone: str,
+    name: str = "",
+    number_type: str | None = None,
+    notes: str = "",
+) -> Contact:
+    e164 = normalize_phone(phone)
+    number_type = _check_number_type(number_type) if number_type else guess_number_type(e164)
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(
+                organization_id=organization_id,
+                phone=e164,
+                name=name.strip(),
+                number_type=number_type,
+                notes=notes,
+            )
+    except IntegrityError:
+        raise DuplicateContact(f"a contact with {e164} already exists") from None
+    _publish_contact(contact)
+    return contact
+
+
+def contact_update(
+    *,
+    contact: Contact,
+    name: str | None = None,
+    number_type: str | None = None,
+    notes: str | None = None,
+) -> Contact:
+    if name is not None:
+        contact.name = name.strip()
+    if number_type is not None:
+        contact.number_type = _check_number_type(number_type)
+    if notes is not None:
+        contact.notes = notes
+    contact.save()
+    _publish_contact(contact)
+    return contact
+
+
+def _publish_contact(contact: Contact) -> None:
+    publish_on_commit(
+        organization_id=contact.organization_id,
+        event={"type": "contact.updated", "contact_id": contact.pk},
+    )

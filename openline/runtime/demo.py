@@ -1,0 +1,215 @@
+"""The demo organization that `make run` creates on a fresh machine."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from openline.core.models import Organization
+from openline.core.services import organization_create, user_create
+from openline.providers.models import Number
+from openline.providers.services import number_add
+
+if TYPE_CHECKING:
+    from openline.chat.models import ChatWidget
+
+DEMO_SLUG = "demo"
+DEMO_NUMBER = "+12025550123"
+DEMO_ROLES = ("admin", "supervisor", "counselor")
+
+
+def _credentials_file() -> Path:
+    return Path(settings.VAR_DIR) / "demo-credentials.json"
+
+
+@transaction.atomic
+def demo_ensure() -> dict[str, object]:
+    """Create the demo organization unless it exists; return its sign-in details."""
+    path = _credentials_file()
+    org = Organization.objects.filter(slug=DEMO_SLUG).first()
+    if org is None:
+        org = organization_create(
+            name="Demo Warm Line", slug=DEMO_SLUG, timezone_name="America/New_York"
+        )
+        org.contact_info = "demo@openline.local"
+        org.save(update_fields=["contact_info"])
+        number_add(
+            organization=org,
+            provider="sandbox",
+            e164=DEMO_NUMBER,
+            name="Demo line",
+            segments_per_second=10,
+        )
+        users = []
+        for role in DEMO_ROLES:
+            password = secrets.token_urlsafe(9)
+            email = f"{role}@demo.openline.local"
+            user_create(
+                organization=org,
+                email=email,
+                role=role,
+                password=password,
+                display_name=f"Demo {role.capitalize()}",
+            )
+            users.append({"role": role, "email": email, "password": password})
+        _demo_saved_replies(org)
+        path.write_text(json.dumps({"users": users}, indent=2))
+        path.chmod(0o600)
+        created = True
+    else:
+        created = False
+    users = json.loads(path.read_text())["users"] if path.exists() else []
+    number = Number.objects.filter(organization=org).order_by("id").first()
+    if number is not None:
+        _demo_shifts(org, number)
+    widget = _demo_chat_widget(org, number)
+    return {
+        "created": created,
+        "organization": org.slug,
+        "number": number.e164 if number else None,
+        "users": users,
+        "chat_demo_url": f"{settings.PUBLIC_URL}/widget-demo/{widget.public_id}"
+        if widget
+        else None,
+    }
+
+
+DEMO_SHIFT_TITLE = "Demo: always staffed"
+
+
+def _demo_shifts(org: Organization, number: Number) -> None:
+    """Keep the demo line online: a daily shift around the clock (midnight to midnight,
+    local) with the demo counselor and supervisor signed up for the next twelve weeks,
+    topped up on every run. Its offline answer is on, so taking the inbox offline on the
+    Shifts page and texting it shows the answer."""
+    from openline.availability.models import InboxResponses, Shift
+    from openline.availability.recurrence import expand
+    from openline.availability.services import SERIES_WEEKS, shift_create, shift_sign_up_series
+    from openline.core.models import Membership
+
+    members = dict(Membership.objects.filter(organization=org).values_list("role", "user_id"))
+    admin = members.get("admin")
+    if admin is None:
+        return
+    shift = Shift.objects.filter(organization=org, number=number, title=DEMO_SHIFT_TITLE).first()
+    if shift is None:
+        shift = shift_create(
+            organization_id=org.pk,
+            actor_id=admin,
+            number_id=number.pk,
+            kind="normal",
+            start_date=timezone.localtime(timezone=ZoneInfo(org.timezone)).date(),
+            start_time=time(0, 0),
+            duration_minutes=24 * 60,
+            places=3,
+            rrule="FREQ=DAILY",
+            title=DEMO_SHIFT_TITLE,
+        )
+        InboxResponses.objects.get_or_create(
+            number=number, defaults={"organization": org, "offline_enabled": True}
+        )
+    now = timezone.now()
+    current = expand(shift, now, now + timedelta(days=2))
+    for role in ("counselor", "supervisor"):
+        if current and role in members:
+            shift_sign_up_series(
+                organization_id=org.pk,
+                actor_id=admin,
+                shift_id=shift.pk,
+                occurrence_start=current[0].start,
+                user_id=members[role],
+                weeks=SERIES_WEEKS,
+            )
+
+
+def _demo_chat_widget(org: Organization, number: Number | None) -> ChatWidget | None:
+    """A web-chat widget that may be embedded on OpenLine's own demo page (it takes chats
+    while the demo line is online: see ``_demo_shifts``)."""
+    from urllib.parse import urlsplit
+
+    from openline.chat.models import ChatWidget
+    from openline.chat.services import widget_create
+
+    if number is None:
+        return None
+    public = urlsplit(settings.PUBLIC_URL)
+    origin = f"{public.scheme}://{public.netloc}"
+    widget = ChatWidget.objects.filter(organization=org).order_by("id").first()
+    if widget is None:
+        widget = widget_create(
+            organization_id=org.pk,
+            actor_id=None,
+            number_id=number.pk,
+            display_name="Demo Warm Line chat",
+            allowed_origins=[origin],
+            greeting="Hi, you've reached the Demo Warm Line. What's on your mind?",
+            offline_text="Chat is closed right now. Text the demo number any time.",
+        )
+        _demo_chat_questions(widget)
+    if not widget.busy_text:  # shown instead of a chat box when the queue is full
+        widget.busy_text = "You can also text the demo number any time."
+        widget.save(update_fields=["busy_text"])
+    if origin not in widget.allowed_origins:  # served on another port this time
+        widget.allowed_origins = sorted({*widget.allowed_origins, origin})
+        widget.save(update_fields=["allowed_origins"])
+    return widget
+
+
+DEMO_CHAT_QUESTIONS: list[dict[str, Any]] = [
+    {
+        "stage": "pre",
+        "kind": "choice",
+        "prompt": "What would you like to talk about?",
+        "required": True,
+        "options_text": "Feeling lonely or low\nStress at home or work\n"
+        "Thinking about ending my life | urgent\nSomething else",
+    },
+    {
+        "stage": "pre",
+        "kind": "scale",
+        "prompt": "How are you feeling right now? (1 = very bad, 7 = very good)",
+    },
+    {
+        "stage": "pre",
+        "kind": "yesno",
+        "prompt": "Are you safe right now?",
+        "options_text": "No | high",
+    },
+    {
+        "stage": "post",
+        "kind": "scale",
+        "prompt": "How helpful was this chat? (1 = not at all, 7 = very)",
+    },
+    {"stage": "post", "kind": "text", "prompt": "Anything you would like us to know?"},
+]
+
+
+def _demo_chat_questions(widget: Any) -> None:
+    from openline.chat.questions import question_create
+
+    for question in DEMO_CHAT_QUESTIONS:
+        question_create(widget=widget, actor_id=None, **question)
+
+
+DEMO_SAVED_REPLIES = [
+    ("Greeting", "hi", "Hi, this is {counselor} with {organization}. I'm here and listening."),
+    ("Check in", "checkin", "Are you safe right now?"),
+    ("Closing", "bye", "Thank you for reaching out to {organization}. Text us any time."),
+]
+
+
+def _demo_saved_replies(org: Organization) -> None:
+    from openline.console.models import SavedReply
+
+    SavedReply.objects.bulk_create(
+        SavedReply(organization=org, name=name, shortcut=shortcut, body=body)
+        for name, shortcut, body in DEMO_SAVED_REPLIES
+    )

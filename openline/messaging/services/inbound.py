@@ -228,9 +228,9 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
 
     Classification, lookups and building the SQL run before the write transaction; in the
     common case (plain texts into open conversations) the transaction only runs five
-    prepared statements, so it holds SQLite's write lock for a few milliseconds (about 6 ms
-    for 50 texts on a slow 2-core machine), and the lock is free again as soon as it
-    commits (before events are published)."""
+    prepared statements, so it holds SQLite's write lock for a few milliseconds, and the
+    lock is free again as soon as it commits (before events are published; bench/sql.py
+    times the statements)."""
     events = _load_events(
         InboundEvent.objects.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by(
             "id"

@@ -150,6 +150,11 @@ def main() -> int:  # noqa: C901 -- one linear script
             "wrk_threads": args.threads,
             "paced_duration_s": args.paced_duration,
             "sustained_duration_s": args.sustained_duration,
+            # The intake's write-path switches, as the server saw them (unset: on).
+            "intake_switches": {
+                key: env.get(key, "")
+                for key in ("OPENLINE_INTAKE_INLINE", "OPENLINE_INTAKE_JOURNAL")
+            },
         },
         uvicorn=resolve_uvicorn(),
         baseline={},

@@ -167,8 +167,11 @@ OPENLINE_PROVIDERS = envlist(
 OPENLINE_CHAT_ABANDON_MINUTES = envint("OPENLINE_CHAT_ABANDON_MINUTES", 10)
 OPENLINE_MAX_WEBHOOK_BYTES = envint("OPENLINE_MAX_WEBHOOK_BYTES", 64 * 1024)
 # On SQLite the event loop writes webhook events itself while the write lock is free (see
-# messaging.intake); off, a writer thread always does.
+# runtime.intake); off, a writer thread always does. With it on, a turn's webhooks that find
+# the lock taken go to the overflow journal (runtime.journal) unless OPENLINE_INTAKE_JOURNAL is
+# off (the writer thread takes them). Both are switches for measuring: bench/README.md.
 OPENLINE_INTAKE_INLINE = envbool("OPENLINE_INTAKE_INLINE", True)
+OPENLINE_INTAKE_JOURNAL = envbool("OPENLINE_INTAKE_JOURNAL", True)
 OPENLINE_MAX_BODY_CHARS = 1600
 # Key for field encryption (provider credentials); derived from SECRET_KEY unless given.
 OPENLINE_FIELD_KEY = envstr("OPENLINE_FIELD_KEY", "")

@@ -232,9 +232,12 @@ class _LoopWriter:
 
     def _journal(self, batch: list[_Row]) -> bool:
         """Processing holds the write lock: keep the batch in the journal and answer now
-        (``runtime.journal``). False if that failed too (the writer thread takes it)."""
+        (``runtime.journal``). False if that failed too, or the journal is switched off
+        (settings.OPENLINE_INTAKE_JOURNAL): the writer thread takes it."""
         from openline.runtime.journal import Journal, journal_path
 
+        if not settings.OPENLINE_INTAKE_JOURNAL:
+            return False
         try:
             if self.journal is None:
                 self.journal = Journal(journal_path(), wait=0)

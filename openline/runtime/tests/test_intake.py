@@ -241,6 +241,26 @@ def test_a_webhook_that_finds_the_write_lock_taken_is_journaled_and_answered_at_
     assert Message.objects.get().body == "is anyone there"
 
 
+def test_with_the_journal_off_a_webhook_that_finds_the_lock_taken_waits_for_the_writer(
+    number: Any, fake: FakeTwilio
+) -> None:
+    """OPENLINE_INTAKE_JOURNAL=0 (a switch for measuring): nothing goes to the journal; the
+    writer thread waits for the lock, stores the event and only then is it answered."""
+    import threading
+
+    from openline.runtime.journal import journal_count
+
+    params = inbound_params()
+    before = _written_by()
+    with override_settings(OPENLINE_INTAKE_JOURNAL=False), _LockHolder() as holder:
+        threading.Timer(0.3, holder.release.set).start()
+        assert post_signed(_inbound_path(number), params, fake.auth_token).status_code == 200
+    after = _written_by()
+    assert (after["journal"] - before["journal"], after["thread"] - before["thread"]) == (0, 1)
+    assert journal_count() == 0
+    assert InboundEvent.objects.get().provider_message_id == params["MessageSid"]
+
+
 def test_journaled_events_moved_again_after_a_crash_are_stored_once(
     number: Any, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
 ) -> None:

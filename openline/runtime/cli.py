@@ -404,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup()
     from django.core.exceptions import ValidationError
+    from django.db.utils import OperationalError, ProgrammingError
 
     try:
         return int(args.fn(args))
@@ -411,6 +412,16 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, "; ".join(exc.messages))
     except (LookupError, ValueError) as exc:
         return _fail(args, str(exc))
+    except (OperationalError, ProgrammingError) as exc:
+        if not _tables_missing(exc):
+            raise
+        return _fail(args, "the database has no tables yet: run `openline migrate` first")
+
+
+def _tables_missing(exc: Exception) -> bool:
+    """SQLite says 'no such table', PostgreSQL 'relation ... does not exist'."""
+    text = str(exc)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 if __name__ == "__main__":

@@ -314,3 +314,30 @@ def test_web_listens_on_the_port_environment_variable_without_port(tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_a_command_before_migrate_says_to_migrate_instead_of_a_traceback(tmp_path):
+    """A fresh machine where someone runs `openline demo` before `openline migrate`."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    drop = ("DATABASE_URL", "REDIS_URL", "OPENLINE_TESTING")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(OPENLINE_VAR_DIR=str(tmp_path))
+    done = subprocess.run(  # noqa: S603 (our own command)
+        [sys.executable, "-m", "openline.runtime.cli", "demo"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip() == "error: the database has no tables yet: run `openline migrate` first"
+    )
+    assert "Traceback" not in done.stderr

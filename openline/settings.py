@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "ninja",
     "openline.core",
     "openline.contacts",
+    "openline.billing",
     "openline.providers",
     "openline.messaging",
     "openline.console",

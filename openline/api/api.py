@@ -21,12 +21,14 @@ from openline.api.schemas import (
     ContactPatch,
     ConversationFilters,
     ConversationPage,
+    CreditsOut,
     ErrorOut,
     MessageIn,
     MessagePage,
     MessageSentOut,
     PageParams,
 )
+from openline.billing.services import credit_balance
 from openline.contacts.models import ConsentSource, Contact, NumberType
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.selectors import consent_state, contact_by_phone, contact_get
@@ -298,3 +300,17 @@ def record_consent(
         )
     state = consent_state(organization_id=org_id, phone=contact.phone)
     return {**state.as_dict(), "welcome_message_id": welcome.pk if welcome else None}
+
+
+# Credits
+
+
+@api.get(
+    "/credits",
+    response={200: CreditsOut, **ERRORS},
+    tags=["credits"],
+    summary="The organization's credit balance",
+)
+def get_credits(request: HttpRequest) -> dict[str, int]:
+    balance = credit_balance(organization_id=organization_id(request))
+    return {"available": balance.available, "reserved": balance.reserved}

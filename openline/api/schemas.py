@@ -36,6 +36,11 @@ class ErrorOut(Schema):
     detail: Any = Field(description="A message a person can act on (or validation errors).")
 
 
+class CreditsOut(Schema):
+    available: int = Field(description="Credits the organization can still spend.")
+    reserved: int = Field(description="Credits set aside for messages on their way.")
+
+
 # Messages
 
 

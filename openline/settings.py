@@ -3,6 +3,7 @@ database task queue, everything in one process. Scale-out parts switch on by env
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from datetime import timedelta
@@ -174,6 +175,17 @@ OPENLINE_MAX_WEBHOOK_BYTES = envint("OPENLINE_MAX_WEBHOOK_BYTES", 64 * 1024)
 OPENLINE_INTAKE_INLINE = envbool("OPENLINE_INTAKE_INLINE", True)
 OPENLINE_INTAKE_JOURNAL = envbool("OPENLINE_INTAKE_JOURNAL", True)
 OPENLINE_MAX_BODY_CHARS = 1600
+# Credits per SMS segment and per started voice minute, by the recipient number's country
+# (ISO 3166 code, as phonenumbers gives it). JSON in the environment, e.g.
+# OPENLINE_CREDIT_RATES='{"US": {"sms": 1, "voice": 1}, "GB": {"sms": 3, "voice": 4}}'.
+# A country not listed has no rate, and nothing is sent there.
+_DEFAULT_RATES = '{"US": {"sms": 1, "voice": 1}, "CA": {"sms": 1, "voice": 1}}'
+try:
+    OPENLINE_CREDIT_RATES: dict[str, dict[str, int]] = json.loads(
+        os.environ.get("OPENLINE_CREDIT_RATES") or _DEFAULT_RATES
+    )
+except ValueError as exc:
+    raise SystemExit(f"OPENLINE_CREDIT_RATES is not valid JSON: {exc}") from None
 # Key for field encryption (provider credentials); derived from SECRET_KEY unless given.
 OPENLINE_FIELD_KEY = envstr("OPENLINE_FIELD_KEY", "")
 

@@ -22,5 +22,6 @@ urlpatterns = [
     path("chat/<str:public_id>/survey", chat_views.chat_survey, name="chat_survey"),
     path("shifts/", include("openline.availability.urls")),
     path("alerts/", include("openline.alerts.urls")),
+    path("credits/", include("openline.billing.urls")),
     path("", include("openline.console.urls")),
 ]

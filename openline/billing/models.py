@@ -21,6 +21,15 @@ class CreditKind(models.TextChoices):
     REFUND = "refund", "Refund"
 
 
+class CreditPurpose(models.TextChoices):
+    """What a reservation or a debit paid for (blank for purchases and allowances)."""
+
+    SMS = "sms", "SMS"
+    VOICE = "voice", "Voice"
+    ALERT = "alert", "Alerts"
+    AUTO_REPLY = "auto_reply", "Automatic replies"
+
+
 # How each kind moves the credits an organization can still use.
 AVAILABLE_SIGN = {
     CreditKind.PURCHASE: 1,
@@ -57,6 +66,7 @@ class CreditEntry(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     kind = models.CharField(max_length=10, choices=CreditKind.choices)
     credits = models.PositiveBigIntegerField()
+    purpose = models.CharField(max_length=10, choices=CreditPurpose.choices, blank=True)
     note = models.CharField(max_length=200, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -87,3 +97,8 @@ class CreditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("credit entries are append-only")
+
+    @property
+    def effect(self) -> int:
+        """What this entry did to the credits available: + or − its credits."""
+        return AVAILABLE_SIGN[CreditKind(self.kind)] * self.credits

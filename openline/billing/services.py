@@ -13,7 +13,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from openline.billing.models import AVAILABLE_SIGN, CreditAccount, CreditEntry, CreditKind
+from openline.billing.models import (
+    AVAILABLE_SIGN,
+    CreditAccount,
+    CreditEntry,
+    CreditKind,
+    CreditPurpose,
+)
 from openline.core.models import Membership, Role
 from openline.core.services import audit_record
 
@@ -116,7 +122,9 @@ def credits_add(
     return entry
 
 
-def credits_reserve(*, organization_id: int, credits: int, note: str = "") -> CreditEntry:
+def credits_reserve(
+    *, organization_id: int, credits: int, purpose: CreditPurpose, note: str = ""
+) -> CreditEntry:
     """Set ``credits`` aside, or raise InsufficientCredits (nothing changes)."""
     if credits <= 0:
         raise CreditError("a reservation is above zero credits", "invalid")
@@ -128,7 +136,9 @@ def credits_reserve(*, organization_id: int, credits: int, note: str = "") -> Cr
         if not taken:
             available = credit_balance(organization_id=organization_id).available
             raise InsufficientCredits(credits, available)
-        return _entry(organization_id, CreditKind.RESERVE, credits, note=note[:MAX_NOTE])
+        return _entry(
+            organization_id, CreditKind.RESERVE, credits, purpose=purpose, note=note[:MAX_NOTE]
+        )
 
 
 def credits_settle(*, reservation: CreditEntry, used: int) -> None:
@@ -143,7 +153,9 @@ def credits_settle(*, reservation: CreditEntry, used: int) -> None:
         with transaction.atomic():
             _entry(org, CreditKind.RELEASE, reservation.credits, settles=reservation)
             if used:
-                _entry(org, CreditKind.DEBIT, used, settles=reservation)
+                _entry(
+                    org, CreditKind.DEBIT, used, settles=reservation, purpose=reservation.purpose
+                )
             CreditAccount.objects.filter(organization_id=org).update(
                 available=F("available") + reservation.credits - used,
                 reserved=F("reserved") - reservation.credits,
@@ -152,3 +164,30 @@ def credits_settle(*, reservation: CreditEntry, used: int) -> None:
         if CreditEntry.objects.filter(settles=reservation, kind=CreditKind.RELEASE).exists():
             return  # settled already (a retry, another worker)
         raise
+
+
+# --- what a message costs --------------------------------------------------------------------
+
+
+def credits_for_sms(*, phone: str, segments: int) -> int:
+    """Credits for one text of ``segments`` segments to ``phone`` (E.164), at the rate of
+    the number's country (settings.OPENLINE_CREDIT_RATES). A country without a rate raises
+    CreditError: nothing is sent where the cost is unknown."""
+    return _rate(phone, "sms") * segments
+
+
+def credits_for_voice(*, phone: str, seconds: int) -> int:
+    """Credits for one call: per started minute, at the rate of the number's country."""
+    minutes = max(1, -(-seconds // 60)) if seconds > 0 else 0
+    return _rate(phone, "voice") * minutes
+
+
+def _rate(phone: str, channel: str) -> int:
+    import phonenumbers
+    from django.conf import settings
+
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone))
+    rate = settings.OPENLINE_CREDIT_RATES.get(region or "", {}).get(channel)
+    if rate is None:
+        raise CreditError(f"no {channel} credit rate for country {region or 'unknown'}", "no_rate")
+    return int(rate)

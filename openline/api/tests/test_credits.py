@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from openline.api.tests.conftest import ApiClient
-from openline.billing.models import CreditKind
+from openline.billing.models import CreditKind, CreditPurpose
 from openline.billing.services import credits_add, credits_reserve
 
 
@@ -16,7 +16,7 @@ def test_the_balance_is_the_tokens_organizations_own(
         organization_id=org.pk, credits=120, note="invoice 7", actor_id=alice.pk,
         kind=CreditKind.PURCHASE,
     )  # fmt: skip
-    credits_reserve(organization_id=org.pk, credits=20)
+    credits_reserve(organization_id=org.pk, credits=20, purpose=CreditPurpose.SMS)
     response = api.get("/credits")
     assert response.status_code == 200
     assert response.json() == {"available": 100, "reserved": 20}

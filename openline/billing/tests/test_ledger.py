@@ -9,13 +9,15 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from openline.billing.models import CreditAccount, CreditEntry, CreditKind
+from openline.billing.models import CreditAccount, CreditEntry, CreditKind, CreditPurpose
 from openline.billing.services import (
     CreditError,
     InsufficientCredits,
     credit_balance,
     credit_ledger_balance,
     credits_add,
+    credits_for_sms,
+    credits_for_voice,
     credits_reserve,
     credits_settle,
 )
@@ -102,13 +104,15 @@ def test_a_reservation_takes_credits_aside_and_one_too_big_changes_nothing(
     org: Any, alice: Any
 ) -> None:
     _buy(org, alice, 100)
-    credits_reserve(organization_id=org.pk, credits=70, note="pool closed today")
+    credits_reserve(
+        organization_id=org.pk, credits=70, purpose=CreditPurpose.SMS, note="pool closed today"
+    )
     assert credit_balance(organization_id=org.pk) == (
         b := credit_ledger_balance(organization_id=org.pk)
     )
     assert (b.available, b.reserved) == (30, 70)
     with pytest.raises(InsufficientCredits) as short:
-        credits_reserve(organization_id=org.pk, credits=45)
+        credits_reserve(organization_id=org.pk, credits=45, purpose=CreditPurpose.SMS)
     assert (short.value.needed, short.value.available, short.value.shortfall) == (45, 30, 15)
     assert str(short.value) == "45 credits needed, 30 available: 15 short"
     assert CreditEntry.objects.filter(kind=CreditKind.RESERVE).count() == 1
@@ -119,7 +123,7 @@ def test_settling_releases_the_reservation_and_debits_what_was_used_once(
     org: Any, alice: Any
 ) -> None:
     _buy(org, alice, 100)
-    reservation = credits_reserve(organization_id=org.pk, credits=60)
+    reservation = credits_reserve(organization_id=org.pk, credits=60, purpose=CreditPurpose.SMS)
     credits_settle(reservation=reservation, used=42)  # 18 messages failed before the carrier
     after = credit_balance(organization_id=org.pk)
     assert (after.available, after.reserved) == (58, 0)
@@ -129,14 +133,19 @@ def test_settling_releases_the_reservation_and_debits_what_was_used_once(
         == after
         == credit_ledger_balance(organization_id=org.pk)
     )
-    assert list(CreditEntry.objects.values_list("kind", "credits")) == [
-        ("purchase", 100),
-        ("reserve", 60),
-        ("release", 60),
-        ("debit", 42),
+    assert list(CreditEntry.objects.values_list("kind", "credits", "purpose")) == [
+        ("purchase", 100, ""),
+        ("reserve", 60, "sms"),
+        ("release", 60, ""),
+        ("debit", 42, "sms"),  # spent on what the reservation was for
     ]
     with pytest.raises(CreditError, match="between 0 and 5"):
-        credits_settle(reservation=credits_reserve(organization_id=org.pk, credits=5), used=61)
+        credits_settle(
+            reservation=credits_reserve(
+                organization_id=org.pk, credits=5, purpose=CreditPurpose.SMS
+            ),
+            used=61,
+        )
 
 
 def test_one_organizations_credits_are_its_own(
@@ -144,7 +153,7 @@ def test_one_organizations_credits_are_its_own(
 ) -> None:
     _buy(org, alice, 100)
     with pytest.raises(InsufficientCredits):
-        credits_reserve(organization_id=other_org.pk, credits=1)
+        credits_reserve(organization_id=other_org.pk, credits=1, purpose=CreditPurpose.SMS)
     credits_add(
         organization_id=other_org.pk,
         credits=5,
@@ -188,7 +197,7 @@ def test_two_broadcasts_racing_for_the_last_credits_cannot_both_have_them(
     def reserve() -> None:
         try:
             start.wait(5)
-            credits_reserve(organization_id=org.pk, credits=60)
+            credits_reserve(organization_id=org.pk, credits=60, purpose=CreditPurpose.SMS)
             outcomes.append("reserved")
         except InsufficientCredits:
             outcomes.append("refused")
@@ -204,3 +213,27 @@ def test_two_broadcasts_racing_for_the_last_credits_cannot_both_have_them(
     balance = credit_balance(organization_id=org.pk)
     assert (balance.available, balance.reserved) == (40, 60)
     assert balance == credit_ledger_balance(organization_id=org.pk)
+
+
+@pytest.mark.parametrize(
+    ("phone", "segments", "credits"),
+    [("+12025550111", 1, 1), ("+12025550111", 3, 3), ("+14165550123", 2, 2)],
+)
+def test_an_sms_costs_the_countrys_rate_per_segment(
+    phone: str, segments: int, credits: int
+) -> None:
+    assert credits_for_sms(phone=phone, segments=segments) == credits
+
+
+@pytest.mark.parametrize(("seconds", "credits"), [(0, 0), (1, 1), (60, 1), (61, 2), (600, 10)])
+def test_a_call_costs_the_rate_per_started_minute(seconds: int, credits: int) -> None:
+    assert credits_for_voice(phone="+12025550111", seconds=seconds) == credits
+
+
+def test_rates_are_settings_and_a_country_without_one_is_refused(settings: Any) -> None:
+    with pytest.raises(CreditError, match="no sms credit rate for country GB") as refused:
+        credits_for_sms(phone="+447400123456", segments=1)
+    assert refused.value.code == "no_rate"
+    settings.OPENLINE_CREDIT_RATES = {"GB": {"sms": 3, "voice": 4}}
+    assert credits_for_sms(phone="+447400123456", segments=2) == 6
+    assert credits_for_voice(phone="+447400123456", seconds=90) == 8

@@ -81,6 +81,8 @@ NO_MESSAGE_TEXT = {
     "api-1:update_contact": "a contact and its consent state (no text)",
     "api-1:create_contact": "a contact and its consent state (no text)",
     "api-1:record_consent": "the consent state (no text)",
+    "api-1:get_credits": "the credit balance (numbers only)",
+    "billing:credits": "credits: balances, spending by day and the ledger's own notes",
     "sandbox:phone_list": "the list of sandbox numbers",
     "sandbox:send": "the simulated carrier's answer to a text sent from the simulator",
     "chat_widget_js": "the widget's script",

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "openline.chat",
     "openline.availability",
     "openline.alerts",
+    "openline.campaigns",
     "openline.runtime",
     "axes",
 ]

@@ -182,12 +182,19 @@ def credits_for_voice(*, phone: str, seconds: int) -> int:
     return _rate(phone, "voice") * minutes
 
 
-def _rate(phone: str, channel: str) -> int:
-    import phonenumbers
+def credit_rate(*, region: str, channel: str) -> int | None:
+    """Credits per SMS segment or voice minute for a country (ISO code), None without one."""
     from django.conf import settings
 
-    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone))
     rate = settings.OPENLINE_CREDIT_RATES.get(region or "", {}).get(channel)
+    return None if rate is None else int(rate)
+
+
+def _rate(phone: str, channel: str) -> int:
+    import phonenumbers
+
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone)) or ""
+    rate = credit_rate(region=region, channel=channel)
     if rate is None:
         raise CreditError(f"no {channel} credit rate for country {region or 'unknown'}", "no_rate")
-    return int(rate)
+    return rate

@@ -37,6 +37,8 @@ def event_visible(event: dict[str, Any], *, user_id: int, can_manage: bool) -> b
     """Supervisors and admins see every event of their organization. Others see contact
     and consent events, and conversation events for the queue (unassigned), their own,
     and the one that tells them a conversation left them."""
+    if event["type"].startswith("broadcast."):
+        return can_manage  # broadcasts are run by supervisors and admins
     if can_manage or not event["type"].startswith(_CONVERSATION_SCOPED):
         return True
     holder = event.get("assigned_to_id")

@@ -19,6 +19,22 @@ class NumberType(models.TextChoices):
 TEXTABLE_TYPES = frozenset({NumberType.MOBILE, NumberType.UNKNOWN})
 
 
+class Tag(models.Model):
+    """A label staff put on contacts ("swim team", "Saturday class") to build audiences."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=60)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="uniq_tag_name")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Contact(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     name = models.CharField(max_length=200, blank=True)
@@ -27,6 +43,7 @@ class Contact(models.Model):
         max_length=10, choices=NumberType.choices, default=NumberType.UNKNOWN
     )
     notes = models.TextField(blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

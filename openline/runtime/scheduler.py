@@ -20,6 +20,7 @@ INTERVAL_SECONDS = 10.0
 def run_periodic() -> None:
     from openline.alerts.sweep import alerts_sweep
     from openline.availability.services.watch import inbox_states_publish_changes
+    from openline.campaigns.services import broadcasts_tick
     from openline.chat.services import chats_close_abandoned
     from openline.messaging.services.parked import inbound_parked_retry_periodic
     from openline.messaging.services.queue_guard import conversations_requeue_unseen
@@ -31,6 +32,7 @@ def run_periodic() -> None:
         chats_close_abandoned,
         alerts_sweep,
         inbox_states_publish_changes,
+        broadcasts_tick,
         inbound_parked_retry_periodic,  # hourly: see its module
     ):
         try:  # one failing job does not hold up the others

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from datetime import time
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from openline.core.models import Organization
+
+
+class SendingWindow(models.Model):
+    """When broadcasts may text people, in each recipient's own local time."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="sending_window"
+    )
+    start = models.TimeField(default=time(8, 0))
+    end = models.TimeField(default=time(21, 0))
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="window_order")
+        ]
+
+
+class BroadcastStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Sending"
+    PAUSED = "paused", "Paused"
+    FINISHED = "finished", "Finished"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Broadcast(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=120)
+    body = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT
+    )
+    # Who gets it: {"include_tags": [ids], "exclude_tags": [ids]} (see audience.py).
+    audience = models.JSONField(default=dict, blank=True)
+    numbers = models.ManyToManyField("providers.Number", related_name="broadcasts")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The credits set aside when it was queued; settled when it finishes.
+    reservation = models.OneToOneField(
+        "billing.CreditEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The runner's last turn: the scheduler restarts a sending broadcast whose runner died.
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecipientStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    QUEUED = "queued", "Handed to the send service"
+    REFUSED = "refused", "Not sent"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BroadcastRecipient(models.Model):
+    """One phone number a broadcast goes to: the unit of work. Queuing it inserts its
+    message and marks it queued in one transaction, so a crash never texts anyone twice
+    and never skips anyone."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="recipients")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    phone = models.CharField(max_length=20)
+    number = models.ForeignKey("providers.Number", on_delete=models.PROTECT, related_name="+")
+    time_zone = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=10, choices=RecipientStatus.choices, default=RecipientStatus.PENDING
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    segments = models.PositiveIntegerField(default=1)
+    credits = models.PositiveIntegerField(default=0)
+    footer = models.BooleanField(default=False)
+    message = models.OneToOneField(
+        "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "phone"], name="uniq_broadcast_phone")
+        ]
+        indexes = [
+            models.Index(fields=["broadcast", "status", "time_zone"]),
+            models.Index(fields=["organization", "phone"]),
+        ]
+
+
+class StickySender(models.Model):
+    """The number a person gets broadcasts from, kept across broadcasts so replies and
+    STOPs stay in one thread on their phone."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    phone = models.CharField(max_length=20)
+    number = models.ForeignKey("providers.Number", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "phone"], name="uniq_sticky_phone")
+        ]

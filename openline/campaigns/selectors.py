@@ -1,0 +1,86 @@
+"""Reading broadcasts: the list, progress counts and the per-message log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, QuerySet
+
+from openline.campaigns.models import Broadcast, BroadcastRecipient, RecipientStatus
+from openline.messaging.models import MessageStatus
+
+# Progress buckets, in the order the bar shows them.
+BUCKETS = ("pending", "queued", "sent", "delivered", "failed", "refused", "cancelled")
+
+_MESSAGE_BUCKET = {
+    MessageStatus.QUEUED: "queued",
+    MessageStatus.SENDING: "queued",
+    MessageStatus.UNKNOWN: "queued",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.UNDELIVERED: "failed",
+    MessageStatus.FAILED: "failed",
+}
+
+
+@dataclass
+class Progress:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return self.total - self.counts["pending"] - self.counts["queued"]
+
+    def percent(self, bucket: str) -> float:
+        return round(100 * self.counts[bucket] / self.total, 2) if self.total else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"counts": dict(self.counts), "total": self.total, "done": self.done}
+
+
+def broadcasts_for(*, organization_id: int) -> QuerySet[Broadcast]:
+    return Broadcast.objects.filter(organization_id=organization_id).select_related("created_by")
+
+
+def broadcast_get(*, organization_id: int, broadcast_id: int) -> Broadcast:
+    return Broadcast.objects.select_related("reservation").get(
+        organization_id=organization_id, pk=broadcast_id
+    )
+
+
+def broadcast_progress(*, broadcast_id: int) -> Progress:
+    """Recipients per bucket, one grouped query."""
+    rows = (
+        BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
+        .values_list("status", "message__status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    progress = Progress()
+    for status, message_status, n in rows:
+        if status == RecipientStatus.QUEUED:
+            # A queued recipient whose message was removed (retention) was sent.
+            bucket = _MESSAGE_BUCKET.get(message_status, "sent")
+        else:
+            bucket = str(status)
+        progress.counts[bucket] += n
+    return progress
+
+
+def broadcast_log(*, broadcast_id: int, status: str = "") -> QuerySet[BroadcastRecipient]:
+    """The per-message log: recipient, number, time, status, segments, credits, error."""
+    rows = (
+        BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
+        .select_related("contact", "number", "message")
+        .order_by("pk")
+    )
+    if status in ("pending", "refused", "cancelled"):
+        rows = rows.filter(status=status)
+    elif status:
+        statuses = [s for s, bucket in _MESSAGE_BUCKET.items() if bucket == status]
+        rows = rows.filter(status=RecipientStatus.QUEUED, message__status__in=statuses)
+    return rows

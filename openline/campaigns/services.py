@@ -1,0 +1,633 @@
+"""Broadcasts: one text to many people, through the one send service.
+
+Draft → (queue: recipients planned and credits reserved, in one transaction) → scheduled or
+sending → finished, with pause, resume and cancel. The runner (``broadcast_run``) hands
+recipients to ``message_send`` at the sender numbers' configured rates, only inside each
+recipient's sending window; each recipient row is claimed, given its message and marked
+queued in one transaction, so a crash never texts anyone twice and never skips anyone.
+When every message has finished, the reservation is settled: what the carrier took is
+debited, the rest released."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from openline.billing.models import CreditPurpose
+from openline.billing.services import (
+    credit_balance,
+    credit_rate,
+    credits_reserve,
+    credits_settle,
+)
+from openline.campaigns.audience import (
+    ELIGIBLE,
+    AudienceCounts,
+    audience_clean,
+    audience_contacts,
+    audience_counts,
+    audience_with_consent,
+)
+from openline.campaigns.compose import body_check, body_render
+from openline.campaigns.models import (
+    Broadcast,
+    BroadcastRecipient,
+    BroadcastStatus,
+    RecipientStatus,
+    StickySender,
+)
+from openline.campaigns.window import Window, sending_window
+from openline.contacts.phones import phone_region, phone_time_zone, region_for_prefix
+from openline.core.models import Membership, Organization
+from openline.core.realtime import publish_on_commit
+from openline.core.services import audit_record
+from openline.messaging.models import UNSETTLED_STATUSES, MessageKind, MessageStatus
+from openline.messaging.segments import count_segments
+from openline.messaging.services.outbound import SendRefused, message_send
+from openline.providers.models import Number
+
+logger = logging.getLogger(__name__)
+
+MAX_NAME = 120
+# The runner wakes this often while a broadcast sends, and hands over at most this many
+# recipients a turn (the rest wait for the next turn).
+RUN_INTERVAL = 1.0
+MAX_PER_TURN = 500
+# Recipients claimed and queued per transaction.
+CHUNK = 50
+# A sending broadcast whose runner has not turned for this long is restarted by the
+# scheduler (its worker died).
+STALLED_AFTER = timedelta(seconds=30)
+
+
+class BroadcastError(ValueError):
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- drafting ----------------------------------------------------------------------------
+
+
+def _numbers(organization_id: int, number_ids: Iterable[int]) -> list[Number]:
+    ids = sorted(set(number_ids))
+    if not ids:
+        raise BroadcastError("pick at least one number to send from")
+    numbers = list(
+        Number.objects.filter(organization_id=organization_id, is_active=True, pk__in=ids)
+    )
+    if len(numbers) != len(ids):
+        raise BroadcastError("every sender must be one of this organization's active numbers")
+    return numbers
+
+
+def broadcast_create(
+    *,
+    organization_id: int,
+    actor_id: int,
+    name: str,
+    body: str,
+    audience: dict[str, Any],
+    number_ids: Iterable[int],
+) -> Broadcast:
+    """A draft broadcast. Nothing is sent until it is queued."""
+    _require_manager(organization_id, actor_id)
+    name = " ".join((name or "").split())
+    if not name:
+        raise BroadcastError("give the broadcast a name")
+    if len(name) > MAX_NAME:
+        raise BroadcastError(f"the name is at most {MAX_NAME} characters")
+    body = body_check(body)
+    clean = audience_clean(organization_id=organization_id, audience=audience)
+    numbers = _numbers(organization_id, number_ids)
+    with transaction.atomic():
+        broadcast = Broadcast.objects.create(
+            organization_id=organization_id,
+            name=name,
+            body=body,
+            audience=clean,
+            created_by_id=actor_id,
+        )
+        broadcast.numbers.set(numbers)
+        audit_record(
+            organization_id=organization_id,
+            actor_id=actor_id,
+            action="broadcast.create",
+            object_type="broadcast",
+            object_id=broadcast.pk,
+        )
+    return broadcast
+
+
+def _require_manager(organization_id: int, actor_id: int) -> None:
+    if (
+        not Membership.objects.filter(
+            organization_id=organization_id, user_id=actor_id, user__is_active=True
+        )
+        .filter(Q(role="admin") | Q(role="supervisor"))
+        .exists()
+    ):
+        raise BroadcastError("only admins and supervisors send broadcasts", "forbidden")
+
+
+# --- the preview -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waiting:
+    time_zone: str
+    recipients: int
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Preview:
+    counts: AudienceCounts
+    no_rate: int  # eligible numbers in countries without an SMS rate (left out)
+    encoding: str
+    segments: int  # per message, for the longest name, without the footer
+    segments_with_footer: int
+    credits_needed: int
+    credits_available: int
+    waiting: list[Waiting]  # recipients outside their sending window now, per zone
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.credits_needed - self.credits_available)
+
+    @property
+    def sendable(self) -> int:
+        return self.counts.eligible - self.no_rate
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "selected": self.counts.selected,
+            "eligible": self.sendable,
+            "excluded": [
+                {"reason": code, "label": label, "count": n}
+                for code, label, n in self.counts.excluded_rows
+            ]
+            + [
+                {"reason": "no_rate", "label": "no SMS rate for the country", "count": self.no_rate}
+            ],
+            "encoding": self.encoding,
+            "segments_per_message": self.segments,
+            "segments_with_footer": self.segments_with_footer,
+            "credits_needed": self.credits_needed,
+            "credits_available": self.credits_available,
+            "shortfall": self.shortfall,
+            "waiting": [
+                {"time_zone": w.time_zone, "recipients": w.recipients, "until": w.until.isoformat()}
+                for w in self.waiting
+            ],
+        }
+
+
+def _zone_for_prefix(prefix: str, default: str) -> str:
+    digits = prefix.lstrip("+")
+    if digits.startswith("1"):  # North America: the area code names the zone
+        return phone_time_zone(f"+{digits[:4]}2345678", default=default)
+    return default
+
+
+def broadcast_preview(*, broadcast: Broadcast, now: datetime | None = None) -> Preview:
+    """What queuing ``broadcast`` now would do: counted by the database, not by loading
+    contacts. Credits are for the longest name in the audience and a footer for everyone
+    who has not had a broadcast yet, so the estimate is not below what queuing reserves."""
+    now = now or timezone.now()
+    org = broadcast.organization
+    simulated = _simulated(broadcast)
+    counts = audience_counts(
+        organization_id=org.pk, audience=broadcast.audience, simulated=simulated
+    )
+    longest = (
+        audience_contacts(organization_id=org.pk, audience=broadcast.audience)
+        .order_by(Length("name").desc())
+        .values_list("name", flat=True)
+        .first()
+    ) or ""
+    plain = count_segments(body_render(broadcast.body, name=longest, footer=False))
+    footed = count_segments(body_render(broadcast.body, name=longest, footer=True))
+    credits = no_rate = 0
+    zones: dict[str, int] = {}
+    for prefix, n in counts.by_prefix.items():
+        rate = credit_rate(region=region_for_prefix(prefix), channel="sms")
+        if rate is None:
+            no_rate += n
+            continue
+        credits += rate * footed.segments * n
+        zone = _zone_for_prefix(prefix, org.timezone)
+        zones[zone] = zones.get(zone, 0) + n
+    window = sending_window(organization_id=org.pk)
+    start = max(now, broadcast.scheduled_for or now)
+    waiting = [
+        Waiting(zone, n, window.opens_at(start, zone))
+        for zone, n in sorted(zones.items())
+        if not window.is_open(start, zone)
+    ]
+    return Preview(
+        counts=counts,
+        no_rate=no_rate,
+        encoding=footed.encoding,
+        segments=plain.segments,
+        segments_with_footer=footed.segments,
+        credits_needed=credits,
+        credits_available=credit_balance(organization_id=org.pk).available,
+        waiting=waiting,
+    )
+
+
+def _simulated(broadcast: Broadcast) -> bool | None:
+    """Consent as it counts for the broadcast's senders (see consent_events_in_scope)."""
+    numbers = list(broadcast.numbers.all())
+    if not numbers:
+        return None
+    return all(number.simulated for number in numbers)
+
+
+# --- queuing: plan the recipients and reserve the credits --------------------------------
+
+
+class _SenderPicker:
+    """Spreads new recipients over the numbers in proportion to their rates; a person who
+    had a broadcast from one of them keeps it (sticky sender)."""
+
+    def __init__(self, organization_id: int, numbers: list[Number]) -> None:
+        self.organization_id = organization_id
+        self.numbers = {number.pk: number for number in numbers}
+        self.assigned = dict.fromkeys(self.numbers, 0)
+
+    def pick(self, sticky: int | None) -> int:
+        if sticky in self.numbers:
+            number_id = sticky
+        else:
+            number_id = min(
+                self.numbers,
+                key=lambda pk: (self.assigned[pk] / self.numbers[pk].segments_per_second, pk),
+            )
+        self.assigned[number_id] += 1
+        return number_id
+
+
+def broadcast_queue(
+    *, broadcast: Broadcast, actor_id: int, scheduled_for: datetime | None = None
+) -> Broadcast:
+    """Plan every eligible recipient (sender, time zone, segments, credits) and reserve the
+    credits, in one transaction: InsufficientCredits leaves the draft as it was. Sends now,
+    or at ``scheduled_for``."""
+    _require_manager(broadcast.organization_id, actor_id)
+    now = timezone.now()
+    if scheduled_for is not None and scheduled_for <= now:
+        scheduled_for = None
+    with transaction.atomic():
+        locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+        if locked.status != BroadcastStatus.DRAFT:
+            raise BroadcastError(f"this broadcast is {locked.get_status_display().lower()}")
+        total = _plan(locked)
+        if total == 0:
+            raise BroadcastError("nobody in this audience can be texted", "no_recipients")
+        reservation = credits_reserve(
+            organization_id=locked.organization_id,
+            credits=total,
+            purpose=CreditPurpose.SMS,
+            note=f"broadcast {locked.pk}",
+        )
+        locked.reservation = reservation
+        locked.scheduled_for = scheduled_for
+        locked.status = BroadcastStatus.SCHEDULED if scheduled_for else BroadcastStatus.SENDING
+        locked.started_at = None if scheduled_for else now
+        locked.save(update_fields=["reservation", "scheduled_for", "status", "started_at"])
+        audit_record(
+            organization_id=locked.organization_id,
+            actor_id=actor_id,
+            action="broadcast.schedule" if scheduled_for else "broadcast.send",
+            object_type="broadcast",
+            object_id=locked.pk,
+        )
+        if not scheduled_for:
+            _wake(locked.pk)
+    return locked
+
+
+def _plan(broadcast: Broadcast) -> int:
+    """Insert a recipient row per eligible number; return the credits they need."""
+    org: Organization = broadcast.organization
+    numbers = list(broadcast.numbers.filter(is_active=True))
+    if not numbers:
+        raise BroadcastError("none of its sender numbers is active any more")
+    picker = _SenderPicker(org.pk, numbers)
+    had_one = BroadcastRecipient.objects.filter(
+        organization_id=org.pk, phone=OuterRef("phone"), status=RecipientStatus.QUEUED
+    )
+    eligible = (
+        audience_with_consent(
+            audience_contacts(organization_id=org.pk, audience=broadcast.audience),
+            organization_id=org.pk,
+            simulated=_simulated(broadcast),
+        )
+        .filter(ELIGIBLE)
+        .annotate(had_one=Exists(had_one))
+        .order_by("pk")
+        .values_list("pk", "phone", "name", "had_one")
+    )
+    total = 0
+    batch: list[BroadcastRecipient] = []
+    rows = list(eligible.iterator(chunk_size=2000))
+    sticky = dict(
+        StickySender.objects.filter(organization_id=org.pk).values_list("phone", "number_id")
+    )
+    new_sticky: list[StickySender] = []
+    for contact_id, phone, name, had_one_already in rows:
+        footer = not had_one_already
+        segments = count_segments(body_render(broadcast.body, name=name, footer=footer)).segments
+        region = phone_region(phone)
+        rate = credit_rate(region=region, channel="sms")
+        number_id = picker.pick(sticky.get(phone))
+        if phone not in sticky:
+            new_sticky.append(
+                StickySender(organization_id=org.pk, phone=phone, number_id=number_id)
+            )
+        recipient = BroadcastRecipient(
+            organization_id=org.pk,
+            broadcast=broadcast,
+            contact_id=contact_id,
+            phone=phone,
+            number_id=number_id,
+            time_zone=phone_time_zone(phone, default=org.timezone),
+            segments=segments,
+            footer=footer,
+        )
+        if rate is None:
+            recipient.status = RecipientStatus.REFUSED
+            recipient.reason = f"no SMS credit rate for country {region or 'unknown'}"
+        else:
+            recipient.credits = rate * segments
+            total += recipient.credits
+        batch.append(recipient)
+    BroadcastRecipient.objects.bulk_create(batch, batch_size=1000)
+    StickySender.objects.bulk_create(new_sticky, batch_size=1000, ignore_conflicts=True)
+    return total
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def _wake(broadcast_id: int, delay: float = 0) -> None:
+    from openline.campaigns.tasks import run_broadcast
+
+    def enqueue() -> None:
+        task = run_broadcast
+        if delay > 0:
+            task = task.using(run_after=timezone.now() + timedelta(seconds=delay))
+        task.enqueue(broadcast_id)
+
+    transaction.on_commit(enqueue)
+
+
+def broadcast_run(*, broadcast_id: int, now: datetime | None = None) -> None:
+    """One turn of the runner: hand the recipients whose window is open to the send
+    service, as many as the senders' rates allow since the last turn; then come back."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        broadcast = Broadcast.objects.select_for_update().filter(pk=broadcast_id).first()
+        if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
+            return
+        since = broadcast.last_run_at
+        Broadcast.objects.filter(pk=broadcast_id).update(last_run_at=now)
+    pending = BroadcastRecipient.objects.filter(
+        broadcast_id=broadcast_id, status=RecipientStatus.PENDING
+    )
+    window = sending_window(organization_id=broadcast.organization_id)
+    zones = list(pending.values_list("time_zone", flat=True).distinct().order_by())
+    open_zones = [zone for zone in zones if window.is_open(now, zone)]
+    budget = _turn_budget(broadcast, since, now)
+    ids = list(
+        pending.filter(time_zone__in=open_zones)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:budget]
+    )
+    for start in range(0, len(ids), CHUNK):
+        if not Broadcast.objects.filter(pk=broadcast_id, status=BroadcastStatus.SENDING).exists():
+            return  # paused or cancelled meanwhile
+        _queue_recipients(broadcast, ids[start : start + CHUNK])
+    with transaction.atomic():
+        _publish_progress(broadcast)
+        if len(ids) == budget or pending.filter(time_zone__in=open_zones).exists():
+            _wake(broadcast_id, RUN_INTERVAL)
+        elif zones and pending.exists():
+            _wake(broadcast_id, _seconds_until_a_window_opens(window, now, zones))
+        else:
+            _wake(broadcast_id, RUN_INTERVAL * 2)  # to settle once the last ones finish
+            broadcast_finish_if_done(broadcast_id=broadcast_id)
+
+
+def _turn_budget(broadcast: Broadcast, since: datetime | None, now: datetime) -> int:
+    """Recipients this turn: the senders' segments per second over the time since the last
+    turn (at most a few intervals), so the dispatcher's queue stays short."""
+    rate = sum(n.segments_per_second for n in broadcast.numbers.all()) or 1.0
+    elapsed = RUN_INTERVAL if since is None else (now - since).total_seconds()
+    elapsed = min(max(elapsed, 0.0), RUN_INTERVAL * 3)
+    return max(1, min(MAX_PER_TURN, math.ceil(rate * max(elapsed, RUN_INTERVAL))))
+
+
+def _seconds_until_a_window_opens(window: Window, now: datetime, zones: list[str]) -> float:
+    soonest = min(window.opens_at(now, zone) for zone in zones)
+    # The scheduler looks in every STALLED_AFTER anyway; a long wait is its job.
+    return max(1.0, min((soonest - now).total_seconds(), 3600.0))
+
+
+def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
+    """Claim each recipient, send it through ``message_send`` and record the message, all
+    in one transaction: a crash anywhere leaves each one either pending or queued with its
+    message, never queued twice."""
+    with transaction.atomic():
+        recipients = (
+            BroadcastRecipient.objects.filter(pk__in=ids, status=RecipientStatus.PENDING)
+            .select_related("contact")
+            .select_for_update()
+        )
+        for recipient in recipients:
+            now = timezone.now()
+            claimed = BroadcastRecipient.objects.filter(
+                pk=recipient.pk, status=RecipientStatus.PENDING
+            ).update(status=RecipientStatus.QUEUED, queued_at=now)
+            if not claimed:
+                continue
+            body = body_render(broadcast.body, contact=recipient.contact, footer=recipient.footer)
+            try:
+                message = message_send(
+                    organization_id=broadcast.organization_id,
+                    body=body,
+                    to=recipient.phone,
+                    number_id=recipient.number_id,
+                    kind=MessageKind.BULK,
+                )
+            except SendRefused as exc:
+                BroadcastRecipient.objects.filter(pk=recipient.pk).update(
+                    status=RecipientStatus.REFUSED, reason=f"{exc.code}: {exc}"[:200], credits=0
+                )
+                continue
+            rate = recipient.credits // max(recipient.segments, 1)
+            BroadcastRecipient.objects.filter(pk=recipient.pk).update(
+                message=message, segments=message.segments, credits=rate * message.segments
+            )
+
+
+def broadcast_finish_if_done(*, broadcast_id: int) -> bool:
+    """Settle a sending (or cancelled) broadcast once nobody is left waiting and all its
+    messages have left the queue: debit what the carrier took, release the rest. A sending
+    one becomes finished; a cancelled one stays cancelled. Call in a transaction."""
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+    ending = (BroadcastStatus.SENDING, BroadcastStatus.CANCELLED)
+    if broadcast.status not in ending or broadcast.finished_at is not None:
+        return False
+    recipients = BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
+    if recipients.filter(status=RecipientStatus.PENDING).exists():
+        return False
+    queued = recipients.filter(status=RecipientStatus.QUEUED)
+    if queued.filter(message__status__in=UNSETTLED_STATUSES).exists():
+        return False
+    _settle(broadcast)
+    if broadcast.status == BroadcastStatus.SENDING:
+        broadcast.status = BroadcastStatus.FINISHED
+    broadcast.finished_at = timezone.now()
+    broadcast.save(update_fields=["status", "finished_at"])
+    _publish_progress(broadcast)
+    return True
+
+
+def _settle(broadcast: Broadcast) -> None:
+    if broadcast.reservation is None:
+        return
+    # Charged: every message the carrier took (it has the carrier's id, or a status only
+    # the carrier gives). Refused ones and failures before the carrier cost nothing.
+    taken = (
+        Q(message__isnull=True)
+        | ~Q(message__provider_message_id="")
+        | Q(
+            message__status__in=(
+                MessageStatus.SENT,
+                MessageStatus.DELIVERED,
+                MessageStatus.UNDELIVERED,
+            )
+        )
+    )
+    used = (
+        BroadcastRecipient.objects.filter(broadcast_id=broadcast.pk, status=RecipientStatus.QUEUED)
+        .filter(taken)
+        .aggregate(total=Sum("credits"))["total"]
+        or 0
+    )
+    credits_settle(reservation=broadcast.reservation, used=min(used, broadcast.reservation.credits))
+
+
+# --- pause, resume, cancel ---------------------------------------------------------------
+
+
+def _change(
+    broadcast: Broadcast, actor_id: int, allowed: tuple[str, ...], action: str
+) -> Broadcast:
+    _require_manager(broadcast.organization_id, actor_id)
+    locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+    if locked.status not in allowed:
+        raise BroadcastError(
+            f"a {locked.get_status_display().lower()} broadcast cannot be {action}"
+        )
+    audit_record(
+        organization_id=locked.organization_id,
+        actor_id=actor_id,
+        action=f"broadcast.{action}",
+        object_type="broadcast",
+        object_id=locked.pk,
+    )
+    return locked
+
+
+@transaction.atomic
+def broadcast_pause(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
+    locked = _change(broadcast, actor_id, (BroadcastStatus.SENDING,), "paused")
+    locked.status = BroadcastStatus.PAUSED
+    locked.save(update_fields=["status"])
+    _publish_progress(locked)
+    return locked
+
+
+@transaction.atomic
+def broadcast_resume(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
+    locked = _change(broadcast, actor_id, (BroadcastStatus.PAUSED,), "resumed")
+    locked.status = BroadcastStatus.SENDING
+    locked.last_run_at = None
+    locked.save(update_fields=["status", "last_run_at"])
+    _wake(locked.pk)
+    return locked
+
+
+@transaction.atomic
+def broadcast_cancel(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
+    """Nobody still waiting gets it; texts already handed over go on. The credits are
+    settled once those finish (at once when nothing is in flight)."""
+    allowed = (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
+    locked = _change(broadcast, actor_id, allowed, "cancelled")
+    BroadcastRecipient.objects.filter(
+        broadcast_id=locked.pk, status=RecipientStatus.PENDING
+    ).update(status=RecipientStatus.CANCELLED, reason="the broadcast was cancelled")
+    locked.status = BroadcastStatus.CANCELLED
+    locked.save(update_fields=["status"])
+    if not broadcast_finish_if_done(broadcast_id=locked.pk):
+        _publish_progress(locked)  # the scheduler settles it when the last ones finish
+    locked.refresh_from_db()
+    return locked
+
+
+# --- the scheduler's part ----------------------------------------------------------------
+
+
+def broadcasts_tick(*, now: datetime | None = None) -> None:
+    """Every few seconds: start scheduled broadcasts that are due, restart a runner that
+    died (its worker was killed), and settle broadcasts whose last texts have finished."""
+    now = now or timezone.now()
+    due = Broadcast.objects.filter(status=BroadcastStatus.SCHEDULED, scheduled_for__lte=now)
+    for broadcast_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            started = Broadcast.objects.filter(
+                pk=broadcast_id, status=BroadcastStatus.SCHEDULED
+            ).update(status=BroadcastStatus.SENDING, started_at=now, last_run_at=None)
+            if started:
+                _wake(broadcast_id)
+    stalled = Broadcast.objects.filter(status=BroadcastStatus.SENDING).filter(
+        Q(last_run_at__lt=now - STALLED_AFTER)
+        | Q(last_run_at__isnull=True, started_at__lt=now - STALLED_AFTER)
+    )
+    for broadcast_id in stalled.values_list("pk", flat=True):
+        logger.warning("broadcast %s: runner stalled; restarting it", broadcast_id)
+        with transaction.atomic():
+            _wake(broadcast_id)
+    unsettled = Broadcast.objects.filter(
+        status__in=(BroadcastStatus.SENDING, BroadcastStatus.CANCELLED), finished_at__isnull=True
+    )
+    for broadcast_id in unsettled.values_list("pk", flat=True):
+        with transaction.atomic():
+            broadcast_finish_if_done(broadcast_id=broadcast_id)
+
+
+def _publish_progress(broadcast: Broadcast) -> None:
+    from openline.campaigns.selectors import broadcast_progress
+
+    publish_on_commit(
+        organization_id=broadcast.organization_id,
+        event={
+            "type": "broadcast.progress",
+            "broadcast_id": broadcast.pk,
+            "status": broadcast.status,
+            **broadcast_progress(broadcast_id=broadcast.pk).as_dict(),
+        },
+    )

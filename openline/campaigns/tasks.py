@@ -1,0 +1,12 @@
+"""Task entry points: thin wrappers over services."""
+
+from __future__ import annotations
+
+from django_tasks import task
+
+
+@task()
+def run_broadcast(broadcast_id: int) -> None:
+    from openline.campaigns.services import broadcast_run
+
+    broadcast_run(broadcast_id=broadcast_id)

@@ -1,8 +1,9 @@
 """Who a broadcast reaches, counted by the database.
 
-An audience is a small dict: ``include_tags`` (contacts with any of them; none means every
-contact with a phone), ``exclude_tags`` (contacts with any of them are left out),
-``add_contacts`` and ``remove_contacts`` (people picked or unpicked by hand from the list).
+An audience is a small dict: ``everyone`` (every contact with a phone) or ``include_tags``
+(contacts with any of them) and ``add_contacts`` (people picked by hand); then
+``exclude_tags`` (contacts with any of them are left out, unless picked by hand) and
+``remove_contacts`` (people unpicked by hand). An empty audience selects nobody.
 Eligible numbers are those whose consent ledger says opted in, with no opt-out request
 waiting for review, on a textable number; every other selected number is counted under
 the reason it is left out."""
@@ -34,15 +35,21 @@ EXCLUSIONS = {
 _KEYS = ("include_tags", "exclude_tags", "add_contacts", "remove_contacts")
 
 
-def audience_clean(*, organization_id: int, audience: dict[str, Any]) -> dict[str, list[int]]:
+def _everyone(audience: dict[str, Any]) -> bool:
+    return audience.get("everyone") is True
+
+
+def audience_clean(*, organization_id: int, audience: dict[str, Any]) -> dict[str, Any]:
     """``audience`` with only known keys and ids of this organization's tags and contacts;
     raise AudienceError naming anything else."""
     if not isinstance(audience, dict):
         raise AudienceError("an audience is an object of tag and contact id lists")
-    unknown = sorted(set(audience) - set(_KEYS))
+    unknown = sorted(set(audience) - {*_KEYS, "everyone"})
     if unknown:
         raise AudienceError(f"unknown audience keys: {', '.join(unknown)}")
-    clean: dict[str, list[int]] = {}
+    if not isinstance(audience.get("everyone", False), bool):
+        raise AudienceError("everyone is true or false")
+    clean: dict[str, Any] = {"everyone": _everyone(audience)}
     for key in _KEYS:
         ids = audience.get(key) or []
         if not isinstance(ids, list) or not all(
@@ -69,8 +76,8 @@ def audience_contacts(*, organization_id: int, audience: dict[str, Any]) -> Quer
     contacts = Contact.objects.filter(organization_id=organization_id).exclude(phone="")
     include = audience.get("include_tags") or []
     added = audience.get("add_contacts") or []
-    if include:
-        picked = Exists(with_tag.filter(tag_id__in=include))
+    if not _everyone(audience):
+        picked = Exists(with_tag.filter(tag_id__in=include)) if include else Q(pk__in=[])
         contacts = contacts.filter(picked | Q(pk__in=added)) if added else contacts.filter(picked)
     exclude = audience.get("exclude_tags") or []
     if exclude:

@@ -47,7 +47,7 @@ from openline.campaigns.models import (
 )
 from openline.campaigns.window import Window, sending_window
 from openline.contacts.phones import phone_region, phone_time_zone, region_for_prefix
-from openline.core.models import Membership, Organization
+from openline.core.models import ApiToken, Membership, Organization
 from openline.core.realtime import publish_on_commit
 from openline.core.services import audit_record
 from openline.messaging.models import UNSETTLED_STATUSES, MessageKind, MessageStatus
@@ -93,14 +93,16 @@ def _numbers(organization_id: int, number_ids: Iterable[int]) -> list[Number]:
 def broadcast_create(
     *,
     organization_id: int,
-    actor_id: int,
+    actor_id: int | None,
     name: str,
     body: str,
     audience: dict[str, Any],
     number_ids: Iterable[int],
+    api_token_id: int | None = None,
 ) -> Broadcast:
-    """A draft broadcast. Nothing is sent until it is queued."""
-    _require_manager(organization_id, actor_id)
+    """A draft broadcast by a supervisor or admin (``actor_id``) or an integration
+    (``api_token_id``). Nothing is sent until it is queued."""
+    _require_manager(organization_id, actor_id, api_token_id)
     name = " ".join((name or "").split())
     if not name:
         raise BroadcastError("give the broadcast a name")
@@ -118,25 +120,37 @@ def broadcast_create(
             created_by_id=actor_id,
         )
         broadcast.numbers.set(numbers)
-        audit_record(
-            organization_id=organization_id,
-            actor_id=actor_id,
-            action="broadcast.create",
-            object_type="broadcast",
-            object_id=broadcast.pk,
-        )
+        _audit(broadcast, "create", actor_id, api_token_id)
     return broadcast
 
 
-def _require_manager(organization_id: int, actor_id: int) -> None:
-    if (
-        not Membership.objects.filter(
+def _require_manager(organization_id: int, actor_id: int | None, api_token_id: int | None) -> None:
+    """A supervisor or admin of the organization, or one of its API tokens."""
+    if api_token_id is not None:
+        if ApiToken.objects.filter(organization_id=organization_id, pk=api_token_id).exists():
+            return
+    elif actor_id is not None and (
+        Membership.objects.filter(
             organization_id=organization_id, user_id=actor_id, user__is_active=True
         )
         .filter(Q(role="admin") | Q(role="supervisor"))
         .exists()
     ):
-        raise BroadcastError("only admins and supervisors send broadcasts", "forbidden")
+        return
+    raise BroadcastError("only admins and supervisors send broadcasts", "forbidden")
+
+
+def _audit(
+    broadcast: Broadcast, action: str, actor_id: int | None, api_token_id: int | None
+) -> None:
+    audit_record(
+        organization_id=broadcast.organization_id,
+        actor_id=actor_id,
+        api_token_id=api_token_id,
+        action=f"broadcast.{action}",
+        object_type="broadcast",
+        object_id=broadcast.pk,
+    )
 
 
 # --- the preview -------------------------------------------------------------------------
@@ -279,12 +293,16 @@ class _SenderPicker:
 
 
 def broadcast_queue(
-    *, broadcast: Broadcast, actor_id: int, scheduled_for: datetime | None = None
+    *,
+    broadcast: Broadcast,
+    actor_id: int | None,
+    scheduled_for: datetime | None = None,
+    api_token_id: int | None = None,
 ) -> Broadcast:
     """Plan every eligible recipient (sender, time zone, segments, credits) and reserve the
     credits, in one transaction: InsufficientCredits leaves the draft as it was. Sends now,
     or at ``scheduled_for``."""
-    _require_manager(broadcast.organization_id, actor_id)
+    _require_manager(broadcast.organization_id, actor_id, api_token_id)
     now = timezone.now()
     if scheduled_for is not None and scheduled_for <= now:
         scheduled_for = None
@@ -306,13 +324,7 @@ def broadcast_queue(
         locked.status = BroadcastStatus.SCHEDULED if scheduled_for else BroadcastStatus.SENDING
         locked.started_at = None if scheduled_for else now
         locked.save(update_fields=["reservation", "scheduled_for", "status", "started_at"])
-        audit_record(
-            organization_id=locked.organization_id,
-            actor_id=actor_id,
-            action="broadcast.schedule" if scheduled_for else "broadcast.send",
-            object_type="broadcast",
-            object_id=locked.pk,
-        )
+        _audit(locked, "schedule" if scheduled_for else "send", actor_id, api_token_id)
         if not scheduled_for:
             _wake(locked.pk)
     return locked
@@ -534,27 +546,26 @@ def _settle(broadcast: Broadcast) -> None:
 
 
 def _change(
-    broadcast: Broadcast, actor_id: int, allowed: tuple[str, ...], action: str
+    broadcast: Broadcast,
+    actor_id: int | None,
+    api_token_id: int | None,
+    allowed: tuple[str, ...],
+    action: str,
 ) -> Broadcast:
-    _require_manager(broadcast.organization_id, actor_id)
+    _require_manager(broadcast.organization_id, actor_id, api_token_id)
     locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if locked.status not in allowed:
-        raise BroadcastError(
-            f"a {locked.get_status_display().lower()} broadcast cannot be {action}"
-        )
-    audit_record(
-        organization_id=locked.organization_id,
-        actor_id=actor_id,
-        action=f"broadcast.{action}",
-        object_type="broadcast",
-        object_id=locked.pk,
-    )
+        state = locked.get_status_display().lower()
+        raise BroadcastError(f"a {state} broadcast cannot be {action}", "invalid_state")
+    _audit(locked, action, actor_id, api_token_id)
     return locked
 
 
 @transaction.atomic
-def broadcast_pause(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
-    locked = _change(broadcast, actor_id, (BroadcastStatus.SENDING,), "paused")
+def broadcast_pause(
+    *, broadcast: Broadcast, actor_id: int | None, api_token_id: int | None = None
+) -> Broadcast:
+    locked = _change(broadcast, actor_id, api_token_id, (BroadcastStatus.SENDING,), "paused")
     locked.status = BroadcastStatus.PAUSED
     locked.save(update_fields=["status"])
     _publish_progress(locked)
@@ -562,8 +573,10 @@ def broadcast_pause(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
 
 
 @transaction.atomic
-def broadcast_resume(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
-    locked = _change(broadcast, actor_id, (BroadcastStatus.PAUSED,), "resumed")
+def broadcast_resume(
+    *, broadcast: Broadcast, actor_id: int | None, api_token_id: int | None = None
+) -> Broadcast:
+    locked = _change(broadcast, actor_id, api_token_id, (BroadcastStatus.PAUSED,), "resumed")
     locked.status = BroadcastStatus.SENDING
     locked.last_run_at = None
     locked.save(update_fields=["status", "last_run_at"])
@@ -572,11 +585,13 @@ def broadcast_resume(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
 
 
 @transaction.atomic
-def broadcast_cancel(*, broadcast: Broadcast, actor_id: int) -> Broadcast:
+def broadcast_cancel(
+    *, broadcast: Broadcast, actor_id: int | None, api_token_id: int | None = None
+) -> Broadcast:
     """Nobody still waiting gets it; texts already handed over go on. The credits are
     settled once those finish (at once when nothing is in flight)."""
     allowed = (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
-    locked = _change(broadcast, actor_id, allowed, "cancelled")
+    locked = _change(broadcast, actor_id, api_token_id, allowed, "cancelled")
     BroadcastRecipient.objects.filter(
         broadcast_id=locked.pk, status=RecipientStatus.PENDING
     ).update(status=RecipientStatus.CANCELLED, reason="the broadcast was cancelled")

@@ -464,3 +464,20 @@ def test_a_counselor_cannot_send_and_nobody_can_use_another_organizations_tags_o
             audience={},
             number_ids=[sandbox_number.pk],
         )
+
+
+def test_an_empty_audience_selects_nobody_and_everyone_selects_every_contact(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact]
+) -> None:
+    from openline.campaigns.audience import audience_counts
+
+    assert audience_counts(organization_id=org.pk, audience={}).selected == 0
+    everyone = audience_counts(organization_id=org.pk, audience={"everyone": True})
+    assert (everyone.selected, everyone.eligible) == (8, 6)  # eve: landline; dan: no opt-in
+    picked = audience_counts(organization_id=org.pk, audience={"add_contacts": [people["hal"].pk]})
+    assert (picked.selected, picked.eligible) == (1, 1)
+    with pytest.raises(AudienceError):
+        broadcast_create(
+            organization_id=org.pk, actor_id=alice.pk, name="x", body="y",
+            audience={"everyone": "yes"}, number_ids=[sandbox_number.pk],
+        )  # fmt: skip

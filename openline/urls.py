@@ -23,5 +23,6 @@ urlpatterns = [
     path("shifts/", include("openline.availability.urls")),
     path("alerts/", include("openline.alerts.urls")),
     path("credits/", include("openline.billing.urls")),
+    path("broadcasts/", include("openline.campaigns.urls")),
     path("", include("openline.console.urls")),
 ]

@@ -35,8 +35,16 @@ class Progress:
     def done(self) -> int:
         return self.total - self.counts["pending"] - self.counts["queued"]
 
-    def percent(self, bucket: str) -> float:
-        return round(100 * self.counts[bucket] / self.total, 2) if self.total else 0.0
+    def bar(self, scale: int = 1000) -> list[tuple[str, int, float, float]]:
+        """(bucket, count, x, width) per non-empty bucket, on a bar ``scale`` units long
+        (drawn as SVG: the page's content policy allows no inline styles)."""
+        parts, x = [], 0.0
+        for bucket, n in self.counts.items():
+            if n and self.total:
+                width = scale * n / self.total
+                parts.append((bucket, n, round(x, 2), round(width, 2)))
+                x += width
+        return parts
 
     def as_dict(self) -> dict[str, object]:
         return {"counts": dict(self.counts), "total": self.total, "done": self.done}

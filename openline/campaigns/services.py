@@ -32,6 +32,7 @@ from openline.billing.services import (
 from openline.campaigns.audience import (
     ELIGIBLE,
     AudienceCounts,
+    AudienceError,
     audience_clean,
     audience_contacts,
     audience_counts,
@@ -46,6 +47,7 @@ from openline.campaigns.models import (
     StickySender,
 )
 from openline.campaigns.window import Window, sending_window
+from openline.contacts.models import Contact
 from openline.contacts.phones import phone_region, phone_time_zone, region_for_prefix
 from openline.core.models import ApiToken, Membership, Organization
 from openline.core.realtime import publish_on_commit
@@ -151,6 +153,29 @@ def _audit(
         object_type="broadcast",
         object_id=broadcast.pk,
     )
+
+
+def broadcast_set_people(
+    *, broadcast: Broadcast, actor_id: int | None, contact_id: int, included: bool
+) -> Broadcast:
+    """Leave one person of a draft's audience out (``included`` False) or put them back."""
+    _require_manager(broadcast.organization_id, actor_id, None)
+    if not Contact.objects.filter(
+        organization_id=broadcast.organization_id, pk=contact_id
+    ).exists():
+        raise AudienceError("no such contact here")
+    with transaction.atomic():
+        locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+        if locked.status != BroadcastStatus.DRAFT:
+            raise BroadcastError("only a draft's people can change", "invalid_state")
+        removed = set(locked.audience.get("remove_contacts") or [])
+        if included:
+            removed.discard(contact_id)
+        else:
+            removed.add(contact_id)
+        locked.audience = {**locked.audience, "remove_contacts": sorted(removed)}
+        locked.save(update_fields=["audience"])
+    return locked
 
 
 # --- the preview -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from openline.console.models import SavedReply
 from openline.contacts.models import NumberType
+from openline.contacts.services.tags import MAX_TAG
 from openline.core.models import Membership, Organization
 from openline.messaging.selectors import QueueFilter
 from openline.providers.models import Number
@@ -95,6 +96,19 @@ class ContactEditForm(ConsoleForm):
         label="Number type", choices=NumberType.choices, help_text=_NUMBER_TYPE_HELP
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    tags = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text="Separated by commas, e.g. “swim team, Saturday class”. Broadcasts pick "
+        "people by tag.",
+    )
+
+    def clean_tags(self) -> list[str]:
+        names = [" ".join(n.split()) for n in self.cleaned_data["tags"].split(",")]
+        names = list(dict.fromkeys(n for n in names if n))
+        if any(len(n) > MAX_TAG for n in names):
+            raise forms.ValidationError(f"A tag is at most {MAX_TAG} characters.")
+        return names
 
 
 class StartConversationForm(ConsoleForm):

@@ -12,14 +12,14 @@ from urllib.parse import urlsplit
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 
 from openline.core.models import Organization
 
 P = ParamSpec("P")
-OrgView = Callable[Concatenate[HttpRequest, Organization, P], HttpResponse]
+OrgView = Callable[Concatenate[HttpRequest, Organization, P], HttpResponseBase]
 
 PAGE_SIZE = 50
 # Rendered by name: the staff pages' shell (and this page) belong to the console's templates.
@@ -30,9 +30,9 @@ def is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def console_view(view: OrgView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+def console_view(view: OrgView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
     @wraps(view)
-    def wrapped(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def wrapped(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return _login_redirect(request)
         organization: Organization | None = getattr(request, "organization", None)

@@ -70,6 +70,7 @@ def demo_ensure() -> dict[str, object]:
     number = Number.objects.filter(organization=org).order_by("id").first()
     if number is not None:
         _demo_shifts(org, number)
+    _demo_credits(org)
     widget = _demo_chat_widget(org, number)
     return {
         "created": created,
@@ -83,6 +84,27 @@ def demo_ensure() -> dict[str, object]:
 
 
 DEMO_SHIFT_TITLE = "Demo: always staffed"
+DEMO_CREDITS = 1000
+
+
+def _demo_credits(org: Organization) -> None:
+    """A first allowance, so the demo's broadcasts can be sent (once: the ledger is
+    append-only, and spending it is part of trying the demo)."""
+    from openline.billing.models import CreditEntry, CreditKind
+    from openline.billing.services import credits_add
+    from openline.core.models import Membership
+
+    if CreditEntry.objects.filter(organization=org).exists():
+        return
+    admin = Membership.objects.filter(organization=org, role="admin").first()
+    if admin is not None:
+        credits_add(
+            organization_id=org.pk,
+            credits=DEMO_CREDITS,
+            note="Demo allowance",
+            actor_id=admin.user_id,
+            kind=CreditKind.ALLOWANCE,
+        )
 
 
 def _demo_shifts(org: Organization, number: Number) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Concatenate
 from urllib.parse import urlencode
 
 from asgiref.sync import async_to_sync
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
@@ -41,12 +41,14 @@ THREAD_LIMIT = 200
 NOT_YOURS = "There is no sandbox number of your organization at this address."
 
 
-def member_json(view: OrgView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+def member_json(
+    view: OrgView[P],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
     """``console_view`` for the page's fetch calls: a JSON error they can show instead of a
     login page they would try to read as JSON."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def wrapped(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         if not request.user.is_authenticated:
             error = "You are signed out. Sign in again, then reload this page to keep texting."
             return JsonResponse({"error": error}, status=401)

@@ -40,6 +40,14 @@ def char_label(char: str) -> str:
 
 
 @register.filter
+def gsm_lookalike(char: str) -> str | None:
+    """The GSM-7 text that reads like ``char`` (None when there is none)."""
+    from openline.messaging.segments import GSM7_LOOKALIKES
+
+    return GSM7_LOOKALIKES.get(char)
+
+
+@register.filter
 def char_name(char: str) -> str:
     return f"{unicodedata.name(char, 'unnamed character').lower()} (U+{ord(char):04X})"
 

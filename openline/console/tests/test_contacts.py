@@ -112,6 +112,28 @@ def test_edit_contact(alice_client: Client, dana: Contact) -> None:
     assert (dana.name, dana.number_type, dana.notes) == ("Dana R.", "landline", "prefers evenings")
 
 
+def test_tags_are_set_on_the_contact_page_and_shared_by_name(
+    alice_client: Client, dana: Contact
+) -> None:
+    url = reverse("console:contact_edit", args=[dana.pk])
+    form = {
+        "name": "Dana",
+        "number_type": "mobile",
+        "tags": "Swim team,  saturday class, swim TEAM",
+    }
+    assert alice_client.post(url, form).status_code == 302
+    assert sorted(dana.tags.values_list("name", flat=True)) == ["Swim team", "saturday class"]
+    html = _detail(alice_client, dana)
+    assert (
+        'value="Swim team, saturday class"' in html and '<span class="badge tag">Swim team' in html
+    )
+    too_long = alice_client.post(url, {**form, "tags": "x" * 61})
+    assert too_long.status_code == 422
+    assert dana.tags.count() == 2
+    assert alice_client.post(url, {**form, "tags": ""}).status_code == 302
+    assert not dana.tags.exists()
+
+
 def test_edit_contact_rejects_unknown_type(alice_client: Client, dana: Contact) -> None:
     response = alice_client.post(
         reverse("console:contact_edit", args=[dana.pk]), {"name": "D", "number_type": "fax"}

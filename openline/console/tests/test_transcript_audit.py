@@ -82,6 +82,16 @@ NO_MESSAGE_TEXT = {
     "api-1:create_contact": "a contact and its consent state (no text)",
     "api-1:record_consent": "the consent state (no text)",
     "api-1:get_credits": "the credit balance (numbers only)",
+    "api-1:create_broadcast": "a broadcast: the organization's own text (merge fields "
+    "unfilled), its audience and counts, never a person's text",
+    "api-1:list_broadcasts": "broadcasts (as above)",
+    "api-1:get_broadcast": "a broadcast (as above)",
+    "api-1:preview_broadcast": "counts, segments and credits",
+    "api-1:send_broadcast": "a broadcast (as above)",
+    "api-1:pause_broadcast": "a broadcast (as above)",
+    "api-1:resume_broadcast": "a broadcast (as above)",
+    "api-1:cancel_broadcast": "a broadcast (as above)",
+    "api-1:list_broadcast_messages": "recipients, senders, statuses and errors, never the texts",
     "billing:credits": "credits: balances, spending by day and the ledger's own notes",
     "sandbox:phone_list": "the list of sandbox numbers",
     "sandbox:send": "the simulated carrier's answer to a text sent from the simulator",
@@ -132,6 +142,15 @@ NO_MESSAGE_TEXT = {
     "console:contact_start": "the contact page, or a redirect to the new conversation",
     "console:contact_opt_in": "the contact page, or a redirect",
     "console:contact_opt_out": "the contact page, or a redirect",
+    "campaigns:list": "broadcasts: names and states",
+    "campaigns:new": "a form",
+    "campaigns:detail": "a broadcast: the organization's own text, counts and the log of "
+    "recipients, statuses and errors, never a person's text",
+    "campaigns:people": "a redirect",
+    "campaigns:send": "a redirect or the broadcast page (as above)",
+    "campaigns:control": "a redirect",
+    "campaigns:progress": "counts",
+    "campaigns:log_csv": "recipients, statuses and errors (the export is audited)",
 }
 
 WEBSOCKETS = {
@@ -359,6 +378,8 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "shift_id": 999999,
         "widget_id": 999999,
         "reply_id": 999999,
+        "broadcast_id": 999999,
+        "action": "pause",
         "public_id": "nope",
         "token": "nope",
     }

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -27,6 +28,7 @@ from openline.contacts.services.consent import (
     consent_refusal,
 )
 from openline.contacts.services.contacts import contact_create, contact_update
+from openline.contacts.services.tags import contact_set_tags
 from openline.core.models import Organization
 from openline.core.web import console_view, paginate, sentence
 from openline.messaging import selectors
@@ -96,6 +98,7 @@ def _contact_page(
                 "name": contact.name,
                 "number_type": contact.number_type,
                 "notes": contact.notes,
+                "tags": ", ".join(tag.name for tag in contact.tags.all()),
             }
         ),
         "start_form": forms.get("start_form") or StartConversationForm(organization_id=org_id),
@@ -123,7 +126,10 @@ def contact_edit(request: HttpRequest, organization: Organization, contact_id: i
     contact = _contact_or_404(organization, contact_id)
     form = ContactEditForm(request.POST)
     if form.is_valid():
-        contact_update(contact=contact, **form.cleaned_data)
+        data = dict(form.cleaned_data)
+        with transaction.atomic():
+            contact_set_tags(contact=contact, names=data.pop("tags"))
+            contact_update(contact=contact, **data)
         messages.success(request, "Contact saved.")
         return redirect("console:contact", contact_id=contact.pk)
     return _contact_page(request, organization, contact, edit_form=form)

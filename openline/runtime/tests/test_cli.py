@@ -150,6 +150,13 @@ def test_demo_is_idempotent(capsys):
     assert Organization.objects.filter(slug="demo").count() == 1
     assert Number.objects.get(organization__slug="demo").provider == "sandbox"
     assert first["chat_demo_url"] == second["chat_demo_url"]
+    # One allowance to try broadcasts with, not one per run.
+    from openline.billing.models import CreditEntry
+    from openline.billing.services import credit_balance
+
+    assert CreditEntry.objects.filter(organization__slug="demo").count() == 1
+    org = Organization.objects.get(slug="demo")
+    assert credit_balance(organization_id=org.pk).available == 1000
 
 
 def test_demo_line_is_staffed_now_and_for_weeks_without_duplicates(capsys):

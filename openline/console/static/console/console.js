@@ -333,6 +333,7 @@
       });
     }
     if (kind === "inbox.availability") inboxState(event.number_id, event.online);
+    if (kind === "broadcast.progress") body.dispatchEvent(new CustomEvent("ol:broadcast-progress", { detail: event }));
     if (kind === "conversation.created" && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
     if (kind === "conversation.assigned" && event.status === "waiting" && event.previous_assigned_to_id && flag("notifyNew")) notify(event, "waiting");
     if (kind === "message.created" && event.direction === "in" && String(event.assigned_to_id) === userId && flag("notifyMessage")) notify(event, "message");
@@ -401,6 +402,20 @@
     dropConnection: function (hold) { paused = hold !== false; if (socket) socket.close(); },
     resumeConnection: function () { paused = false; connect(); }
   };
+
+  // One click replaces a character that forces UCS-2 with the GSM-7 look-alike, everywhere
+  // in the draft the counter describes.
+  document.addEventListener("click", function (e) {
+    var fix = e.target.closest && e.target.closest(".seg-fix");
+    if (!fix) return;
+    var counter = fix.closest(".segment-counter");
+    var area = counter && document.querySelector('textarea[aria-describedby~="' + counter.id + '"]');
+    if (!area) return;
+    area.value = area.value.split(fix.dataset.char).join(fix.dataset.with);
+    area.focus();
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+    if (window.htmx) htmx.trigger(area, "ol:count");
+  });
 
   // ---- saved replies and sending ----------------------------------------------------------
   function insertText(area, text, replaceFrom) {

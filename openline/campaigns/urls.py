@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from openline.campaigns import views
+
+app_name = "campaigns"
+
+urlpatterns: list[URLPattern] = [
+    path("", views.broadcast_list, name="list"),
+    path("new", views.broadcast_new, name="new"),
+    path("<int:broadcast_id>/", views.broadcast_detail, name="detail"),
+    path("<int:broadcast_id>/people", views.broadcast_people, name="people"),
+    path("<int:broadcast_id>/send", views.broadcast_send, name="send"),
+    path("<int:broadcast_id>/progress", views.broadcast_progress_part, name="progress"),
+    path("<int:broadcast_id>/log.csv", views.broadcast_log_csv, name="log_csv"),
+    # pause, resume, cancel
+    path("<int:broadcast_id>/<slug:action>", views.broadcast_control, name="control"),
+]

@@ -43,18 +43,22 @@ AVAILABLE_SIGN = {
 
 class CreditAccount(models.Model):
     """One row per organization: the ledger's sums, updated in the transaction that adds
-    the entries. ``available`` never goes below zero (a database constraint)."""
+    the entries. ``available`` never goes below zero (a database constraint): texts that
+    never wait for credits (a counselor's reply, an alert, an automatic answer) that cost
+    more than is available leave the rest ``owed``, paid first from the next credits
+    added. At most one of the two is above zero."""
 
     organization = models.OneToOneField(
         Organization, on_delete=models.CASCADE, related_name="credit_account"
     )
     available = models.BigIntegerField(default=0)
     reserved = models.BigIntegerField(default=0)
+    owed = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(available__gte=0) & Q(reserved__gte=0),
+                condition=Q(available__gte=0) & Q(reserved__gte=0) & Q(owed__gte=0),
                 name="credit_account_not_negative",
             )
         ]
@@ -71,6 +75,8 @@ class CreditEntry(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # The message a debit paid for, and its refund (by id: billing does not know messaging).
+    message_id = models.BigIntegerField(null=True, blank=True)
     # A release or a debit that settles a reservation points at it.
     settles = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="settlements"
@@ -88,6 +94,12 @@ class CreditEntry(models.Model):
                 name="credit_reservation_released_once",
             ),
             models.CheckConstraint(condition=Q(credits__gt=0), name="credit_entry_positive"),
+            # A message is debited once and refunded at most once.
+            models.UniqueConstraint(
+                fields=["message_id", "kind"],
+                condition=Q(message_id__isnull=False),
+                name="credit_message_once",
+            ),
         ]
 
     def save(self, *args: Any, **kwargs: Any) -> None:

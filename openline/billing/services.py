@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from openline.billing.models import (
@@ -49,11 +50,14 @@ class InsufficientCredits(CreditError):
 class Balance:
     available: int
     reserved: int
+    owed: int = 0
 
 
 def credit_balance(*, organization_id: int) -> Balance:
     account = CreditAccount.objects.filter(organization_id=organization_id).first()
-    return Balance(account.available, account.reserved) if account else Balance(0, 0)
+    if account is None:
+        return Balance(0, 0)
+    return Balance(account.available, account.reserved, account.owed)
 
 
 def credit_ledger_balance(*, organization_id: int) -> Balance:
@@ -64,9 +68,9 @@ def credit_ledger_balance(*, organization_id: int) -> Balance:
         .annotate(total=Sum("credits"))
         .values_list("kind", "total")
     )
-    available = sum(AVAILABLE_SIGN[CreditKind(kind)] * total for kind, total in sums.items())
+    net = sum(AVAILABLE_SIGN[CreditKind(kind)] * total for kind, total in sums.items())
     reserved = sums.get(CreditKind.RESERVE, 0) - sums.get(CreditKind.RELEASE, 0)
-    return Balance(available, reserved)
+    return Balance(max(net, 0), reserved, max(-net, 0))
 
 
 def _account(organization_id: int) -> None:
@@ -109,9 +113,7 @@ def credits_add(
     _account(organization_id)
     with transaction.atomic():
         entry = _entry(organization_id, kind, credits, note=note, actor_id=actor_id)
-        CreditAccount.objects.filter(organization_id=organization_id).update(
-            available=F("available") + credits
-        )
+        _credit(organization_id, credits)
         audit_record(
             organization_id=organization_id,
             actor_id=actor_id,
@@ -119,6 +121,58 @@ def credits_add(
             object_type="credit_entry",
             object_id=entry.pk,
         )
+    return entry
+
+
+def _credit(organization_id: int, credits: int) -> None:
+    """Add ``credits``: what is owed is paid first, the rest becomes available."""
+    CreditAccount.objects.filter(organization_id=organization_id).update(
+        available=F("available") + Greatest(Value(credits) - F("owed"), Value(0)),
+        owed=Greatest(F("owed") - Value(credits), Value(0)),
+    )
+
+
+def credits_debit_message(
+    *, organization_id: int, message_id: int, credits: int, purpose: CreditPurpose
+) -> CreditEntry | None:
+    """Debit a text that is never held back for credits (a counselor's reply, an alert, an
+    automatic answer: a crisis line does not stop answering when its bundle runs out).
+    What the available credits do not cover is owed. Once per message; call it in the
+    transaction that stores the message."""
+    if credits <= 0:
+        return None
+    _account(organization_id)
+    entry = _entry(
+        organization_id, CreditKind.DEBIT, credits, purpose=purpose, message_id=message_id
+    )
+    # Both right-hand sides read the row as it was (SQL), so this moves exactly ``credits``.
+    CreditAccount.objects.filter(organization_id=organization_id).update(
+        available=Greatest(F("available") - Value(credits), Value(0)),
+        owed=F("owed") + Greatest(Value(credits) - F("available"), Value(0)),
+    )
+    return entry
+
+
+def credits_refund_message(*, organization_id: int, message_id: int) -> CreditEntry | None:
+    """Give back what a message was debited: it failed before the carrier took it. Once;
+    None when it was never debited (or is refunded already)."""
+    debit = CreditEntry.objects.filter(
+        organization_id=organization_id, message_id=message_id, kind=CreditKind.DEBIT
+    ).first()
+    if debit is None:
+        return None
+    try:
+        with transaction.atomic():
+            entry = _entry(
+                organization_id,
+                CreditKind.REFUND,
+                debit.credits,
+                purpose=debit.purpose,
+                message_id=message_id,
+            )
+            _credit(organization_id, debit.credits)
+    except IntegrityError:  # refunded already (a retry, another worker)
+        return None
     return entry
 
 

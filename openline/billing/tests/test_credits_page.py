@@ -130,3 +130,15 @@ def test_spending_shows_by_day_and_purpose_with_what_came_back(org: Any, alice: 
     assert b'<meter min="0" max="34" value="34"' in page.content
     assert b"SMS 30" in page.content and b"Voice 4" in page.content
     assert "−40".encode() in page.content  # the reservation, in the ledger
+
+
+def test_the_page_says_what_is_owed_when_replies_went_beyond_the_balance(
+    org: Any, alice: Any
+) -> None:
+    from openline.billing.services import credits_debit_message
+
+    credits_debit_message(
+        organization_id=org.pk, message_id=41, credits=3, purpose=CreditPurpose.ALERT
+    )
+    page = _signed_in(alice).get(URL).content.decode()
+    assert 'data-testid="owed">3<' in page and "paid first from the next credits" in page

@@ -10,6 +10,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from openline.billing.models import CreditPurpose
+from openline.billing.services import (
+    CreditError,
+    credits_debit_message,
+    credits_for_sms,
+    credits_refund_message,
+)
 from openline.contacts.models import Contact
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.services.consent import (
@@ -272,10 +279,38 @@ def message_send(
         status_changed_at=now,
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    _debit(message, contact.phone)
     publish_message_event(message, "message.created")
     message_id = message.pk
     transaction.on_commit(lambda: enqueue_dispatch(message_id))
     return message
+
+
+# What each kind of text is counted as on the Credits page.
+_CREDIT_PURPOSE = {
+    MessageKind.ALERT: CreditPurpose.ALERT,
+    MessageKind.AUTOMATED: CreditPurpose.AUTO_REPLY,
+}
+
+
+def _debit(message: Message, phone: str) -> None:
+    """Count a text against the organization's credits. A broadcast's texts (BULK) were
+    paid for by its reservation; every other text is debited now and never held back for
+    credits (what is missing is owed). A country without a rate is not charged: logged,
+    so the rate can be added."""
+    if message.kind == MessageKind.BULK:
+        return
+    try:
+        credits = credits_for_sms(phone=phone, segments=message.segments)
+    except CreditError:
+        logger.warning("no SMS credit rate for message=%s; not charged", message.pk)
+        return
+    credits_debit_message(
+        organization_id=message.organization_id,
+        message_id=message.pk,
+        credits=credits,
+        purpose=_CREDIT_PURPOSE.get(MessageKind(message.kind), CreditPurpose.SMS),
+    )
 
 
 @transaction.atomic
@@ -330,6 +365,9 @@ def message_set_status(
         message.error_message = error_message[:300]
         fields += ["error_code", "error_message"]
     message.save(update_fields=fields)
+    if status == MessageStatus.FAILED and not message.provider_message_id:
+        # It failed before the carrier took it: whatever it was charged comes back.
+        credits_refund_message(organization_id=message.organization_id, message_id=message.pk)
     publish_message_event(message, "message.status")
     return True
 

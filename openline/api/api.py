@@ -4,16 +4,24 @@ one service or selector, map its errors to a 4xx answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import NinjaAPI, Path, Query, Status
 
 from openline.api.auth import OrganizationToken, organization_id
 from openline.api.errors import ApiError, install_error_handlers
 from openline.api.schemas import (
     MAX_ID,
+    BroadcastIn,
+    BroadcastMessagePage,
+    BroadcastOut,
+    BroadcastPage,
     ConsentChangeOut,
     ConsentIn,
     ContactIn,
@@ -23,12 +31,34 @@ from openline.api.schemas import (
     ConversationPage,
     CreditsOut,
     ErrorOut,
+    LogFilters,
     MessageIn,
     MessagePage,
     MessageSentOut,
     PageParams,
+    PreviewOut,
+    SendIn,
 )
-from openline.billing.services import credit_balance
+from openline.billing.services import CreditError, InsufficientCredits, credit_balance
+from openline.campaigns.audience import AudienceError
+from openline.campaigns.compose import ComposeError
+from openline.campaigns.models import Broadcast, BroadcastRecipient, BroadcastStatus
+from openline.campaigns.selectors import (
+    _MESSAGE_BUCKET,
+    broadcast_get,
+    broadcast_log,
+    broadcast_progress,
+    broadcasts_for,
+)
+from openline.campaigns.services import (
+    BroadcastError,
+    broadcast_cancel,
+    broadcast_create,
+    broadcast_pause,
+    broadcast_preview,
+    broadcast_queue,
+    broadcast_resume,
+)
 from openline.contacts.models import ConsentSource, Contact, NumberType
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.selectors import consent_state, contact_by_phone, contact_get
@@ -313,4 +343,307 @@ def record_consent(
 )
 def get_credits(request: HttpRequest) -> dict[str, int]:
     balance = credit_balance(organization_id=organization_id(request))
-    return {"available": balance.available, "reserved": balance.reserved}
+    return {"available": balance.available, "reserved": balance.reserved, "owed": balance.owed}
+
+
+# Broadcasts
+
+BROADCAST_ERRORS = {**ERRORS, 402: ErrorOut, 403: ErrorOut}
+# How far ahead a broadcast may be scheduled.
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+
+
+def _broadcast_or_404(request: HttpRequest, broadcast_id: int) -> Broadcast:
+    try:
+        return broadcast_get(organization_id=organization_id(request), broadcast_id=broadcast_id)
+    except Broadcast.DoesNotExist:
+        raise ApiError(404, "not_found", "broadcast not found") from None
+
+
+def _broadcast_out(broadcast: Broadcast, *, progress: bool = True) -> dict[str, Any]:
+    out = {
+        "id": broadcast.pk,
+        "name": broadcast.name,
+        "body": broadcast.body,
+        "status": broadcast.status,
+        "created_at": broadcast.created_at,
+        "scheduled_for": broadcast.scheduled_for,
+        "started_at": broadcast.started_at,
+        "finished_at": broadcast.finished_at,
+        "number_ids": sorted(number.pk for number in broadcast.numbers.all()),
+        # A draft saved before every key existed reads as if it had them empty.
+        "audience": {
+            "everyone": broadcast.audience.get("everyone") is True,
+            **{
+                key: broadcast.audience.get(key) or []
+                for key in ("include_tags", "exclude_tags", "add_contacts", "remove_contacts")
+            },
+        },
+    }
+    if progress:
+        out["progress"] = broadcast_progress(broadcast_id=broadcast.pk).as_dict()
+    return out
+
+
+def _contacts_by_phone(org_id: int, phones: list[str]) -> list[int]:
+    """The ids of the organization's contacts with ``phones``; 422 naming any phone that is
+    not a phone number or not one of its contacts."""
+    wanted: dict[str, str] = {}
+    for raw in phones:
+        try:
+            wanted[normalize_phone(raw)] = raw
+        except InvalidPhoneNumber as exc:
+            raise ApiError(422, "invalid_phone", str(exc)) from None
+    found = dict(
+        Contact.objects.filter(organization_id=org_id, phone__in=wanted).values_list("phone", "pk")
+    )
+    missing = [raw for e164, raw in wanted.items() if e164 not in found]
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        shown = ", ".join(missing[:10]) + more
+        raise ApiError(422, "invalid_audience", f"no contact here has these phones: {shown}")
+    return sorted(set(found.values()))
+
+
+def _broadcast_error(exc: BroadcastError) -> ApiError:
+    status = {"forbidden": 403, "invalid_state": 409, "no_recipients": 409}.get(exc.code, 422)
+    return ApiError(status, exc.code, str(exc))
+
+
+@api.post(
+    "/broadcasts",
+    response={201: BroadcastOut, **BROADCAST_ERRORS},
+    tags=["broadcasts"],
+    summary="Create a broadcast (a draft)",
+)
+def create_broadcast(request: HttpRequest, payload: BroadcastIn) -> Status[dict[str, Any]]:
+    """Say who gets it with exactly one of: `audience` (tags and people picked by hand;
+    `everyone` for every contact), `contact_ids`, or `phones` (each must be a contact of
+    the organization). Nothing is sent until `POST /broadcasts/{id}/send`; see who it would
+    reach and what it costs first with `GET /broadcasts/{id}/preview`. Another
+    organization's tag, contact or number, an unknown merge field or an unknown phone is
+    422."""
+    org_id = organization_id(request)
+    if len(payload.body) > settings.OPENLINE_MAX_BODY_CHARS:
+        limit = settings.OPENLINE_MAX_BODY_CHARS
+        raise ApiError(422, "invalid_body", f"the message is at most {limit} characters")
+    if payload.audience is not None:
+        audience = payload.audience.model_dump()
+    elif payload.contact_ids is not None:
+        audience = {"add_contacts": payload.contact_ids}
+    else:
+        audience = {"add_contacts": _contacts_by_phone(org_id, payload.phones or [])}
+    try:
+        broadcast = broadcast_create(
+            organization_id=org_id,
+            actor_id=None,
+            api_token_id=request.auth.pk,  # type: ignore[attr-defined]
+            name=payload.name,
+            body=payload.body,
+            audience=audience,
+            number_ids=payload.number_ids,
+        )
+    except (AudienceError, ComposeError) as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
+    except BroadcastError as exc:
+        raise _broadcast_error(exc) from None
+    return Status(201, _broadcast_out(broadcast))
+
+
+@api.get(
+    "/broadcasts",
+    response={200: BroadcastPage, **ERRORS},
+    tags=["broadcasts"],
+    summary="List broadcasts, newest first",
+)
+def list_broadcasts(
+    request: HttpRequest,
+    page: PageParams = Query(...),  # noqa: B008
+) -> dict[str, Any]:
+    """Each broadcast without its progress (read one for that)."""
+    broadcasts = broadcasts_for(organization_id=organization_id(request)).prefetch_related(
+        "numbers"
+    )
+    listed = _page(broadcasts, page)
+    listed["items"] = [_broadcast_out(b, progress=False) for b in listed["items"]]
+    return listed
+
+
+@api.get(
+    "/broadcasts/{broadcast_id}",
+    response={200: BroadcastOut, **ERRORS},
+    tags=["broadcasts"],
+    summary="Get a broadcast and its progress",
+)
+def get_broadcast(
+    request: HttpRequest, broadcast_id: int = Path(..., ge=1, le=MAX_ID)
+) -> dict[str, Any]:
+    """`progress` counts recipients by where their text is: pending (waiting for a turn
+    or for their sending window), queued, sent, delivered, failed, refused, cancelled."""
+    return _broadcast_out(_broadcast_or_404(request, broadcast_id))
+
+
+@api.get(
+    "/broadcasts/{broadcast_id}/preview",
+    response={200: PreviewOut, **ERRORS},
+    tags=["broadcasts"],
+    summary="Who a broadcast would reach now and what it would cost",
+)
+def preview_broadcast(
+    request: HttpRequest, broadcast_id: int = Path(..., ge=1, le=MAX_ID)
+) -> dict[str, Any]:
+    """Counted now: people selected, numbers it may text (opted in, textable, no opt-out
+    request waiting for review), each group left out and why, segments per text, credits
+    needed against those available, and recipients who wait for their sending window."""
+    return broadcast_preview(broadcast=_broadcast_or_404(request, broadcast_id)).as_dict()
+
+
+@api.post(
+    "/broadcasts/{broadcast_id}/send",
+    response={200: BroadcastOut, **BROADCAST_ERRORS},
+    tags=["broadcasts"],
+    summary="Send a draft now or schedule it",
+)
+def send_broadcast(
+    request: HttpRequest,
+    payload: SendIn | None = None,
+    broadcast_id: int = Path(..., ge=1, le=MAX_ID),
+) -> dict[str, Any]:
+    """Plans every recipient and reserves the credits they need, then sends at the sender
+    numbers' rates, to each person only inside the organization's sending window in their
+    local time. Without enough credits it is refused with 402 `insufficient_credits` and
+    stays a draft. A broadcast that is not a draft is 409 `invalid_state`; one whose
+    audience has nobody who can be texted is 409 `no_recipients`."""
+    broadcast = _broadcast_or_404(request, broadcast_id)
+    scheduled_for = payload.scheduled_for if payload is not None else None
+    if scheduled_for is not None and scheduled_for > timezone.now() + MAX_SCHEDULE_AHEAD:
+        raise ApiError(422, "invalid_schedule", "schedule a broadcast at most a year ahead")
+    if broadcast.status != BroadcastStatus.DRAFT:
+        state = broadcast.get_status_display().lower()
+        raise ApiError(409, "invalid_state", f"a {state} broadcast cannot be sent")
+    try:
+        broadcast = broadcast_queue(
+            broadcast=broadcast,
+            actor_id=None,
+            api_token_id=request.auth.pk,  # type: ignore[attr-defined]
+            scheduled_for=scheduled_for,
+        )
+    except InsufficientCredits as exc:
+        detail = (
+            f"sending this broadcast needs {exc.needed} credits and {exc.available} are "
+            f"available: {exc.shortfall} short. Add credits, or narrow the audience."
+        )
+        raise ApiError(402, exc.code, detail) from None
+    except CreditError as exc:
+        raise ApiError(409, exc.code, str(exc)) from None
+    except BroadcastError as exc:
+        # Every refusal to queue is about the broadcast's state (no longer a draft, its
+        # numbers deactivated, nobody left to text), not about this request.
+        code = "invalid_state" if exc.code == "invalid" else exc.code
+        raise ApiError(403 if code == "forbidden" else 409, code, str(exc)) from None
+    return _broadcast_out(broadcast)
+
+
+def _change_broadcast(
+    request: HttpRequest, broadcast_id: int, change: Callable[..., Broadcast]
+) -> dict[str, Any]:
+    broadcast = _broadcast_or_404(request, broadcast_id)
+    try:
+        broadcast = change(
+            broadcast=broadcast,
+            actor_id=None,
+            api_token_id=request.auth.pk,  # type: ignore[attr-defined]
+        )
+    except BroadcastError as exc:
+        raise _broadcast_error(exc) from None
+    return _broadcast_out(broadcast)
+
+
+@api.post(
+    "/broadcasts/{broadcast_id}/pause",
+    response={200: BroadcastOut, **BROADCAST_ERRORS},
+    tags=["broadcasts"],
+    summary="Pause a sending broadcast",
+)
+def pause_broadcast(
+    request: HttpRequest, broadcast_id: int = Path(..., ge=1, le=MAX_ID)
+) -> dict[str, Any]:
+    """Nobody else is texted until it is resumed; texts already handed over go on. Only a
+    sending broadcast can be paused (else 409 `invalid_state`)."""
+    return _change_broadcast(request, broadcast_id, broadcast_pause)
+
+
+@api.post(
+    "/broadcasts/{broadcast_id}/resume",
+    response={200: BroadcastOut, **BROADCAST_ERRORS},
+    tags=["broadcasts"],
+    summary="Resume a paused broadcast",
+)
+def resume_broadcast(
+    request: HttpRequest, broadcast_id: int = Path(..., ge=1, le=MAX_ID)
+) -> dict[str, Any]:
+    """Only a paused broadcast can be resumed (else 409 `invalid_state`)."""
+    return _change_broadcast(request, broadcast_id, broadcast_resume)
+
+
+@api.post(
+    "/broadcasts/{broadcast_id}/cancel",
+    response={200: BroadcastOut, **BROADCAST_ERRORS},
+    tags=["broadcasts"],
+    summary="Cancel a scheduled, sending or paused broadcast",
+)
+def cancel_broadcast(
+    request: HttpRequest, broadcast_id: int = Path(..., ge=1, le=MAX_ID)
+) -> dict[str, Any]:
+    """Nobody still waiting gets it; texts already handed over go on. Credits not used are
+    released once those finish. A draft, finished or cancelled broadcast is 409
+    `invalid_state`."""
+    return _change_broadcast(request, broadcast_id, broadcast_cancel)
+
+
+# A message's status -> the progress bucket its recipient is counted in.
+_LOG_BUCKET = {str(status): bucket for status, bucket in _MESSAGE_BUCKET.items()}
+
+
+def _log_row(row: BroadcastRecipient) -> dict[str, Any]:
+    message = row.message
+    status = str(row.status)
+    error = row.reason
+    if status == "queued":
+        # Bucketed as broadcast_progress does; a message removed by retention was sent.
+        status = _LOG_BUCKET.get(message.status, "sent") if message else "sent"
+        if message is not None and not error:
+            error = ": ".join(part for part in (message.error_code, message.error_message) if part)
+    return {
+        "contact_id": row.contact_id,
+        "phone": row.phone,
+        "number": row.number.e164,
+        "message_id": row.message_id,
+        "queued_at": row.queued_at,
+        "status": status,
+        "segments": row.segments,
+        "credits": row.credits,
+        "error": error,
+    }
+
+
+@api.get(
+    "/broadcasts/{broadcast_id}/messages",
+    response={200: BroadcastMessagePage, **ERRORS},
+    tags=["broadcasts"],
+    summary="A broadcast's per-recipient log",
+)
+def list_broadcast_messages(
+    request: HttpRequest,
+    broadcast_id: int = Path(..., ge=1, le=MAX_ID),
+    filters: LogFilters = Query(...),  # noqa: B008
+    page: PageParams = Query(...),  # noqa: B008
+) -> dict[str, Any]:
+    """One row per recipient, in the order they were planned: the sender number, when it
+    was handed to the send service, where it is now (`status`, the progress buckets),
+    segments and credits, and why it was not sent or delivered. Never the text itself
+    (read a conversation for that)."""
+    broadcast = _broadcast_or_404(request, broadcast_id)
+    rows = _page(broadcast_log(broadcast_id=broadcast.pk, status=filters.status or ""), page)
+    rows["items"] = [_log_row(row) for row in rows["items"]]
+    return rows

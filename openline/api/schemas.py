@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, ConfigDict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    model_validator,
+)
 
 
 def _clean_text(value: str) -> str:
@@ -39,6 +46,10 @@ class ErrorOut(Schema):
 class CreditsOut(Schema):
     available: int = Field(description="Credits the organization can still spend.")
     reserved: int = Field(description="Credits set aside for messages on their way.")
+    owed: int = Field(
+        description="Credits spent beyond the balance by texts that never wait for credits "
+        "(replies, alerts, automatic answers); paid first from the next credits added."
+    )
 
 
 # Messages
@@ -176,3 +187,179 @@ class ConsentChangeOut(ConsentOut):
     welcome_message_id: int | None = Field(
         None, description="The welcome text queued by an opt_in, if one could be sent."
     )
+
+
+# Broadcasts
+
+# An id in a request body: a JSON integer (not "5", not true) the database can hold.
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
+# Ids or phones picked by hand; beyond this, tag the contacts and send to the tag.
+MAX_PICKED = 5_000
+BUCKETS = Literal["pending", "queued", "sent", "delivered", "failed", "refused", "cancelled"]
+
+
+def _iso_text(value: Any) -> Any:
+    # Not a number of seconds since 1970 (pydantic would take one): a time in an API is
+    # written out, with its offset, so nobody has to guess which clock it is on.
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date and time with its offset")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware datetime at the edge of the calendar (9999-12-31T23:00-05:00) has no UTC
+    equivalent; refused here rather than overflowing in the database layer."""
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("must be a date and time between the years 1 and 9999 in UTC") from None
+
+
+class AudienceIn(Input):
+    everyone: Annotated[bool, Strict()] = Field(
+        False, description="Every contact with a phone number (then narrowed by the rest)."
+    )
+    include_tags: list[Id] = Field(
+        default_factory=list, max_length=MAX_PICKED, description="Contacts with any of these."
+    )
+    exclude_tags: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_PICKED,
+        description="Contacts with any of these are left out, unless added by hand.",
+    )
+    add_contacts: list[Id] = Field(
+        default_factory=list, max_length=MAX_PICKED, description="People picked by hand."
+    )
+    remove_contacts: list[Id] = Field(
+        default_factory=list, max_length=MAX_PICKED, description="People left out by hand."
+    )
+
+
+class AudienceOut(Schema):
+    everyone: bool
+    include_tags: list[int]
+    exclude_tags: list[int]
+    add_contacts: list[int]
+    remove_contacts: list[int]
+
+
+class BroadcastIn(Input):
+    name: Text = Field(description="For the organization's own records, at most 120 characters.")
+    body: Text = Field(
+        description="The text. Merge fields: {first_name}, {name}. A person's first broadcast "
+        "from the organization ends with how to opt out."
+    )
+    number_ids: list[Id] = Field(
+        min_length=1, max_length=100, description="The organization's numbers to send from."
+    )
+    audience: AudienceIn | None = Field(None, description="Who gets it, by tag and by hand.")
+    contact_ids: list[Id] | None = Field(
+        None, min_length=1, max_length=MAX_PICKED, description="Or: exactly these contacts."
+    )
+    phones: list[Text] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PICKED,
+        description="Or: the contacts with these phone numbers (any format; E.164 preferred).",
+    )
+
+    @model_validator(mode="after")
+    def _one_audience(self) -> BroadcastIn:
+        given = [self.audience, self.contact_ids, self.phones]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of audience, contact_ids or phones")
+        return self
+
+
+class SendIn(Input):
+    scheduled_for: (
+        Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc)] | None
+    ) = Field(
+        None,
+        description="When to start, with its UTC offset (2026-12-04T09:00:00-05:00); "
+        "absent or past: now.",
+    )
+
+
+class ProgressCountsOut(Schema):
+    pending: int = Field(description="Waiting for their turn or their sending window.")
+    queued: int = Field(description="Handed to the carrier's queue, no answer yet.")
+    sent: int
+    delivered: int
+    failed: int
+    refused: int = Field(description="Not sent (opted out since, no rate for the country...).")
+    cancelled: int
+
+
+class ProgressOut(Schema):
+    counts: ProgressCountsOut
+    total: int
+    done: int = Field(description="Recipients with a final outcome (not pending or queued).")
+
+
+class BroadcastListItemOut(Schema):
+    id: int
+    name: str
+    body: str = Field(description="As written, merge fields unfilled.")
+    status: Literal["draft", "scheduled", "sending", "paused", "finished", "cancelled"]
+    created_at: datetime
+    scheduled_for: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    number_ids: list[int]
+    audience: AudienceOut
+
+
+class BroadcastOut(BroadcastListItemOut):
+    progress: ProgressOut
+
+
+class BroadcastPage(Schema):
+    items: list[BroadcastListItemOut]
+    count: int
+
+
+class ExcludedOut(Schema):
+    reason: str = Field(description="not_textable, opted_out, opt_out_pending, no_opt_in, no_rate")
+    label: str
+    count: int
+
+
+class WaitingOut(Schema):
+    time_zone: str
+    recipients: int
+    until: datetime = Field(description="When their sending window opens.")
+
+
+class PreviewOut(Schema):
+    selected: int = Field(description="Contacts the audience selects.")
+    eligible: int = Field(description="Numbers it would text.")
+    excluded: list[ExcludedOut]
+    encoding: str
+    segments_per_message: int
+    segments_with_footer: int
+    credits_needed: int
+    credits_available: int
+    shortfall: int
+    waiting: list[WaitingOut] = Field(description="Recipients outside their window now.")
+
+
+class LogFilters(Schema):
+    status: BUCKETS | None = None
+
+
+class BroadcastMessageOut(Schema):
+    contact_id: int
+    phone: str
+    number: str = Field(description="The sender number (E.164).")
+    message_id: int | None
+    queued_at: datetime | None
+    status: BUCKETS
+    segments: int
+    credits: int
+    error: str = Field(description="Why it was not sent or not delivered; empty otherwise.")
+
+
+class BroadcastMessagePage(Schema):
+    items: list[BroadcastMessageOut]
+    count: int

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
+
 from openline.contacts.models import Contact
 
 FOOTER = "\nReply STOP to opt out."
@@ -29,6 +31,12 @@ def body_check(body: str) -> str:
     body = (body or "").strip()
     if not body:
         raise ComposeError("the message is empty")
+    limit = settings.OPENLINE_MAX_BODY_CHARS - len(FOOTER)
+    if len(body) > limit:
+        raise ComposeError(
+            f"the message is {len(body)} characters; with the opt-out line a first "
+            f"broadcast adds, the limit is {limit}"
+        )
     unknown = sorted({name for name in _FIELD.findall(body) if name not in MERGE_FIELDS})
     if unknown:
         known = ", ".join("{" + name + "}" for name in MERGE_FIELDS)

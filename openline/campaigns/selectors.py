@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from openline.campaigns.models import Broadcast, BroadcastRecipient, RecipientStatus
 from openline.messaging.models import MessageStatus
@@ -90,5 +90,8 @@ def broadcast_log(*, broadcast_id: int, status: str = "") -> QuerySet[BroadcastR
         rows = rows.filter(status=status)
     elif status:
         statuses = [s for s, bucket in _MESSAGE_BUCKET.items() if bucket == status]
-        rows = rows.filter(status=RecipientStatus.QUEUED, message__status__in=statuses)
+        by_message = Q(message__status__in=statuses)
+        if status == "sent":  # a queued recipient whose message was removed was sent
+            by_message |= Q(message__isnull=True)
+        rows = rows.filter(status=RecipientStatus.QUEUED).filter(by_message)
     return rows

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.db.models.functions import Length
@@ -334,7 +335,8 @@ def broadcast_queue(
     with transaction.atomic():
         locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
         if locked.status != BroadcastStatus.DRAFT:
-            raise BroadcastError(f"this broadcast is {locked.get_status_display().lower()}")
+            state = locked.get_status_display().lower()
+            raise BroadcastError(f"this broadcast is {state}", "invalid_state")
         total = _plan(locked)
         if total == 0:
             raise BroadcastError("nobody in this audience can be texted", "no_recipients")
@@ -385,7 +387,8 @@ def _plan(broadcast: Broadcast) -> int:
     new_sticky: list[StickySender] = []
     for contact_id, phone, name, had_one_already in rows:
         footer = not had_one_already
-        segments = count_segments(body_render(broadcast.body, name=name, footer=footer)).segments
+        text = body_render(broadcast.body, name=name, footer=footer)
+        segments = count_segments(text).segments
         region = phone_region(phone)
         rate = credit_rate(region=region, channel="sms")
         number_id = picker.pick(sticky.get(phone))
@@ -406,6 +409,12 @@ def _plan(broadcast: Broadcast) -> int:
         if rate is None:
             recipient.status = RecipientStatus.REFUSED
             recipient.reason = f"no SMS credit rate for country {region or 'unknown'}"
+        elif len(text) > settings.OPENLINE_MAX_BODY_CHARS:
+            recipient.status = RecipientStatus.REFUSED
+            recipient.reason = (
+                f"too long with this person's name: {len(text)} characters, the limit is "
+                f"{settings.OPENLINE_MAX_BODY_CHARS}"
+            )
         else:
             recipient.credits = rate * segments
             total += recipient.credits

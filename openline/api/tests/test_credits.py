@@ -19,8 +19,8 @@ def test_the_balance_is_the_tokens_organizations_own(
     credits_reserve(organization_id=org.pk, credits=20, purpose=CreditPurpose.SMS)
     response = api.get("/credits")
     assert response.status_code == 200
-    assert response.json() == {"available": 100, "reserved": 20}
-    assert other_api.get("/credits").json() == {"available": 0, "reserved": 0}
+    assert response.json() == {"available": 100, "reserved": 20, "owed": 0}
+    assert other_api.get("/credits").json() == {"available": 0, "reserved": 0, "owed": 0}
 
 
 def test_no_token_no_balance(org: Any) -> None:

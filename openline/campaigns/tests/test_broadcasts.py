@@ -481,3 +481,42 @@ def test_an_empty_audience_selects_nobody_and_everyone_selects_every_contact(
             organization_id=org.pk, actor_id=alice.pk, name="x", body="y",
             audience={"everyone": "yes"}, number_ids=[sandbox_number.pk],
         )  # fmt: skip
+
+
+def test_a_message_too_long_for_the_footer_is_refused_and_a_long_name_is_left_out_alone(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], settings: Any
+) -> None:
+    settings.OPENLINE_MAX_BODY_CHARS = 60
+    with pytest.raises(ComposeError) as refused:
+        _draft(org, alice, sandbox_number, body="x" * 38)
+    assert "the limit is 37" in str(refused.value)
+    people["ann"].name = "Annabelle-Marguerite Featherstonehaugh"
+    people["ann"].save()
+    _credits(org, alice, 20)
+    broadcast = broadcast_queue(
+        broadcast=_draft(org, alice, sandbox_number, body="Hi {name}, pool closed"),
+        actor_id=alice.pk,
+    )
+    ann = BroadcastRecipient.objects.get(broadcast=broadcast, phone=people["ann"].phone)
+    assert (
+        ann.status == RecipientStatus.REFUSED and "too long with this person's name" in ann.reason
+    )
+    assert ann.credits == 0
+    with pytest.raises(BroadcastError) as again:
+        broadcast_queue(broadcast=broadcast, actor_id=alice.pk)
+    assert again.value.code == "invalid_state"
+
+
+def test_the_log_counts_a_sent_text_whose_message_was_removed_as_sent(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None,
+) -> None:  # fmt: skip
+    from openline.campaigns.selectors import broadcast_log
+
+    _credits(org, alice, 20)
+    broadcast = _send_all(pipeline, _draft(org, alice, sandbox_number), alice)
+    ann = BroadcastRecipient.objects.get(broadcast=broadcast, phone=people["ann"].phone)
+    Message.objects.filter(pk=ann.message_id).delete()  # retention removed it
+    sent = broadcast_log(broadcast_id=broadcast.pk, status="sent")
+    assert people["ann"].phone in {row.phone for row in sent}
+    assert broadcast_progress(broadcast_id=broadcast.pk).counts["sent"] >= 1

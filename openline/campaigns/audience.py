@@ -1,23 +1,60 @@
 """Who a broadcast reaches, counted by the database.
 
-An audience is a small dict: ``everyone`` (every contact with a phone) or ``include_tags``
-(contacts with any of them) and ``add_contacts`` (people picked by hand); then
-``exclude_tags`` (contacts with any of them are left out, unless picked by hand) and
-``remove_contacts`` (people unpicked by hand). An empty audience selects nobody.
-Eligible numbers are those whose consent ledger says opted in, with no opt-out request
-waiting for review, on a textable number; every other selected number is counted under
-the reason it is left out."""
+An audience picks **people** (contacts that are not another number of someone) and then
+their **numbers** (the person's own and each of their other numbers). It is a small dict:
+
+- ``everyone`` (every person), or ``include_tags`` (people with any of them) and
+  ``add_contacts`` (people picked by hand);
+- ``exclude_tags`` (people with any of them are left out, unless picked by hand) and
+  ``remove_contacts`` (people unpicked by hand);
+- ``filters``: a list of ``{"on", "op", "value", "exclude"}`` conditions that must all
+  hold (``exclude`` turns one around): on a custom field (``"field:<id>"``: equals,
+  before, after, empty), the last time the person and the organization texted
+  (``last_contact``: before or on/after a date, or empty for never), the inbox they last
+  used (``inbox``: equals a number id), and, for each number, its consent state
+  (``consent``: opted_in, opted_out, opt_out_pending, no_opt_in) or its type
+  (``number_type``).
+
+An empty audience selects nobody. Eligible numbers are those whose consent ledger says
+opted in, with no opt-out request waiting for review, on a textable number; every other
+number is counted under the reason it is left out."""
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
+from datetime import datetime, time
 from typing import Any
 
-from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Substr
+from django.db.models.lookups import Exact
 
-from openline.contacts.models import TEXTABLE_TYPES, ConsentKind, Contact, Tag
+from openline.contacts.models import (
+    TEXTABLE_TYPES,
+    ConsentKind,
+    Contact,
+    CustomField,
+    FieldKind,
+    FieldValue,
+    NumberType,
+    Tag,
+)
 from openline.contacts.selectors import consent_events_in_scope
+from openline.contacts.services.fields import FieldError, field_value_parse, parse_date
+from openline.core.models import Organization
+from openline.messaging.models import Conversation
+from openline.providers.models import Number
 
 
 class AudienceError(ValueError):
@@ -31,26 +68,42 @@ EXCLUSIONS = {
     "opt_out_pending": "asked not to be texted (request waiting for review)",
     "no_opt_in": "no opt-in on record",
 }
+CONSENT_STATES = ("opted_in", "opted_out", "opt_out_pending", "no_opt_in")
+MAX_FILTERS = 20
 
-_KEYS = ("include_tags", "exclude_tags", "add_contacts", "remove_contacts")
+_ID_LISTS = ("include_tags", "exclude_tags", "add_contacts", "remove_contacts")
+_OPS = {
+    FieldKind.TEXT: ("equals", "empty"),
+    FieldKind.CHOICE: ("equals", "empty"),
+    FieldKind.NUMBER: ("equals", "before", "after", "empty"),
+    FieldKind.DATE: ("equals", "before", "after", "empty"),
+    "last_contact": ("before", "after", "empty"),
+    "inbox": ("equals",),
+    "consent": ("equals",),
+    "number_type": ("equals",),
+}
+_NUMBER_LEVEL = ("consent", "number_type")
 
 
 def _everyone(audience: dict[str, Any]) -> bool:
     return audience.get("everyone") is True
 
 
+# --- checking an audience ----------------------------------------------------------------
+
+
 def audience_clean(*, organization_id: int, audience: dict[str, Any]) -> dict[str, Any]:
-    """``audience`` with only known keys and ids of this organization's tags and contacts;
-    raise AudienceError naming anything else."""
+    """``audience`` with only known keys, ids of this organization's tags, contacts, fields
+    and numbers, and filters that make sense; raise AudienceError naming anything else."""
     if not isinstance(audience, dict):
         raise AudienceError("an audience is an object of tag and contact id lists")
-    unknown = sorted(set(audience) - {*_KEYS, "everyone"})
+    unknown = sorted(set(audience) - {*_ID_LISTS, "everyone", "filters"})
     if unknown:
         raise AudienceError(f"unknown audience keys: {', '.join(unknown)}")
     if not isinstance(audience.get("everyone", False), bool):
         raise AudienceError("everyone is true or false")
     clean: dict[str, Any] = {"everyone": _everyone(audience)}
-    for key in _KEYS:
+    for key in _ID_LISTS:
         ids = audience.get(key) or []
         if not isinstance(ids, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) for i in ids
@@ -67,30 +120,157 @@ def audience_clean(*, organization_id: int, audience: dict[str, Any]) -> dict[st
             noun = "tags" if model is Tag else "contacts"
             raise AudienceError(f"no such {noun} here: {', '.join(map(str, missing))}")
         clean[key] = sorted(found)
+    filters = audience.get("filters") or []
+    if not isinstance(filters, list) or len(filters) > MAX_FILTERS:
+        raise AudienceError(f"filters is a list of at most {MAX_FILTERS} conditions")
+    clean["filters"] = [_clean_filter(organization_id, f) for f in filters]
     return clean
 
 
+def _clean_filter(organization_id: int, condition: Any) -> dict[str, Any]:
+    if not isinstance(condition, dict) or set(condition) - {"on", "op", "value", "exclude"}:
+        raise AudienceError('a filter is {"on": ..., "op": ..., "value": ..., "exclude": ...}')
+    on, op = condition.get("on"), condition.get("op")
+    value, exclude = condition.get("value", ""), condition.get("exclude", False)
+    if not isinstance(on, str) or not isinstance(op, str) or not isinstance(exclude, bool):
+        raise AudienceError("a filter's on and op are text, exclude is true or false")
+    if not isinstance(value, str | int) or isinstance(value, bool) or len(str(value)) > 500:
+        raise AudienceError("a filter's value is text or a number")
+    kind: str = on
+    if on.startswith("field:"):
+        field = _field(organization_id, on)
+        kind = field.kind
+    if kind not in _OPS:
+        raise AudienceError(f"cannot filter on {on!r}")
+    if op not in _OPS[kind]:
+        raise AudienceError(f"{on} can be filtered with: {', '.join(_OPS[kind])}")
+    if op != "empty":
+        _check_value(organization_id, on, kind, op, value)
+    return {"on": on, "op": op, "value": value if op != "empty" else "", "exclude": exclude}
+
+
+def _field(organization_id: int, on: str) -> CustomField:
+    try:
+        return CustomField.objects.get(organization_id=organization_id, pk=int(on[6:]))
+    except (ValueError, CustomField.DoesNotExist):
+        raise AudienceError(f"no such field here: {on}") from None
+
+
+def _check_value(organization_id: int, on: str, kind: str, op: str, value: Any) -> None:
+    try:
+        if on.startswith("field:"):
+            field_value_parse(_field(organization_id, on), str(value))
+        elif on == "last_contact":
+            parse_date(str(value))
+    except FieldError as exc:
+        raise AudienceError(str(exc)) from None
+    if (
+        on == "inbox"
+        and not Number.objects.filter(
+            organization_id=organization_id, pk=value if isinstance(value, int) else -1
+        ).exists()
+    ):
+        raise AudienceError(f"no such inbox here: {value}")
+    if on == "consent" and value not in CONSENT_STATES:
+        raise AudienceError(f"consent is one of: {', '.join(CONSENT_STATES)}")
+    if on == "number_type" and value not in NumberType.values:
+        raise AudienceError(f"number_type is one of: {', '.join(NumberType.values)}")
+
+
+# --- people and numbers ------------------------------------------------------------------
+
+
 def audience_contacts(*, organization_id: int, audience: dict[str, Any]) -> QuerySet[Contact]:
-    """The selected contacts (with a phone), before consent is looked at."""
+    """The selected people: contacts that are nobody's other number, with a phone."""
     with_tag = Contact.tags.through.objects.filter(contact_id=OuterRef("pk"))
-    contacts = Contact.objects.filter(organization_id=organization_id).exclude(phone="")
+    people = Contact.objects.filter(organization_id=organization_id, primary__isnull=True)
+    people = people.exclude(phone="")
     include = audience.get("include_tags") or []
     added = audience.get("add_contacts") or []
     if not _everyone(audience):
         picked = Exists(with_tag.filter(tag_id__in=include)) if include else Q(pk__in=[])
-        contacts = contacts.filter(picked | Q(pk__in=added)) if added else contacts.filter(picked)
+        people = people.filter(picked | Q(pk__in=added)) if added else people.filter(picked)
     exclude = audience.get("exclude_tags") or []
     if exclude:
-        contacts = contacts.exclude(Exists(with_tag.filter(tag_id__in=exclude)) & ~Q(pk__in=added))
+        people = people.exclude(Exists(with_tag.filter(tag_id__in=exclude)) & ~Q(pk__in=added))
     removed = audience.get("remove_contacts") or []
     if removed:
-        contacts = contacts.exclude(pk__in=removed)
-    return contacts
+        people = people.exclude(pk__in=removed)
+    organization = Organization.objects.get(pk=organization_id)
+    for condition in audience.get("filters") or []:
+        if condition["on"] not in _NUMBER_LEVEL:
+            q = _person_condition(organization, condition)
+            people = people.exclude(q) if condition["exclude"] else people.filter(q)
+    return people
 
 
-ELIGIBLE = Q(number_type__in=TEXTABLE_TYPES, consent=ConsentKind.OPT_IN) & ~Q(
-    latest=ConsentKind.OPT_OUT_REQUEST
-)
+def _person_condition(organization: Organization, condition: dict[str, Any]) -> Q:
+    on, op, value = condition["on"], condition["op"], condition["value"]
+    if on.startswith("field:"):
+        field = _field(organization.pk, on)
+        values = FieldValue.objects.filter(contact_id=OuterRef("pk"), field=field)
+        if op == "empty":
+            return ~Q(Exists(values))
+        parsed = field_value_parse(field, str(value))
+        columns = {str(FieldKind.NUMBER): "number", str(FieldKind.DATE): "date"}
+        column = columns.get(field.kind, "text")
+        if column == "text":
+            return Q(Exists(values.filter(text__iexact=parsed["text"])))
+        lookup = {"equals": "", "before": "__lt", "after": "__gt"}[op]
+        return Q(Exists(values.filter(**{f"{column}{lookup}": parsed[column]})))
+    theirs = Conversation.objects.filter(
+        Q(contact_id=OuterRef("pk")) | Q(contact__primary_id=OuterRef("pk"))
+    )
+    if on == "inbox":
+        last_inbox = theirs.order_by("-last_message_at", "-pk").values("number_id")[:1]
+        return Q(Exact(Subquery(last_inbox), int(value)))
+    # last_contact
+    if op == "empty":
+        return ~Q(Exists(theirs))
+    tz = zoneinfo.ZoneInfo(organization.timezone)
+    start = datetime.combine(parse_date(str(value)), time(0, 0), tzinfo=tz)
+    since = Q(Exists(theirs.filter(last_message_at__gte=start)))
+    return since if op == "after" else Q(Exists(theirs)) & ~since
+
+
+def audience_numbers(
+    *, organization_id: int, audience: dict[str, Any], simulated: bool | None = None
+) -> QuerySet[Contact]:
+    """Every number of the selected people, annotated with ``consent``, ``latest`` and
+    ``state`` (``eligible`` or an EXCLUSIONS reason), with the per-number filters applied."""
+    people = audience_contacts(organization_id=organization_id, audience=audience).values("pk")
+    numbers = (
+        Contact.objects.filter(organization_id=organization_id)
+        .filter(Q(pk__in=people) | Q(primary_id__in=people))
+        .exclude(phone="")
+    )
+    numbers = audience_with_consent(numbers, organization_id=organization_id, simulated=simulated)
+    numbers = numbers.annotate(
+        state=Case(
+            When(~Q(number_type__in=TEXTABLE_TYPES), then=Value("not_textable")),
+            When(consent=ConsentKind.OPT_OUT, then=Value("opted_out")),
+            When(consent__isnull=True, then=Value("no_opt_in")),
+            When(latest=ConsentKind.OPT_OUT_REQUEST, then=Value("opt_out_pending")),
+            default=Value("eligible"),
+        )
+    )
+    for condition in audience.get("filters") or []:
+        if condition["on"] in _NUMBER_LEVEL:
+            q = _number_condition(condition)
+            numbers = numbers.exclude(q) if condition["exclude"] else numbers.filter(q)
+    return numbers
+
+
+def _number_condition(condition: dict[str, Any]) -> Q:
+    if condition["on"] == "number_type":
+        return Q(number_type=condition["value"])
+    value = condition["value"]
+    if value == "opted_in":
+        return Q(consent=ConsentKind.OPT_IN)
+    return Q(state=value)
+
+
+ELIGIBLE = Q(state="eligible")
 
 
 def audience_with_consent(
@@ -98,8 +278,7 @@ def audience_with_consent(
 ) -> QuerySet[Contact]:
     """Annotate each contact with its latest opt-in or opt-out (``consent``) and its latest
     consent event of any kind that changes it (``latest``: an opt-out request waiting for
-    review when that is the newest), both read from the ledger by subquery. ``ELIGIBLE``
-    then filters those a broadcast may text."""
+    review when that is the newest), both read from the ledger by subquery."""
     events = consent_events_in_scope(organization_id=organization_id, simulated=simulated)
     events = events.filter(phone=OuterRef("phone")).order_by("-created_at", "-id")
     consent = events.filter(kind__in=(ConsentKind.OPT_IN, ConsentKind.OPT_OUT))
@@ -117,9 +296,12 @@ def audience_with_consent(
     )
 
 
+# --- counting ----------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class AudienceCounts:
-    selected: int  # contacts with a phone
+    selected: int  # people
     eligible: int  # numbers a broadcast may text
     excluded: dict[str, int]  # reason code (EXCLUSIONS) -> numbers left out
     by_prefix: dict[str, int]  # eligible numbers by their first five characters ("+1212")
@@ -132,24 +314,12 @@ class AudienceCounts:
 def audience_counts(
     *, organization_id: int, audience: dict[str, Any], simulated: bool | None = None
 ) -> AudienceCounts:
-    """Selected people, eligible numbers and each excluded group: one query, grouped by
-    each number's state and its first five characters (for the rates per country)."""
-    contacts = audience_with_consent(
-        audience_contacts(organization_id=organization_id, audience=audience),
-        organization_id=organization_id,
-        simulated=simulated,
-    )
+    """Selected people, eligible numbers and each excluded group: two queries, the second
+    grouped by each number's state and its first five characters (for the rates)."""
+    selected = audience_contacts(organization_id=organization_id, audience=audience).count()
     rows = (
-        contacts.annotate(
-            state=Case(
-                When(~Q(number_type__in=TEXTABLE_TYPES), then=Value("not_textable")),
-                When(consent=ConsentKind.OPT_OUT, then=Value("opted_out")),
-                When(consent__isnull=True, then=Value("no_opt_in")),
-                When(latest=ConsentKind.OPT_OUT_REQUEST, then=Value("opt_out_pending")),
-                default=Value("eligible"),
-            ),
-            prefix=Substr("phone", 1, 5),
-        )
+        audience_numbers(organization_id=organization_id, audience=audience, simulated=simulated)
+        .annotate(prefix=Substr("phone", 1, 5))
         .values_list("state", "prefix")
         .annotate(n=Count("pk"))
         .order_by()
@@ -161,10 +331,9 @@ def audience_counts(
             by_prefix[prefix] = by_prefix.get(prefix, 0) + n
         else:
             excluded[state] += n
-    eligible = sum(by_prefix.values())
     return AudienceCounts(
-        selected=eligible + sum(excluded.values()),
-        eligible=eligible,
+        selected=selected,
+        eligible=sum(by_prefix.values()),
         excluded=excluded,
         by_prefix=by_prefix,
     )

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
-from django.db.models.functions import Length
+from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
 from openline.billing.models import CreditPurpose
@@ -37,9 +37,9 @@ from openline.campaigns.audience import (
     audience_clean,
     audience_contacts,
     audience_counts,
-    audience_with_consent,
+    audience_numbers,
 )
-from openline.campaigns.compose import body_check, body_render
+from openline.campaigns.compose import body_check, body_render, merge_keys
 from openline.campaigns.models import (
     Broadcast,
     BroadcastRecipient,
@@ -48,7 +48,7 @@ from openline.campaigns.models import (
     StickySender,
 )
 from openline.campaigns.window import Window, sending_window
-from openline.contacts.models import Contact
+from openline.contacts.models import Contact, CustomField, FieldValue
 from openline.contacts.phones import phone_region, phone_time_zone, region_for_prefix
 from openline.core.models import ApiToken, Membership, Organization
 from openline.core.realtime import publish_on_commit
@@ -111,7 +111,8 @@ def broadcast_create(
         raise BroadcastError("give the broadcast a name")
     if len(name) > MAX_NAME:
         raise BroadcastError(f"the name is at most {MAX_NAME} characters")
-    body = body_check(body)
+    keys = CustomField.objects.filter(organization_id=organization_id).values_list("key", flat=True)
+    body = body_check(body, field_keys=keys)
     clean = audience_clean(organization_id=organization_id, audience=audience)
     numbers = _numbers(organization_id, number_ids)
     with transaction.atomic():
@@ -255,8 +256,9 @@ def broadcast_preview(*, broadcast: Broadcast, now: datetime | None = None) -> P
         .values_list("name", flat=True)
         .first()
     ) or ""
-    plain = count_segments(body_render(broadcast.body, name=longest, footer=False))
-    footed = count_segments(body_render(broadcast.body, name=longest, footer=True))
+    fields = _longest_field_values(org.pk, broadcast.body)
+    plain = count_segments(body_render(broadcast.body, name=longest, fields=fields, footer=False))
+    footed = count_segments(body_render(broadcast.body, name=longest, fields=fields, footer=True))
     credits = no_rate = 0
     zones: dict[str, int] = {}
     for prefix, n in counts.by_prefix.items():
@@ -284,6 +286,38 @@ def broadcast_preview(*, broadcast: Broadcast, now: datetime | None = None) -> P
         credits_available=credit_balance(organization_id=org.pk).available,
         waiting=waiting,
     )
+
+
+def _longest_field_values(organization_id: int, body: str) -> dict[str, str]:
+    """For each custom field ``body`` merges, its longest value in the organization."""
+    keys = merge_keys(body)
+    longest: dict[str, str] = {}
+    for key in keys:
+        value = (
+            FieldValue.objects.filter(organization_id=organization_id, field__key=key)
+            .order_by(Length("text").desc())
+            .values_list("text", flat=True)
+            .first()
+        )
+        if value:
+            longest[key] = value
+    return longest
+
+
+def _person_fields(
+    organization_id: int, body: str, person_ids: list[int]
+) -> dict[int, dict[str, str]]:
+    """Custom field values by person, for the fields ``body`` merges (none: no query)."""
+    keys = merge_keys(body) - {"name", "first_name"}
+    found: dict[int, dict[str, str]] = {}
+    if not keys or not person_ids:
+        return found
+    rows = FieldValue.objects.filter(
+        organization_id=organization_id, field__key__in=keys, contact_id__in=person_ids
+    ).values_list("contact_id", "field__key", "text")
+    for contact_id, key, text in rows.iterator(chunk_size=2000):
+        found.setdefault(contact_id, {})[key] = text
+    return found
 
 
 def _simulated(broadcast: Broadcast) -> bool | None:
@@ -368,26 +402,26 @@ def _plan(broadcast: Broadcast) -> int:
         organization_id=org.pk, phone=OuterRef("phone"), status=RecipientStatus.QUEUED
     )
     eligible = (
-        audience_with_consent(
-            audience_contacts(organization_id=org.pk, audience=broadcast.audience),
-            organization_id=org.pk,
-            simulated=_simulated(broadcast),
+        audience_numbers(
+            organization_id=org.pk, audience=broadcast.audience, simulated=_simulated(broadcast)
         )
         .filter(ELIGIBLE)
-        .annotate(had_one=Exists(had_one))
+        .annotate(had_one=Exists(had_one), person=Coalesce("primary_id", "pk"))
         .order_by("pk")
-        .values_list("pk", "phone", "name", "had_one")
+        .values_list("pk", "phone", "name", "had_one", "person", "primary__name")
     )
     total = 0
     batch: list[BroadcastRecipient] = []
     rows = list(eligible.iterator(chunk_size=2000))
+    fields = _person_fields(org.pk, broadcast.body, [row[4] for row in rows])
     sticky = dict(
         StickySender.objects.filter(organization_id=org.pk).values_list("phone", "number_id")
     )
     new_sticky: list[StickySender] = []
-    for contact_id, phone, name, had_one_already in rows:
+    for contact_id, phone, own_name, had_one_already, person, person_name in rows:
         footer = not had_one_already
-        text = body_render(broadcast.body, name=name, footer=footer)
+        name = person_name or own_name
+        text = body_render(broadcast.body, name=name, fields=fields.get(person), footer=footer)
         segments = count_segments(text).segments
         region = phone_region(phone)
         rate = credit_rate(region=region, channel="sms")
@@ -498,8 +532,8 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
     with transaction.atomic():
         recipients = (
             BroadcastRecipient.objects.filter(pk__in=ids, status=RecipientStatus.PENDING)
-            .select_related("contact")
-            .select_for_update()
+            .select_related("contact__primary")
+            .select_for_update(of=("self",))
         )
         for recipient in recipients:
             now = timezone.now()
@@ -508,7 +542,15 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
             ).update(status=RecipientStatus.QUEUED, queued_at=now)
             if not claimed:
                 continue
-            body = body_render(broadcast.body, contact=recipient.contact, footer=recipient.footer)
+            person = recipient.contact.primary_id or recipient.contact_id
+            body = body_render(
+                broadcast.body,
+                contact=recipient.contact,
+                fields=_person_fields(broadcast.organization_id, broadcast.body, [person]).get(
+                    person
+                ),
+                footer=recipient.footer,
+            )
             try:
                 message = message_send(
                     organization_id=broadcast.organization_id,

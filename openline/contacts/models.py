@@ -44,6 +44,12 @@ class Contact(models.Model):
     )
     notes = models.TextField(blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
+    # Another number of the same person (a family's second mobile, a work phone): this row
+    # is that number, with its own type, conversations and consent; tags and custom fields
+    # belong to the person (the primary row). Never a chain: a primary has no primary.
+    primary = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="other_numbers"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +79,56 @@ class Contact(models.Model):
     @property
     def is_textable(self) -> bool:
         return self.number_type in TEXTABLE_TYPES
+
+
+class FieldKind(models.TextChoices):
+    TEXT = "text", "Text"
+    NUMBER = "number", "Number"
+    DATE = "date", "Date"
+    CHOICE = "choice", "Choice"
+
+
+class CustomField(models.Model):
+    """A field an organization keeps about its contacts ("Class", "Birthday", "Balance"),
+    usable in audiences and as a merge field ``{key}`` in broadcasts."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=60)
+    key = models.SlugField(max_length=40, help_text="Its merge field: {key}")
+    kind = models.CharField(max_length=10, choices=FieldKind.choices, default=FieldKind.TEXT)
+    choices = models.JSONField(default=list, blank=True, help_text="For a choice field")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="uniq_field_key"),
+            models.UniqueConstraint(fields=["organization", "name"], name="uniq_field_name"),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FieldValue(models.Model):
+    """One contact's value of one custom field, in the column of its kind (so audiences
+    compare numbers as numbers and dates as dates, in the database)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="field_values")
+    field = models.ForeignKey(CustomField, on_delete=models.CASCADE, related_name="values")
+    text = models.CharField(max_length=500, blank=True)  # text and choice, and the display
+    number = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "field"], name="uniq_field_value")
+        ]
+        indexes = [
+            models.Index(fields=["field", "text"]),
+            models.Index(fields=["field", "number"]),
+            models.Index(fields=["field", "date"]),
+        ]
 
 
 class ConsentKind(models.TextChoices):

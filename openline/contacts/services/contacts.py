@@ -84,3 +84,45 @@ def _publish_contact(contact: Contact) -> None:
         organization_id=contact.organization_id,
         event={"type": "contact.updated", "contact_id": contact.pk},
     )
+
+
+def contact_add_number(*, contact: Contact, phone: str, number_type: str | None = None) -> Contact:
+    """Give ``contact`` (a person) another number: a row of its own (type, conversations,
+    consent) that belongs to the person. A number that is already a contact on its own
+    (it texted in before) joins the person; one that belongs to someone else is refused."""
+    person = contact.primary or contact
+    e164 = normalize_phone(phone)
+    kind = _check_number_type(number_type) if number_type else guess_number_type(e164)
+    with transaction.atomic():
+        existing = (
+            Contact.objects.select_for_update()
+            .filter(organization_id=person.organization_id, phone=e164)
+            .first()
+        )
+        if existing is not None:
+            if existing.pk == person.pk or existing.primary_id == person.pk:
+                raise DuplicateContact(f"{e164} is already one of this person's numbers")
+            if existing.primary_id is not None or existing.other_numbers.exists():
+                raise DuplicateContact(f"{e164} belongs to another person")
+            existing.primary = person
+            existing.name = existing.name or person.name
+            if number_type:
+                existing.number_type = kind
+            existing.save(update_fields=["primary", "name", "number_type", "updated_at"])
+            number = existing
+        else:
+            number = Contact.objects.create(
+                organization_id=person.organization_id,
+                phone=e164,
+                name=person.name,
+                number_type=kind,
+                primary=person,
+            )
+    _publish_contact(person)
+    return number
+
+
+def contact_numbers(*, contact: Contact) -> list[Contact]:
+    """Every number of the person ``contact`` is (the person's own first)."""
+    person = contact.primary or contact
+    return [person, *person.other_numbers.order_by("pk")]

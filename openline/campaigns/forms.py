@@ -6,8 +6,17 @@ from django import forms
 
 from openline.campaigns.compose import MERGE_FIELDS
 from openline.campaigns.services import MAX_NAME
-from openline.contacts.models import Tag
+from openline.contacts.models import CustomField, Tag
 from openline.providers.models import Number
+
+CONDITION_ROWS = 3
+_CONDITION_PREFIX = tuple(f"c{row}_" for row in range(CONDITION_ROWS))
+OPS = [
+    ("equals", "is"),
+    ("before", "is before / less than"),
+    ("after", "is on or after / more than"),
+    ("empty", "is empty / never"),
+]
 
 
 class BroadcastForm(forms.Form):
@@ -54,6 +63,69 @@ class BroadcastForm(forms.Form):
         numbers.queryset = Number.objects.filter(
             organization_id=organization_id, is_active=True
         ).order_by("id")
+        self.add_condition_fields(organization_id)
+
+    def add_condition_fields(self, organization_id: int) -> None:
+        targets: list[tuple[str, str]] = [("", "—")]
+        targets += [
+            (f"field:{f.pk}", f.name)
+            for f in CustomField.objects.filter(organization_id=organization_id)
+        ]
+        targets += [
+            ("last_contact", "Last texted (date)"),
+            ("inbox", "Inbox last used (number)"),
+            ("consent", "Consent (opted_in, opted_out, opt_out_pending, no_opt_in)"),
+            ("number_type", "Number type (mobile, landline, voip, unknown)"),
+        ]
+        self.inboxes = {
+            number.e164: number.pk
+            for number in Number.objects.filter(organization_id=organization_id)
+        }
+        for row in range(CONDITION_ROWS):
+            self.fields[f"c{row}_on"] = forms.ChoiceField(
+                choices=targets, required=False, label="Where"
+            )
+            self.fields[f"c{row}_op"] = forms.ChoiceField(choices=OPS, required=False, label="")
+            self.fields[f"c{row}_value"] = forms.CharField(
+                required=False, max_length=200, label="Value"
+            )
+            self.fields[f"c{row}_exclude"] = forms.ChoiceField(
+                choices=[("", "keep them"), ("1", "leave them out")], required=False, label=""
+            )
+
+    def main_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if not name.startswith(_CONDITION_PREFIX)]
+
+    def condition_rows(self) -> list[list[forms.BoundField]]:
+        return [
+            [self[f"c{row}_{part}"] for part in ("on", "op", "value", "exclude")]
+            for row in range(CONDITION_ROWS)
+        ]
+
+    def conditions(self) -> list[dict[str, Any]]:
+        data = self.cleaned_data
+        found = []
+        for row in range(CONDITION_ROWS):
+            on = data.get(f"c{row}_on")
+            if not on:
+                continue
+            value: Any = data.get(f"c{row}_value", "").strip()
+            if on == "inbox":  # typed as the number, kept as its id
+                from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
+
+                try:
+                    value = self.inboxes.get(normalize_phone(value), -1)
+                except InvalidPhoneNumber:
+                    value = -1
+            found.append(
+                {
+                    "on": on,
+                    "op": data.get(f"c{row}_op") or "equals",
+                    "value": value,
+                    "exclude": data.get(f"c{row}_exclude") == "1",
+                }
+            )
+        return found
 
     def audience(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -61,6 +133,7 @@ class BroadcastForm(forms.Form):
             "everyone": bool(data["everyone"]),
             "include_tags": [tag.pk for tag in data["include_tags"]],
             "exclude_tags": [tag.pk for tag in data["exclude_tags"]],
+            "filters": self.conditions(),
         }
 
 

@@ -36,6 +36,7 @@ from openline.campaigns.services import (
     broadcast_set_people,
 )
 from openline.contacts.models import Contact
+from openline.contacts.services.fields import contact_field_texts
 from openline.core.models import Organization
 from openline.core.services import audit_record
 from openline.core.web import console_view, paginate, sentence
@@ -114,7 +115,9 @@ def _detail(
         )
         first = next(iter(context["people"]), None)
         if first is not None:
-            context["sample"] = (first, body_render(broadcast.body, contact=first, footer=True))
+            fields = contact_field_texts(contact=first)
+            text = body_render(broadcast.body, contact=first, fields=fields, footer=True)
+            context["sample"] = (first, text)
         removed = broadcast.audience.get("remove_contacts") or []
         context["removed"] = Contact.objects.filter(
             organization_id=organization.pk, pk__in=removed

@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings
 
 from openline.console.models import SavedReply
-from openline.contacts.models import NumberType
+from openline.contacts.models import FieldKind, NumberType
 from openline.contacts.services.tags import MAX_TAG
 from openline.core.models import Membership, Organization
 from openline.messaging.selectors import QueueFilter
@@ -109,6 +109,53 @@ class ContactEditForm(ConsoleForm):
         if any(len(n) > MAX_TAG for n in names):
             raise forms.ValidationError(f"A tag is at most {MAX_TAG} characters.")
         return names
+
+
+class AddNumberForm(ConsoleForm):
+    phone = forms.CharField(
+        max_length=40,
+        label="Another number",
+        help_text="A second mobile, a work phone: it keeps its own consent and conversations.",
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
+    number_type = forms.ChoiceField(
+        required=False,
+        label="Number type",
+        choices=[("", "Detect from the number"), *NumberType.choices],
+    )
+
+
+class ContactFieldsForm(ConsoleForm):
+    """One input per custom field of the organization; checked by the field's kind."""
+
+    def __init__(self, *args: Any, fields: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.custom_fields = {f"field_{field.pk}": field for field in fields}
+        for name, field in self.custom_fields.items():
+            if field.kind == "choice":
+                choices = [("", "—"), *((c, c) for c in field.choices)]
+                self.fields[name] = forms.ChoiceField(
+                    label=field.name, required=False, choices=choices
+                )
+            else:
+                kind = {"date": "date", "number": "text"}.get(field.kind, "text")
+                self.fields[name] = forms.CharField(
+                    label=field.name,
+                    required=False,
+                    max_length=500,
+                    widget=forms.TextInput(attrs={"type": kind}),
+                    help_text=f"{{{field.key}}} in broadcasts",
+                )
+
+
+class CustomFieldForm(ConsoleForm):
+    name = forms.CharField(max_length=60)
+    kind = forms.ChoiceField(choices=FieldKind.choices, label="Kind")
+    choices = forms.CharField(
+        required=False,
+        max_length=2000,
+        help_text="For a choice field: the choices, separated by commas.",
+    )
 
 
 class StartConversationForm(ConsoleForm):

@@ -60,6 +60,13 @@ urlpatterns: list[URLPattern] = [
     path("contacts/new", views.contact_new, name="contact_new"),
     path("contacts/<int:contact_id>/", views.contact_detail, name="contact"),
     path("contacts/<int:contact_id>/edit", views.contact_edit, name="contact_edit"),
+    path(
+        "contacts/<int:contact_id>/numbers",
+        views.contact_add_another_number,
+        name="contact_add_number",
+    ),
+    path("contacts/<int:contact_id>/fields", views.contact_fields, name="contact_fields"),
+    path("contacts/fields", views.custom_fields, name="custom_fields"),
     path("contacts/<int:contact_id>/start", views.contact_start, name="contact_start"),
     path("contacts/<int:contact_id>/opt-in", views.contact_opt_in, name="contact_opt_in"),
     path("contacts/<int:contact_id>/opt-out", views.contact_opt_out, name="contact_opt_out"),

@@ -128,3 +128,29 @@ def test_counselors_and_other_organizations_get_nothing(
     assert counselor.post(f"/broadcasts/{broadcast.pk}/send", {"when": "now"}).status_code == 403
     broadcast.refresh_from_db()
     assert broadcast.status == BroadcastStatus.DRAFT
+
+
+def test_conditions_on_the_compose_page_narrow_the_audience(
+    org: Any, alice: Any, sandbox_number: Any, swimmers: list[Any]
+) -> None:
+    from openline.contacts.models import FieldKind
+    from openline.contacts.services.fields import contact_set_field, custom_field_create
+
+    level = custom_field_create(
+        organization_id=org.pk, name="Level", kind=FieldKind.CHOICE, choices=["Guppy", "Shark"]
+    )
+    contact_set_field(contact=swimmers[0], field=level, raw="Shark")
+    client = _signed_in(alice)
+    swim = tag_get_or_create(organization_id=org.pk, name="swim")
+    form = {"name": "Sharks", "body": "Hi {first_name} ({level})", "include_tags": [swim.pk],
+            "numbers": [sandbox_number.pk], "c0_on": f"field:{level.pk}", "c0_op": "equals",
+            "c0_value": "shark", "c1_on": "inbox", "c1_op": "equals",
+            "c1_value": "not a number"}  # fmt: skip
+    refused = client.post("/broadcasts/new", form)
+    assert refused.status_code == 422 and "No such inbox here" in refused.content.decode()
+    form.update(c1_on="", c1_value="")
+    made = client.post("/broadcasts/new", form)
+    assert made.status_code == 302
+    broadcast = Broadcast.objects.get(name="Sharks")
+    page = client.get(f"/broadcasts/{broadcast.pk}/").content.decode()
+    assert 'data-testid="selected">1<' in page and "Hi Ann (Shark)" in page

@@ -239,3 +239,46 @@ def test_new_contact_page_renders(alice_client: Client) -> None:
     response = alice_client.get(reverse("console:contact_new"))
     assert response.status_code == 200
     assert 'name="phone"' in response.content.decode()
+
+
+def test_a_person_gets_another_number_with_its_own_consent(
+    alice_client: Client, dana: Contact
+) -> None:
+    url = reverse("console:contact_add_number", args=[dana.pk])
+    assert alice_client.post(url, {"phone": "(202) 555-0177"}).status_code == 302
+    other = dana.other_numbers.get()
+    assert (other.phone, other.name) == ("+12025550177", dana.name)
+    html = _detail(alice_client, dana)
+    assert "+1 202-555-0177" in html and reverse("console:contact", args=[other.pk]) in html
+    assert "Another number of" in _detail(alice_client, other)
+    again = alice_client.post(url, {"phone": "+12025550177"})
+    assert again.status_code == 422 and "already one of this person" in again.content.decode()
+    bad = alice_client.post(url, {"phone": "12"})
+    assert bad.status_code == 422
+
+
+def test_custom_fields_are_defined_by_managers_and_set_on_the_person(
+    alice_client: Client, bob_client: Client, dana: Contact
+) -> None:
+    fields_url = reverse("console:custom_fields")
+    assert bob_client.get(fields_url).status_code == 403
+    made = alice_client.post(
+        fields_url, {"name": "Level", "kind": "choice", "choices": "Guppy, Shark"}
+    )
+    assert made.status_code == 302
+    alice_client.post(fields_url, {"name": "Birthday", "kind": "date"})
+    from openline.contacts.models import CustomField
+
+    level, birthday = CustomField.objects.order_by("name").reverse()
+    url = reverse("console:contact_fields", args=[dana.pk])
+    bad = alice_client.post(url, {f"field_{level.pk}": "Shark", f"field_{birthday.pk}": "soon"})
+    assert bad.status_code == 422 and "not a date" in bad.content.decode()
+    assert not dana.field_values.exists()  # all or nothing
+    ok = alice_client.post(
+        url, {f"field_{level.pk}": "Shark", f"field_{birthday.pk}": "2016-03-14"}
+    )
+    assert ok.status_code == 302
+    assert dict(dana.field_values.values_list("field__key", "text")) == {
+        "level": "Shark",
+        "birthday": "2016-03-14",
+    }

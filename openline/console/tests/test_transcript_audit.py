@@ -142,6 +142,9 @@ NO_MESSAGE_TEXT = {
     "console:contact_start": "the contact page, or a redirect to the new conversation",
     "console:contact_opt_in": "the contact page, or a redirect",
     "console:contact_opt_out": "the contact page, or a redirect",
+    "console:contact_add_number": "the contact page, or a redirect",
+    "console:contact_fields": "the contact page, or a redirect",
+    "console:custom_fields": "the organization's contact fields",
     "campaigns:list": "broadcasts: names and states",
     "campaigns:new": "a form",
     "campaigns:detail": "a broadcast: the organization's own text, counts and the log of "

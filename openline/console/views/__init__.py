@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from openline.console.views.chat import chat_settings, chat_widget_questions
 from openline.console.views.contacts import (
+    contact_add_another_number,
     contact_detail,
     contact_edit,
+    contact_fields,
     contact_new,
     contact_opt_in,
     contact_opt_out,
     contact_start,
     contacts,
+    custom_fields,
 )
 from openline.console.views.conversations import (
     conversation_assume,
@@ -44,6 +47,9 @@ from openline.console.views.team import team
 __all__ = [
     "chat_settings",
     "chat_widget_questions",
+    "contact_add_another_number",
+    "contact_fields",
+    "custom_fields",
     "contact_detail",
     "contact_edit",
     "contact_new",

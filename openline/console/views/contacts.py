@@ -12,22 +12,36 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from openline.console.forms import (
+    AddNumberForm,
     ContactCreateForm,
     ContactEditForm,
+    ContactFieldsForm,
     ContactSearchForm,
+    CustomFieldForm,
     OptInForm,
     OptOutForm,
     StartConversationForm,
 )
 from openline.console.views.common import HISTORY_LIMIT
-from openline.contacts.models import ConsentSource, Contact
+from openline.contacts.models import ConsentSource, Contact, CustomField
 from openline.contacts.selectors import consent_history, consent_state, contact_list
 from openline.contacts.services.consent import (
     ConsentError,
     consent_record_opt_out,
     consent_refusal,
 )
-from openline.contacts.services.contacts import contact_create, contact_update
+from openline.contacts.services.contacts import (
+    contact_add_number,
+    contact_create,
+    contact_numbers,
+    contact_update,
+)
+from openline.contacts.services.fields import (
+    FieldError,
+    contact_field_texts,
+    contact_set_field,
+    custom_field_create,
+)
 from openline.contacts.services.tags import contact_set_tags
 from openline.core.models import Organization
 from openline.core.web import console_view, paginate, sentence
@@ -102,6 +116,13 @@ def _contact_page(
             }
         ),
         "start_form": forms.get("start_form") or StartConversationForm(organization_id=org_id),
+        "person": contact.primary if contact.primary_id else None,
+        "numbers": [
+            (number, consent_state(organization_id=org_id, phone=number.phone).status)
+            for number in contact_numbers(contact=contact)
+        ],
+        "add_number_form": forms.get("add_number_form") or AddNumberForm(),
+        "fields_form": forms.get("fields_form") or _fields_form(contact),
         "opt_in_form": forms.get("opt_in_form") or OptInForm(),
         "opt_out_form": forms.get("opt_out_form") or OptOutForm(),
         "segments": count_segments(""),
@@ -133,6 +154,84 @@ def contact_edit(request: HttpRequest, organization: Organization, contact_id: i
         messages.success(request, "Contact saved.")
         return redirect("console:contact", contact_id=contact.pk)
     return _contact_page(request, organization, contact, edit_form=form)
+
+
+def _fields_form(contact: Contact, data: Any = None) -> ContactFieldsForm:
+    fields = list(CustomField.objects.filter(organization_id=contact.organization_id))
+    values = contact_field_texts(contact=contact)
+    initial = {f"field_{field.pk}": values.get(field.key, "") for field in fields}
+    return ContactFieldsForm(data, fields=fields, initial=initial)
+
+
+@console_view
+@require_POST
+def contact_add_another_number(
+    request: HttpRequest, organization: Organization, contact_id: int
+) -> HttpResponse:
+    contact = _contact_or_404(organization, contact_id)
+    form = AddNumberForm(request.POST)
+    if form.is_valid():
+        try:
+            number = contact_add_number(
+                contact=contact,
+                phone=form.cleaned_data["phone"],
+                number_type=form.cleaned_data["number_type"] or None,
+            )
+        except ValueError as exc:  # an invalid number, or someone else's
+            form.add_error("phone", sentence(exc))
+        else:
+            messages.success(request, f"Added {number.phone} to {contact.label}.")
+            return redirect("console:contact", contact_id=contact.pk)
+    return _contact_page(request, organization, contact, add_number_form=form)
+
+
+@console_view
+@require_POST
+def contact_fields(
+    request: HttpRequest, organization: Organization, contact_id: int
+) -> HttpResponse:
+    """Set the person's custom field values (all or nothing)."""
+    contact = _contact_or_404(organization, contact_id)
+    form = _fields_form(contact, request.POST)
+    if form.is_valid():
+        try:
+            with transaction.atomic():
+                for name, field in form.custom_fields.items():
+                    contact_set_field(contact=contact, field=field, raw=form.cleaned_data[name])
+        except FieldError as exc:
+            form.add_error(None, sentence(exc))
+        else:
+            messages.success(request, "Fields saved.")
+            return redirect("console:contact", contact_id=contact.pk)
+    return _contact_page(request, organization, contact, fields_form=form)
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def custom_fields(request: HttpRequest, organization: Organization) -> HttpResponse:
+    """The organization's custom fields: supervisors and admins add them."""
+    if not request.membership.can_manage:  # type: ignore[attr-defined]
+        return render(request, "console/forbidden.html", status=403)
+    form = CustomFieldForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            field = custom_field_create(
+                organization_id=organization.pk,
+                name=data["name"],
+                kind=data["kind"],
+                choices=data["choices"].split(","),
+            )
+        except FieldError as exc:
+            form.add_error(None, sentence(exc))
+        else:
+            messages.success(request, f"Added {field.name}: {{{field.key}}} in broadcasts.")
+            return redirect("console:custom_fields")
+    fields = CustomField.objects.filter(organization_id=organization.pk)
+    status = 422 if form.errors else 200
+    return render(
+        request, "console/custom_fields.html", {"form": form, "fields": fields}, status=status
+    )
 
 
 @console_view

@@ -95,3 +95,14 @@ def broadcast_log(*, broadcast_id: int, status: str = "") -> QuerySet[BroadcastR
             by_message |= Q(message__isnull=True)
         rows = rows.filter(status=RecipientStatus.QUEUED).filter(by_message)
     return rows
+
+
+def broadcast_names(*, message_ids: list[int]) -> dict[int, str]:
+    """Which broadcast each of these messages was part of (by message id), for showing a
+    reply's context in the console."""
+    if not message_ids:
+        return {}
+    rows = BroadcastRecipient.objects.filter(message_id__in=message_ids).values_list(
+        "message_id", "broadcast__name"
+    )
+    return {message_id: name for message_id, name in rows if message_id is not None}

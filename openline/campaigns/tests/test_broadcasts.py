@@ -381,6 +381,13 @@ def test_a_reply_to_a_broadcast_waits_in_the_queue_and_stop_opts_out(
 
     history = earlier_messages(conversation=conversation)
     assert [m.body for m in history] == ["Hi Ann, the pool is closed today." + FOOTER]
+    # The counselor's pane names the broadcast the reply answers.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(alice)
+    pane = client.get(f"/conversations/{conversation.pk}/").content.decode()
+    assert "Broadcast “Pool closed”" in pane and "Is the gym open?" in pane
     text_in(sandbox_number, people["cat"].phone, "STOP")
     from openline.contacts.selectors import consent_state
 

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from openline.campaigns.selectors import broadcast_names
 from openline.chat.selectors import chat_session_of
 from openline.console.forms import (
     CloseForm,
@@ -31,7 +32,7 @@ from openline.core.models import Membership, Organization
 from openline.core.services import audit_transcript_read
 from openline.core.web import console_view, is_htmx, sentence
 from openline.messaging import selectors
-from openline.messaging.models import Conversation, ConversationStatus
+from openline.messaging.models import Conversation, ConversationStatus, Message, MessageKind
 from openline.messaging.segments import count_segments
 from openline.messaging.services import assignment
 from openline.messaging.services.assignment import Access, AssignmentError
@@ -90,7 +91,17 @@ def _timeline(conversation: Conversation) -> list[Any]:
     notes = selectors.conversation_notes(conversation=conversation)
     if len(thread) >= selectors.THREAD_LIMIT:
         notes = [n for n in notes if n.created_at >= thread[0].created_at]
+    _name_broadcasts(thread)
     return sorted([*thread, *notes], key=lambda item: (item.created_at, item.pk))
+
+
+def _name_broadcasts(messages: list[Message]) -> None:
+    """Mark the broadcast texts among ``messages`` with their broadcast's name, so a reply
+    shows which broadcast it answers."""
+    bulk = [m.pk for m in messages if m.kind == MessageKind.BULK]
+    names = broadcast_names(message_ids=bulk)
+    for message in messages:
+        message.broadcast_name = names.get(message.pk, "")  # type: ignore[attr-defined]
 
 
 def _membership(request: HttpRequest) -> Membership:
@@ -122,6 +133,8 @@ def _conversation_context(
         if with_history
         else None
     )
+    if earlier:
+        _name_broadcasts(earlier.messages)
     if how is not None:
         _audit_read(request, conversation, access, how, earlier)
     # The version is read before the messages: a change that lands in between then makes

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from openline.campaigns.compose import MERGE_FIELDS
+from openline.campaigns.models import Segment
 from openline.campaigns.services import MAX_NAME
 from openline.contacts.models import CustomField, Tag
 from openline.providers.models import Number
@@ -27,6 +28,13 @@ class BroadcastForm(forms.Form):
         help_text="Merge fields: "
         + ", ".join("{" + name + "} (" + what + ")" for name, what in MERGE_FIELDS.items())
         + ". A person's first broadcast ends with “Reply STOP to opt out.”",
+    )
+    segment = forms.ModelChoiceField(
+        queryset=Segment.objects.none(),
+        required=False,
+        label="A saved audience",
+        empty_label="— or choose people below —",
+        help_text="Everything below about who gets it is then taken from the saved audience.",
     )
     everyone = forms.BooleanField(
         required=False, label="Everyone in Contacts", help_text="Instead of choosing tags."
@@ -63,6 +71,9 @@ class BroadcastForm(forms.Form):
         numbers.queryset = Number.objects.filter(
             organization_id=organization_id, is_active=True
         ).order_by("id")
+        segment = self.fields["segment"]
+        assert isinstance(segment, forms.ModelChoiceField)
+        segment.queryset = Segment.objects.filter(organization_id=organization_id)
         self.add_condition_fields(organization_id)
 
     def add_condition_fields(self, organization_id: int) -> None:
@@ -129,6 +140,8 @@ class BroadcastForm(forms.Form):
 
     def audience(self) -> dict[str, Any]:
         data = self.cleaned_data
+        if data.get("segment") is not None:
+            return dict(data["segment"].audience)
         return {
             "everyone": bool(data["everyone"]),
             "include_tags": [tag.pk for tag in data["include_tags"]],

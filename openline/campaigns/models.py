@@ -117,3 +117,24 @@ class StickySender(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "phone"], name="uniq_sticky_phone")
         ]
+
+
+class Segment(models.Model):
+    """A saved audience ("Saturday swimmers, not staff"), to start broadcasts from."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=120)
+    audience = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="uniq_segment_name")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -45,6 +45,7 @@ from openline.campaigns.models import (
     BroadcastRecipient,
     BroadcastStatus,
     RecipientStatus,
+    Segment,
     StickySender,
 )
 from openline.campaigns.window import Window, sending_window
@@ -178,6 +179,28 @@ def broadcast_set_people(
         locked.audience = {**locked.audience, "remove_contacts": sorted(removed)}
         locked.save(update_fields=["audience"])
     return locked
+
+
+def segment_save(
+    *, organization_id: int, actor_id: int | None, name: str, audience: dict[str, Any]
+) -> Segment:
+    """Save ``audience`` under ``name`` (replacing a segment of that name)."""
+    _require_manager(organization_id, actor_id, None)
+    name = " ".join((name or "").split())
+    if not name or len(name) > MAX_NAME:
+        raise BroadcastError(f"give the audience a name of at most {MAX_NAME} characters")
+    clean = audience_clean(organization_id=organization_id, audience=audience)
+    segment, _ = Segment.objects.update_or_create(
+        organization_id=organization_id,
+        name=name,
+        defaults={"audience": clean, "created_by_id": actor_id},
+    )
+    return segment
+
+
+def segment_delete(*, segment: Segment, actor_id: int | None) -> None:
+    _require_manager(segment.organization_id, actor_id, None)
+    segment.delete()
 
 
 # --- the preview -------------------------------------------------------------------------

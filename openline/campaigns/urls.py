@@ -12,6 +12,8 @@ urlpatterns: list[URLPattern] = [
     path("<int:broadcast_id>/", views.broadcast_detail, name="detail"),
     path("<int:broadcast_id>/people", views.broadcast_people, name="people"),
     path("<int:broadcast_id>/send", views.broadcast_send, name="send"),
+    path("<int:broadcast_id>/save-audience", views.segment_save_view, name="save_segment"),
+    path("segments/<int:segment_id>/delete", views.segment_delete_view, name="segment_delete"),
     path("<int:broadcast_id>/progress", views.broadcast_progress_part, name="progress"),
     path("<int:broadcast_id>/log.csv", views.broadcast_log_csv, name="log_csv"),
     # pause, resume, cancel

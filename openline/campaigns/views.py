@@ -18,7 +18,7 @@ from openline.billing.services import InsufficientCredits
 from openline.campaigns.audience import AudienceError, audience_contacts
 from openline.campaigns.compose import ComposeError, body_render
 from openline.campaigns.forms import BroadcastForm, ScheduleForm
-from openline.campaigns.models import Broadcast, BroadcastStatus
+from openline.campaigns.models import Broadcast, BroadcastStatus, Segment
 from openline.campaigns.selectors import (
     BUCKETS,
     broadcast_log,
@@ -34,6 +34,8 @@ from openline.campaigns.services import (
     broadcast_queue,
     broadcast_resume,
     broadcast_set_people,
+    segment_delete,
+    segment_save,
 )
 from openline.contacts.models import Contact
 from openline.contacts.services.fields import contact_field_texts
@@ -64,7 +66,8 @@ def broadcast_list(request: HttpRequest, organization: Organization) -> HttpResp
     if refused := _managers_only(request):
         return refused
     page = paginate(request, broadcasts_for(organization_id=organization.pk))
-    return render(request, "campaigns/list.html", {"page": page})
+    segments = Segment.objects.filter(organization_id=organization.pk)
+    return render(request, "campaigns/list.html", {"page": page, "segments": segments})
 
 
 @console_view
@@ -167,6 +170,41 @@ def broadcast_people(
     page = request.POST.get("page", "")
     url = reverse("campaigns:detail", kwargs={"broadcast_id": broadcast.pk})
     return redirect(f"{url}?page={page}#people" if page.isdigit() else f"{url}#people")
+
+
+@console_view
+@require_POST
+def segment_save_view(
+    request: HttpRequest, organization: Organization, broadcast_id: int
+) -> HttpResponse:
+    """Save a draft's audience under a name, to start later broadcasts from."""
+    if refused := _managers_only(request):
+        return refused
+    broadcast = _broadcast_or_404(organization, broadcast_id)
+    try:
+        segment = segment_save(
+            organization_id=organization.pk,
+            actor_id=request.user.pk,
+            name=request.POST.get("name", ""),
+            audience=broadcast.audience,
+        )
+    except (AudienceError, BroadcastError) as exc:
+        return _detail(request, organization, broadcast, error=sentence(exc))
+    messages.success(request, f"Saved as “{segment.name}”.")
+    return redirect("campaigns:detail", broadcast_id=broadcast.pk)
+
+
+@console_view
+@require_POST
+def segment_delete_view(
+    request: HttpRequest, organization: Organization, segment_id: int
+) -> HttpResponse:
+    if refused := _managers_only(request):
+        return refused
+    segment = get_object_or_404(Segment, organization_id=organization.pk, pk=segment_id)
+    segment_delete(segment=segment, actor_id=request.user.pk)
+    messages.success(request, f"Deleted the saved audience “{segment.name}”.")
+    return redirect("campaigns:list")
 
 
 @console_view

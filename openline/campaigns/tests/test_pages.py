@@ -154,3 +154,32 @@ def test_conditions_on_the_compose_page_narrow_the_audience(
     broadcast = Broadcast.objects.get(name="Sharks")
     page = client.get(f"/broadcasts/{broadcast.pk}/").content.decode()
     assert 'data-testid="selected">1<' in page and "Hi Ann (Shark)" in page
+
+
+def test_an_audience_is_saved_and_reused_for_the_next_broadcast(
+    org: Any, alice: Any, charlie: Any, sandbox_number: Any, swimmers: list[Any]
+) -> None:
+    from openline.campaigns.models import Segment
+
+    client = _signed_in(alice)
+    first = _compose(client, org, sandbox_number)
+    client.post(f"/broadcasts/{first.pk}/people", {"contact_id": swimmers[0].pk})
+    assert client.post(f"/broadcasts/{first.pk}/save-audience", {"name": " "}).status_code == 422
+    saved = client.post(f"/broadcasts/{first.pk}/save-audience", {"name": "Swimmers but Ann"})
+    assert saved.status_code == 302
+    segment = Segment.objects.get(name="Swimmers but Ann")
+    assert "Swimmers but Ann" in client.get("/broadcasts/").content.decode()
+    made = client.post(
+        "/broadcasts/new",
+        {"name": "Again", "body": "Pool open", "segment": segment.pk,
+         "numbers": [sandbox_number.pk]},
+    )  # fmt: skip
+    assert made.status_code == 302
+    again = Broadcast.objects.get(name="Again")
+    assert again.audience["remove_contacts"] == [swimmers[0].pk]
+    page = client.get(f"/broadcasts/{again.pk}/").content.decode()
+    assert 'data-testid="selected">2<' in page
+    stranger = _signed_in(charlie)
+    assert stranger.post(f"/broadcasts/segments/{segment.pk}/delete").status_code == 404
+    assert client.post(f"/broadcasts/segments/{segment.pk}/delete").status_code == 302
+    assert not Segment.objects.exists()

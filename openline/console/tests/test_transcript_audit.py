@@ -154,6 +154,8 @@ NO_MESSAGE_TEXT = {
     "campaigns:control": "a redirect",
     "campaigns:progress": "counts",
     "campaigns:log_csv": "recipients, statuses and errors (the export is audited)",
+    "campaigns:save_segment": "a redirect or the broadcast page (as above)",
+    "campaigns:segment_delete": "a redirect",
 }
 
 WEBSOCKETS = {
@@ -382,6 +384,7 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "widget_id": 999999,
         "reply_id": 999999,
         "broadcast_id": 999999,
+        "segment_id": 999999,
         "action": "pause",
         "public_id": "nope",
         "token": "nope",

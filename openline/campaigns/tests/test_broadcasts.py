@@ -527,3 +527,41 @@ def test_the_log_counts_a_sent_text_whose_message_was_removed_as_sent(
     sent = broadcast_log(broadcast_id=broadcast.pk, status="sent")
     assert people["ann"].phone in {row.phone for row in sent}
     assert broadcast_progress(broadcast_id=broadcast.pk).counts["sent"] >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_broadcasts_queued_at_once_cannot_both_take_the_last_credits(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact]
+) -> None:
+    """Each needs 5 of the 8 credits; both are queued at the same moment on their own
+    database connections: one is queued, the other refused and left a draft."""
+    import threading
+
+    from django.db import connection
+
+    _credits(org, alice, 8)
+    drafts = [_draft(org, alice, sandbox_number) for _ in range(2)]
+    start = threading.Barrier(2)
+    outcomes: dict[int, str] = {}
+
+    def queue(broadcast: Broadcast) -> None:
+        try:
+            start.wait(5)
+            broadcast_queue(broadcast=broadcast, actor_id=alice.pk)
+            outcomes[broadcast.pk] = "queued"
+        except InsufficientCredits:
+            outcomes[broadcast.pk] = "refused"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=queue, args=(d,)) for d in drafts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes.values()) == ["queued", "refused"]
+    refused = next(pk for pk, outcome in outcomes.items() if outcome == "refused")
+    assert Broadcast.objects.get(pk=refused).status == BroadcastStatus.DRAFT
+    assert not BroadcastRecipient.objects.filter(broadcast_id=refused).exists()
+    balance = credit_balance(organization_id=org.pk)
+    assert (balance.available, balance.reserved) == (3, 5)

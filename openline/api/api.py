@@ -378,7 +378,9 @@ def _broadcast_out(broadcast: Broadcast, *, progress: bool = True) -> dict[str, 
                 key: broadcast.audience.get(key) or []
                 for key in ("include_tags", "exclude_tags", "add_contacts", "remove_contacts")
             },
+            "filters": broadcast.audience.get("filters") or [],
         },
+        "reply_mode": broadcast.reply_mode,
     }
     if progress:
         out["progress"] = broadcast_progress(broadcast_id=broadcast.pk).as_dict()
@@ -442,6 +444,8 @@ def create_broadcast(request: HttpRequest, payload: BroadcastIn) -> Status[dict[
             body=payload.body,
             audience=audience,
             number_ids=payload.number_ids,
+            reply_mode=payload.reply_mode,
+            not_monitored_text=payload.not_monitored_text,
         )
     except (AudienceError, ComposeError) as exc:
         raise ApiError(422, exc.code, str(exc)) from None

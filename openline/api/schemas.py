@@ -215,6 +215,22 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("must be a date and time between the years 1 and 9999 in UTC") from None
 
 
+class FilterIn(Input):
+    on: Text = Field(
+        description='What to test: "field:<id>" (a contact field), "last_contact", "inbox", '
+        '"consent" or "number_type".'
+    )
+    op: Text = Field(
+        description="equals, before, after or empty (what each target allows: a date or "
+        "number field all four, text and choice fields equals and empty, last_contact "
+        "before/after/empty, the rest equals)."
+    )
+    value: Annotated[str, Strict()] | Annotated[int, Strict()] = Field(
+        "", description="A value of the field's kind; a date as 2026-12-04; an inbox's id."
+    )
+    exclude: Annotated[bool, Strict()] = Field(False, description="Leave these people out.")
+
+
 class AudienceIn(Input):
     everyone: Annotated[bool, Strict()] = Field(
         False, description="Every contact with a phone number (then narrowed by the rest)."
@@ -233,6 +249,9 @@ class AudienceIn(Input):
     remove_contacts: list[Id] = Field(
         default_factory=list, max_length=MAX_PICKED, description="People left out by hand."
     )
+    filters: list[FilterIn] = Field(
+        default_factory=list, max_length=20, description="Conditions that must all hold."
+    )
 
 
 class AudienceOut(Schema):
@@ -241,6 +260,7 @@ class AudienceOut(Schema):
     exclude_tags: list[int]
     add_contacts: list[int]
     remove_contacts: list[int]
+    filters: list[dict[str, Any]]
 
 
 class BroadcastIn(Input):
@@ -261,6 +281,14 @@ class BroadcastIn(Input):
         min_length=1,
         max_length=MAX_PICKED,
         description="Or: the contacts with these phone numbers (any format; E.164 preferred).",
+    )
+    reply_mode: Literal["queue", "not_monitored"] = Field(
+        "queue",
+        description="Replies always wait in the queue; not_monitored also answers each "
+        "recipient's first reply once with not_monitored_text.",
+    )
+    not_monitored_text: Text = Field(
+        "", max_length=320, description="That answer (a default names the organization)."
     )
 
     @model_validator(mode="after")
@@ -308,6 +336,7 @@ class BroadcastListItemOut(Schema):
     finished_at: datetime | None
     number_ids: list[int]
     audience: AudienceOut
+    reply_mode: Literal["queue", "not_monitored"]
 
 
 class BroadcastOut(BroadcastListItemOut):

@@ -5,8 +5,8 @@ from typing import Any
 from django import forms
 
 from openline.campaigns.compose import MERGE_FIELDS
-from openline.campaigns.models import Segment
-from openline.campaigns.services import MAX_NAME
+from openline.campaigns.models import ReplyMode, Segment
+from openline.campaigns.services import MAX_ANSWER, MAX_NAME
 from openline.contacts.models import CustomField, Tag
 from openline.providers.models import Number
 
@@ -57,6 +57,21 @@ class BroadcastForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Several numbers share the load; each person keeps the number they "
         "had a broadcast from before.",
+    )
+
+    reply_mode = forms.ChoiceField(
+        choices=ReplyMode.choices,
+        initial=ReplyMode.QUEUE,
+        widget=forms.RadioSelect,
+        label="Replies",
+        help_text="Either way, every reply waits in the queue: nothing a person texts is lost.",
+    )
+    not_monitored_text = forms.CharField(
+        required=False,
+        max_length=MAX_ANSWER,
+        label="Answer to replies",
+        help_text="Sent once to each person who replies, if you chose to answer. "
+        "Empty: “Replies to this number are not monitored.” and your organization's name.",
     )
 
     def __init__(self, *args: Any, organization_id: int, **kwargs: Any) -> None:

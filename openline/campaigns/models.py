@@ -33,6 +33,11 @@ class BroadcastStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class ReplyMode(models.TextChoices):
+    QUEUE = "queue", "Replies wait in the queue"
+    NOT_MONITORED = "not_monitored", "Answer replies once: this number is not monitored"
+
+
 class Broadcast(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     name = models.CharField(max_length=120)
@@ -43,6 +48,10 @@ class Broadcast(models.Model):
     # Who gets it: {"include_tags": [ids], "exclude_tags": [ids]} (see audience.py).
     audience = models.JSONField(default=dict, blank=True)
     numbers = models.ManyToManyField("providers.Number", related_name="broadcasts")
+    # A reply always reaches the queue (nothing a person texts is dropped); NOT_MONITORED
+    # also answers each recipient's first reply with ``not_monitored_text``.
+    reply_mode = models.CharField(max_length=15, choices=ReplyMode.choices, default=ReplyMode.QUEUE)
+    not_monitored_text = models.CharField(max_length=320, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -94,6 +103,8 @@ class BroadcastRecipient(models.Model):
         "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     queued_at = models.DateTimeField(null=True, blank=True)
+    # When their first reply got the "not monitored" answer (once per recipient).
+    reply_answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

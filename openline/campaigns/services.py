@@ -45,6 +45,7 @@ from openline.campaigns.models import (
     BroadcastRecipient,
     BroadcastStatus,
     RecipientStatus,
+    ReplyMode,
     Segment,
     StickySender,
 )
@@ -54,7 +55,13 @@ from openline.contacts.phones import phone_region, phone_time_zone, region_for_p
 from openline.core.models import ApiToken, Membership, Organization
 from openline.core.realtime import publish_on_commit
 from openline.core.services import audit_record
-from openline.messaging.models import UNSETTLED_STATUSES, MessageKind, MessageStatus
+from openline.messaging.models import (
+    UNSETTLED_STATUSES,
+    Direction,
+    Message,
+    MessageKind,
+    MessageStatus,
+)
 from openline.messaging.segments import count_segments
 from openline.messaging.services.outbound import SendRefused, message_send
 from openline.providers.models import Number
@@ -62,6 +69,11 @@ from openline.providers.models import Number
 logger = logging.getLogger(__name__)
 
 MAX_NAME = 120
+MAX_ANSWER = 320
+# Replies this long after a broadcast started still get its "not monitored" answer.
+ANSWER_REPLIES_FOR = timedelta(days=14)
+ANSWERS_PER_TICK = 200
+REPLIES_LOOK_BACK = timedelta(minutes=10)
 # The runner wakes this often while a broadcast sends, and hands over at most this many
 # recipients a turn (the rest wait for the next turn).
 RUN_INTERVAL = 1.0
@@ -103,6 +115,8 @@ def broadcast_create(
     audience: dict[str, Any],
     number_ids: Iterable[int],
     api_token_id: int | None = None,
+    reply_mode: str = ReplyMode.QUEUE,
+    not_monitored_text: str = "",
 ) -> Broadcast:
     """A draft broadcast by a supervisor or admin (``actor_id``) or an integration
     (``api_token_id``). Nothing is sent until it is queued."""
@@ -116,6 +130,11 @@ def broadcast_create(
     body = body_check(body, field_keys=keys)
     clean = audience_clean(organization_id=organization_id, audience=audience)
     numbers = _numbers(organization_id, number_ids)
+    if reply_mode not in ReplyMode.values:
+        raise BroadcastError(f"reply_mode is one of: {', '.join(ReplyMode.values)}")
+    not_monitored_text = " ".join((not_monitored_text or "").split())
+    if len(not_monitored_text) > MAX_ANSWER:
+        raise BroadcastError(f"the answer to replies is at most {MAX_ANSWER} characters")
     with transaction.atomic():
         broadcast = Broadcast.objects.create(
             organization_id=organization_id,
@@ -123,6 +142,8 @@ def broadcast_create(
             body=body,
             audience=clean,
             created_by_id=actor_id,
+            reply_mode=reply_mode,
+            not_monitored_text=not_monitored_text,
         )
         broadcast.numbers.set(numbers)
         _audit(broadcast, "create", actor_id, api_token_id)
@@ -725,12 +746,83 @@ def broadcasts_tick(*, now: datetime | None = None) -> None:
         logger.warning("broadcast %s: runner stalled; restarting it", broadcast_id)
         with transaction.atomic():
             _wake(broadcast_id)
+    broadcast_replies_answer(now=now)
     unsettled = Broadcast.objects.filter(
         status__in=(BroadcastStatus.SENDING, BroadcastStatus.CANCELLED), finished_at__isnull=True
     )
     for broadcast_id in unsettled.values_list("pk", flat=True):
         with transaction.atomic():
             broadcast_finish_if_done(broadcast_id=broadcast_id)
+
+
+def not_monitored_answer(broadcast: Broadcast) -> str:
+    return broadcast.not_monitored_text or (
+        f"Replies to this number are not monitored. - {broadcast.organization.name}"
+    )
+
+
+def broadcast_replies_answer(*, now: datetime | None = None) -> int:
+    """Answer, once, each recipient of a "not monitored" broadcast who has replied since
+    it was sent (the scheduler calls this every few seconds). The reply itself stays in
+    the queue like any text. The answer goes through the send service, so someone who
+    replied STOP gets nothing. Returns how many were answered."""
+    now = now or timezone.now()
+    # Only people who texted lately: found through the messages index, so a tick costs
+    # little however many broadcasts there were. (A scheduler stopped for longer than
+    # this leaves some replies unanswered; they are in the queue all the same.)
+    recent = Message.objects.filter(
+        direction=Direction.INBOUND, created_at__gte=now - REPLIES_LOOK_BACK
+    ).values("conversation__contact_id")
+    replied = Message.objects.filter(
+        direction=Direction.INBOUND,
+        conversation__contact_id=OuterRef("contact_id"),
+        conversation__number_id=OuterRef("number_id"),
+        created_at__gt=OuterRef("queued_at"),
+    )
+    due = (
+        BroadcastRecipient.objects.filter(
+            broadcast__reply_mode=ReplyMode.NOT_MONITORED,
+            broadcast__started_at__gte=now - ANSWER_REPLIES_FOR,
+            status=RecipientStatus.QUEUED,
+            reply_answered_at__isnull=True,
+            contact_id__in=recent,
+        )
+        .filter(Exists(replied))
+        .select_related("broadcast__organization")
+        .order_by("pk")[:ANSWERS_PER_TICK]
+    )
+    answered = 0
+    for recipient in due:
+        with transaction.atomic():
+            claimed = BroadcastRecipient.objects.filter(
+                pk=recipient.pk, reply_answered_at__isnull=True
+            ).update(reply_answered_at=now)
+            if not claimed:
+                continue
+            reply = (
+                Message.objects.filter(
+                    direction=Direction.INBOUND,
+                    conversation__contact_id=recipient.contact_id,
+                    conversation__number_id=recipient.number_id,
+                )
+                .select_related("conversation")
+                .order_by("-created_at", "-pk")
+                .first()
+            )
+            if reply is None:
+                continue
+            try:
+                with transaction.atomic():
+                    message_send(
+                        organization_id=recipient.organization_id,
+                        conversation=reply.conversation,
+                        body=not_monitored_answer(recipient.broadcast),
+                        kind=MessageKind.AUTOMATED,
+                    )
+            except SendRefused as exc:  # they opted out in that reply: nothing is sent
+                logger.info("broadcast reply answer %s refused: %s", recipient.pk, exc.code)
+            answered += 1
+    return answered
 
 
 def _publish_progress(broadcast: Broadcast) -> None:

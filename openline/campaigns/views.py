@@ -34,6 +34,7 @@ from openline.campaigns.services import (
     broadcast_queue,
     broadcast_resume,
     broadcast_set_people,
+    not_monitored_answer,
     segment_delete,
     segment_save,
 )
@@ -87,6 +88,8 @@ def broadcast_new(request: HttpRequest, organization: Organization) -> HttpRespo
                 body=form.cleaned_data["body"],
                 audience=form.audience(),
                 number_ids=[number.pk for number in form.cleaned_data["numbers"]],
+                reply_mode=form.cleaned_data["reply_mode"],
+                not_monitored_text=form.cleaned_data["not_monitored_text"],
             )
         except ComposeError as exc:
             form.add_error("body", sentence(exc))
@@ -105,6 +108,7 @@ def _detail(
         "broadcast": broadcast,
         "numbers": list(broadcast.numbers.all()),
         "buckets": BUCKETS,
+        "not_monitored_answer": not_monitored_answer(broadcast),
         **extra,
     }
     if broadcast.status == BroadcastStatus.DRAFT:

@@ -125,6 +125,7 @@ def test_a_draft_from_an_audience_answers_201_and_is_audited_with_the_token(
         "exclude_tags": [yoga],
         "add_contacts": [people["hal"].pk],
         "remove_contacts": [people["dan"].pk],
+        "filters": [],
     }
     assert data["scheduled_for"] is None and data["started_at"] is None
     assert data["progress"] == {
@@ -786,3 +787,42 @@ def test_the_openapi_document_describes_the_broadcast_endpoints(api: ApiClient) 
     log = paths["/api/v1/broadcasts/{broadcast_id}/messages"]["get"]
     status = next(p for p in log["parameters"] if p["name"] == "status")
     assert "delivered" in json.dumps(status)
+
+
+def test_a_broadcast_with_conditions_and_a_reply_answer_is_made_through_the_api(
+    api: ApiClient, org: Any, alice: Any, sandbox_number: Any
+) -> None:
+    from openline.contacts.models import FieldKind
+    from openline.contacts.services.fields import contact_set_field, custom_field_create
+
+    level = custom_field_create(
+        organization_id=org.pk, name="Level", kind=FieldKind.CHOICE, choices=["Guppy", "Shark"]
+    )
+    shark = contact_create(organization_id=org.pk, phone="+12025550131", name="Sam")
+    contact_create(organization_id=org.pk, phone="+12025550132", name="Gil")
+    contact_set_field(contact=shark, field=level, raw="Shark")
+    condition = {"on": f"field:{level.pk}", "op": "equals", "value": "Shark"}
+    made = api.post(
+        "/broadcasts",
+        {"name": "Sharks", "body": "Hi {first_name}", "number_ids": [sandbox_number.pk],
+         "audience": {"everyone": True, "filters": [condition]},
+         "reply_mode": "not_monitored"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.json()
+    body = made.json()
+    assert body["reply_mode"] == "not_monitored"
+    assert body["audience"]["filters"] == [{**condition, "exclude": False}]
+    preview = api.get(f"/broadcasts/{body['id']}/preview").json()
+    assert preview["selected"] == 1
+    wrong = api.post(
+        "/broadcasts",
+        {"name": "x", "body": "y", "number_ids": [sandbox_number.pk],
+         "audience": {"filters": [{"on": "shoe_size", "op": "equals", "value": "9"}]}},
+    )  # fmt: skip
+    assert wrong.status_code == 422 and "shoe_size" in wrong.json()["detail"]
+    bad_mode = api.post(
+        "/broadcasts",
+        {"name": "x", "body": "y", "number_ids": [sandbox_number.pk],
+         "audience": {"everyone": True}, "reply_mode": "ignore"},
+    )  # fmt: skip
+    assert bad_mode.status_code == 422

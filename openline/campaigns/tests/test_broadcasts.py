@@ -565,3 +565,34 @@ def test_two_broadcasts_queued_at_once_cannot_both_take_the_last_credits(
     assert not BroadcastRecipient.objects.filter(broadcast_id=refused).exists()
     balance = credit_balance(organization_id=org.pk)
     assert (balance.available, balance.reserved) == (3, 5)
+
+
+def test_a_not_monitored_broadcast_answers_each_first_reply_once_and_the_reply_still_waits(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None, text_in: Callable[..., Any],
+) -> None:  # fmt: skip
+    from openline.campaigns.services import broadcast_replies_answer
+
+    _credits(org, alice, 20)
+    swim = tag_get_or_create(organization_id=org.pk, name="swim")
+    broadcast = broadcast_create(
+        organization_id=org.pk, actor_id=alice.pk, name="Closed", body="Pool closed today.",
+        audience={"include_tags": [swim.pk]}, number_ids=[sandbox_number.pk],
+        reply_mode="not_monitored",
+    )  # fmt: skip
+    _send_all(pipeline, broadcast, alice)
+    reply = text_in(sandbox_number, people["ann"].phone, "Is the gym open?")
+    text_in(sandbox_number, people["ben"].phone, "STOP")
+    pipeline.run(lambda: broadcast_replies_answer())
+    text_in(sandbox_number, people["ann"].phone, "Hello?")
+    pipeline.run(lambda: broadcast_replies_answer())
+    answers = Message.objects.filter(kind=MessageKind.AUTOMATED, body__startswith="Replies to")
+    assert [m.conversation.contact_id for m in answers] == [people["ann"].pk]  # once; not Ben
+    assert answers.get().body == "Replies to this number are not monitored. - Riverside Crisis Line"
+    reply.conversation.refresh_from_db()
+    assert reply.conversation.status == ConversationStatus.WAITING  # still reaches a person
+    with pytest.raises(BroadcastError):
+        broadcast_create(
+            organization_id=org.pk, actor_id=alice.pk, name="x", body="y",
+            audience={"everyone": True}, number_ids=[sandbox_number.pk], reply_mode="ignore",
+        )  # fmt: skip

@@ -47,7 +47,7 @@ def _compose(client: Client, org: Any, number: Any) -> Broadcast:
     answer = client.post(
         "/broadcasts/new",
         {"name": "Pool closed", "body": "Hi {first_name}, no swim today.",
-         "include_tags": [swim.pk], "numbers": [number.pk]},
+         "include_tags": [swim.pk], "numbers": [number.pk], "reply_mode": "queue"},
     )  # fmt: skip
     assert answer.status_code == 302, answer.content.decode()[:2000]
     return Broadcast.objects.get(name="Pool closed")
@@ -143,6 +143,7 @@ def test_conditions_on_the_compose_page_narrow_the_audience(
     client = _signed_in(alice)
     swim = tag_get_or_create(organization_id=org.pk, name="swim")
     form = {"name": "Sharks", "body": "Hi {first_name} ({level})", "include_tags": [swim.pk],
+            "reply_mode": "queue",
             "numbers": [sandbox_number.pk], "c0_on": f"field:{level.pk}", "c0_op": "equals",
             "c0_value": "shark", "c1_on": "inbox", "c1_op": "equals",
             "c1_value": "not a number"}  # fmt: skip
@@ -172,11 +173,12 @@ def test_an_audience_is_saved_and_reused_for_the_next_broadcast(
     made = client.post(
         "/broadcasts/new",
         {"name": "Again", "body": "Pool open", "segment": segment.pk,
-         "numbers": [sandbox_number.pk]},
+         "numbers": [sandbox_number.pk], "reply_mode": "not_monitored"},
     )  # fmt: skip
     assert made.status_code == 302
     again = Broadcast.objects.get(name="Again")
     assert again.audience["remove_contacts"] == [swimmers[0].pk]
+    assert again.reply_mode == "not_monitored"
     page = client.get(f"/broadcasts/{again.pk}/").content.decode()
     assert 'data-testid="selected">2<' in page
     stranger = _signed_in(charlie)

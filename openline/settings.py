@@ -150,9 +150,18 @@ TASKS = {
     }
 }
 
+# channels-redis waits on Redis up to 5 s at a time (BZPOPMIN), and redis-py's default read
+# timeout is also 5 s: when they meet, receive() raised TimeoutError after 5 quiet seconds
+# and a console hub stopped getting events. The read timeout must outlast that wait.
+REDIS_LAYER_SOCKET_TIMEOUT = 30
 CHANNEL_LAYERS = {
     "default": (
-        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_LAYER_SOCKET_TIMEOUT}]
+            },
+        }
         if REDIS_URL
         else {"BACKEND": "openline.runtime.layers.EmbeddedChannelLayer"}
     )

@@ -108,15 +108,20 @@ class BroadcastForm(forms.Form):
             for number in Number.objects.filter(organization_id=organization_id)
         }
         for row in range(CONDITION_ROWS):
+            n = row + 1
             self.fields[f"c{row}_on"] = forms.ChoiceField(
-                choices=targets, required=False, label="Where"
+                choices=targets, required=False, label=f"Condition {n}: what"
             )
-            self.fields[f"c{row}_op"] = forms.ChoiceField(choices=OPS, required=False, label="")
+            self.fields[f"c{row}_op"] = forms.ChoiceField(
+                choices=OPS, required=False, label=f"Condition {n}: how"
+            )
             self.fields[f"c{row}_value"] = forms.CharField(
-                required=False, max_length=200, label="Value"
+                required=False, max_length=200, label=f"Condition {n}: value"
             )
             self.fields[f"c{row}_exclude"] = forms.ChoiceField(
-                choices=[("", "keep them"), ("1", "leave them out")], required=False, label=""
+                choices=[("", "keep them"), ("1", "leave them out")],
+                required=False,
+                label=f"Condition {n}: keep or leave out",
             )
 
     def main_fields(self) -> list[forms.BoundField]:

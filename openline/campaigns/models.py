@@ -115,6 +115,12 @@ class BroadcastRecipient(models.Model):
             models.Index(fields=["organization", "phone"]),
         ]
 
+    @property
+    def reason_text(self) -> str:
+        """The reason as a sentence, without its code ("opted_out: ..." -> "...")."""
+        code, _, text = self.reason.partition(": ")
+        return text if text and code.isidentifier() else self.reason
+
 
 class StickySender(models.Model):
     """The number a person gets broadcasts from, kept across broadcasts so replies and

@@ -605,7 +605,9 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
                 )
             except SendRefused as exc:
                 BroadcastRecipient.objects.filter(pk=recipient.pk).update(
-                    status=RecipientStatus.REFUSED, reason=f"{exc.code}: {exc}"[:200], credits=0
+                    status=RecipientStatus.REFUSED,
+                    reason=f"{exc.code}: {exc}"[:200],
+                    credits=0,
                 )
                 continue
             rate = recipient.credits // max(recipient.segments, 1)

@@ -38,6 +38,7 @@ from openline.campaigns.services import (
     segment_delete,
     segment_save,
 )
+from openline.campaigns.window import sending_window
 from openline.contacts.models import Contact
 from openline.contacts.services.fields import contact_field_texts
 from openline.core.models import Organization
@@ -138,6 +139,9 @@ def _detail(
         context["log"] = paginate(
             request, broadcast_log(broadcast_id=broadcast.pk, status=status_filter)
         )
+        window, now = sending_window(organization_id=organization.pk), timezone.now()
+        for row in context["log"]:
+            row.outside_hours = row.status == "pending" and not window.is_open(now, row.time_zone)
     status = 422 if extra.get("error") else 200
     return render(request, "campaigns/detail.html", context, status=status)
 

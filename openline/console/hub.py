@@ -21,6 +21,9 @@ from openline.core.realtime import org_group
 
 logger = logging.getLogger(__name__)
 
+# After a failed read of the channel layer, the hub tries again this much later.
+RECEIVE_RETRY_SECONDS = 0.5
+
 # How long the first event of a burst waits for company. Every tick costs one frame per
 # socket, so the more sockets this process serves, the more a tick gathers: 5.5 ms with a
 # handful of consoles, 25 ms with 200. (Processing already hands events over in batches;
@@ -75,9 +78,21 @@ class OrganizationHub:
             await layer.group_discard(org_group(self.organization_id), self.channel)
 
     async def _receive(self, layer: Any) -> None:
+        """Take the organization's events off the layer, for ever: a failed read (Redis
+        restarting, a dropped connection) is logged and tried again, never the end of the
+        hub's events. Consoles catch up on what a gap missed when they reconnect."""
         assert self.channel is not None
         while True:
-            message = await layer.receive(self.channel)
+            try:
+                message = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "console hub could not read events (%s); trying again", type(exc).__name__
+                )
+                await asyncio.sleep(RECEIVE_RETRY_SECONDS)
+                continue
             if message.get("type") == "openline.event":
                 if not self.pending:
                     self.first_arrived = asyncio.get_running_loop().time()

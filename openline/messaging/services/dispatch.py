@@ -18,6 +18,7 @@ from openline.messaging.events import publish_message_event
 from openline.messaging.models import Message, MessageStatus
 from openline.messaging.ratelimit import limiter
 from openline.messaging.services.outbound import (
+    dispatch_priority,
     enqueue_dispatch,
     message_set_status,
     record_provider_opt_out,
@@ -80,7 +81,8 @@ def _claim(message_id: int) -> tuple[Message, float] | None:
     if not booked:
         # Come back shortly before the slot frees; nothing is held meanwhile.
         retry_in = max(delay - MAX_INLINE_WAIT / 2, 0.05)
-        transaction.on_commit(lambda: enqueue_dispatch(message_id, retry_in))
+        priority = dispatch_priority(message.kind)
+        transaction.on_commit(lambda: enqueue_dispatch(message_id, retry_in, priority=priority))
         return None
     message.status = MessageStatus.SENDING
     message.attempts += 1
@@ -199,5 +201,5 @@ def message_requeue(
         ]
     )
     publish_message_event(message, "message.status")
-    message_id = message.pk
-    transaction.on_commit(lambda: enqueue_dispatch(message_id, delay))
+    message_id, priority = message.pk, dispatch_priority(message.kind)
+    transaction.on_commit(lambda: enqueue_dispatch(message_id, delay, priority=priority))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -281,8 +282,8 @@ def message_send(
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
     _debit(message, contact.phone)
     publish_message_event(message, "message.created")
-    message_id = message.pk
-    transaction.on_commit(lambda: enqueue_dispatch(message_id))
+    message_id, priority = message.pk, dispatch_priority(kind)
+    transaction.on_commit(lambda: enqueue_dispatch(message_id, priority=priority))
     return message
 
 
@@ -341,14 +342,19 @@ def _chat_send(*, conversation: Conversation, body: str, sender_id: int | None) 
     return message
 
 
-def enqueue_dispatch(message_id: int, delay: float = 0) -> None:
+def dispatch_priority(kind: str) -> int:
+    """Broadcast texts wait behind every other text in the dispatch queue: a counselor's
+    reply or an opt-out confirmation is not stuck behind thousands of bulk texts."""
+    return 0 if kind == MessageKind.BULK else 10
+
+
+def enqueue_dispatch(message_id: int, delay: float = 0, *, priority: int = 0) -> None:
     from openline.messaging.tasks import dispatch_message
 
+    options: dict[str, Any] = {"queue_name": "dispatch", "priority": priority}
     if delay > 0:
-        run_after = timezone.now() + timedelta(seconds=delay)
-        dispatch_message.using(run_after=run_after, queue_name="dispatch").enqueue(message_id)
-    else:
-        dispatch_message.using(queue_name="dispatch").enqueue(message_id)
+        options["run_after"] = timezone.now() + timedelta(seconds=delay)
+    dispatch_message.using(**options).enqueue(message_id)
 
 
 def message_set_status(

@@ -48,7 +48,6 @@ LOOKUPS_PER_ROUND = 25
 BATCH = 500
 
 _OPEN = (MessageStatus.UNKNOWN, MessageStatus.SENDING)
-_PENDING_TASK = ("READY", "RUNNING")
 
 
 def messages_reconcile(*, now: datetime | None = None) -> int:
@@ -81,7 +80,7 @@ def messages_redispatch_lost(*, now: datetime) -> int:
     overdue = list(
         _overdue(cutoff).order_by("pk").values_list("pk", flat=True)[:BATCH],
     )
-    lost = sorted(set(overdue) - _with_pending_dispatch(overdue))
+    lost = sorted(set(overdue) - _with_pending_dispatch(overdue, running_since=cutoff))
     return sum(_redispatch(message_id, cutoff) for message_id in lost)
 
 
@@ -95,9 +94,11 @@ def _overdue(cutoff: datetime) -> QuerySet[Message]:
     )
 
 
-def _with_pending_dispatch(message_ids: list[int]) -> set[int]:
-    """Which of these messages have a dispatch task waiting or running (database queue
-    only; empty for a backend whose queue cannot be read)."""
+def _with_pending_dispatch(message_ids: list[int], *, running_since: datetime) -> set[int]:
+    """Which of these messages have a dispatch task waiting, or running since
+    ``running_since`` (database queue only; empty for a backend whose queue cannot be
+    read). A task marked running for longer belongs to a worker that died (killed while
+    sending): the queue never runs it again, so it does not hold its message back."""
     from django_tasks_db import DatabaseBackend
     from django_tasks_db.models import DBTaskResult
 
@@ -105,11 +106,14 @@ def _with_pending_dispatch(message_ids: list[int]) -> set[int]:
 
     if not message_ids or not isinstance(dispatch_message.get_backend(), DatabaseBackend):
         return set()
-    pending = DBTaskResult.objects.filter(
-        task_path=dispatch_message.module_path,
-        status__in=_PENDING_TASK,
-        args_kwargs__args__0__in=message_ids,
-    ).values_list("args_kwargs", flat=True)
+    pending = (
+        DBTaskResult.objects.filter(
+            task_path=dispatch_message.module_path,
+            args_kwargs__args__0__in=message_ids,
+        )
+        .filter(Q(status="READY") | Q(status="RUNNING", started_at__gte=running_since))
+        .values_list("args_kwargs", flat=True)
+    )
     return {int(args_kwargs["args"][0]) for args_kwargs in pending}
 
 

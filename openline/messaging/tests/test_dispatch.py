@@ -394,3 +394,22 @@ def test_sandbox_numbers_are_held_to_the_same_rate_limit(org: Any, pipeline: Any
     assert min(gaps) >= 0.5 - 0.1
     assert time.monotonic() - started < 10
     assert Message.objects.filter(status=MessageStatus.DELIVERED).count() == 6
+
+
+@pytest.mark.django_db
+def test_a_reply_is_dispatched_before_broadcast_texts_queued_earlier(
+    org: Any, number: Any, fake: FakeTwilio, django_capture_on_commit_callbacks: Any
+) -> None:
+    from openline.messaging.models import MessageKind
+
+    with django_capture_on_commit_callbacks(execute=True):
+        bulk = [
+            message_send(organization_id=org.pk, to=f"+1202555013{i}", body="Pool closed",
+                         kind=MessageKind.BULK)
+            for i in range(3)
+        ]  # fmt: skip
+        reply = _send(org, "We're here.")
+    first = DBTaskResult.objects.ready().get_locked()
+    assert first is not None and first.args_kwargs["args"] == [reply.pk]
+    priorities = {t.args_kwargs["args"][0]: t.priority for t in DBTaskResult.objects.all()}
+    assert priorities == {**{m.pk: 0 for m in bulk}, reply.pk: 10}

@@ -425,7 +425,7 @@ def test_without_a_readable_queue_a_scheduled_retry_is_not_swept_early(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A task backend whose queue cannot be read: the message's own due time decides."""
-    monkeypatch.setattr(reconcile, "_with_pending_dispatch", lambda ids: set())
+    monkeypatch.setattr(reconcile, "_with_pending_dispatch", lambda ids, running_since: set())
     fake.fail_next("rate_limited", retry_after="300")  # retried in five minutes
     message = pipeline.run(lambda: _send(org))
     assert _reload(message).status == MessageStatus.QUEUED

@@ -115,7 +115,16 @@ class SandboxProvider(Provider):
         message = SandboxMessage.objects.filter(
             number=number, provider_message_id=provider_message_id
         ).first()
-        return message.status if message else None
+        if message is None:
+            return None
+        if message.status == "queued":
+            # Its carrier report was lost (the worker died while reporting, or before the
+            # sender recorded the id): report again. Reporting is idempotent.
+            from openline.providers.sandbox.tasks import carrier_deliver
+
+            carrier_deliver.enqueue(provider_message_id)
+            return None
+        return message.status
 
     def find_sent(
         self,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 
 from openline.console import views
+from openline.console.views import imports
 from openline.console.views.health import system_health
 from openline.console.views.offline import offline_follow_up, offline_report
 
@@ -70,4 +71,27 @@ urlpatterns: list[URLPattern] = [
     path("contacts/<int:contact_id>/start", views.contact_start, name="contact_start"),
     path("contacts/<int:contact_id>/opt-in", views.contact_opt_in, name="contact_opt_in"),
     path("contacts/<int:contact_id>/opt-out", views.contact_opt_out, name="contact_opt_out"),
+    path("contacts/import/", imports.contact_import_new, name="contact_import_new"),
+    path("contacts/import/<int:import_id>/", imports.contact_import_detail, name="contact_import"),
+    path(
+        "contacts/import/<int:import_id>/columns",
+        imports.contact_import_columns,
+        name="contact_import_columns",
+    ),
+    path(
+        "contacts/import/<int:import_id>/progress",
+        imports.contact_import_progress,
+        name="contact_import_progress",
+    ),
+    path(
+        "contacts/import/<int:import_id>/accept",
+        imports.contact_import_accept_view,
+        name="contact_import_accept",
+    ),
+    path(
+        "contacts/import/<int:import_id>/cancel",
+        imports.contact_import_cancel_view,
+        name="contact_import_cancel",
+    ),
+    path("contacts/export.csv", imports.contacts_export_csv, name="contacts_export"),
 ]

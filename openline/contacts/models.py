@@ -181,3 +181,81 @@ class ConsentEvent(models.Model):
             raise ValueError("consent events are append-only")
         # The stubs type pk as the id column's int, but it is None until the first save.
         super().save(*args, **kwargs)  # type: ignore[unreachable]
+
+
+class ImportStatus(models.TextChoices):
+    UPLOADED = "uploaded", "Choose the columns"
+    VALIDATING = "validating", "Checking the rows"
+    VALIDATED = "validated", "Checked"
+    IMPORTING = "importing", "Importing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ContactImport(models.Model):
+    """A CSV file of contacts on its way in: uploaded, its columns mapped, every row checked
+    (a task), then, once someone accepts the valid rows, imported (a task). The file itself
+    is a ContactImportFile, kept only until the import ends or is cancelled."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    file_name = models.CharField(max_length=255)
+    file_size = models.PositiveBigIntegerField(default=0)
+    delimiter = models.CharField(max_length=1, default=",")
+    headers = models.JSONField(default=list)
+    # One target per column, in column order ("" ignores it): see contacts.import_rows.
+    mapping = models.JSONField(default=list)
+    status = models.CharField(max_length=12, choices=ImportStatus.choices, default="uploaded")
+    total_rows = models.PositiveIntegerField(default=0)  # data rows that are not blank
+    valid_rows = models.PositiveIntegerField(default=0)
+    error_rows = models.PositiveIntegerField(default=0)
+    # The current phase's rows done so far: the progress bar, and where the next turn of the
+    # task resumes (saved with the work of each chunk, so a crash never repeats a row).
+    processed_rows = models.PositiveIntegerField(default=0)
+    # Where in the file the next turn reads on (csvfile.Place: characters, row number).
+    read_offset = models.PositiveBigIntegerField(default=0)
+    read_row = models.PositiveIntegerField(default=0)
+    imported_rows = models.PositiveIntegerField(default=0)
+    created_rows = models.PositiveIntegerField(default=0)  # imported rows that were new people
+    skipped_rows = models.PositiveIntegerField(default=0)  # valid when checked, not at import
+    # [[row number, problem], ...]: the first ones found when checking, and when importing.
+    errors = models.JSONField(default=list)
+    import_errors = models.JSONField(default=list)
+    # One bit per data row, set for rows found invalid (those are never imported).
+    invalid = models.BinaryField(blank=True, default=b"")
+    # What checking carries from one turn to the next (the phones seen so far), compressed.
+    state = models.BinaryField(blank=True, default=b"")
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    accepted_at = models.DateTimeField(null=True)
+    consent_confirmed = models.BooleanField(default=False)
+    # The last turn's time: a run whose worker died is restarted from processed_rows.
+    heartbeat_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    message = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def running(self) -> bool:
+        return self.status in (ImportStatus.VALIDATING, ImportStatus.IMPORTING)
+
+
+class ContactImportFile(models.Model):
+    """An import's file as uploaded (UTF-8), zlib-compressed, in the database, which every
+    web and worker process reaches wherever it runs. A row of its own: SQLite rewrites a
+    whole row on each update, and the import saves its progress with every chunk."""
+
+    contact_import = models.OneToOneField(
+        ContactImport, on_delete=models.CASCADE, primary_key=True, related_name="file"
+    )
+    content = models.BinaryField()

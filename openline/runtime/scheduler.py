@@ -22,6 +22,7 @@ def run_periodic() -> None:
     from openline.availability.services.watch import inbox_states_publish_changes
     from openline.campaigns.services import broadcasts_tick
     from openline.chat.services import chats_close_abandoned
+    from openline.contacts.services.imports import contact_imports_restart_stalled
     from openline.messaging.services.parked import inbound_parked_retry_periodic
     from openline.messaging.services.queue_guard import conversations_requeue_unseen
     from openline.messaging.services.reconcile import messages_reconcile
@@ -33,6 +34,7 @@ def run_periodic() -> None:
         alerts_sweep,
         inbox_states_publish_changes,
         broadcasts_tick,
+        contact_imports_restart_stalled,  # an import whose worker died, page open or not
         inbound_parked_retry_periodic,  # hourly: see its module
     ):
         try:  # one failing job does not hold up the others

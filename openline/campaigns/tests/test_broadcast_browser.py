@@ -6,8 +6,8 @@ live; meanwhile one recipient replies from the phone simulator (the reply waits 
 counselor's queue) and another texts STOP while it is still sending and gets nothing more.
 A second test shows who waits for their sending hours.
 
-Not here yet, because the features do not exist: importing contacts from a CSV file and
-voice broadcasts (the issue's scenario has both).
+Importing contacts from a CSV file is driven in Chromium by
+openline/contacts/tests/test_imports_browser.py; voice broadcasts do not exist yet.
 
 The real ASGI app, the inbound processor and the task worker run live; the test only
 drives browsers. The live server does not run the scheduler (its ten-second loop starts

@@ -142,6 +142,15 @@ NO_MESSAGE_TEXT = {
     "console:contact_start": "the contact page, or a redirect to the new conversation",
     "console:contact_opt_in": "the contact page, or a redirect",
     "console:contact_opt_out": "the contact page, or a redirect",
+    "console:contact_import_new": "the upload form and the recent imports (file names, counts)",
+    "console:contact_import": "a contact import: its columns, the file's first rows and the "
+    "problems of its rows (contact details from the uploaded file, never a message)",
+    "console:contact_import_columns": "the import page (as above), or a redirect",
+    "console:contact_import_progress": "row counts",
+    "console:contact_import_accept": "the import page (as above), or a redirect",
+    "console:contact_import_cancel": "a redirect",
+    "console:contacts_export": "contacts as CSV: names, numbers, types, consent states, tags, "
+    "notes and custom fields, never a message (the export is audited)",
     "console:contact_add_number": "the contact page, or a redirect",
     "console:contact_fields": "the contact page, or a redirect",
     "console:custom_fields": "the organization's contact fields",
@@ -384,6 +393,7 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "widget_id": 999999,
         "reply_id": 999999,
         "broadcast_id": 999999,
+        "import_id": 999999,
         "segment_id": 999999,
         "action": "pause",
         "public_id": "nope",

@@ -138,6 +138,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # the way they do in production, with WAL and busy timeouts instead of the table
     # locks of an in-memory shared cache.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No JIT compilation: OpenLine's queries are short, and the few with a per-row subquery
+    # (a broadcast's audience counts) are estimated costly enough to be compiled, which
+    # took 0.3-0.5 s, as long as running them (bench/README.md, "make bench-broadcast").
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envstr("REDIS_URL")

@@ -245,9 +245,16 @@ def audience_numbers(
         .exclude(phone="")
     )
     numbers = audience_with_consent(numbers, organization_id=organization_id, simulated=simulated)
+    # Each mention of ``consent`` or ``latest`` runs its subquery again, for every number.
+    # When the newest event is an opt-in or an opt-out it is also the newest of those two
+    # (``consent``): ``latest`` alone decides for nearly everyone, once. Only when an
+    # opt-out request or its dismissal is newest does ``consent`` decide, as it always did.
     numbers = numbers.annotate(
         state=Case(
             When(~Q(number_type__in=TEXTABLE_TYPES), then=Value("not_textable")),
+            When(latest=ConsentKind.OPT_IN, then=Value("eligible")),
+            When(latest=ConsentKind.OPT_OUT, then=Value("opted_out")),
+            When(latest__isnull=True, then=Value("no_opt_in")),
             When(consent=ConsentKind.OPT_OUT, then=Value("opted_out")),
             When(consent__isnull=True, then=Value("no_opt_in")),
             When(latest=ConsentKind.OPT_OUT_REQUEST, then=Value("opt_out_pending")),

@@ -65,6 +65,8 @@ class Broadcast(models.Model):
     )
     # The runner's last turn: the scheduler restarts a sending broadcast whose runner died.
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # The current chain of runner turns; a turn of an older chain stops (see _start_runner).
+    runner = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_at"])]

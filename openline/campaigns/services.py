@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
@@ -431,7 +431,7 @@ def broadcast_queue(
         locked.save(update_fields=["reservation", "scheduled_for", "status", "started_at"])
         _audit(locked, "schedule" if scheduled_for else "send", actor_id, api_token_id)
         if not scheduled_for:
-            _wake(locked.pk)
+            _start_runner(locked.pk)
     return locked
 
 
@@ -505,26 +505,41 @@ def _plan(broadcast: Broadcast) -> int:
 # --- running -----------------------------------------------------------------------------
 
 
-def _wake(broadcast_id: int, delay: float = 0) -> None:
+def _wake(broadcast_id: int, delay: float = 0, *, runner: int | None = None) -> None:
     from openline.campaigns.tasks import run_broadcast
 
     def enqueue() -> None:
         task = run_broadcast
         if delay > 0:
             task = task.using(run_after=timezone.now() + timedelta(seconds=delay))
-        task.enqueue(broadcast_id)
+        task.enqueue(broadcast_id, runner)
 
     transaction.on_commit(enqueue)
 
 
-def broadcast_run(*, broadcast_id: int, now: datetime | None = None) -> None:
+def _start_runner(broadcast_id: int) -> None:
+    """Start a new chain of runner turns (sending starts, a resume, a restart): the chain
+    that may still be waiting to turn then finds itself out of date and stops, so there is
+    only ever one, and the rate is never doubled. Call in a transaction."""
+    Broadcast.objects.filter(pk=broadcast_id).update(runner=F("runner") + 1)
+    runner = Broadcast.objects.filter(pk=broadcast_id).values_list("runner", flat=True).get()
+    _wake(broadcast_id, runner=runner)
+
+
+def broadcast_run(
+    *, broadcast_id: int, runner: int | None = None, now: datetime | None = None
+) -> None:
     """One turn of the runner: hand the recipients whose window is open to the send
-    service, as many as the senders' rates allow since the last turn; then come back."""
+    service, as many as the senders' rates allow since the last turn; then come back.
+    ``runner``: the chain this turn belongs to (an out-of-date one stops)."""
     now = now or timezone.now()
     with transaction.atomic():
         broadcast = Broadcast.objects.select_for_update().filter(pk=broadcast_id).first()
         if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
             return
+        if runner is not None and runner != broadcast.runner:
+            return  # another chain took over (a resume, a restart)
+        runner = broadcast.runner
         since = broadcast.last_run_at
         Broadcast.objects.filter(pk=broadcast_id).update(last_run_at=now)
     pending = BroadcastRecipient.objects.filter(
@@ -546,11 +561,12 @@ def broadcast_run(*, broadcast_id: int, now: datetime | None = None) -> None:
     with transaction.atomic():
         _publish_progress(broadcast)
         if len(ids) == budget or pending.filter(time_zone__in=open_zones).exists():
-            _wake(broadcast_id, RUN_INTERVAL)
+            _wake(broadcast_id, RUN_INTERVAL, runner=runner)
         elif zones and pending.exists():
-            _wake(broadcast_id, _seconds_until_a_window_opens(window, now, zones))
+            wait = _seconds_until_a_window_opens(window, now, zones)
+            _wake(broadcast_id, wait, runner=runner)
         else:
-            _wake(broadcast_id, RUN_INTERVAL * 2)  # to settle once the last ones finish
+            _wake(broadcast_id, RUN_INTERVAL * 2, runner=runner)  # to settle at the end
             broadcast_finish_if_done(broadcast_id=broadcast_id)
 
 
@@ -702,7 +718,7 @@ def broadcast_resume(
     locked.status = BroadcastStatus.SENDING
     locked.last_run_at = None
     locked.save(update_fields=["status", "last_run_at"])
-    _wake(locked.pk)
+    _start_runner(locked.pk)
     return locked
 
 
@@ -739,7 +755,7 @@ def broadcasts_tick(*, now: datetime | None = None) -> None:
                 pk=broadcast_id, status=BroadcastStatus.SCHEDULED
             ).update(status=BroadcastStatus.SENDING, started_at=now, last_run_at=None)
             if started:
-                _wake(broadcast_id)
+                _start_runner(broadcast_id)
     stalled = Broadcast.objects.filter(status=BroadcastStatus.SENDING).filter(
         Q(last_run_at__lt=now - STALLED_AFTER)
         | Q(last_run_at__isnull=True, started_at__lt=now - STALLED_AFTER)
@@ -747,7 +763,7 @@ def broadcasts_tick(*, now: datetime | None = None) -> None:
     for broadcast_id in stalled.values_list("pk", flat=True):
         logger.warning("broadcast %s: runner stalled; restarting it", broadcast_id)
         with transaction.atomic():
-            _wake(broadcast_id)
+            _start_runner(broadcast_id)
     broadcast_replies_answer(now=now)
     unsettled = Broadcast.objects.filter(
         status__in=(BroadcastStatus.SENDING, BroadcastStatus.CANCELLED), finished_at__isnull=True

@@ -6,7 +6,7 @@ from django_tasks import task
 
 
 @task()
-def run_broadcast(broadcast_id: int) -> None:
+def run_broadcast(broadcast_id: int, runner: int | None = None) -> None:
     from openline.campaigns.services import broadcast_run
 
-    broadcast_run(broadcast_id=broadcast_id)
+    broadcast_run(broadcast_id=broadcast_id, runner=runner)

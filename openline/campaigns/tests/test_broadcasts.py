@@ -596,3 +596,29 @@ def test_a_not_monitored_broadcast_answers_each_first_reply_once_and_the_reply_s
             organization_id=org.pk, actor_id=alice.pk, name="x", body="y",
             audience={"everyone": True}, number_ids=[sandbox_number.pk], reply_mode="ignore",
         )  # fmt: skip
+
+
+def test_a_resume_while_a_turn_waits_leaves_one_chain_of_turns(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None,
+) -> None:  # fmt: skip
+    """Pause and resume within a second: the turn queued before the pause and the one the
+    resume queues must not both go on (that doubled the rate)."""
+    from django_tasks_db.models import DBTaskResult
+
+    _credits(org, alice, 20)
+    with pipeline._capture(execute=True):
+        broadcast = broadcast_queue(broadcast=_draft(org, alice, sandbox_number), actor_id=alice.pk)
+        broadcast_pause(broadcast=broadcast, actor_id=alice.pk)
+        broadcast_resume(broadcast=broadcast, actor_id=alice.pk)
+    turns = DBTaskResult.objects.filter(task_path__endswith="run_broadcast")
+    chains = sorted(t.args_kwargs["args"][1] for t in turns)
+    assert chains == [1, 2]
+    broadcast_run(broadcast_id=broadcast.pk, runner=1)  # the older chain: stops
+    assert (
+        not BroadcastRecipient.objects.filter(broadcast=broadcast)
+        .exclude(status="pending")
+        .exists()
+    )
+    broadcast_run(broadcast_id=broadcast.pk, runner=2)
+    assert BroadcastRecipient.objects.filter(broadcast=broadcast, status="queued").count() == 5

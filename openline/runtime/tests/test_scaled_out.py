@@ -89,7 +89,8 @@ def test_the_channel_layer_follows_redis_url(
     if redis_url:
         assert found["config"] == {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url]},
+            # The read timeout outlasts channels-redis's 5 s wait (see settings).
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": 30}]},
         }
     else:  # the embedded layer: Channels' in-memory one, nothing of Redis
         assert found["config"] == {"BACKEND": "openline.runtime.layers.EmbeddedChannelLayer"}

@@ -590,11 +590,13 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
     in one transaction: a crash anywhere leaves each one either pending or queued with its
     message, never queued twice."""
     with transaction.atomic():
-        recipients = (
+        recipients = list(
             BroadcastRecipient.objects.filter(pk__in=ids, status=RecipientStatus.PENDING)
             .select_related("contact__primary")
             .select_for_update(of=("self",))
         )
+        people = [r.contact.primary_id or r.contact_id for r in recipients]
+        fields = _person_fields(broadcast.organization_id, broadcast.body, people)
         for recipient in recipients:
             now = timezone.now()
             claimed = BroadcastRecipient.objects.filter(
@@ -602,13 +604,10 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
             ).update(status=RecipientStatus.QUEUED, queued_at=now)
             if not claimed:
                 continue
-            person = recipient.contact.primary_id or recipient.contact_id
             body = body_render(
                 broadcast.body,
                 contact=recipient.contact,
-                fields=_person_fields(broadcast.organization_id, broadcast.body, [person]).get(
-                    person
-                ),
+                fields=fields.get(recipient.contact.primary_id or recipient.contact_id),
                 footer=recipient.footer,
             )
             try:

@@ -39,6 +39,7 @@ from openline.campaigns.services import (
     segment_save,
 )
 from openline.campaigns.window import sending_window
+from openline.contacts.csvfile import csv_safe
 from openline.contacts.models import Contact
 from openline.contacts.services.fields import contact_field_texts
 from openline.core.models import Organization
@@ -305,20 +306,15 @@ def log_row(row: Any) -> list[str]:
         status = message.status
         error = f"{message.error_code} {message.error_message}".strip()
     return [
-        _safe(row.contact.label),
+        csv_safe(row.contact.label),
         row.phone,
         row.number.e164,
         row.queued_at.isoformat() if row.queued_at else "",
         status,
         str(row.segments),
         str(row.credits),
-        _safe(error),
+        csv_safe(error),
     ]
-
-
-def _safe(text: str) -> str:
-    """No spreadsheet formulas from names or errors (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @console_view

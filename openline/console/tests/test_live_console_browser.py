@@ -463,6 +463,9 @@ def test_a_slow_refresh_of_one_conversation_does_not_hold_up_another(
         pane = counselor.locator(".pane:visible")
         expect(pane.locator(".pane-head")).to_contain_text(label, timeout=LIVE)
         ids.append(pane.get_attribute("data-conversation-id"))
+        # the list refresh that follows moves rows; the next click waits for it to land
+        taken = _row(counselor, label).get_by_role("button", name="Assume")
+        expect(taken).to_have_count(0, timeout=LIVE)
     counselor.click("#queue nav a[data-view=mine]")
     expect(_row(counselor, "+1 202-555-0172")).to_be_visible()
     held: list[Any] = []

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
     path("sandbox/", include("openline.runtime.urls")),  # the phone simulator
+    path("voice/", include("openline.messaging.urls")),  # providers' voice callbacks
     path("widget.js", chat_views.widget_js, name="chat_widget_js"),
     path("widget-demo/<str:public_id>", chat_views.widget_demo, name="chat_widget_demo"),
     path("chat/<str:public_id>/config", chat_views.widget_config, name="chat_config"),

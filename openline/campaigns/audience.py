@@ -68,6 +68,13 @@ EXCLUSIONS = {
     "opt_out_pending": "asked not to be texted (request waiting for review)",
     "no_opt_in": "no opt-in on record",
 }
+# A voice broadcast calls landlines too (see contacts.services.voice.call_refusal).
+VOICE_EXCLUSIONS = {
+    "do_not_call": "on the voice do-not-call list",
+    "opted_out": "opted out of texts (no automated calls either)",
+    "opt_out_pending": "asked not to be contacted (request waiting for review)",
+    "no_opt_in": "mobile number with no consent on record for prerecorded calls",
+}
 CONSENT_STATES = ("opted_in", "opted_out", "opt_out_pending", "no_opt_in")
 MAX_FILTERS = 20
 
@@ -234,10 +241,15 @@ def _person_condition(organization: Organization, condition: dict[str, Any]) -> 
 
 
 def audience_numbers(
-    *, organization_id: int, audience: dict[str, Any], simulated: bool | None = None
+    *,
+    organization_id: int,
+    audience: dict[str, Any],
+    simulated: bool | None = None,
+    voice: bool = False,
 ) -> QuerySet[Contact]:
     """Every number of the selected people, annotated with ``consent``, ``latest`` and
-    ``state`` (``eligible`` or an EXCLUSIONS reason), with the per-number filters applied."""
+    ``state`` (``eligible`` or an EXCLUSIONS reason; VOICE_EXCLUSIONS for calls), with the
+    per-number filters applied."""
     people = audience_contacts(organization_id=organization_id, audience=audience).values("pk")
     numbers = (
         Contact.objects.filter(organization_id=organization_id)
@@ -249,23 +261,53 @@ def audience_numbers(
     # When the newest event is an opt-in or an opt-out it is also the newest of those two
     # (``consent``): ``latest`` alone decides for nearly everyone, once. Only when an
     # opt-out request or its dismissal is newest does ``consent`` decide, as it always did.
-    numbers = numbers.annotate(
-        state=Case(
-            When(~Q(number_type__in=TEXTABLE_TYPES), then=Value("not_textable")),
-            When(latest=ConsentKind.OPT_IN, then=Value("eligible")),
-            When(latest=ConsentKind.OPT_OUT, then=Value("opted_out")),
-            When(latest__isnull=True, then=Value("no_opt_in")),
-            When(consent=ConsentKind.OPT_OUT, then=Value("opted_out")),
-            When(consent__isnull=True, then=Value("no_opt_in")),
-            When(latest=ConsentKind.OPT_OUT_REQUEST, then=Value("opt_out_pending")),
-            default=Value("eligible"),
-        )
-    )
+    if voice:
+        numbers = numbers.annotate(do_not_call=_do_not_call(organization_id, simulated))
+    numbers = numbers.annotate(state=_voice_state() if voice else _text_state())
     for condition in audience.get("filters") or []:
         if condition["on"] in _NUMBER_LEVEL:
             q = _number_condition(condition)
             numbers = numbers.exclude(q) if condition["exclude"] else numbers.filter(q)
     return numbers
+
+
+def _text_state() -> Case:
+    return Case(
+        When(~Q(number_type__in=TEXTABLE_TYPES), then=Value("not_textable")),
+        When(latest=ConsentKind.OPT_IN, then=Value("eligible")),
+        When(latest=ConsentKind.OPT_OUT, then=Value("opted_out")),
+        When(latest__isnull=True, then=Value("no_opt_in")),
+        When(consent=ConsentKind.OPT_OUT, then=Value("opted_out")),
+        When(consent__isnull=True, then=Value("no_opt_in")),
+        When(latest=ConsentKind.OPT_OUT_REQUEST, then=Value("opt_out_pending")),
+        default=Value("eligible"),
+    )
+
+
+def _do_not_call(organization_id: int, simulated: bool | None) -> Subquery:
+    """The newest voice opt-out or its removal: on the list when it is an opt-out."""
+    events = consent_events_in_scope(organization_id=organization_id, simulated=simulated)
+    newest = events.filter(
+        phone=OuterRef("phone"), kind__in=(ConsentKind.VOICE_OPT_OUT, ConsentKind.VOICE_OPT_IN)
+    ).order_by("-created_at", "-id")
+    return Subquery(newest.values("kind")[:1])
+
+
+def _voice_state() -> Case:
+    """As ``call_refusal`` decides for one number: the do-not-call list first, then an
+    opt-out from texts or a request waiting; a mobile needs an opt-in, other types do not."""
+    mobile = Q(number_type=NumberType.MOBILE)
+    return Case(
+        When(do_not_call=ConsentKind.VOICE_OPT_OUT, then=Value("do_not_call")),
+        When(latest=ConsentKind.OPT_IN, then=Value("eligible")),
+        When(latest=ConsentKind.OPT_OUT, then=Value("opted_out")),
+        When(Q(latest__isnull=True) & mobile, then=Value("no_opt_in")),
+        When(latest__isnull=True, then=Value("eligible")),
+        When(consent=ConsentKind.OPT_OUT, then=Value("opted_out")),
+        When(latest=ConsentKind.OPT_OUT_REQUEST, then=Value("opt_out_pending")),
+        When(Q(consent__isnull=True) & mobile, then=Value("no_opt_in")),
+        default=Value("eligible"),
+    )
 
 
 def _number_condition(condition: dict[str, Any]) -> Q:
@@ -309,29 +351,37 @@ def audience_with_consent(
 @dataclass(frozen=True)
 class AudienceCounts:
     selected: int  # people
-    eligible: int  # numbers a broadcast may text
+    eligible: int  # numbers a broadcast may text (or call)
     excluded: dict[str, int]  # reason code (EXCLUSIONS) -> numbers left out
     by_prefix: dict[str, int]  # eligible numbers by their first five characters ("+1212")
+    voice: bool = False
 
     @property
     def excluded_rows(self) -> list[tuple[str, str, int]]:
-        return [(code, EXCLUSIONS[code], self.excluded[code]) for code in EXCLUSIONS]
+        labels = VOICE_EXCLUSIONS if self.voice else EXCLUSIONS
+        return [(code, labels[code], self.excluded[code]) for code in labels]
 
 
 def audience_counts(
-    *, organization_id: int, audience: dict[str, Any], simulated: bool | None = None
+    *,
+    organization_id: int,
+    audience: dict[str, Any],
+    simulated: bool | None = None,
+    voice: bool = False,
 ) -> AudienceCounts:
     """Selected people, eligible numbers and each excluded group: two queries, the second
     grouped by each number's state and its first five characters (for the rates)."""
     selected = audience_contacts(organization_id=organization_id, audience=audience).count()
     rows = (
-        audience_numbers(organization_id=organization_id, audience=audience, simulated=simulated)
+        audience_numbers(
+            organization_id=organization_id, audience=audience, simulated=simulated, voice=voice
+        )
         .annotate(prefix=Substr("phone", 1, 5))
         .values_list("state", "prefix")
         .annotate(n=Count("pk"))
         .order_by()
     )
-    excluded = dict.fromkeys(EXCLUSIONS, 0)
+    excluded = dict.fromkeys(VOICE_EXCLUSIONS if voice else EXCLUSIONS, 0)
     by_prefix: dict[str, int] = {}
     for state, prefix, n in rows:
         if state == "eligible":
@@ -343,4 +393,5 @@ def audience_counts(
         eligible=sum(by_prefix.values()),
         excluded=excluded,
         by_prefix=by_prefix,
+        voice=voice,
     )

@@ -33,6 +33,45 @@ class BroadcastStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class BroadcastChannel(models.TextChoices):
+    SMS = "sms", "Text message"
+    VOICE = "voice", "Voice call"
+
+
+# Languages the provider's text-to-speech reads (BCP 47, as TwiML <Say language> takes).
+VOICE_LANGUAGES = [
+    ("en-US", "English (US)"),
+    ("es-US", "Spanish (US)"),
+    ("en-GB", "English (UK)"),
+    ("fr-CA", "French (Canada)"),
+    ("pt-BR", "Portuguese (Brazil)"),
+    ("vi-VN", "Vietnamese"),
+    ("zh-CN", "Chinese (Mandarin)"),
+]
+
+
+class VoiceRecording(models.Model):
+    """A voice broadcast's recorded message (recorded in the browser or uploaded): WAV or
+    MP3, which the provider fetches by its unguessable token when a call is answered."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=120)
+    audio = models.BinaryField()
+    content_type = models.CharField(max_length=20)  # audio/wav | audio/mpeg
+    seconds = models.PositiveIntegerField()
+    token = models.CharField(max_length=43, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ReplyMode(models.TextChoices):
     QUEUE = "queue", "Replies wait in the queue"
     NOT_MONITORED = "not_monitored", "Answer replies once: this number is not monitored"
@@ -41,7 +80,15 @@ class ReplyMode(models.TextChoices):
 class Broadcast(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     name = models.CharField(max_length=120)
-    body = models.TextField()
+    channel = models.CharField(
+        max_length=5, choices=BroadcastChannel.choices, default=BroadcastChannel.SMS
+    )
+    # A text message's text; a voice broadcast's text to read (empty with a recording).
+    body = models.TextField(blank=True)
+    recording = models.ForeignKey(
+        VoiceRecording, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    language = models.CharField(max_length=10, choices=VOICE_LANGUAGES, default="en-US")
     status = models.CharField(
         max_length=10, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT
     )
@@ -75,6 +122,10 @@ class Broadcast(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_voice(self) -> bool:
+        return self.channel == BroadcastChannel.VOICE
+
 
 class RecipientStatus(models.TextChoices):
     PENDING = "pending", "Waiting to be sent"
@@ -103,6 +154,9 @@ class BroadcastRecipient(models.Model):
     footer = models.BooleanField(default=False)
     message = models.OneToOneField(
         "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    call = models.OneToOneField(
+        "messaging.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     queued_at = models.DateTimeField(null=True, blank=True)
     # When their first reply got the "not monitored" answer (once per recipient).

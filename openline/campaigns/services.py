@@ -41,13 +41,23 @@ from openline.campaigns.audience import (
 )
 from openline.campaigns.compose import body_check, body_render, merge_keys
 from openline.campaigns.models import (
+    VOICE_LANGUAGES,
     Broadcast,
+    BroadcastChannel,
     BroadcastRecipient,
     BroadcastStatus,
     RecipientStatus,
     ReplyMode,
     Segment,
     StickySender,
+    VoiceRecording,
+)
+from openline.campaigns.voice import (
+    RecordingError,
+    message_seconds,
+    minutes_per_call,
+    say_check,
+    voice_call_recipient,
 )
 from openline.campaigns.window import Window, sending_window
 from openline.contacts.models import Contact, CustomField, FieldValue
@@ -56,6 +66,7 @@ from openline.core.models import ApiToken, Membership, Organization
 from openline.core.realtime import publish_on_commit
 from openline.core.services import audit_record
 from openline.messaging.models import (
+    CALL_FINAL_STATUSES,
     UNSETTLED_STATUSES,
     Direction,
     Message,
@@ -117,17 +128,29 @@ def broadcast_create(
     api_token_id: int | None = None,
     reply_mode: str = ReplyMode.QUEUE,
     not_monitored_text: str = "",
+    channel: str = BroadcastChannel.SMS,
+    recording_id: int | None = None,
+    language: str = "en-US",
 ) -> Broadcast:
     """A draft broadcast by a supervisor or admin (``actor_id``) or an integration
-    (``api_token_id``). Nothing is sent until it is queued."""
+    (``api_token_id``): a text, or a call (``channel`` voice) playing a recording or
+    reading ``body`` aloud in ``language``. Nothing is sent until it is queued."""
     _require_manager(organization_id, actor_id, api_token_id)
     name = " ".join((name or "").split())
     if not name:
         raise BroadcastError("give the broadcast a name")
     if len(name) > MAX_NAME:
         raise BroadcastError(f"the name is at most {MAX_NAME} characters")
-    keys = CustomField.objects.filter(organization_id=organization_id).values_list("key", flat=True)
-    body = body_check(body, field_keys=keys)
+    recording = None
+    if channel == BroadcastChannel.VOICE:
+        body, recording = _voice_message(organization_id, body, recording_id, language)
+    elif channel == BroadcastChannel.SMS:
+        keys = CustomField.objects.filter(organization_id=organization_id).values_list(
+            "key", flat=True
+        )
+        body = body_check(body, field_keys=keys)
+    else:
+        raise BroadcastError(f"channel is one of: {', '.join(BroadcastChannel.values)}")
     clean = audience_clean(organization_id=organization_id, audience=audience)
     numbers = _numbers(organization_id, number_ids)
     if reply_mode not in ReplyMode.values:
@@ -144,10 +167,37 @@ def broadcast_create(
             created_by_id=actor_id,
             reply_mode=reply_mode,
             not_monitored_text=not_monitored_text,
+            channel=channel,
+            recording=recording,
+            language=language,
         )
         broadcast.numbers.set(numbers)
         _audit(broadcast, "create", actor_id, api_token_id)
     return broadcast
+
+
+def _voice_message(
+    organization_id: int, body: str, recording_id: int | None, language: str
+) -> tuple[str, VoiceRecording | None]:
+    """A voice broadcast plays one of the organization's recordings or reads a text."""
+    if language not in dict(VOICE_LANGUAGES):
+        raise BroadcastError(f"language is one of: {', '.join(dict(VOICE_LANGUAGES))}")
+    try:
+        text = say_check(body)
+    except RecordingError as exc:
+        raise BroadcastError(str(exc)) from None
+    if recording_id is None:
+        if not text:
+            raise BroadcastError("record or upload a message, or write a text to read aloud")
+        return text, None
+    recording = VoiceRecording.objects.filter(
+        organization_id=organization_id, pk=recording_id
+    ).first()
+    if recording is None:
+        raise BroadcastError("that recording is not one of this organization's")
+    if text:
+        raise BroadcastError("a call plays a recording or reads a text, not both")
+    return "", recording
 
 
 def _require_manager(organization_id: int, actor_id: int | None, api_token_id: int | None) -> None:
@@ -244,6 +294,8 @@ class Preview:
     credits_needed: int
     credits_available: int
     waiting: list[Waiting]  # recipients outside their sending window now, per zone
+    minutes_per_call: int = 0  # voice: reserved per call (the message and a greeting)
+    seconds: int = 0  # voice: how long the message plays
 
     @property
     def shortfall(self) -> int:
@@ -262,7 +314,11 @@ class Preview:
                 for code, label, n in self.counts.excluded_rows
             ]
             + [
-                {"reason": "no_rate", "label": "no SMS rate for the country", "count": self.no_rate}
+                {
+                    "reason": "no_rate",
+                    "label": f"no {'voice' if self.counts.voice else 'SMS'} rate for the country",
+                    "count": self.no_rate,
+                }
             ],
             "encoding": self.encoding,
             "segments_per_message": self.segments,
@@ -270,6 +326,8 @@ class Preview:
             "credits_needed": self.credits_needed,
             "credits_available": self.credits_available,
             "shortfall": self.shortfall,
+            "minutes_per_call": self.minutes_per_call,
+            "message_seconds": self.seconds,
             "waiting": [
                 {"time_zone": w.time_zone, "recipients": w.recipients, "until": w.until.isoformat()}
                 for w in self.waiting
@@ -292,8 +350,13 @@ def broadcast_preview(*, broadcast: Broadcast, now: datetime | None = None) -> P
     org = broadcast.organization
     simulated = _simulated(broadcast)
     counts = audience_counts(
-        organization_id=org.pk, audience=broadcast.audience, simulated=simulated
+        organization_id=org.pk,
+        audience=broadcast.audience,
+        simulated=simulated,
+        voice=broadcast.is_voice,
     )
+    if broadcast.is_voice:
+        return _voice_preview(broadcast, counts, now)
     longest = (
         audience_contacts(organization_id=org.pk, audience=broadcast.audience)
         .order_by(Length("name").desc())
@@ -313,13 +376,6 @@ def broadcast_preview(*, broadcast: Broadcast, now: datetime | None = None) -> P
         credits += rate * footed.segments * n
         zone = _zone_for_prefix(prefix, org.timezone)
         zones[zone] = zones.get(zone, 0) + n
-    window = sending_window(organization_id=org.pk)
-    start = max(now, broadcast.scheduled_for or now)
-    waiting = [
-        Waiting(zone, n, window.opens_at(start, zone))
-        for zone, n in sorted(zones.items())
-        if not window.is_open(start, zone)
-    ]
     return Preview(
         counts=counts,
         no_rate=no_rate,
@@ -328,7 +384,45 @@ def broadcast_preview(*, broadcast: Broadcast, now: datetime | None = None) -> P
         segments_with_footer=footed.segments,
         credits_needed=credits,
         credits_available=credit_balance(organization_id=org.pk).available,
-        waiting=waiting,
+        waiting=_waiting(broadcast, zones, now),
+    )
+
+
+def _waiting(broadcast: Broadcast, zones: dict[str, int], now: datetime) -> list[Waiting]:
+    window = sending_window(organization_id=broadcast.organization_id)
+    start = max(now, broadcast.scheduled_for or now)
+    return [
+        Waiting(zone, n, window.opens_at(start, zone))
+        for zone, n in sorted(zones.items())
+        if not window.is_open(start, zone)
+    ]
+
+
+def _voice_preview(broadcast: Broadcast, counts: AudienceCounts, now: datetime) -> Preview:
+    """A voice broadcast's preview: the minutes reserved per call at each country's rate."""
+    org = broadcast.organization
+    minutes = minutes_per_call(broadcast)
+    credits = no_rate = 0
+    zones: dict[str, int] = {}
+    for prefix, n in counts.by_prefix.items():
+        rate = credit_rate(region=region_for_prefix(prefix), channel="voice")
+        if rate is None:
+            no_rate += n
+            continue
+        credits += rate * minutes * n
+        zone = _zone_for_prefix(prefix, org.timezone)
+        zones[zone] = zones.get(zone, 0) + n
+    return Preview(
+        counts=counts,
+        no_rate=no_rate,
+        encoding="",
+        segments=0,
+        segments_with_footer=0,
+        credits_needed=credits,
+        credits_available=credit_balance(organization_id=org.pk).available,
+        waiting=_waiting(broadcast, zones, now),
+        minutes_per_call=minutes,
+        seconds=message_seconds(broadcast),
     )
 
 
@@ -417,11 +511,12 @@ def broadcast_queue(
             raise BroadcastError(f"this broadcast is {state}", "invalid_state")
         total = _plan(locked)
         if total == 0:
-            raise BroadcastError("nobody in this audience can be texted", "no_recipients")
+            verb = "called" if locked.is_voice else "texted"
+            raise BroadcastError(f"nobody in this audience can be {verb}", "no_recipients")
         reservation = credits_reserve(
             organization_id=locked.organization_id,
             credits=total,
-            purpose=CreditPurpose.SMS,
+            purpose=CreditPurpose.VOICE if locked.is_voice else CreditPurpose.SMS,
             note=f"broadcast {locked.pk}",
         )
         locked.reservation = reservation
@@ -445,9 +540,13 @@ def _plan(broadcast: Broadcast) -> int:
     had_one = BroadcastRecipient.objects.filter(
         organization_id=org.pk, phone=OuterRef("phone"), status=RecipientStatus.QUEUED
     )
+    voice = broadcast.is_voice
     eligible = (
         audience_numbers(
-            organization_id=org.pk, audience=broadcast.audience, simulated=_simulated(broadcast)
+            organization_id=org.pk,
+            audience=broadcast.audience,
+            simulated=_simulated(broadcast),
+            voice=voice,
         )
         .filter(ELIGIBLE)
         .annotate(had_one=Exists(had_one), person=Coalesce("primary_id", "pk"))
@@ -457,18 +556,23 @@ def _plan(broadcast: Broadcast) -> int:
     total = 0
     batch: list[BroadcastRecipient] = []
     rows = list(eligible.iterator(chunk_size=2000))
-    fields = _person_fields(org.pk, broadcast.body, [row[4] for row in rows])
+    fields = {} if voice else _person_fields(org.pk, broadcast.body, [row[4] for row in rows])
+    minutes = minutes_per_call(broadcast) if voice else 0
     sticky = dict(
         StickySender.objects.filter(organization_id=org.pk).values_list("phone", "number_id")
     )
     new_sticky: list[StickySender] = []
     for contact_id, phone, own_name, had_one_already, person, person_name in rows:
-        footer = not had_one_already
-        name = person_name or own_name
-        text = body_render(broadcast.body, name=name, fields=fields.get(person), footer=footer)
-        segments = count_segments(text).segments
+        if voice:  # a call: no text, no footer; the minutes reserved for every call
+            footer, text, segments, units = False, "", 0, minutes
+        else:
+            footer = not had_one_already
+            name = person_name or own_name
+            text = body_render(broadcast.body, name=name, fields=fields.get(person), footer=footer)
+            segments = units = count_segments(text).segments
         region = phone_region(phone)
-        rate = credit_rate(region=region, channel="sms")
+        channel = "voice" if voice else "sms"
+        rate = credit_rate(region=region, channel=channel)
         number_id = picker.pick(sticky.get(phone))
         if phone not in sticky:
             new_sticky.append(
@@ -486,7 +590,8 @@ def _plan(broadcast: Broadcast) -> int:
         )
         if rate is None:
             recipient.status = RecipientStatus.REFUSED
-            recipient.reason = f"no SMS credit rate for country {region or 'unknown'}"
+            kind = "voice" if voice else "SMS"
+            recipient.reason = f"no {kind} credit rate for country {region or 'unknown'}"
         elif len(text) > settings.OPENLINE_MAX_BODY_CHARS:
             recipient.status = RecipientStatus.REFUSED
             recipient.reason = (
@@ -494,7 +599,7 @@ def _plan(broadcast: Broadcast) -> int:
                 f"{settings.OPENLINE_MAX_BODY_CHARS}"
             )
         else:
-            recipient.credits = rate * segments
+            recipient.credits = rate * units
             total += recipient.credits
         batch.append(recipient)
     BroadcastRecipient.objects.bulk_create(batch, batch_size=1000)
@@ -573,7 +678,11 @@ def broadcast_run(
 def _turn_budget(broadcast: Broadcast, since: datetime | None, now: datetime) -> int:
     """Recipients this turn: the senders' segments per second over the time since the last
     turn (at most a few intervals), so the dispatcher's queue stays short."""
-    rate = sum(n.segments_per_second for n in broadcast.numbers.all()) or 1.0
+    numbers = broadcast.numbers.all()
+    if broadcast.is_voice:
+        rate = sum(n.calls_per_second for n in numbers) or 1.0
+    else:
+        rate = sum(n.segments_per_second for n in numbers) or 1.0
     elapsed = RUN_INTERVAL if since is None else (now - since).total_seconds()
     elapsed = min(max(elapsed, 0.0), RUN_INTERVAL * 3)
     return max(1, min(MAX_PER_TURN, math.ceil(rate * max(elapsed, RUN_INTERVAL))))
@@ -604,6 +713,9 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
             ).update(status=RecipientStatus.QUEUED, queued_at=now)
             if not claimed:
                 continue
+            if broadcast.is_voice:
+                _call_recipient(broadcast, recipient)
+                continue
             body = body_render(
                 broadcast.body,
                 contact=recipient.contact,
@@ -631,6 +743,17 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
             )
 
 
+def _call_recipient(broadcast: Broadcast, recipient: BroadcastRecipient) -> None:
+    try:
+        call = voice_call_recipient(broadcast, recipient)
+    except SendRefused as exc:
+        BroadcastRecipient.objects.filter(pk=recipient.pk).update(
+            status=RecipientStatus.REFUSED, reason=f"{exc.code}: {exc}"[:200], credits=0
+        )
+        return
+    BroadcastRecipient.objects.filter(pk=recipient.pk).update(call=call)
+
+
 def broadcast_finish_if_done(*, broadcast_id: int) -> bool:
     """Settle a sending (or cancelled) broadcast once nobody is left waiting and all its
     messages have left the queue: debit what the carrier took, release the rest. A sending
@@ -645,6 +768,8 @@ def broadcast_finish_if_done(*, broadcast_id: int) -> bool:
     queued = recipients.filter(status=RecipientStatus.QUEUED)
     if queued.filter(message__status__in=UNSETTLED_STATUSES).exists():
         return False
+    if queued.filter(call__isnull=False).exclude(call__status__in=CALL_FINAL_STATUSES).exists():
+        return False  # a call still ringing or playing (an UNKNOWN one waits for its callback)
     _settle(broadcast)
     if broadcast.status == BroadcastStatus.SENDING:
         broadcast.status = BroadcastStatus.FINISHED
@@ -656,6 +781,9 @@ def broadcast_finish_if_done(*, broadcast_id: int) -> bool:
 
 def _settle(broadcast: Broadcast) -> None:
     if broadcast.reservation is None:
+        return
+    if broadcast.is_voice:
+        _settle_calls(broadcast)
         return
     # Charged: every message the carrier took (it has the carrier's id, or a status only
     # the carrier gives). Refused ones and failures before the carrier cost nothing.
@@ -676,6 +804,16 @@ def _settle(broadcast: Broadcast) -> None:
         .aggregate(total=Sum("credits"))["total"]
         or 0
     )
+    credits_settle(reservation=broadcast.reservation, used=min(used, broadcast.reservation.credits))
+
+
+def _settle_calls(broadcast: Broadcast) -> None:
+    """Debit what each call was billed (per started minute; never above what was reserved
+    for it: its time limit), release the rest."""
+    calls = BroadcastRecipient.objects.filter(
+        broadcast_id=broadcast.pk, status=RecipientStatus.QUEUED, call__isnull=False
+    ).values_list("credits", "call__credits")
+    used = sum(min(reserved, billed) for reserved, billed in calls)
     credits_settle(reservation=broadcast.reservation, used=min(used, broadcast.reservation.credits))
 
 

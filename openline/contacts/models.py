@@ -142,6 +142,10 @@ class ConsentKind(models.TextChoices):
     # We asked the person to confirm an opt-in ("reply YES"): until they answer (or another
     # opt-in/opt-out settles it), YES from them is an opt-in, not conversation text.
     OPT_IN_REQUEST = "opt_in_request", "Opt-in confirmation requested"
+    # Calls, kept apart from texts: the organization's voice do-not-call list is the
+    # numbers whose newest of these two is a VOICE_OPT_OUT (contacts.selectors).
+    VOICE_OPT_OUT = "voice_opt_out", "Voice opt-out (do not call)"
+    VOICE_OPT_IN = "voice_opt_in", "Voice opt-out removed"
 
 
 class ConsentSource(models.TextChoices):
@@ -151,6 +155,7 @@ class ConsentSource(models.TextChoices):
     API = "api", "API"
     PROVIDER = "provider", "Provider"
     MESSAGE = "message", "Message text"
+    KEYPRESS = "keypress", "Key pressed on a call"
 
 
 class ConsentEvent(models.Model):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.apps import apps
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from openline.contacts.models import ConsentEvent, ConsentKind, ConsentSource, Contact
 
@@ -171,3 +171,37 @@ def contact_get(*, organization_id: int, contact_id: int) -> Contact:
 
 def contact_by_phone(*, organization_id: int, phone: str) -> Contact | None:
     return Contact.objects.filter(organization_id=organization_id, phone=phone).first()
+
+
+_VOICE_KINDS = (ConsentKind.VOICE_OPT_OUT, ConsentKind.VOICE_OPT_IN)
+
+
+def voice_do_not_call_entry(
+    *, organization_id: int, phone: str, simulated: bool | None = None
+) -> ConsentEvent | None:
+    """The event that put ``phone`` on the organization's voice do-not-call list, or None
+    when it is not on it (its newest voice event is not an opt-out)."""
+    latest = (
+        consent_events_in_scope(organization_id=organization_id, simulated=simulated)
+        .filter(phone=phone, kind__in=_VOICE_KINDS)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return latest if latest is not None and latest.kind == ConsentKind.VOICE_OPT_OUT else None
+
+
+def voice_do_not_call_list(*, organization_id: int) -> QuerySet[ConsentEvent]:
+    """The do-not-call list: for every number on it, the event that put it there."""
+    newest = (
+        ConsentEvent.objects.filter(
+            organization_id=organization_id, phone=OuterRef("phone"), kind__in=_VOICE_KINDS
+        )
+        .order_by("-created_at", "-id")
+        .values("pk")[:1]
+    )
+    return (
+        ConsentEvent.objects.filter(organization_id=organization_id, kind=ConsentKind.VOICE_OPT_OUT)
+        .filter(pk=Subquery(newest))
+        .select_related("actor", "number")
+        .order_by("-created_at", "-id")
+    )

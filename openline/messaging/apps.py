@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from django.apps import AppConfig
 
 if TYPE_CHECKING:
-    from openline.providers.base import StatusUpdate
+    from openline.providers.base import CallScript, CallUpdate, StatusUpdate
     from openline.providers.models import Number
 
 
@@ -14,11 +14,12 @@ class MessagingConfig(AppConfig):
     label = "messaging"
 
     def ready(self) -> None:
-        from openline.providers.registry import status_receiver_set
+        from openline.providers.registry import status_receiver_set, voice_receiver_set
 
         # The sandbox's in-process carrier reports statuses here (providers sit below
         # messaging and may not import it).
         status_receiver_set(carrier_status_receive)
+        voice_receiver_set(CarrierVoice())
 
 
 def carrier_status_receive(*, number: Number, updates: list[StatusUpdate]) -> int:
@@ -40,3 +41,31 @@ def carrier_status_receive(*, number: Number, updates: list[StatusUpdate]) -> in
         if known:
             message_status_apply(number=number, updates=updates)
     return known
+
+
+class CarrierVoice:
+    """The call service for an in-process carrier (the sandbox's simulated calls)."""
+
+    def answer(
+        self, *, number: Number, call_id: int, provider_call_id: str, answered_by: str
+    ) -> CallScript | None:
+        from openline.messaging.services.calls import call_answer
+
+        return call_answer(
+            number=number,
+            call_id=call_id,
+            provider_call_id=provider_call_id,
+            answered_by=answered_by,
+        )
+
+    def keypress(self, *, number: Number, call_id: int, provider_call_id: str, digits: str) -> str:
+        from openline.messaging.services.calls import call_keypress
+
+        return call_keypress(
+            number=number, call_id=call_id, provider_call_id=provider_call_id, digits=digits
+        )
+
+    def status(self, *, number: Number, call_id: int, update: CallUpdate) -> bool:
+        from openline.messaging.services.calls import call_status_apply
+
+        return call_status_apply(number=number, call_id=call_id, update=update) is not None

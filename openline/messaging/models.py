@@ -209,6 +209,77 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
 
 
+class CallStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    CALLING = "calling", "Calling"  # handed to the provider
+    # The provider may or may not have started it (a timeout, a 5xx): never placed again;
+    # its callbacks (our call id is in their URLs) still settle it.
+    UNKNOWN = "unknown", "Checking if placed"
+    RINGING = "ringing", "Ringing"
+    IN_PROGRESS = "in_progress", "Answered, playing"
+    COMPLETED = "completed", "Completed"
+    BUSY = "busy", "Busy"
+    NO_ANSWER = "no_answer", "No answer"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+CALL_STATUS_RANK = {
+    CallStatus.QUEUED: 0,
+    CallStatus.CALLING: 1,
+    CallStatus.UNKNOWN: 1,
+    CallStatus.RINGING: 2,
+    CallStatus.IN_PROGRESS: 3,
+    CallStatus.COMPLETED: 4,
+    CallStatus.BUSY: 4,
+    CallStatus.NO_ANSWER: 4,
+    CallStatus.FAILED: 4,
+    CallStatus.CANCELED: 4,
+}
+CALL_FINAL_STATUSES = tuple(s for s, rank in CALL_STATUS_RANK.items() if rank == 4)
+
+
+class Call(models.Model):
+    """One outbound call (a voice broadcast's): placed through ``call_send``, which refuses
+    numbers on the voice do-not-call list and people who opted out, like ``message_send``
+    for texts. Its script (what it plays) is kept on it; the provider reports statuses,
+    who answered (a person or a voicemail) and the billed duration."""
+
+    organization_id: int
+    number_id: int
+    contact_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    number = models.ForeignKey(Number, on_delete=models.PROTECT, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="calls")
+    phone = models.CharField(max_length=20)
+    status = models.CharField(max_length=12, choices=CallStatus.choices)
+    # {"play_url": ...} or {"say": ..., "language": ...}, plus "opt_out_prompt".
+    script = models.JSONField(default=dict)
+    time_limit = models.PositiveIntegerField(default=120)
+    answered_by = models.CharField(max_length=10, blank=True)  # human | machine | ""
+    duration = models.PositiveIntegerField(default=0)  # billed seconds
+    credits = models.PositiveIntegerField(default=0)
+    provider_call_id = models.CharField(max_length=64, blank=True, db_index=True)
+    error_code = models.CharField(max_length=20, blank=True)
+    error_message = models.CharField(max_length=300, blank=True)
+    # "9" pressed: the number went on the do-not-call list during this call.
+    opted_out = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(db_index=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "phone", "created_at"])]
+        ordering = ["created_at", "id"]
+
+    @property
+    def outcome(self) -> str:
+        """What a person would call it: answered, voicemail, busy, no answer, failed..."""
+        if self.status == CallStatus.COMPLETED:
+            return "voicemail" if self.answered_by == "machine" else "answered"
+        return self.status
+
+
 class NoteKind(models.TextChoices):
     NOTE = "note", "Note"
     TRANSFER = "transfer", "Transfer"

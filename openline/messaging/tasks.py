@@ -17,3 +17,10 @@ def send_auto_replies(message_ids: list[int], opened_ids: list[int]) -> None:
     from openline.messaging.services.autoreply import auto_replies_send
 
     auto_replies_send(message_ids=message_ids, opened_ids=opened_ids)
+
+
+@task(queue_name="dispatch")
+def dispatch_call(call_id: int) -> None:
+    from openline.messaging.services.calls import call_dispatch
+
+    call_dispatch(call_id=call_id)

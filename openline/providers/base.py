@@ -77,6 +77,48 @@ class SendResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CallScript:
+    """What a call plays once answered: a recording (``play_url``, fetched by the
+    provider) or ``say`` read by the provider's text-to-speech in ``language``; then, for a
+    person (not a voicemail), "press 9 to stop these calls" when ``opt_out_prompt``."""
+
+    play_url: str = ""
+    say: str = ""
+    language: str = "en-US"
+    opt_out_prompt: str = ""
+    seconds: int = 0  # about how long it plays (a simulated carrier's call lasts this long)
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    provider_call_id: str
+    status: str = "calling"
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdate:
+    """A call's status callback, mapped onto messaging.models.CallStatus values.
+    ``answered_by``: "human", "machine" or "" (not detected); ``duration``: the billed
+    seconds of a completed call."""
+
+    provider_call_id: str
+    status: str
+    answered_by: str = ""
+    duration: int = 0
+    error_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallUrls:
+    """Where the provider asks what to play (``answer``), reports a key press
+    (``keypress``) and posts status callbacks (``status``) for one call."""
+
+    answer: str
+    keypress: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookRequest:
     """What an adapter may look at when verifying a webhook."""
 
@@ -144,6 +186,37 @@ class Provider(abc.ABC):
     def fetch_status(self, number: Number, provider_message_id: str) -> str | None:
         """The provider's current status of a message, for reconciliation; None if unknown."""
         return None
+
+    # --- voice (broadcast calls) -----------------------------------------------------
+
+    def place_call(
+        self, number: Number, *, to: str, urls: CallUrls, time_limit: int, idempotency_key: str
+    ) -> CallResult:
+        """Start one outbound call; the provider asks ``urls.answer`` what to play once it
+        is answered (after a voicemail greeting ends: answering-machine detection) and
+        posts its statuses to ``urls.status``. ``time_limit``: seconds at most. Raise
+        ProviderError like ``send``. This default has no voice."""
+        raise ProviderError(f"{self.name} cannot place calls", code="no_voice", permanent=True)
+
+    def parse_call_status(self, request: WebhookRequest) -> CallUpdate:
+        """A call status callback; raise WebhookError when malformed."""
+        raise WebhookError(f"{self.name} has no voice callbacks")
+
+    def parse_answer(self, request: WebhookRequest) -> tuple[str, str]:
+        """(provider call id, answered_by: "human" | "machine" | "") of an answer request."""
+        raise WebhookError(f"{self.name} has no voice callbacks")
+
+    def parse_keypress(self, request: WebhookRequest) -> tuple[str, str]:
+        """(provider call id, the digits pressed) of a key-press callback."""
+        raise WebhookError(f"{self.name} has no voice callbacks")
+
+    def call_document(
+        self, script: CallScript | None, *, keypress_url: str, goodbye: str = ""
+    ) -> tuple[str, bytes]:
+        """Content type and body telling the provider what to do on the call: play
+        ``script`` (listening for a key press at ``keypress_url`` when it has an opt-out
+        prompt), or say ``goodbye`` and hang up (``script`` None)."""
+        raise WebhookError(f"{self.name} has no voice callbacks")
 
     def inbound_ack(self) -> tuple[str, bytes]:
         """Content type and body of the answer to an accepted inbound webhook."""

@@ -37,6 +37,8 @@ class Number(models.Model):
     name = models.CharField(max_length=100, blank=True, help_text="Inbox name")
     kind = models.CharField(max_length=12, choices=NumberKind.choices, default=NumberKind.LONG_CODE)
     segments_per_second = models.FloatField(default=1.0)
+    # Calls started per second (Twilio's default CPS for a number is 1).
+    calls_per_second = models.FloatField(default=1.0)
     # Credentials and provider options, encrypted at rest; never logged.
     config = EncryptedJSONField(blank=True, default=dict)
     # Unguessable part of the webhook URL, so URLs cannot be enumerated.
@@ -68,4 +70,4 @@ class Number(models.Model):
         return self.kind == NumberKind.TOLL_FREE
 
 
-from openline.providers.sandbox.models import SandboxMessage  # noqa: E402,F401  (app models)
+from openline.providers.sandbox.models import SandboxCall, SandboxMessage  # noqa: E402,F401  (app models)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from openline.providers.base import Provider, StatusUpdate
+from openline.providers.base import CallScript, CallUpdate, Provider, StatusUpdate
 
 if TYPE_CHECKING:
     from openline.providers.models import Number
@@ -24,7 +24,23 @@ class StatusReceiver(Protocol):
         ...
 
 
+class VoiceReceiver(Protocol):
+    """What the provider's voice callbacks reach (messaging.services.calls); for an
+    in-process carrier that places calls to simulated phones (the sandbox)."""
+
+    def answer(
+        self, *, number: Number, call_id: int, provider_call_id: str, answered_by: str
+    ) -> CallScript | None: ...
+
+    def keypress(
+        self, *, number: Number, call_id: int, provider_call_id: str, digits: str
+    ) -> str: ...
+
+    def status(self, *, number: Number, call_id: int, update: CallUpdate) -> bool: ...
+
+
 _status_receiver: StatusReceiver | None = None
+_voice_receiver: VoiceReceiver | None = None
 
 
 @functools.cache
@@ -68,3 +84,15 @@ def status_receive(*, number: Number, updates: list[StatusUpdate]) -> int:
     if _status_receiver is None:
         raise RuntimeError("no status receiver is set: is openline.messaging installed?")
     return _status_receiver(number=number, updates=updates)
+
+
+def voice_receiver_set(receiver: VoiceReceiver | None) -> None:
+    """Set at start-up by messaging, like ``status_receiver_set``."""
+    global _voice_receiver
+    _voice_receiver = receiver
+
+
+def voice_receiver() -> VoiceReceiver:
+    if _voice_receiver is None:
+        raise RuntimeError("no voice receiver is set: is openline.messaging installed?")
+    return _voice_receiver

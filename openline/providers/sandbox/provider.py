@@ -4,19 +4,33 @@ page (openline/runtime/simulator.py) through the real intake endpoint; outbound 
 same status service as a real provider's callbacks.
 
 Test numbers: a recipient ending in 0666 is rejected as opted out (like Twilio 21610) and
-one ending in 0999 is undeliverable (like a landline)."""
+one ending in 0999 is undeliverable (like a landline).
+
+Calls (voice broadcasts) ring on the simulated phone for OPENLINE_SANDBOX_RING_SECONDS,
+where the phone simulator can answer them; unanswered, they end by the number's last four
+digits: 0001 busy, 0002 no answer, 0003 a voicemail greeting then the message, 0009 a
+person who presses 9, 0999 failed (unreachable), anything else a person who listens to
+the end. Status callbacks carry CallId, CallStatus (ringing, in-progress, completed, busy,
+no-answer, failed), AnsweredBy (human, machine) and Duration (seconds)."""
 
 from __future__ import annotations
 
 import hmac
+import json
 import uuid
 from collections.abc import Collection
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 from django.core import signing
 
 from openline.providers.base import (
+    CallResult,
+    CallScript,
+    CallUpdate,
+    CallUrls,
     InboundMessage,
     Provider,
     ProviderError,
@@ -34,6 +48,15 @@ TOKEN_SALT = "openline.sandbox.phone"
 OPTED_OUT_SUFFIX = "0666"
 UNDELIVERABLE_SUFFIX = "0999"
 STATUSES = frozenset({"queued", "sending", "sent", "delivered", "undelivered", "failed"})
+CALL_STATUSES = {
+    "ringing": "ringing",
+    "in-progress": "in_progress",
+    "completed": "completed",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "failed": "failed",
+}
+ANSWERED_BY = frozenset({"human", "machine", ""})
 
 
 def phone_token(number: Number) -> str:
@@ -148,3 +171,64 @@ class SandboxProvider(Provider):
         if record is None:
             return None
         return SendResult(provider_message_id=record.provider_message_id, status=record.status)
+
+    # --- voice ---------------------------------------------------------------------------
+
+    def place_call(
+        self, number: Number, *, to: str, urls: CallUrls, time_limit: int, idempotency_key: str
+    ) -> CallResult:
+        from openline.providers.sandbox.models import SandboxCall
+        from openline.providers.sandbox.tasks import carrier_call
+
+        query = parse_qs(urlsplit(urls.status).query)
+        provider_id = "SC" + uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key).hex
+        _, created = SandboxCall.objects.get_or_create(
+            provider_call_id=provider_id,
+            defaults={
+                "organization_id": number.organization_id,
+                "number": number,
+                "to": to,
+                "call_id": int(query["call"][0]),
+                "time_limit": time_limit,
+            },
+        )
+        if created:
+            carrier_call.enqueue(provider_id)
+        return CallResult(provider_call_id=provider_id)
+
+    def parse_call_status(self, request: WebhookRequest) -> CallUpdate:
+        status = _one(request, "CallStatus")
+        if status not in CALL_STATUSES:
+            raise WebhookError(f"unknown CallStatus {status!r}")
+        answered_by = _one(request, "AnsweredBy", required=False)
+        if answered_by not in ANSWERED_BY:
+            raise WebhookError(f"unknown AnsweredBy {answered_by!r}")
+        duration = _one(request, "Duration", required=False) or "0"
+        if not duration.isdigit():
+            raise WebhookError("Duration must be a whole number of seconds")
+        return CallUpdate(
+            provider_call_id=_one(request, "CallId"),
+            status=CALL_STATUSES[status],
+            answered_by=answered_by,
+            duration=int(duration),
+            error_code=_one(request, "ErrorCode", required=False),
+        )
+
+    def parse_answer(self, request: WebhookRequest) -> tuple[str, str]:
+        answered_by = _one(request, "AnsweredBy", required=False)
+        if answered_by not in ANSWERED_BY:
+            raise WebhookError(f"unknown AnsweredBy {answered_by!r}")
+        return _one(request, "CallId"), answered_by
+
+    def parse_keypress(self, request: WebhookRequest) -> tuple[str, str]:
+        return _one(request, "CallId"), _one(request, "Digits", required=False)
+
+    def call_document(
+        self, script: CallScript | None, *, keypress_url: str, goodbye: str = ""
+    ) -> tuple[str, bytes]:
+        """JSON for the phone simulator: what to play, or what to say before hanging up."""
+        if script is None:
+            document: dict[str, object] = {"hangup": True, "say": goodbye}
+        else:
+            document = {**asdict(script), "keypress_url": keypress_url, "hangup": False}
+        return "application/json", json.dumps(document).encode()

@@ -6,11 +6,30 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet
 
-from openline.campaigns.models import Broadcast, BroadcastRecipient, RecipientStatus
-from openline.messaging.models import MessageStatus
+from openline.campaigns.models import (
+    Broadcast,
+    BroadcastChannel,
+    BroadcastRecipient,
+    RecipientStatus,
+)
+from openline.messaging.models import CallStatus, MessageStatus
 
 # Progress buckets, in the order the bar shows them.
 BUCKETS = ("pending", "queued", "sent", "delivered", "failed", "refused", "cancelled")
+VOICE_BUCKETS = (
+    "pending",
+    "queued",
+    "ringing",
+    "answered",
+    "voicemail",
+    "busy",
+    "no_answer",
+    "failed",
+    "refused",
+    "cancelled",
+)
+# Not finished yet: the bar's "done" leaves these out.
+_UNDONE = ("pending", "queued", "ringing")
 
 _MESSAGE_BUCKET = {
     MessageStatus.QUEUED: "queued",
@@ -23,6 +42,29 @@ _MESSAGE_BUCKET = {
 }
 
 
+_CALL_BUCKET: dict[str, str] = {
+    CallStatus.QUEUED: "queued",
+    CallStatus.CALLING: "queued",
+    CallStatus.UNKNOWN: "queued",
+    CallStatus.RINGING: "ringing",
+    CallStatus.IN_PROGRESS: "ringing",
+    CallStatus.BUSY: "busy",
+    CallStatus.NO_ANSWER: "no_answer",
+    CallStatus.FAILED: "failed",
+    CallStatus.CANCELED: "failed",
+}
+
+
+def _call_bucket(status: str | None, answered_by: str | None) -> str:
+    if status == CallStatus.COMPLETED:
+        return "voicemail" if answered_by == "machine" else "answered"
+    return _CALL_BUCKET.get(status or "", "answered")
+
+
+def buckets_for(broadcast: Broadcast) -> tuple[str, ...]:
+    return VOICE_BUCKETS if broadcast.channel == BroadcastChannel.VOICE else BUCKETS
+
+
 @dataclass
 class Progress:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
@@ -33,7 +75,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return self.total - self.counts["pending"] - self.counts["queued"]
+        return self.total - sum(self.counts.get(bucket, 0) for bucket in _UNDONE)
 
     def bar(self, scale: int = 1000) -> list[tuple[str, int, float, float]]:
         """(bucket, count, x, width) per non-empty bucket, on a bar ``scale`` units long
@@ -62,6 +104,9 @@ def broadcast_get(*, organization_id: int, broadcast_id: int) -> Broadcast:
 
 def broadcast_progress(*, broadcast_id: int) -> Progress:
     """Recipients per bucket, one grouped query."""
+    channel = Broadcast.objects.filter(pk=broadcast_id).values_list("channel", flat=True).first()
+    if channel == BroadcastChannel.VOICE:
+        return _call_progress(broadcast_id)
     rows = (
         BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
         .values_list("status", "message__status")
@@ -79,15 +124,34 @@ def broadcast_progress(*, broadcast_id: int) -> Progress:
     return progress
 
 
+def _call_progress(broadcast_id: int) -> Progress:
+    rows = (
+        BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
+        .values_list("status", "call__status", "call__answered_by")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    progress = Progress(counts=dict.fromkeys(VOICE_BUCKETS, 0))
+    for status, call_status, answered_by, n in rows:
+        if status == RecipientStatus.QUEUED:
+            bucket = _call_bucket(call_status, answered_by)
+        else:
+            bucket = str(status)
+        progress.counts[bucket] += n
+    return progress
+
+
 def broadcast_log(*, broadcast_id: int, status: str = "") -> QuerySet[BroadcastRecipient]:
     """The per-message log: recipient, number, time, status, segments, credits, error."""
     rows = (
         BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
-        .select_related("contact", "number", "message")
+        .select_related("contact", "number", "message", "call")
         .order_by("pk")
     )
     if status in ("pending", "refused", "cancelled"):
         rows = rows.filter(status=status)
+    elif status and _voice(broadcast_id):
+        rows = rows.filter(status=RecipientStatus.QUEUED).filter(_call_filter(status))
     elif status:
         statuses = [s for s, bucket in _MESSAGE_BUCKET.items() if bucket == status]
         by_message = Q(message__status__in=statuses)
@@ -95,6 +159,20 @@ def broadcast_log(*, broadcast_id: int, status: str = "") -> QuerySet[BroadcastR
             by_message |= Q(message__isnull=True)
         rows = rows.filter(status=RecipientStatus.QUEUED).filter(by_message)
     return rows
+
+
+def _voice(broadcast_id: int) -> bool:
+    channel = Broadcast.objects.filter(pk=broadcast_id).values_list("channel", flat=True).first()
+    return channel == BroadcastChannel.VOICE
+
+
+def _call_filter(bucket: str) -> Q:
+    """Recipients whose call is in ``bucket`` (as ``_call_bucket`` sorts them)."""
+    if bucket == "answered":
+        return Q(call__status=CallStatus.COMPLETED) & ~Q(call__answered_by="machine")
+    if bucket == "voicemail":
+        return Q(call__status=CallStatus.COMPLETED, call__answered_by="machine")
+    return Q(call__status__in=[s for s, b in _CALL_BUCKET.items() if b == bucket])
 
 
 def broadcast_names(*, message_ids: list[int]) -> dict[int, str]:

@@ -23,7 +23,7 @@ from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
-from openline.billing.models import CreditPurpose
+from openline.billing.models import CreditEntry, CreditPurpose
 from openline.billing.services import (
     credit_balance,
     credit_rate,
@@ -783,7 +783,7 @@ def _settle(broadcast: Broadcast) -> None:
     if broadcast.reservation is None:
         return
     if broadcast.is_voice:
-        _settle_calls(broadcast)
+        _settle_calls(broadcast, broadcast.reservation)
         return
     # Charged: every message the carrier took (it has the carrier's id, or a status only
     # the carrier gives). Refused ones and failures before the carrier cost nothing.
@@ -807,14 +807,14 @@ def _settle(broadcast: Broadcast) -> None:
     credits_settle(reservation=broadcast.reservation, used=min(used, broadcast.reservation.credits))
 
 
-def _settle_calls(broadcast: Broadcast) -> None:
+def _settle_calls(broadcast: Broadcast, reservation: CreditEntry) -> None:
     """Debit what each call was billed (per started minute; never above what was reserved
     for it: its time limit), release the rest."""
     calls = BroadcastRecipient.objects.filter(
         broadcast_id=broadcast.pk, status=RecipientStatus.QUEUED, call__isnull=False
     ).values_list("credits", "call__credits")
     used = sum(min(reserved, billed) for reserved, billed in calls)
-    credits_settle(reservation=broadcast.reservation, used=min(used, broadcast.reservation.credits))
+    credits_settle(reservation=reservation, used=min(used, reservation.credits))
 
 
 # --- pause, resume, cancel ---------------------------------------------------------------

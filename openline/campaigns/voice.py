@@ -49,7 +49,8 @@ def _mp3_seconds(data: bytes) -> float:
     from mutagen.mp3 import MP3
 
     try:
-        return float(MP3(io.BytesIO(data)).info.length)
+        info: Any = MP3(io.BytesIO(data)).info  # type: ignore[no-untyped-call]
+        return float(info.length)
     except MutagenError as exc:
         raise RecordingError(f"this MP3 file cannot be read: {exc}") from None
 

@@ -1,4 +1,5 @@
-"""Twilio Programmable Messaging: inbound webhooks, status callbacks and the Messages API.
+"""Twilio Programmable Messaging and Voice: inbound webhooks, status callbacks, the Messages
+API, and voice broadcasts (the Calls API, TwiML for answered calls, call status callbacks).
 
 `api_base` is configurable per number so tests run against a local fake Twilio."""
 
@@ -9,17 +10,22 @@ import hmac
 import re
 from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from twilio.request_validator import (
+from twilio.request_validator import (  # type: ignore[import-untyped]
     HMAC_SHA1,
     HMAC_SHA256,
     RequestValidator,
     get_signature_algorithm,
 )
+from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
 
 from openline.providers.base import (
+    CallResult,
+    CallScript,
+    CallUpdate,
+    CallUrls,
     InboundMessage,
     Provider,
     ProviderError,
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 # Twilio statuses onto OpenLine's forward-only set.
@@ -61,6 +68,34 @@ SIGNATURE_ALGORITHMS = frozenset({HMAC_SHA1, HMAC_SHA256})
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # How far apart Twilio's clock and ours may be when matching a looked-up message.
 CLOCK_SKEW = timedelta(minutes=5)
+
+# Twilio's call statuses onto messaging.models.CallStatus values.
+CALL_STATUS_MAP = {
+    "queued": "calling",
+    "initiated": "calling",
+    "ringing": "ringing",
+    "in-progress": "in_progress",
+    "completed": "completed",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+# Answering-machine detection's verdicts. One we do not know (or "unknown") counts as not
+# detected: refusing it would answer the answer request with an error, which Twilio reads
+# out to whoever picked up.
+ANSWERED_BY_MAP = {
+    "human": "human",
+    "machine_start": "machine",
+    "machine_end_beep": "machine",
+    "machine_end_silence": "machine",
+    "machine_end_other": "machine",
+    "fax": "machine",
+}
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+RING_SECONDS = 30  # then no-answer: long enough for a person, and for the voicemail to pick up
+MAX_TIME_LIMIT = 4 * 3600  # Twilio's longest call
+GATHER_SECONDS = 5  # to press 9 after the prompt
 
 
 class _Params:
@@ -180,10 +215,27 @@ class TwilioProvider(Provider):
         so ``idempotency_key`` is not sent: an error that leaves the outcome unknown is
         raised as such, and dispatch settles it with ``find_sent``."""
         data = {"To": to, "From": number.e164, "Body": body, "StatusCallback": status_url}
-        try:
-            response = self._client.post(
-                self._messages_url(number) + ".json", data=data, auth=self._auth(number)
+        payload = self._create(self._messages_url(number) + ".json", number, data)
+        sid = str(payload.get("sid", ""))
+        if not MESSAGE_SID.match(sid):
+            raise ProviderError(
+                "Twilio accepted the message but its answer had no message id",
+                code="bad_response",
+                outcome_unknown=True,
             )
+        return SendResult(
+            provider_message_id=sid,
+            status=STATUS_MAP.get(str(payload.get("status", "")), "queued"),
+        )
+
+    def _create(
+        self, url: str, number: Number, data: Mapping[str, str | list[str]]
+    ) -> dict[str, object]:
+        """POST a create request (a message, a call); the created resource, or
+        ProviderError: retryable when the request surely did not arrive or was refused
+        before acceptance, ``outcome_unknown`` when Twilio may have acted on it."""
+        try:
+            response = self._client.post(url, data=data, auth=self._auth(number))
         except NOT_SENT_ERRORS as exc:
             raise ProviderError(f"could not connect to Twilio: {exc}", code="network") from exc
         except httpx.TimeoutException as exc:
@@ -200,17 +252,7 @@ class TwilioProvider(Provider):
             raise ProviderError(f"could not reach Twilio: {exc}", code="network") from exc
         payload = _json(response)
         if response.status_code in (200, 201):
-            sid = str(payload.get("sid", ""))
-            if not MESSAGE_SID.match(sid):
-                raise ProviderError(
-                    "Twilio accepted the message but its answer had no message id",
-                    code="bad_response",
-                    outcome_unknown=True,
-                )
-            return SendResult(
-                provider_message_id=sid,
-                status=STATUS_MAP.get(str(payload.get("status", "")), "queued"),
-            )
+            return payload
         raise _error(response, payload)
 
     # Twilio pages hold up to 1000; a page of this many covers one person's texts of a
@@ -309,12 +351,116 @@ class TwilioProvider(Provider):
             return None
         return STATUS_MAP.get(str(_json(response).get("status", "")))
 
+    # --- voice ---------------------------------------------------------------------------
+
+    def place_call(
+        self, number: Number, *, to: str, urls: CallUrls, time_limit: int, idempotency_key: str
+    ) -> CallResult:
+        """POST the call to the Calls API, with answering-machine detection that waits for a
+        voicemail greeting to end (DetectMessageEnd) before Twilio asks ``urls.answer`` what
+        to play, so a voicemail records the whole message.
+
+        Twilio documents no idempotency key for creating calls, so ``idempotency_key`` is
+        not sent: an error that may have reached Twilio is raised as ``outcome_unknown``,
+        and the call service never places that call again."""
+        data: dict[str, str | list[str]] = {
+            "To": to,
+            "From": number.e164,
+            "Url": urls.answer,
+            "Method": "POST",
+            "StatusCallback": urls.status,
+            "StatusCallbackMethod": "POST",
+            "StatusCallbackEvent": list(CALL_EVENTS),
+            "MachineDetection": "DetectMessageEnd",
+            "Timeout": str(RING_SECONDS),
+            "TimeLimit": str(max(1, min(time_limit, MAX_TIME_LIMIT))),
+        }
+        payload = self._create(self._calls_url(number), number, data)
+        sid = str(payload.get("sid", ""))
+        if not CALL_SID.match(sid):
+            raise ProviderError(
+                "Twilio accepted the call but its answer had no call id",
+                code="bad_response",
+                outcome_unknown=True,
+            )
+        return CallResult(provider_call_id=sid)
+
+    def _calls_url(self, number: Number) -> str:
+        base = (number.config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+        return f"{base}/2010-04-01/Accounts/{number.config['account_sid']}/Calls.json"
+
+    def parse_call_status(self, request: WebhookRequest) -> CallUpdate:
+        params = request.params
+        sid = _call_sid(params)
+        raw = _one(params, "CallStatus")
+        status = CALL_STATUS_MAP.get(raw)
+        if status is None:
+            raise WebhookError(f"unknown CallStatus {raw[:40]!r}")
+        duration = _one(params, "CallDuration", required=False) if status == "completed" else ""
+        if duration and not (duration.isascii() and duration.isdigit()):
+            raise WebhookError("CallDuration must be a whole number of seconds")
+        return CallUpdate(
+            provider_call_id=sid,
+            status=status,
+            answered_by=_answered_by(params),
+            duration=int(duration or 0),
+            error_code=_one(params, "ErrorCode", required=False)[:20],
+        )
+
+    def parse_answer(self, request: WebhookRequest) -> tuple[str, str]:
+        return _call_sid(request.params), _answered_by(request.params)
+
+    def parse_keypress(self, request: WebhookRequest) -> tuple[str, str]:
+        return _call_sid(request.params), _one(request.params, "Digits", required=False)
+
+    def call_document(
+        self, script: CallScript | None, *, keypress_url: str, goodbye: str = ""
+    ) -> tuple[str, bytes]:
+        """TwiML. With an opt-out prompt the script and the prompt both play inside the
+        <Gather>, so a key pressed at any moment counts (and cuts the playing short); a
+        voicemail gets the script alone. Without a script: the goodbye, then hang up."""
+        response = VoiceResponse()
+        if script is None:
+            if goodbye:
+                response.say(goodbye)
+            response.hangup()
+        elif script.opt_out_prompt:
+            gather = response.gather(
+                num_digits=1, action=keypress_url, method="POST", timeout=GATHER_SECONDS
+            )
+            _play(gather, script)
+            gather.say(script.opt_out_prompt, language=script.language)
+        else:
+            _play(response, script)
+        body: str = response.to_xml()
+        return "application/xml", body.encode()
+
+
+def _play(verb: Any, script: CallScript) -> None:
+    """The recording or the text of ``script``, nested in ``verb`` (TwiML Response or
+    Gather)."""
+    if script.play_url:
+        verb.play(script.play_url)
+    elif script.say:
+        verb.say(script.say, language=script.language)
+
+
+def _call_sid(params: Mapping[str, list[str]]) -> str:
+    sid = _one(params, "CallSid")
+    if not CALL_SID.match(sid):
+        raise WebhookError("CallSid is not a Twilio call id")
+    return sid
+
+
+def _answered_by(params: Mapping[str, list[str]]) -> str:
+    return ANSWERED_BY_MAP.get(_one(params, "AnsweredBy", required=False), "")
+
 
 def _signature_algorithm(request: WebhookRequest) -> str:
     """The algorithm X-Twilio-Webhooks-Signature-Settings names (HMAC_SHA1 without one);
     one we cannot check makes the signature unverifiable, not the server broken."""
     header = request.headers.get("x-twilio-webhooks-signature-settings", "")
-    algorithm = get_signature_algorithm(header)
+    algorithm: str = get_signature_algorithm(header)
     if algorithm.upper() not in SIGNATURE_ALGORITHMS:
         raise SignatureError(
             f"X-Twilio-Webhooks-Signature-Settings names the signature algorithm "

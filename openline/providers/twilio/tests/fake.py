@@ -1,5 +1,5 @@
-"""A local fake Twilio that speaks the documented Messages API, for the tests. It lives with
-them: test-only code is not shipped as part of the adapter.
+"""A local fake Twilio that speaks the documented Messages and Calls APIs, for the tests. It
+lives with them: test-only code is not shipped as part of the adapter.
 
     with FakeTwilio() as fake:
         number = number_add(..., config=fake.config())   # account_sid, auth_token, api_base
@@ -24,6 +24,30 @@ What it implements (https://www.twilio.com/docs/messaging/api/message-resource):
 - Status callbacks signed with X-Twilio-Signature, computed by the twilio SDK's
   RequestValidator exactly as Twilio computes it.
 
+Calls (https://www.twilio.com/docs/voice/api/call-resource):
+- POST /2010-04-01/Accounts/{AccountSid}/Calls.json, same auth; required To, From and one of
+  Url, Twiml or ApplicationSid. Checks what Twilio checks on create: 21201 / 21211 for a
+  missing / invalid To, 21213 / 21212 for From, 21205 for a missing or non-absolute http(s)
+  Url; other bad values (Method, StatusCallbackMethod, StatusCallbackEvent outside
+  initiated/ringing/answered/completed, MachineDetection other than Enable or
+  DetectMessageEnd, Timeout outside 1-600, TimeLimit outside 1-14400) answer 20001, and a
+  StatusCallback that is not an absolute http(s) URL 21609 [the codes of those last ones are
+  the fake's best reading of Twilio's error dictionary]. 201 with the call resource, status
+  "queued". No idempotency key and no dedup: two identical POSTs are two calls.
+- GET  /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json (404, code 20404, if unknown).
+- Driving a call as Twilio would (each request signed with the account's auth token over the
+  full URL and the form fields; ``post`` delivers it, over HTTP by default):
+
+      fake.call_progress(sid, "ringing", post=...)    # StatusCallback, if the event is asked for
+      answer = fake.call_answer(sid, answered_by="human", post=...)  # POST Url: the TwiML
+      fake.call_press(sid, "9", post=...)             # POST the <Gather> action with Digits
+      fake.call_progress(sid, "completed", duration=61, post=...)
+
+  Like Twilio, AnsweredBy is sent only when the call asked for MachineDetection; the fake
+  reads the TwiML it gets back and only a <Gather> it is waiting in can take a key press;
+  "completed" and the other final statuses are always posted, the others only when their
+  event is in StatusCallbackEvent.
+
 Runs on the standard library's threading HTTP server, bound to 127.0.0.1 on a free port."""
 
 from __future__ import annotations
@@ -44,7 +68,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from xml.etree import ElementTree
 
 import httpx
 import phonenumbers
@@ -54,6 +79,10 @@ API_VERSION = "2010-04-01"
 _MESSAGES = re.compile(rf"^/{API_VERSION}/Accounts/(AC[0-9a-fA-F]{{32}})/Messages\.json$")
 _MESSAGE = re.compile(
     rf"^/{API_VERSION}/Accounts/(AC[0-9a-fA-F]{{32}})/Messages/((?:SM|MM)[0-9a-fA-F]{{32}})\.json$"
+)
+_CALLS = re.compile(rf"^/{API_VERSION}/Accounts/(AC[0-9a-fA-F]{{32}})/Calls\.json$")
+_CALL = re.compile(
+    rf"^/{API_VERSION}/Accounts/(AC[0-9a-fA-F]{{32}})/Calls/(CA[0-9a-fA-F]{{32}})\.json$"
 )
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _GSM_HINT = re.compile(r"^[\x0a\x0d\x20-\x7e£¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà€]*$")
@@ -65,6 +94,30 @@ MAX_PAGE_SIZE = 1000
 LIST_FILTERS = ("To", "From", "DateSent", "DateSent>", "DateSent<")
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _PAGE_TOKEN = re.compile(r"^P[AB](?:SM|MM)[0-9a-fA-F]{32}$")
+CALL_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
+MACHINE_DETECTION = frozenset({"Enable", "DetectMessageEnd"})
+CALL_FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+# Which StatusCallbackEvent a call status is reported under.
+CALL_EVENT_OF = {
+    "queued": "",
+    "initiated": "initiated",
+    "ringing": "ringing",
+    "in-progress": "answered",
+    **{status: "completed" for status in CALL_FINAL},
+}
+ANSWERED_BY = frozenset(
+    {
+        "human",
+        "machine_start",
+        "machine_end_beep",
+        "machine_end_silence",
+        "machine_end_other",
+        "fax",
+        "unknown",
+    }
+)
+MAX_RING_TIMEOUT = 600
+MAX_TIME_LIMIT = 14400
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +160,7 @@ class ReceivedRequest:
     at: float  # time.monotonic() when it arrived
     status: int = 0  # also 0 for a scripted drop
     query: Mapping[str, str] = field(default_factory=dict)
+    form_lists: Mapping[str, list[str]] = field(default_factory=dict)  # repeated names kept
 
 
 @dataclass(slots=True)
@@ -150,6 +204,99 @@ class FakeMessage:
             "to": self.to,
             "uri": f"{uri}.json",
         }
+
+
+@dataclass(slots=True)
+class FakeCall:
+    """A call the fake accepted, and what happened on it since."""
+
+    sid: str
+    account_sid: str
+    to: str
+    from_: str
+    url: str
+    twiml: str
+    method: str
+    status_callback: str
+    status_callback_method: str
+    status_callback_events: frozenset[str]
+    machine_detection: str
+    timeout: int
+    time_limit: int
+    status: str = "queued"
+    answered_by: str = ""
+    duration: int | None = None
+    created: float = field(default_factory=time.time)
+    # The TwiML documents the call fetched, in order, and the <Gather> waiting for a key
+    # press in the current one: (absolute action URL, method, numDigits).
+    documents: list[str] = field(default_factory=list)
+    gather: tuple[str, str, int] | None = None
+    hung_up: bool = False  # the TwiML ended the call (<Hangup/>, or it ran out of verbs)
+    errors: list[int] = field(default_factory=list)  # Twilio debugger codes (11200, 12100)
+    sequence: int = 0  # SequenceNumber of the next status callback
+
+    def resource(self) -> dict[str, Any]:
+        date = email.utils.formatdate(self.created, usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}"
+        return {
+            "account_sid": self.account_sid,
+            "annotation": None,
+            "answered_by": self.answered_by or None,
+            "api_version": API_VERSION,
+            "caller_name": None,
+            "date_created": date,
+            "date_updated": date,
+            "direction": "outbound-api",
+            "duration": None if self.duration is None else str(self.duration),
+            "end_time": None,
+            "forwarded_from": None,
+            "from": self.from_,
+            "from_formatted": self.from_,
+            "group_sid": None,
+            "parent_call_sid": None,
+            "phone_number_sid": "PN" + "0" * 32,
+            "price": None,
+            "price_unit": "USD",
+            "queue_time": "0",
+            "sid": self.sid,
+            "start_time": None,
+            "status": self.status,
+            "subresource_uris": {
+                "events": f"{uri}/Events.json",
+                "notifications": f"{uri}/Notifications.json",
+                "payments": f"{uri}/Payments.json",
+                "recordings": f"{uri}/Recordings.json",
+            },
+            "to": self.to,
+            "to_formatted": self.to,
+            "trunk_sid": None,
+            "uri": f"{uri}.json",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What the application answered a webhook the fake made."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+# Delivers one signed webhook: (URL, form fields, headers) -> the application's answer.
+Poster = Callable[[str, dict[str, str], dict[str, str]], WebhookAnswer]
+
+
+def http_poster(url: str, params: dict[str, str], headers: dict[str, str]) -> WebhookAnswer:
+    """Deliver over the network, as Twilio does (15 s, its timeout for TwiML answers)."""
+    response = httpx.post(url, data=params, headers=headers, timeout=15.0)
+    return WebhookAnswer(
+        response.status_code, response.headers.get("content-type", ""), response.content
+    )
 
 
 def num_segments(body: str) -> int:
@@ -292,10 +439,12 @@ class FakeTwilio:
         self.auth_token = auth_token or secrets.token_hex(16)
         self._accounts: dict[str, str] = {self.account_sid: self.auth_token}
         self._lock = threading.Lock()
-        self._script: deque[Failure] = deque()
+        # Scripted answers for the next create POSTs, per resource (Messages, Calls).
+        self._scripts: dict[str, deque[Failure]] = {"Messages": deque(), "Calls": deque()}
         self._released = threading.Event()
         self.requests: list[ReceivedRequest] = []
         self.messages: dict[str, FakeMessage] = {}
+        self.calls: dict[str, FakeCall] = {}
         self.opted_out: set[str] = set()
         self._seq = 0
         self._server: ThreadingHTTPServer | None = None
@@ -354,15 +503,18 @@ class FakeTwilio:
 
     # --- scripting and inspection ---------------------------------------------------------
 
-    def fail_next(self, kind: str | Failure, times: int = 1, **changes: Any) -> None:
-        """The next ``times`` Messages POSTs answer with ``kind``: one of FAILURES'
-        names (server_error, unavailable, rate_limited, opted_out, invalid_to, hang, drop) or
-        a Failure. ``changes`` override fields, e.g. ``hang=0.5`` or ``retry_after="2"``."""
+    def fail_next(
+        self, kind: str | Failure, times: int = 1, *, on: str = "Messages", **changes: Any
+    ) -> None:
+        """The next ``times`` POSTs creating a resource ``on`` ("Messages" or "Calls")
+        answer with ``kind``: one of FAILURES' names (server_error, unavailable,
+        rate_limited, opted_out, invalid_to, hang, drop) or a Failure. ``changes`` override
+        fields, e.g. ``hang=0.5``, ``retry_after="2"`` or ``accept=True``."""
         failure = FAILURES[kind] if isinstance(kind, str) else kind
         if changes:
             failure = dataclasses.replace(failure, **changes)
         with self._lock:
-            self._script.extend([failure] * times)
+            self._scripts[on].extend([failure] * times)
 
     def opt_out(self, phone: str) -> None:
         """Like a recipient texting STOP to the sender: sends to them fail with 21610."""
@@ -372,13 +524,20 @@ class FakeTwilio:
     def send_requests(self) -> list[ReceivedRequest]:
         """The Messages POSTs received, in arrival order."""
         with self._lock:
-            return [r for r in self.requests if r.method == "POST"]
+            return [r for r in self.requests if r.method == "POST" and _MESSAGES.match(r.path)]
+
+    def call_requests(self) -> list[ReceivedRequest]:
+        """The Calls POSTs received (each one an attempt to place a call), in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and _CALLS.match(r.path)]
 
     def reset(self) -> None:
         with self._lock:
-            self._script.clear()
+            for script in self._scripts.values():
+                script.clear()
             self.requests.clear()
             self.messages.clear()
+            self.calls.clear()
             self.opted_out.clear()
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[ReceivedRequest]:
@@ -440,6 +599,158 @@ class FakeTwilio:
         response = httpx.post(url, data=params, headers=headers, timeout=15.0)
         return response.status_code
 
+    # --- driving calls, as Twilio does once a call is placed --------------------------------
+
+    def call(self, sid: str) -> FakeCall:
+        with self._lock:
+            return self.calls[sid]
+
+    def call_progress(
+        self,
+        sid: str,
+        status: str,
+        *,
+        duration: int | None = None,
+        answered_by: str = "",
+        error_code: str | int | None = None,
+        post: Poster | None = None,
+    ) -> WebhookAnswer | None:
+        """The call moves to ``status`` (initiated, ringing, in-progress, or a final one);
+        POST the signed status callback, if the call asked for that event (a final status
+        is always reported): the application's answer, or None when nothing was posted.
+        ``duration``: CallDuration, seconds (completed only); ``answered_by``: AMD's
+        verdict, only for a call that asked for MachineDetection."""
+        if status not in CALL_EVENT_OF:
+            raise ValueError(f"{status!r} is not a Twilio call status")
+        if duration is not None and status != "completed":
+            raise ValueError("Twilio reports CallDuration on completed calls only")
+        with self._lock:
+            call = self.calls[sid]
+            if call.status in CALL_FINAL and status not in CALL_FINAL:
+                raise ValueError(f"call {sid} already ended ({call.status})")
+            if answered_by:
+                call.answered_by = _check_answered_by(call, answered_by)
+            call.status = status
+            if status == "completed":
+                call.duration = duration or 0
+            elif status in CALL_FINAL:
+                call.duration = 0
+            event = CALL_EVENT_OF[status]
+            if not call.status_callback or not (
+                status in CALL_FINAL or event in call.status_callback_events
+            ):
+                return None
+            if call.status_callback_method != "POST":
+                raise NotImplementedError("the fake posts status callbacks with POST only")
+            call.sequence += 1
+            extra = {
+                "CallbackSource": "call-progress-events",
+                "SequenceNumber": str(call.sequence - 1),
+                "Timestamp": email.utils.formatdate(time.time(), usegmt=True),
+            }
+            if call.duration is not None and status == "completed":
+                extra["CallDuration"] = str(call.duration)
+                extra["Duration"] = str(-(-call.duration // 60))  # minutes, rounded up [U]
+            if call.answered_by:
+                extra["AnsweredBy"] = call.answered_by
+            if error_code is not None:
+                extra["ErrorCode"] = str(error_code)
+            url, params, headers = self._signed(call, call.status_callback, extra)
+        return (post or http_poster)(url, params, headers)
+
+    def call_answer(
+        self, sid: str, *, answered_by: str = "human", post: Poster | None = None
+    ) -> WebhookAnswer:
+        """Someone (or a voicemail, once its greeting ended) answered: request the call's
+        Url for TwiML, with AnsweredBy when the call asked for MachineDetection, and read
+        the document. Reports "in-progress" first when the call asked for "answered"."""
+        with self._lock:
+            call = self.calls[sid]
+            if call.status in CALL_FINAL or call.status == "in-progress":
+                raise ValueError(f"call {sid} cannot be answered now ({call.status})")
+            verdict = (
+                _check_answered_by(call, answered_by or "unknown") if call.machine_detection else ""
+            )
+        # Answered first; the detection's verdict comes with the Url request.
+        self.call_progress(sid, "in-progress", post=post)
+        with self._lock:
+            call.answered_by = verdict
+        if not call.url:  # created with Twiml: nothing to fetch
+            self._read_document(call, "", call.twiml)
+            return WebhookAnswer(200, "application/xml", call.twiml.encode())
+        if call.method != "POST":
+            raise NotImplementedError("the fake requests the call's Url with POST only")
+        extra = {"AnsweredBy": verdict} if verdict else {}
+        with self._lock:
+            url, params, headers = self._signed(call, call.url, extra)
+        answer = (post or http_poster)(url, params, headers)
+        self._take(call, url, answer)
+        return answer
+
+    def call_press(self, sid: str, digits: str, *, post: Poster | None = None) -> WebhookAnswer:
+        """The person presses ``digits`` while a <Gather> listens: POST its action (Digits
+        and the call's fields) and read the document it answers."""
+        with self._lock:
+            call = self.calls[sid]
+            if call.gather is None or call.status != "in-progress":
+                raise ValueError(f"no <Gather> is listening on call {sid}")
+            action, method, num_digits = call.gather
+            if not digits or len(digits) > num_digits:
+                raise ValueError(f"this <Gather> takes 1 to {num_digits} digits")
+            if method != "POST":
+                raise NotImplementedError("the fake requests Gather actions with POST only")
+            extra = {"Digits": digits, "FinishedOnKey": "", "msg": "Gather End"}
+            url, params, headers = self._signed(call, action, extra)
+        answer = (post or http_poster)(url, params, headers)
+        self._take(call, url, answer)
+        return answer
+
+    def _signed(
+        self, call: FakeCall, url: str, extra: Mapping[str, str]
+    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """A webhook about ``call`` to ``url``: the fields Twilio sends with every voice
+        request, plus ``extra``, signed with the account's auth token. Hold the lock."""
+        params = {
+            "AccountSid": call.account_sid,
+            "ApiVersion": API_VERSION,
+            "CallSid": call.sid,
+            "CallStatus": call.status,
+            "Called": call.to,
+            "Caller": call.from_,
+            "Direction": "outbound-api",
+            "From": call.from_,
+            "To": call.to,
+            **extra,
+        }
+        token = self._accounts[call.account_sid]
+        headers = {
+            "X-Twilio-Signature": RequestValidator(token).compute_signature(url, params),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1",
+            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+        }
+        return url, params, headers
+
+    def _take(self, call: FakeCall, url: str, answer: WebhookAnswer) -> None:
+        """Twilio's reading of an answer to a TwiML request: anything but a 2xx is error
+        11200 and the call ends (after "an application error has occurred")."""
+        if not 200 <= answer.status < 300:
+            with self._lock:
+                call.errors.append(11200)
+                call.gather, call.hung_up = None, True
+            return
+        self._read_document(call, url, answer.text)
+
+    def _read_document(self, call: FakeCall, url: str, document: str) -> None:
+        """Find what the fake needs in a TwiML document: the <Gather> it waits in, and
+        whether the call ends with it. Not TwiML: error 12100, the call ends."""
+        gather, hung_up, error = _read_twiml(url, document)
+        with self._lock:
+            call.documents.append(document)
+            call.gather, call.hung_up = gather, hung_up
+            if error:
+                call.errors.append(error)
+
     # --- request handling (called on the server's threads) ---------------------------------
 
     def _authenticate(self, account_sid: str, header: str) -> bool:
@@ -457,9 +768,10 @@ class FakeTwilio:
             and hmac.compare_digest(password.encode(), expected.encode())
         )
 
-    def _next_failure(self) -> Failure | None:
+    def _next_failure(self, resource: str) -> Failure | None:
         with self._lock:
-            return self._script.popleft() if self._script else None
+            script = self._scripts[resource]
+            return script.popleft() if script else None
 
     def _create(self, account_sid: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         problem = _validate(form)
@@ -484,6 +796,45 @@ class FakeTwilio:
             )
             self.messages[message.sid] = message
         return 201, message.resource(as_created=True)
+
+    def _create_call(
+        self, account_sid: str, form: Mapping[str, list[str]]
+    ) -> tuple[int, dict[str, Any]]:
+        one = {name: values[0] for name, values in form.items()}
+        problem = _validate_call(one, form.get("StatusCallbackEvent", []))
+        if problem is not None:
+            return problem
+        call = FakeCall(
+            sid="CA" + secrets.token_hex(16),
+            account_sid=account_sid,
+            to=one["To"],
+            from_=one["From"],
+            url=one.get("Url", ""),
+            twiml=one.get("Twiml", ""),
+            method=one.get("Method", "POST").upper(),
+            status_callback=one.get("StatusCallback", ""),
+            status_callback_method=one.get("StatusCallbackMethod", "POST").upper(),
+            # Without StatusCallbackEvent Twilio reports "completed" only.
+            status_callback_events=frozenset(form.get("StatusCallbackEvent") or ["completed"]),
+            machine_detection=one.get("MachineDetection", ""),
+            timeout=int(one.get("Timeout", "60")),
+            time_limit=int(one.get("TimeLimit", str(MAX_TIME_LIMIT))),
+        )
+        with self._lock:
+            self.calls[call.sid] = call
+        return 201, call.resource()
+
+    def _fetch_call(self, account_sid: str, sid: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            call = self.calls.get(sid)
+        if call is None or call.account_sid != account_sid:
+            return 404, error_body(
+                404,
+                20404,
+                f"The requested resource /{API_VERSION}/Accounts/{account_sid}/"
+                f"Calls/{sid}.json was not found",
+            )
+        return 200, call.resource()
 
     def _list(self, account_sid: str, query: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         try:
@@ -545,6 +896,103 @@ def _validate(form: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
+def _check_answered_by(call: FakeCall, answered_by: str) -> str:
+    if not call.machine_detection:
+        raise ValueError("Twilio sends AnsweredBy only for calls placed with MachineDetection")
+    if answered_by not in ANSWERED_BY:
+        raise ValueError(f"{answered_by!r} is not one of Twilio's AnsweredBy values")
+    return answered_by
+
+
+def _read_twiml(url: str, document: str) -> tuple[tuple[str, str, int] | None, bool, int]:
+    """(the <Gather> the call waits in, whether the call ends with this document, error
+    code) of a TwiML answer. Verbs after a Gather only run if it times out, so a Gather
+    leaves the call open; a document without one ends the call when its verbs run out."""
+    try:
+        root = ElementTree.fromstring(document)
+    except ElementTree.ParseError:
+        return None, True, 12100
+    if root.tag != "Response":
+        return None, True, 12100
+    for verb in root:
+        if verb.tag == "Gather":
+            action = urljoin(url, verb.get("action", ""))  # none: the document's own URL
+            digits = verb.get("numDigits", "")
+            return (
+                (action, verb.get("method", "POST").upper(), int(digits) if digits else 1000),
+                False,
+                0,
+            )
+        if verb.tag == "Hangup":
+            break
+    return None, True, 0
+
+
+def _is_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _whole(value: str, low: int, high: int) -> bool:
+    return value.isascii() and value.isdigit() and low <= int(value) <= high
+
+
+def _validate_call(form: Mapping[str, str], events: list[str]) -> tuple[int, dict[str, Any]] | None:
+    """What Twilio refuses when creating a call, in the order it checks [U]."""
+    to, from_ = form.get("To", ""), form.get("From", "")
+    if not to:
+        return 400, error_body(400, 21201, "No 'To' number is specified")
+    if not _is_phone_number(to):
+        return 400, error_body(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+    if not from_:
+        return 400, error_body(400, 21213, "No 'From' number is specified")
+    if not _is_phone_number(from_):
+        return 400, error_body(
+            400, 21212, f"The 'From' number {from_} is not a valid phone number."
+        )
+    url = form.get("Url", "")
+    if not (url or form.get("Twiml") or form.get("ApplicationSid")):
+        return 400, error_body(400, 21205, "Url, Twiml or ApplicationSid is required")
+    if url and not _is_url(url):
+        return 400, error_body(400, 21205, f"Url is not a valid URL: {url}")
+    callback = form.get("StatusCallback", "")
+    if callback and not _is_url(callback):
+        return 400, error_body(400, 21609, f"StatusCallback is not a valid URL: {callback}")
+    checks = (
+        (form.get("Method", "POST").upper() in ("GET", "POST"), "Method"),
+        (
+            form.get("StatusCallbackMethod", "POST").upper() in ("GET", "POST"),
+            "StatusCallbackMethod",
+        ),
+        (set(events) <= CALL_EVENTS, "StatusCallbackEvent"),
+        (form.get("MachineDetection", "Enable") in MACHINE_DETECTION, "MachineDetection"),
+        (_whole(form.get("Timeout", "60"), 1, MAX_RING_TIMEOUT), "Timeout"),
+        (_whole(form.get("TimeLimit", str(MAX_TIME_LIMIT)), 1, MAX_TIME_LIMIT), "TimeLimit"),
+    )
+    for ok, name in checks:
+        if not ok:
+            return 400, error_body(400, 20001, f"Invalid {name} value")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Which REST resource a path names: a list (Messages, Calls) or one of its items."""
+
+    account_sid: str
+    resource: str
+    sid: str = ""
+
+    @classmethod
+    def of(cls, path: str) -> _Route | None:
+        for resource, many, one in (("Messages", _MESSAGES, _MESSAGE), ("Calls", _CALLS, _CALL)):
+            if found := many.match(path):
+                return cls(found.group(1), resource)
+            if found := one.match(path):
+                return cls(found.group(1), resource, found.group(2))
+        return None
+
+
 def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "FakeTwilio/1.0"
@@ -563,11 +1011,12 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             arrived = time.monotonic()
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+            form_lists = parse_qs(raw.decode("utf-8", "replace"))
+            form = {k: v[0] for k, v in form_lists.items()}
             path, _, query_string = self.path.partition("?")
             query = {k: v[0] for k, v in parse_qs(query_string).items()}
-            many, one = _MESSAGES.match(path), _MESSAGE.match(path)
-            account_sid = (many or one).group(1) if (many or one) else ""
+            route = _Route.of(path)
+            account_sid = route.account_sid if route else ""
             authenticated = bool(account_sid) and fake._authenticate(
                 account_sid, self.headers.get("Authorization", "")
             )
@@ -580,9 +1029,10 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 authenticated=authenticated,
                 at=arrived,
                 query=query,
+                form_lists=form_lists,
             )
             fake._record(request)  # on arrival, so a test sees a request that still hangs
-            answer = self._answer(method, many, one, form, query, authenticated)
+            answer = self._answer(method, route, form_lists, query, authenticated)
             if answer is None:  # a scripted drop: close without a word
                 self.close_connection = True
                 return
@@ -593,28 +1043,38 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
         def _answer(
             self,
             method: str,
-            many: re.Match[str] | None,
-            one: re.Match[str] | None,
-            form: dict[str, str],
+            route: _Route | None,
+            form_lists: dict[str, list[str]],
             query: dict[str, str],
             authenticated: bool,
         ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
-            if not many and not (one and method == "GET"):
+            if route is None or (route.sid and method != "GET"):
                 return 404, error_body(404, 20404, "The requested resource was not found"), {}
             if not authenticated:
                 body = error_body(401, 20003, "Authenticate")
                 body["detail"] = "Your AccountSid or AuthToken was incorrect."
                 return 401, body, {"WWW-Authenticate": 'Basic realm="Twilio API"'}
-            if one is not None:
-                return (*fake._fetch(one.group(1), one.group(2)), {})
-            assert many is not None
+            calls = route.resource == "Calls"
+            if route.sid:
+                fetch = fake._fetch_call if calls else fake._fetch
+                return (*fetch(route.account_sid, route.sid), {})
             if method == "GET":
-                return (*fake._list(many.group(1), query), {})
-            failure = fake._next_failure()
+                if calls:
+                    body = error_body(501, 20001, "the fake does not list calls")
+                    return 501, body, {}
+                return (*fake._list(route.account_sid, query), {})
+            form = {k: v[0] for k, v in form_lists.items()}
+
+            def create() -> tuple[int, dict[str, Any]]:
+                if calls:
+                    return fake._create_call(route.account_sid, form_lists)
+                return fake._create(route.account_sid, form)
+
+            failure = fake._next_failure(route.resource)
             if failure is None:
-                return (*fake._create(many.group(1), form), {})
+                return (*create(), {})
             if failure.accept:
-                fake._create(many.group(1), form)
+                create()
             if failure.hang:
                 fake._hang(failure.hang)
             if failure.drop:

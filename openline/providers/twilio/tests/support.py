@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from django.conf import settings
 from twilio.request_validator import RequestValidator
 
 from openline.providers.services import number_add
-from openline.providers.twilio.tests.fake import FakeTwilio
+from openline.providers.twilio.tests.fake import FakeTwilio, Poster, WebhookAnswer
 
 TWILIO_E164 = "+12025550177"
 SEEKER = "+12025550123"
@@ -91,6 +92,27 @@ def asgi_poster(url: str, params: dict[str, str], headers: dict[str, str]) -> in
         raise AssertionError(f"callback {url} is not under PUBLIC_URL")
     path = url[len(settings.PUBLIC_URL) :]
     return asgi_request("POST", path, data=params, headers=headers).status_code
+
+
+def client_poster(client: Any) -> Poster:
+    """A ``post`` for the fake's call driving (call_progress, call_answer, call_press) that
+    goes through Django's test ``client``: the URL's path and query are kept (the signature
+    covers PUBLIC_URL + path + query, as the voice views rebuild it)."""
+
+    def post(url: str, params: dict[str, str], headers: dict[str, str]) -> WebhookAnswer:
+        if not url.startswith(settings.PUBLIC_URL + "/"):
+            raise AssertionError(f"webhook {url} is not under PUBLIC_URL")
+        response = client.post(
+            url[len(settings.PUBLIC_URL) :],
+            urlencode(params),
+            content_type="application/x-www-form-urlencoded",
+            headers={k: v for k, v in headers.items() if k.lower() != "content-type"},
+        )
+        return WebhookAnswer(
+            response.status_code, response.headers.get("Content-Type", ""), response.content
+        )
+
+    return post
 
 
 # Fixtures for every test that talks to Twilio (registered in the root conftest.py).

@@ -214,11 +214,14 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(mode=0o700, exist_ok=True)
-STATICFILES_DIRS = (
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = (
     [BASE_DIR / "node_modules" / "htmx.org" / "dist"]
     if (BASE_DIR / "node_modules" / "htmx.org" / "dist").exists()
     else []
 )
+# The voice recorder's WAV encoder, from npm like htmx: /static/wavefile/wavefile.js.
+if (BASE_DIR / "node_modules" / "wavefile" / "dist").exists():
+    STATICFILES_DIRS.append(("wavefile", BASE_DIR / "node_modules" / "wavefile" / "dist"))
 WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -5,13 +5,16 @@ from typing import Any
 from django import forms
 
 from openline.campaigns.compose import MERGE_FIELDS
-from openline.campaigns.models import ReplyMode, Segment
+from openline.campaigns.models import VOICE_LANGUAGES, BroadcastChannel, ReplyMode, Segment
 from openline.campaigns.services import MAX_ANSWER, MAX_NAME
+from openline.campaigns.voice import MAX_SAY
 from openline.contacts.models import CustomField, Tag
 from openline.providers.models import Number
 
 CONDITION_ROWS = 3
 _CONDITION_PREFIX = tuple(f"c{row}_" for row in range(CONDITION_ROWS))
+# Shown in their own fieldset on the compose page, for a call only.
+VOICE_FIELDS = ("recording_id", "say", "language")
 OPS = [
     ("equals", "is"),
     ("before", "is before / less than"),
@@ -22,12 +25,32 @@ OPS = [
 
 class BroadcastForm(forms.Form):
     name = forms.CharField(max_length=MAX_NAME, help_text="For you; recipients never see it.")
+    channel = forms.ChoiceField(
+        choices=BroadcastChannel.choices,
+        initial=BroadcastChannel.SMS,
+        widget=forms.RadioSelect,
+        label="Send as",
+        help_text="A call also reaches landlines. It plays a recording or reads a text aloud, "
+        "then says “To stop these calls, press 9.”",
+    )
     body = forms.CharField(
+        required=False,
         label="Message",
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Merge fields: "
         + ", ".join("{" + name + "} (" + what + ")" for name, what in MERGE_FIELDS.items())
         + ". A person's first broadcast ends with “Reply STOP to opt out.”",
+    )
+    recording_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    say = forms.CharField(
+        required=False,
+        max_length=MAX_SAY,
+        label="Or a text read aloud",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Read by the phone company's computer voice. Leave empty to play the recording.",
+    )
+    language = forms.ChoiceField(
+        choices=VOICE_LANGUAGES, initial="en-US", label="Read in", required=False
     )
     segment = forms.ModelChoiceField(
         queryset=Segment.objects.none(),
@@ -124,8 +147,26 @@ class BroadcastForm(forms.Form):
                 label=f"Condition {n}: keep or leave out",
             )
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("channel") == BroadcastChannel.VOICE:
+            data["body"] = data.get("say", "")
+            data["language"] = data.get("language") or "en-US"
+            if not data.get("recording_id") and not data["body"].strip():
+                self.add_error("say", "Record or upload a message, or write a text to read.")
+        elif not (data.get("body") or "").strip() and "body" not in self.errors:
+            self.add_error("body", "Write the message.")
+        return data
+
     def main_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in self.fields if not name.startswith(_CONDITION_PREFIX)]
+        return [
+            self[name]
+            for name in self.fields
+            if not name.startswith(_CONDITION_PREFIX) and name not in VOICE_FIELDS
+        ]
+
+    def voice_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in VOICE_FIELDS]
 
     def condition_rows(self) -> list[list[forms.BoundField]]:
         return [

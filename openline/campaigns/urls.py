@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, re_path
 
 from openline.campaigns import views
 
@@ -16,6 +16,13 @@ urlpatterns: list[URLPattern] = [
     path("segments/<int:segment_id>/delete", views.segment_delete_view, name="segment_delete"),
     path("<int:broadcast_id>/progress", views.broadcast_progress_part, name="progress"),
     path("<int:broadcast_id>/log.csv", views.broadcast_log_csv, name="log_csv"),
+    path("recordings", views.recording_upload, name="recording_upload"),
+    # Public: the provider fetches a call's recording here (voice.recording_url).
+    re_path(
+        r"^recordings/(?P<token>[A-Za-z0-9_-]{32,64})\.(?P<extension>wav|mp3)$",
+        views.recording_audio,
+        name="recording_audio",
+    ),
     # pause, resume, cancel
     path("<int:broadcast_id>/<slug:action>", views.broadcast_control, name="control"),
 ]

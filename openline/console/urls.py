@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 
 from openline.console import views
-from openline.console.views import imports
+from openline.console.views import do_not_call, imports
 from openline.console.views.health import system_health
 from openline.console.views.offline import offline_follow_up, offline_report
 
@@ -94,4 +94,6 @@ urlpatterns: list[URLPattern] = [
         name="contact_import_cancel",
     ),
     path("contacts/export.csv", imports.contacts_export_csv, name="contacts_export"),
+    path("contacts/do-not-call/", do_not_call.do_not_call, name="do_not_call"),
+    path("contacts/do-not-call/remove", do_not_call.do_not_call_remove, name="do_not_call_remove"),
 ]

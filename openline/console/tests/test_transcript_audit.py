@@ -95,6 +95,8 @@ NO_MESSAGE_TEXT = {
     "billing:credits": "credits: balances, spending by day and the ledger's own notes",
     "sandbox:phone_list": "the list of sandbox numbers",
     "sandbox:send": "the simulated carrier's answer to a text sent from the simulator",
+    "voice:hook": "a provider's voice callback (signed): a broadcast call's script, which "
+    "is the organization's own announcement, never a conversation's texts",
     "chat_widget_js": "the widget's script",
     "chat_widget_demo": "a page to try the widget on",
     "chat_config": "the widget's settings",

@@ -1,5 +1,8 @@
 """The phone simulator: a signed-in member of an organization texts one of its sandbox
-numbers as a help seeker would, and sees what the simulated carrier delivered back.
+numbers as a help seeker would, and sees what the simulated carrier delivered back. Calls
+the sandbox places to the phone shown (voice broadcasts) ring on the page, which can answer
+them (hearing the recording or the text read aloud, pressing keys), hang up or decline,
+each through the simulated carrier's own callbacks (sandbox.tasks).
 
 It lives in the runtime, beside the demo set-up, because it is the other end of the wire:
 its send is a POST to the intake endpoint (``runtime.intake``) and its thread reads what
@@ -13,18 +16,20 @@ never reaches the browser: only a signed-in member can send through a number."""
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from typing import Any, Concatenate
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from asgiref.sync import async_to_sync
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -33,12 +38,23 @@ from openline.core.models import Organization
 from openline.core.web import OrgView, P, console_view
 from openline.messaging.models import InboundEvent
 from openline.providers.models import Number
-from openline.providers.sandbox.models import SandboxMessage
+from openline.providers.sandbox.models import SandboxCall, SandboxMessage
 from openline.providers.sandbox.provider import phone_token
+from openline.providers.sandbox.tasks import (
+    sandbox_call_answer,
+    sandbox_call_end,
+    sandbox_call_keypress,
+)
 from openline.runtime.intake import HOOK_PATH, handle_hook
 
 THREAD_LIMIT = 200
 NOT_YOURS = "There is no sandbox number of your organization at this address."
+NO_CALL = "There is no such call to this phone."
+CALL_ENDED = "This call has already ended."
+NOT_RINGING = "This call is no longer ringing."
+# What the page shows: calls ringing on the phone, and one it answered (after a reload).
+LIVE_CALLS = ("ringing", "in-progress")
+KEYS = frozenset("0123456789*#")
 
 
 def member_json(
@@ -100,12 +116,14 @@ def phone(request: HttpRequest, organization: Organization, webhook_key: str) ->
             "to": number.e164,
             "sendUrl": reverse("sandbox:send", args=[number.webhook_key]),
             "threadUrl": reverse("sandbox:thread", args=[number.webhook_key]),
+            "callsUrl": reverse("sandbox:calls", args=[number.webhook_key]),
             "csrfToken": get_token(request),
             "initialPhone": initial,
             "defaultPhone": random_phone(avoid=number.e164),
             "storageKey": f"openline-sandbox-phone:{number.pk}",
         },
     }
+    context["keypad"] = "123456789*0#"
     response = render(request, "sandbox/phone.html", context)
     response["Referrer-Policy"] = "no-referrer"  # the address names the number
     return response
@@ -208,3 +226,137 @@ def _item(
 ) -> tuple[datetime, dict[str, Any]]:
     data = {"id": item_id, "direction": direction, "body": body, "at": at.isoformat()}
     return at, {**data, "status": status}
+
+
+# --- calls -------------------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+@member_json
+def calls(request: HttpRequest, organization: Organization, webhook_key: str) -> JsonResponse:
+    """Calls from the number ringing on (or answered by) the phone ``phone``, oldest first."""
+    number = _sandbox_number(organization, webhook_key)
+    if number is None:
+        return JsonResponse({"error": NOT_YOURS}, status=404)
+    try:
+        phone_e164 = normalize_phone(request.GET.get("phone", ""))
+    except InvalidPhoneNumber as exc:
+        return JsonResponse({"error": f"invalid phone: {exc}"}, status=400)
+    live = SandboxCall.objects.filter(number=number, to=phone_e164, status__in=LIVE_CALLS)
+    return JsonResponse(
+        {
+            "calls": [
+                {
+                    "id": call.pk,
+                    "from": number.e164,
+                    "fromDisplay": format_phone(number.e164),
+                    "status": call.status,
+                    "urls": _call_urls(number, call),
+                }
+                for call in live.order_by("created_at", "pk")[:5]
+            ]
+        }
+    )
+
+
+def _call_urls(number: Number, call: SandboxCall) -> dict[str, str]:
+    return {
+        action: reverse(f"sandbox:call_{action}", args=[number.webhook_key, call.pk])
+        for action in ("answer", "keypress", "hangup", "decline")
+    }
+
+
+CallView = Callable[[HttpRequest, SandboxCall], JsonResponse]
+
+
+def _call_action(action: CallView) -> Callable[..., HttpResponseBase]:
+    """A POST about one call of one of the member's sandbox numbers (anything else: not
+    found, the same for another organization's call as for none)."""
+
+    @wraps(action)
+    def view(
+        request: HttpRequest, organization: Organization, webhook_key: str, call_id: int
+    ) -> JsonResponse:
+        number = _sandbox_number(organization, webhook_key)
+        if number is None:
+            return JsonResponse({"error": NOT_YOURS}, status=404)
+        call = SandboxCall.objects.select_related("number").filter(number=number, pk=call_id)
+        found = call.first()
+        if found is None:
+            return JsonResponse({"error": NO_CALL}, status=404)
+        return action(request, found)
+
+    return require_POST(member_json(view))
+
+
+def _claim(call: SandboxCall, was: str, now: str) -> bool:
+    """Move the simulated call from ``was`` to ``now`` unless something else did first
+    (the carrier ending an unanswered call, a second tab)."""
+    return bool(SandboxCall.objects.filter(pk=call.pk, status=was).update(status=now))
+
+
+def _seconds_on_call(call: SandboxCall) -> int:
+    """Since it was answered, in whole seconds (at least one), within its time limit."""
+    answered = call.answered_at or timezone.now()
+    seconds = math.ceil((timezone.now() - answered).total_seconds())
+    return min(max(seconds, 1), call.time_limit)
+
+
+@_call_action
+def call_answer(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+    """Answer as a person: what the call plays (a recording's address on this server, or
+    the text to read and its language) and its "press 9" prompt."""
+    if not _claim(call, "ringing", "in-progress"):
+        return JsonResponse({"error": NOT_RINGING}, status=409)
+    script = sandbox_call_answer(call, "human")
+    if script is None:  # OpenLine had already ended it: nothing to play
+        SandboxCall.objects.filter(pk=call.pk).update(status="completed")
+        return JsonResponse({"hangup": True, "say": "", "opt_out_prompt": ""})
+    play_url = urlsplit(script.play_url).path if script.play_url else ""
+    return JsonResponse(
+        {
+            "hangup": False,
+            "play_url": play_url,
+            "say": script.say,
+            "language": script.language,
+            "opt_out_prompt": script.opt_out_prompt,
+            "seconds": script.seconds,
+            "time_limit": call.time_limit,
+        }
+    )
+
+
+@_call_action
+def call_keypress(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+    """A key pressed during the call: 9 puts the phone on the do-not-call list, and the
+    call says goodbye and ends."""
+    digits = request.POST.get("digits", "")
+    if not digits or not set(digits) <= KEYS or len(digits) > 10:
+        return JsonResponse({"error": "Press 0-9, * or #."}, status=400)
+    if call.status != "in-progress":
+        return JsonResponse({"error": CALL_ENDED}, status=409)
+    goodbye = sandbox_call_keypress(call, digits)
+    if not goodbye:
+        return JsonResponse({"hangup": False, "say": ""})
+    if _claim(call, "in-progress", "completed"):
+        sandbox_call_end(call, "completed", duration=_seconds_on_call(call), by="human")
+    return JsonResponse({"hangup": True, "say": goodbye})
+
+
+@_call_action
+def call_hangup(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+    if not _claim(call, "in-progress", "completed"):
+        return JsonResponse({"error": CALL_ENDED}, status=409)
+    seconds = _seconds_on_call(call)
+    sandbox_call_end(call, "completed", duration=seconds, by="human")
+    return JsonResponse({"ended": True, "duration": seconds})
+
+
+@_call_action
+def call_decline(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+    """Declined while ringing: the carrier reports the line busy."""
+    if not _claim(call, "ringing", "busy"):
+        return JsonResponse({"error": NOT_RINGING}, status=409)
+    sandbox_call_end(call, "busy")
+    return JsonResponse({"ended": True})

@@ -12,7 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from openline.messaging.services.calls import call_answer, call_keypress, call_status_apply
+from openline.messaging.services.calls import (
+    call_answer,
+    call_keypress,
+    call_replay,
+    call_status_apply,
+)
 from openline.providers.base import Provider, SignatureError, WebhookError, WebhookRequest
 from openline.providers.models import Number
 from openline.providers.registry import get_provider
@@ -49,7 +54,7 @@ def _checked(
     except SignatureError as exc:
         return _text(403, str(exc) or "invalid signature")
     call_id = request.GET.get("call", "")
-    if not call_id.isdigit():
+    if not (call_id.isascii() and call_id.isdigit()) or len(call_id) > 18:
         return _text(400, "missing or invalid call id")
     return number, provider, hook, int(call_id)
 
@@ -83,7 +88,10 @@ def voice_hook(
         goodbye = call_keypress(
             number=number, call_id=call_id, provider_call_id=provider_call_id, digits=digits
         )
-        content_type, body = provider.call_document(None, keypress_url="", goodbye=goodbye)
+        # Any other key: the message again (still listening for 9), not a hang-up.
+        script = None if goodbye else call_replay(number=number, call_id=call_id)
+        keypress = hook.url
+        content_type, body = provider.call_document(script, keypress_url=keypress, goodbye=goodbye)
         return HttpResponse(body, content_type=content_type)
     except (WebhookError, ValueError) as exc:
         return _text(400, str(exc))

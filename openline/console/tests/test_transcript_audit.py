@@ -390,6 +390,7 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "contact_id": conversation.contact_id,
         "number_id": conversation.number_id,
         "webhook_key": conversation.number.webhook_key,
+        "provider_slug": conversation.number.provider,
         # Not worth real rows here: a miss answers 404, which carries no text either.
         "shift_id": 999999,
         "widget_id": 999999,

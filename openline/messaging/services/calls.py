@@ -247,7 +247,8 @@ def call_status_apply(*, number: Number, call_id: int, update: CallUpdate) -> Ca
         call.duration = update.duration if update.status == CallStatus.COMPLETED else 0
         call.credits = _cost(call)
         call.save(update_fields=["duration", "credits"])
-    _set_status(call, update.status, error_code=update.error_code, error=update.error_code)
+    error = f"the provider reported error {update.error_code}" if update.error_code else ""
+    _set_status(call, update.status, error_code=update.error_code, error=error)
     return call
 
 
@@ -283,6 +284,15 @@ def call_answer(
             seconds=script.seconds,
         )
     return script
+
+
+def call_replay(*, number: Number, call_id: int) -> CallScript | None:
+    """The script again for a person on the call (a key other than 9 was pressed); None
+    when the call is not ours or has ended."""
+    call = Call.objects.filter(pk=call_id, number=number).first()
+    if call is None or CALL_STATUS_RANK[CallStatus(call.status)] == 4:
+        return None
+    return CallScript(**call.script)
 
 
 @transaction.atomic

@@ -236,7 +236,7 @@ def test_pressing_9_puts_the_number_on_the_do_not_call_list_and_says_goodbye(
 
 
 @pytest.mark.django_db
-def test_another_key_ends_the_call_without_an_opt_out(
+def test_another_key_plays_the_message_again_without_an_opt_out(
     org: Any, number: Number, fake: FakeTwilio, pipeline: Any, landline: Contact, poster: Poster
 ) -> None:
     call = _place(org, number, pipeline)
@@ -244,7 +244,9 @@ def test_another_key_ends_the_call_without_an_opt_out(
 
     root = _twiml(fake.call_press(call.provider_call_id, "1", post=poster))
 
-    assert _verbs(root) == [("Hangup", "")]
+    [gather] = root  # the message and the prompt again, still listening for 9
+    assert gather.tag == "Gather" and gather.get("numDigits") == "1"
+    assert [child.tag for child in gather] == ["Say", "Say"]
     assert voice_do_not_call_entry(organization_id=org.pk, phone=PERSON) is None
     call.refresh_from_db()
     assert not call.opted_out

@@ -70,8 +70,9 @@ def test_bad_signatures_addresses_and_fields_get_a_clear_4xx_and_change_nothing(
     )
     unknown = client.post(f"/voice/sandbox/nosuchkey/status?call={call.pk}", fields)
     assert unknown.status_code == 404
-    missing = _post(client, sandbox_number, "status", "", fields)
-    assert missing.status_code == 400 and b"call id" in missing.content
+    for call_id in ("", "²", "٣", "1" * 40):
+        missing = _post(client, sandbox_number, "status", call_id, fields)
+        assert missing.status_code == 400 and b"call id" in missing.content
     bad = _post(client, sandbox_number, "status", call.pk, {**fields, "CallStatus": "exploded"})
     assert bad.status_code == 400 and b"CallStatus" in bad.content
     bad = _post(client, sandbox_number, "status", call.pk, {**fields, "Duration": "-3"})

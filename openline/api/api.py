@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import NinjaAPI, Path, Query, Status
+from ninja import File, Form, NinjaAPI, Path, Query, Status, UploadedFile
 
 from openline.api.auth import OrganizationToken, organization_id
 from openline.api.errors import ApiError, install_error_handlers
@@ -37,6 +37,7 @@ from openline.api.schemas import (
     MessageSentOut,
     PageParams,
     PreviewOut,
+    RecordingOut,
     SendIn,
 )
 from openline.billing.services import CreditError, InsufficientCredits, credit_balance
@@ -49,6 +50,7 @@ from openline.campaigns.selectors import (
     broadcast_log,
     broadcast_progress,
     broadcasts_for,
+    call_bucket,
 )
 from openline.campaigns.services import (
     BroadcastError,
@@ -59,6 +61,7 @@ from openline.campaigns.services import (
     broadcast_queue,
     broadcast_resume,
 )
+from openline.campaigns.voice import MAX_RECORDING_BYTES, RecordingError, recording_save
 from openline.contacts.models import ConsentSource, Contact, NumberType
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.selectors import consent_state, contact_by_phone, contact_get
@@ -381,6 +384,9 @@ def _broadcast_out(broadcast: Broadcast, *, progress: bool = True) -> dict[str, 
             "filters": broadcast.audience.get("filters") or [],
         },
         "reply_mode": broadcast.reply_mode,
+        "channel": broadcast.channel,
+        "recording_id": broadcast.recording_id,
+        "language": broadcast.language,
     }
     if progress:
         out["progress"] = broadcast_progress(broadcast_id=broadcast.pk).as_dict()
@@ -426,7 +432,7 @@ def create_broadcast(request: HttpRequest, payload: BroadcastIn) -> Status[dict[
     organization's tag, contact or number, an unknown merge field or an unknown phone is
     422."""
     org_id = organization_id(request)
-    if len(payload.body) > settings.OPENLINE_MAX_BODY_CHARS:
+    if payload.channel == "sms" and len(payload.body) > settings.OPENLINE_MAX_BODY_CHARS:
         limit = settings.OPENLINE_MAX_BODY_CHARS
         raise ApiError(422, "invalid_body", f"the message is at most {limit} characters")
     if payload.audience is not None:
@@ -446,6 +452,9 @@ def create_broadcast(request: HttpRequest, payload: BroadcastIn) -> Status[dict[
             number_ids=payload.number_ids,
             reply_mode=payload.reply_mode,
             not_monitored_text=payload.not_monitored_text,
+            channel=payload.channel,
+            recording_id=payload.recording_id,
+            language=payload.language,
         )
     except (AudienceError, ComposeError) as exc:
         raise ApiError(422, exc.code, str(exc)) from None
@@ -500,6 +509,41 @@ def preview_broadcast(
     request waiting for review), each group left out and why, segments per text, credits
     needed against those available, and recipients who wait for their sending window."""
     return broadcast_preview(broadcast=_broadcast_or_404(request, broadcast_id)).as_dict()
+
+
+@api.post(
+    "/recordings",
+    response={201: RecordingOut, **ERRORS, 413: ErrorOut},
+    tags=["broadcasts"],
+    summary="Upload a recorded message for voice broadcasts",
+)
+def upload_recording(
+    request: HttpRequest,
+    file: UploadedFile = File(...),  # noqa: B008
+    name: str = Form(""),  # noqa: B008
+) -> Status[dict[str, Any]]:
+    """A WAV or MP3 file (multipart/form-data, field `file`), at most 10 MB and 5 minutes:
+    what phones can play. Use its `id` as a voice broadcast's `recording_id`. Anything
+    else is 422 `invalid_recording` with the reason."""
+    org_id = organization_id(request)
+    if (file.size or 0) > MAX_RECORDING_BYTES:
+        limit = MAX_RECORDING_BYTES // (1024 * 1024)
+        raise ApiError(413, "too_large", f"the file is over {limit} MB")
+    try:
+        recording = recording_save(
+            organization_id=org_id, actor_id=None, name=name or file.name or "", data=file.read()
+        )
+    except RecordingError as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
+    return Status(
+        201,
+        {
+            "id": recording.pk,
+            "name": recording.name,
+            "seconds": recording.seconds,
+            "content_type": recording.content_type,
+        },
+    )
 
 
 @api.post(
@@ -610,10 +654,14 @@ _LOG_BUCKET = {str(status): bucket for status, bucket in _MESSAGE_BUCKET.items()
 
 
 def _log_row(row: BroadcastRecipient) -> dict[str, Any]:
-    message = row.message
+    message, call = row.message, row.call
     status = str(row.status)
     error = row.reason
-    if status == "queued":
+    if status == "queued" and call is not None:
+        status = call_bucket(call.status, call.answered_by)
+        if not error:
+            error = ": ".join(part for part in (call.error_code, call.error_message) if part)
+    elif status == "queued":
         # Bucketed as broadcast_progress does; a message removed by retention was sent.
         status = _LOG_BUCKET.get(message.status, "sent") if message else "sent"
         if message is not None and not error:
@@ -628,6 +676,9 @@ def _log_row(row: BroadcastRecipient) -> dict[str, Any]:
         "segments": row.segments,
         "credits": row.credits,
         "error": error,
+        "call_id": row.call_id,
+        "duration": call.duration if call else 0,
+        "pressed_9": bool(call and call.opted_out),
     }
 
 

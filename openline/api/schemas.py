@@ -195,7 +195,22 @@ class ConsentChangeOut(ConsentOut):
 Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
 # Ids or phones picked by hand; beyond this, tag the contacts and send to the tag.
 MAX_PICKED = 5_000
-BUCKETS = Literal["pending", "queued", "sent", "delivered", "failed", "refused", "cancelled"]
+BUCKETS = Literal[
+    "pending",
+    "queued",
+    "sent",
+    "delivered",
+    "failed",
+    "refused",
+    "cancelled",
+    # a voice broadcast's
+    "ringing",
+    "answered",
+    "voicemail",
+    "busy",
+    "no_answer",
+]
+LANGUAGES = Literal["en-US", "es-US", "en-GB", "fr-CA", "pt-BR", "vi-VN", "zh-CN"]
 
 
 def _iso_text(value: Any) -> Any:
@@ -265,10 +280,22 @@ class AudienceOut(Schema):
 
 class BroadcastIn(Input):
     name: Text = Field(description="For the organization's own records, at most 120 characters.")
-    body: Text = Field(
-        description="The text. Merge fields: {first_name}, {name}. A person's first broadcast "
-        "from the organization ends with how to opt out."
+    channel: Literal["sms", "voice"] = Field(
+        "sms",
+        description="sms: a text; voice: a call playing recording_id or reading body aloud "
+        "(landlines too; never numbers on the voice do-not-call list; everyone can press 9 "
+        "to stop these calls).",
     )
+    body: Text = Field(
+        "",
+        description="The text. Merge fields: {first_name}, {name}. A person's first broadcast "
+        "from the organization ends with how to opt out. For a call: the text read aloud "
+        "(at most 1,000 characters; empty with recording_id).",
+    )
+    recording_id: Id | None = Field(
+        None, description="A call's recorded message (POST /recordings), instead of body."
+    )
+    language: LANGUAGES = Field("en-US", description="The language body is read aloud in.")
     number_ids: list[Id] = Field(
         min_length=1, max_length=100, description="The organization's numbers to send from."
     )
@@ -312,11 +339,16 @@ class SendIn(Input):
 class ProgressCountsOut(Schema):
     pending: int = Field(description="Waiting for their turn or their sending window.")
     queued: int = Field(description="Handed to the carrier's queue, no answer yet.")
-    sent: int
-    delivered: int
+    sent: int = 0
+    delivered: int = 0
     failed: int
     refused: int = Field(description="Not sent (opted out since, no rate for the country...).")
     cancelled: int
+    ringing: int = Field(0, description="A call ringing or playing now.")
+    answered: int = Field(0, description="A call a person answered.")
+    voicemail: int = Field(0, description="A call that reached a voicemail.")
+    busy: int = 0
+    no_answer: int = 0
 
 
 class ProgressOut(Schema):
@@ -337,6 +369,9 @@ class BroadcastListItemOut(Schema):
     number_ids: list[int]
     audience: AudienceOut
     reply_mode: Literal["queue", "not_monitored"]
+    channel: Literal["sms", "voice"]
+    recording_id: int | None
+    language: str
 
 
 class BroadcastOut(BroadcastListItemOut):
@@ -349,7 +384,10 @@ class BroadcastPage(Schema):
 
 
 class ExcludedOut(Schema):
-    reason: str = Field(description="not_textable, opted_out, opt_out_pending, no_opt_in, no_rate")
+    reason: str = Field(
+        description="not_textable, opted_out, opt_out_pending, no_opt_in, no_rate; for a call "
+        "do_not_call, opted_out, opt_out_pending, no_opt_in (a mobile without consent), no_rate"
+    )
     label: str
     count: int
 
@@ -371,6 +409,11 @@ class PreviewOut(Schema):
     credits_available: int
     shortfall: int
     waiting: list[WaitingOut] = Field(description="Recipients outside their window now.")
+    minutes_per_call: int = Field(
+        description="A call: the minutes reserved for each (a voicemail greeting and the "
+        "message); what was billed is debited when it ends. 0 for texts."
+    )
+    message_seconds: int = Field(description="A call: about how long the message plays.")
 
 
 class LogFilters(Schema):
@@ -387,6 +430,16 @@ class BroadcastMessageOut(Schema):
     segments: int
     credits: int
     error: str = Field(description="Why it was not sent or not delivered; empty otherwise.")
+    call_id: int | None = Field(None, description="A call: its id.")
+    duration: int = Field(0, description="A call: the seconds the provider billed.")
+    pressed_9: bool = Field(False, description="A call: 9 pressed (now on the do-not-call list).")
+
+
+class RecordingOut(Schema):
+    id: int
+    name: str
+    seconds: int
+    content_type: str
 
 
 class BroadcastMessagePage(Schema):

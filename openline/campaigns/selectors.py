@@ -55,7 +55,7 @@ _CALL_BUCKET: dict[str, str] = {
 }
 
 
-def _call_bucket(status: str | None, answered_by: str | None) -> str:
+def call_bucket(status: str | None, answered_by: str | None) -> str:
     if status == CallStatus.COMPLETED:
         return "voicemail" if answered_by == "machine" else "answered"
     return _CALL_BUCKET.get(status or "", "answered")
@@ -134,7 +134,7 @@ def _call_progress(broadcast_id: int) -> Progress:
     progress = Progress(counts=dict.fromkeys(VOICE_BUCKETS, 0))
     for status, call_status, answered_by, n in rows:
         if status == RecipientStatus.QUEUED:
-            bucket = _call_bucket(call_status, answered_by)
+            bucket = call_bucket(call_status, answered_by)
         else:
             bucket = str(status)
         progress.counts[bucket] += n
@@ -167,7 +167,7 @@ def _voice(broadcast_id: int) -> bool:
 
 
 def _call_filter(bucket: str) -> Q:
-    """Recipients whose call is in ``bucket`` (as ``_call_bucket`` sorts them)."""
+    """Recipients whose call is in ``bucket`` (as ``call_bucket`` sorts them)."""
     if bucket == "answered":
         return Q(call__status=CallStatus.COMPLETED) & ~Q(call__answered_by="machine")
     if bucket == "voicemail":

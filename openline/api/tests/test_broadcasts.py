@@ -130,7 +130,9 @@ def test_a_draft_from_an_audience_answers_201_and_is_audited_with_the_token(
     assert data["scheduled_for"] is None and data["started_at"] is None
     assert data["progress"] == {
         "counts": dict.fromkeys(
-            ["pending", "queued", "sent", "delivered", "failed", "refused", "cancelled"], 0
+            ["pending", "queued", "sent", "delivered", "failed", "refused", "cancelled"]
+            + ["ringing", "answered", "voicemail", "busy", "no_answer"],  # a call's, 0 here
+            0,
         ),
         "total": 0,
         "done": 0,

@@ -316,3 +316,52 @@ def test_only_managers_change_the_call_list_and_only_staff_entries_come_off_it(
     voice_opt_out_remove(organization_id=org.pk, phone=phone, actor_id=alice.pk,
                          evidence="she asked for the reminders by phone again")  # fmt: skip
     assert voice_do_not_call_entry(organization_id=org.pk, phone=phone) is None
+
+
+def test_calls_a_crashed_worker_left_are_placed_once_or_ended_never_twice(
+    org: Any, alice: Any, callable_number: Any, families: dict[str, Contact], pipeline: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    """The two places a kill -9 can leave a call: queued with its dispatch task lost (the
+    worker died between the commit and the enqueue), and marked calling with nothing
+    placed or reported (it died between the claim and the provider's answer). The sweep
+    dispatches the first once and ends the second as failed, without calling it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from openline.messaging.services.calls import (
+        CALL_LOST_AFTER,
+        CALL_NO_REPORT_AFTER,
+        _claim,
+        call_script,
+        call_send,
+        calls_reconcile,
+    )
+    from openline.providers.sandbox.models import SandboxCall
+
+    script = call_script(say="Pool closed", seconds=5)
+    lost = call_send(organization_id=org.pk, to=families["ann"].phone,
+                     number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False):  # the enqueue never happens
+        stuck = call_send(organization_id=org.pk, to=families["eve"].phone,
+                          number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
+        _claim(stuck.pk)  # marked calling; the worker dies before place_call answers
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.all().delete()  # what the dead worker held
+    now = timezone.now()
+    assert calls_reconcile(now=now) == 0  # too soon to tell a lost task from a slow one
+    later = now + CALL_LOST_AFTER + timedelta(seconds=1)
+    pipeline.run(lambda: calls_reconcile(now=later), include_deferred=True)
+    pipeline.run(lambda: calls_reconcile(now=later), include_deferred=True)  # again: no-op
+    lost.refresh_from_db()
+    assert lost.status == CallStatus.COMPLETED
+    assert SandboxCall.objects.filter(to=families["ann"].phone).count() == 1
+    stuck.refresh_from_db()
+    assert stuck.status == CallStatus.CALLING  # may still be reported: wait
+    much_later = now + timedelta(seconds=60) + CALL_NO_REPORT_AFTER * 2
+    assert calls_reconcile(now=much_later) == 1
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.error_code) == (CallStatus.FAILED, "no_report")
+    assert not SandboxCall.objects.filter(to=families["eve"].phone).exists()

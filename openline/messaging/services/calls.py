@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -314,3 +314,44 @@ def call_keypress(*, number: Number, call_id: int, provider_call_id: str, digits
         call.opted_out = True
         call.save(update_fields=["opted_out"])
     return GOODBYE_OPTED_OUT
+
+
+# --- calls whose task or report was lost --------------------------------------------------
+
+# A queued call with no dispatch task this long after it changed: its task was lost (a
+# crash between the commit and the enqueue, a worker killed mid-task).
+CALL_LOST_AFTER = timedelta(minutes=2)
+# Past its time limit by this much with no final report: it will not get one.
+CALL_NO_REPORT_AFTER = timedelta(minutes=15)
+_OPEN = (CallStatus.CALLING, CallStatus.UNKNOWN, CallStatus.RINGING, CallStatus.IN_PROGRESS)
+
+
+def calls_reconcile(*, now: datetime | None = None) -> int:
+    """Dispatch again a queued call whose task was lost, and end a call that will never be
+    reported (a worker killed after marking it calling, a provider that never called back)
+    as failed: never placed again, so nobody is called twice. Returns how many changed."""
+    from openline.messaging.services.reconcile import with_pending_task
+    from openline.messaging.tasks import dispatch_call
+
+    now = now or timezone.now()
+    cutoff = now - CALL_LOST_AFTER
+    queued = list(
+        Call.objects.filter(status=CallStatus.QUEUED, status_changed_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:500]
+    )
+    lost = set(queued) - with_pending_task(dispatch_call, queued, running_since=cutoff)
+    for call_id in sorted(lost):
+        Call.objects.filter(pk=call_id).update(status_changed_at=now)
+        enqueue_call(call_id)
+    ended = 0
+    stale = Call.objects.filter(status__in=_OPEN, status_changed_at__lt=now - CALL_NO_REPORT_AFTER)
+    for call_id, changed, limit in stale.values_list("pk", "status_changed_at", "time_limit")[:500]:
+        if changed + timedelta(seconds=limit) + CALL_NO_REPORT_AFTER > now:
+            continue
+        with transaction.atomic():
+            call = Call.objects.select_for_update().get(pk=call_id)
+            if call.status in _OPEN:
+                reason = "no final report from the provider; not called again"
+                ended += _set_status(call, CallStatus.FAILED, error_code="no_report", error=reason)
+    return len(lost) + ended

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -32,6 +33,9 @@ from openline.messaging.services.dispatch import MAX_ATTEMPTS, message_requeue
 from openline.messaging.services.outbound import enqueue_dispatch, message_set_status
 from openline.providers.base import ProviderError, SendResult
 from openline.providers.registry import get_provider
+
+if TYPE_CHECKING:
+    from django_tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -95,21 +99,25 @@ def _overdue(cutoff: datetime) -> QuerySet[Message]:
 
 
 def _with_pending_dispatch(message_ids: list[int], *, running_since: datetime) -> set[int]:
-    """Which of these messages have a dispatch task waiting, or running since
-    ``running_since`` (database queue only; empty for a backend whose queue cannot be
+    from openline.messaging.tasks import dispatch_message
+
+    return with_pending_task(dispatch_message, message_ids, running_since=running_since)
+
+
+def with_pending_task(task: Task[..., Any], ids: list[int], *, running_since: datetime) -> set[int]:
+    """Which of ``ids`` (each ``task``'s first argument) have a task waiting, or running
+    since ``running_since`` (database queue only; empty for a backend whose queue cannot be
     read). A task marked running for longer belongs to a worker that died (killed while
     sending): the queue never runs it again, so it does not hold its message back."""
     from django_tasks_db import DatabaseBackend
     from django_tasks_db.models import DBTaskResult
 
-    from openline.messaging.tasks import dispatch_message
-
-    if not message_ids or not isinstance(dispatch_message.get_backend(), DatabaseBackend):
+    if not ids or not isinstance(task.get_backend(), DatabaseBackend):
         return set()
     pending = (
         DBTaskResult.objects.filter(
-            task_path=dispatch_message.module_path,
-            args_kwargs__args__0__in=message_ids,
+            task_path=task.module_path,
+            args_kwargs__args__0__in=ids,
         )
         .filter(Q(status="READY") | Q(status="RUNNING", started_at__gte=running_since))
         .values_list("args_kwargs", flat=True)

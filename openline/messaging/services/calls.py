@@ -346,9 +346,11 @@ def calls_reconcile(*, now: datetime | None = None) -> int:
         enqueue_call(call_id)
     ended = 0
     stale = Call.objects.filter(status__in=_OPEN, status_changed_at__lt=now - CALL_NO_REPORT_AFTER)
-    for call_id, changed, limit in stale.values_list("pk", "status_changed_at", "time_limit")[:500]:
-        if changed + timedelta(seconds=limit) + CALL_NO_REPORT_AFTER > now:
+    for call in stale.only("pk", "status_changed_at", "time_limit")[:500]:
+        changed = call.status_changed_at or now
+        if changed + timedelta(seconds=call.time_limit) + CALL_NO_REPORT_AFTER > now:
             continue
+        call_id = call.pk
         with transaction.atomic():
             call = Call.objects.select_for_update().get(pk=call_id)
             if call.status in _OPEN:

@@ -35,7 +35,7 @@ from openline.providers.base import ProviderError, SendResult
 from openline.providers.registry import get_provider
 
 if TYPE_CHECKING:
-    from django_tasks import Task
+    from django_tasks.base import Task
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ def number_add(
     name: str = "",
     kind: str = NumberKind.LONG_CODE,
     segments_per_second: float | None = None,
+    calls_per_second: float = 1.0,
 ) -> Number:
     try:
         adapter = get_provider(provider)
@@ -48,6 +49,8 @@ def number_add(
     )
     if rate <= 0:
         raise ValidationError("segments per second must be positive")
+    if calls_per_second <= 0:
+        raise ValidationError("calls per second must be positive")
     return Number.objects.create(
         organization=organization,
         provider=provider,
@@ -55,6 +58,7 @@ def number_add(
         name=name,
         kind=kind,
         segments_per_second=rate,
+        calls_per_second=calls_per_second,
         config=clean_config,
     )
 

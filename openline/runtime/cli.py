@@ -91,6 +91,7 @@ def cmd_number_add(args: argparse.Namespace) -> int:
         name=args.name or "",
         kind=args.kind,
         segments_per_second=args.rate,
+        calls_per_second=args.calls_per_second,
     )
     # The same function, from the same setting, that the server builds and checks them with.
     urls = number_webhook_urls(number)
@@ -367,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind", default="long_code", choices=["long_code", "toll_free", "short_code", "landline"]
     )
     p.add_argument("--rate", type=float, help="segments per second (default by kind)")
+    p.add_argument(
+        "--calls-per-second", type=float, default=1.0, help="voice calls started per second"
+    )
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="sub", required=True)
     p = add("create", cmd_token_create, "create an API token", token)

@@ -26,8 +26,10 @@ OPS = [
 class BroadcastForm(forms.Form):
     name = forms.CharField(max_length=MAX_NAME, help_text="For you; recipients never see it.")
     channel = forms.ChoiceField(
-        choices=BroadcastChannel.choices,
+        # Not "Text message": the message's own field is labelled "Message".
+        choices=[(BroadcastChannel.SMS, "Text (SMS)"), (BroadcastChannel.VOICE, "Voice call")],
         initial=BroadcastChannel.SMS,
+        required=False,  # a text message unless chosen
         widget=forms.RadioSelect,
         label="Send as",
         help_text="A call also reaches landlines. It plays a recording or reads a text aloud, "
@@ -149,7 +151,8 @@ class BroadcastForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("channel") == BroadcastChannel.VOICE:
+        data["channel"] = data.get("channel") or BroadcastChannel.SMS
+        if data["channel"] == BroadcastChannel.VOICE:
             data["body"] = data.get("say", "")
             data["language"] = data.get("language") or "en-US"
             if not data.get("recording_id") and not data["body"].strip():

@@ -200,8 +200,8 @@ def test_a_call_read_aloud_rings_in_the_simulator_where_9_puts_the_number_on_the
 
     # 2. The draft: 6 selected; Ann, Ben, Cat and Eve's landline can be called; Hal is on
     # the do-not-call list and Fay's mobile has no consent. No credits yet: the warning.
-    expect(admin.locator("h1")).to_contain_text("Pool closed (call)")
-    expect(admin.locator("h1 .badge")).to_have_text("Voice call")
+    expect(admin.locator("h1")).to_have_text("Pool closed (call)")
+    expect(admin.get_by_test_id("channel")).to_have_text("Voice call")
     expect(admin.get_by_test_id("voice-text")).to_have_text(SAY)
     expect(admin.get_by_test_id("selected")).to_have_text("6")
     expect(admin.get_by_test_id("eligible")).to_have_text("4")

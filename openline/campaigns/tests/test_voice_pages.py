@@ -99,7 +99,7 @@ def test_the_compose_page_offers_a_text_or_a_call_with_a_recorder_and_languages(
     alice: Any, sandbox_number: Any
 ) -> None:
     page = _signed_in(alice).get("/broadcasts/new").content.decode()
-    assert 'value="sms"' in page and "Text message" in page
+    assert 'value="sms"' in page and "Text (SMS)" in page
     assert 'value="voice"' in page and "Voice call" in page
     assert 'id="record-start"' in page and 'id="recording-file"' in page
     assert 'data-upload-url="/broadcasts/recordings"' in page

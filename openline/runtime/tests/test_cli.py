@@ -247,6 +247,16 @@ def test_number_add_rate_overrides_the_kinds_default(capsys):
     assert Number.objects.get(pk=out["id"]).segments_per_second == 40.0
 
 
+def test_number_add_sets_calls_per_second_and_refuses_zero(capsys):
+    Organization.objects.create(name="Riverside", slug="riverside")
+    argv = ["number", "add", "--org", "riverside", "--provider", "sandbox"]
+    code, out = run(capsys, *argv, "--number", "+12025550179", "--calls-per-second", "5")
+    assert code == 0 and Number.objects.get(pk=out["id"]).calls_per_second == 5.0
+    code, out = run(capsys, *argv, "--number", "+12025550180", "--calls-per-second", "0")
+    assert code == 2 and out["error"] == "calls per second must be positive"
+    assert Number.objects.count() == 1
+
+
 @pytest.mark.parametrize("rate", ["0", "-2"])
 def test_number_add_refuses_a_rate_that_is_not_positive(capsys, rate):
     Organization.objects.create(name="Riverside", slug="riverside")

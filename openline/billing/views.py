@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from openline.billing.models import CreditKind
-from openline.billing.selectors import credit_entries, credit_usage_by_day
+from openline.billing.selectors import credit_entries, credit_usage_by_day, credit_usage_chart
 from openline.billing.services import (
     MAX_CREDITS_ADDED,
     MAX_NOTE,
@@ -61,6 +61,9 @@ def credits_page(request: HttpRequest, organization: Organization) -> HttpRespon
         "balance": credit_balance(organization_id=organization.pk),
         "usage": usage,
         "usage_max": max((day.total for day in usage), default=0),
+        "chart": credit_usage_chart(usage=usage, time_zone=organization.timezone)
+        if usage
+        else None,
         "entries": paginate(request, credit_entries(organization_id=organization.pk)),
         "form": form if is_admin else None,
     }

@@ -130,6 +130,31 @@ def test_spending_shows_by_day_and_purpose_with_what_came_back(org: Any, alice: 
     assert b'<meter min="0" max="34" value="34"' in page.content
     assert b"SMS 30" in page.content and b"Voice 4" in page.content
     assert "−40".encode() in page.content  # the reservation, in the ledger
+    # The chart: today's column stacked by purpose, to the day's total (34: the full height)
+    html = page.content.decode()
+    assert '<rect class="spend-sms" x="580.0" y="18.82"' in html  # 160 - 160 * 30/34
+    assert '<rect class="spend-voice" x="580.0" y="0.0"' in html
+    assert html.count("<rect ") == 2, html  # the other 29 days spent nothing
+    assert '<div class="spend-voice"><dt>Voice</dt><dd>4</dd></div>' in html
+
+
+def test_the_chart_counts_each_purpose_over_the_month_and_leaves_out_none(org: Any) -> None:
+    from datetime import date
+
+    from openline.billing.selectors import UsageDay, credit_usage_chart
+
+    today = date.today()
+    chart = credit_usage_chart(
+        usage=[
+            UsageDay(today, {"SMS": 3, "Alerts": 2}, 5),
+            UsageDay(date.fromordinal(today.toordinal() - 29), {"SMS": 10}, 10),
+            UsageDay(date.fromordinal(today.toordinal() - 40), {"SMS": 99}, 99),  # too old
+        ],
+        time_zone="UTC",
+    )
+    assert len(chart.columns) == 30 and chart.peak == 10  # of these 30 days only
+    assert [c.total for c in chart.columns if c.total] == [10, 5]
+    assert dict((label, n) for _, label, n in chart.totals) == {"SMS": 13, "Alerts": 2}
 
 
 def test_the_page_says_what_is_owed_when_replies_went_beyond_the_balance(

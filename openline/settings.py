@@ -185,6 +185,10 @@ OPENLINE_CHAT_ABANDON_MINUTES = envint("OPENLINE_CHAT_ABANDON_MINUTES", 10)
 OPENLINE_MAX_WEBHOOK_BYTES = envint("OPENLINE_MAX_WEBHOOK_BYTES", 64 * 1024)
 # How long a sandbox call rings on the simulated phone before it ends by its test suffix.
 OPENLINE_SANDBOX_RING_SECONDS = envint("OPENLINE_SANDBOX_RING_SECONDS", 10)
+# The scheduler's round (alert reminders can be a minute apart: keep it well under that),
+# and how long a sending broadcast's runner may go without a turn before it restarts it.
+OPENLINE_SCHEDULER_INTERVAL_SECONDS = envint("OPENLINE_SCHEDULER_INTERVAL_SECONDS", 10)
+OPENLINE_BROADCAST_STALLED_SECONDS = envint("OPENLINE_BROADCAST_STALLED_SECONDS", 30)
 # On SQLite the event loop writes webhook events itself while the write lock is free (see
 # runtime.intake); off, a writer thread always does. With it on, a turn's webhooks that find
 # the lock taken go to the overflow journal (runtime.journal) unless OPENLINE_INTAKE_JOURNAL is

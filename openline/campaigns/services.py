@@ -91,9 +91,8 @@ RUN_INTERVAL = 1.0
 MAX_PER_TURN = 500
 # Recipients claimed and queued per transaction.
 CHUNK = 50
-# A sending broadcast whose runner has not turned for this long is restarted by the
-# scheduler (its worker died).
-STALLED_AFTER = timedelta(seconds=30)
+# A sending broadcast whose runner has not turned for OPENLINE_BROADCAST_STALLED_SECONDS
+# (30) is restarted by the scheduler (its worker died).
 
 
 class BroadcastError(ValueError):
@@ -690,7 +689,7 @@ def _turn_budget(broadcast: Broadcast, since: datetime | None, now: datetime) ->
 
 def _seconds_until_a_window_opens(window: Window, now: datetime, zones: list[str]) -> float:
     soonest = min(window.opens_at(now, zone) for zone in zones)
-    # The scheduler looks in every STALLED_AFTER anyway; a long wait is its job.
+    # The scheduler looks in every round anyway; a long wait is its job.
     return max(1.0, min((soonest - now).total_seconds(), 3600.0))
 
 
@@ -893,9 +892,10 @@ def broadcasts_tick(*, now: datetime | None = None) -> None:
             ).update(status=BroadcastStatus.SENDING, started_at=now, last_run_at=None)
             if started:
                 _start_runner(broadcast_id)
+    stalled_after = timedelta(seconds=settings.OPENLINE_BROADCAST_STALLED_SECONDS)
     stalled = Broadcast.objects.filter(status=BroadcastStatus.SENDING).filter(
-        Q(last_run_at__lt=now - STALLED_AFTER)
-        | Q(last_run_at__isnull=True, started_at__lt=now - STALLED_AFTER)
+        Q(last_run_at__lt=now - stalled_after)
+        | Q(last_run_at__isnull=True, started_at__lt=now - stalled_after)
     )
     for broadcast_id in stalled.values_list("pk", flat=True):
         logger.warning("broadcast %s: runner stalled; restarting it", broadcast_id)

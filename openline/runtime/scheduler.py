@@ -13,8 +13,11 @@ from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
 
-# Alert reminders can be a minute apart: the sweep must look at least this often.
-INTERVAL_SECONDS = 10.0
+
+def interval_seconds() -> float:
+    """The round (settings.OPENLINE_SCHEDULER_INTERVAL_SECONDS, 10): alert reminders can be
+    a minute apart, so the sweep must look well within that."""
+    return float(settings.OPENLINE_SCHEDULER_INTERVAL_SECONDS)
 
 
 def run_periodic() -> None:
@@ -63,7 +66,7 @@ class Scheduler(threading.Thread):
             self._redis = redis.Redis.from_url(settings.REDIS_URL)
         client = self._redis
         key = "openline:scheduler-lock"
-        ttl = int(INTERVAL_SECONDS * 3)
+        ttl = max(int(interval_seconds() * 3), 3)
         if client.set(key, self.identity, nx=True, ex=ttl):
             return True
         if client.get(key) == self.identity.encode():
@@ -72,7 +75,7 @@ class Scheduler(threading.Thread):
         return False
 
     def run(self) -> None:
-        while not self.stopping.wait(INTERVAL_SECONDS):
+        while not self.stopping.wait(interval_seconds()):
             try:
                 if self._holds_lock():
                     run_periodic()

@@ -10,9 +10,9 @@ runner about ten turns, so the kills land part-way:
 1. early, in the middle of a runner's turn (a moment after it marked the turn started,
    while it claims and queues a chunk of recipients): the chunk's transaction dies with
    the process, and so does the runner's chain of turns, until the scheduler restarts a
-   runner that has not turned for STALLED_AFTER (30 s, waited for in real time: about
-   half of this test's run). A kill that lands elsewhere (a dispatch, the carrier's report) is
-   a crash too, and the next turn is tried, up to five;
+   runner that has not turned for OPENLINE_BROADCAST_STALLED_SECONDS (30 s; 8 s here,
+   with a 2 s scheduler round, waited for in real time). A kill that lands elsewhere (a
+   dispatch, the carrier's report) is a crash too, and the next turn is tried, up to five;
 2. late, once every recipient is queued, while the worker dispatches the texts and the
    sandbox carrier reports their statuses.
 
@@ -54,8 +54,9 @@ PEOPLE = 300  # eligible recipients
 RATE = 30.0  # the sandbox number's segments per second: ten turns of the runner
 BODY = "Hi {first_name}, the pool is closed today."
 CREDITS = 1000
-# The runner restarts STALLED_AFTER after its last turn, at the scheduler's next round.
-RESTART_SECONDS = 30 + 10 + 20
+# The runner restarts STALLED_SECONDS after its last turn, at the scheduler's next round.
+STALLED_SECONDS, SCHEDULER_SECONDS = 8, 2
+RESTART_SECONDS = STALLED_SECONDS + SCHEDULER_SECONDS + 20
 # How long after a turn starts the early kill comes, a different moment each try.
 EARLY_KILL_DELAYS = (0.15, 0.05, 0.3, 0.1, 0.2)
 
@@ -136,6 +137,8 @@ def processes(tmp_path: Path, transactional_db: None) -> Iterator[Processes]:
         DATABASE_URL=_database_url(),
         # One deployment: one secret (sandbox phone tokens, field encryption).
         SECRET_KEY=settings.SECRET_KEY,
+        OPENLINE_BROADCAST_STALLED_SECONDS=str(STALLED_SECONDS),
+        OPENLINE_SCHEDULER_INTERVAL_SECONDS=str(SCHEDULER_SECONDS),
     )
     running = Processes(tmp_path, env)
     try:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, path, re_path
+from django.urls import URLPattern, path
 
 from openline.campaigns import views
 
@@ -18,10 +18,17 @@ urlpatterns: list[URLPattern] = [
     path("<int:broadcast_id>/log.csv", views.broadcast_log_csv, name="log_csv"),
     path("recordings", views.recording_upload, name="recording_upload"),
     # Public: the provider fetches a call's recording here (voice.recording_url).
-    re_path(
-        r"^recordings/(?P<token>[A-Za-z0-9_-]{32,64})\.(?P<extension>wav|mp3)$",
+    path(
+        "recordings/<slug:token>.wav",
         views.recording_audio,
-        name="recording_audio",
+        {"extension": "wav"},
+        name="recording_wav",
+    ),
+    path(
+        "recordings/<slug:token>.mp3",
+        views.recording_audio,
+        {"extension": "mp3"},
+        name="recording_mp3",
     ),
     # pause, resume, cancel
     path("<int:broadcast_id>/<slug:action>", views.broadcast_control, name="control"),

@@ -190,9 +190,7 @@ def _audio_path(recording: VoiceRecording) -> str:
     """The recording's public address on this server (voice.recording_url's path), for
     players in the console, which may be reached at another host than PUBLIC_URL."""
     extension = "mp3" if recording.content_type == "audio/mpeg" else "wav"
-    return reverse(
-        "campaigns:recording_audio", kwargs={"token": recording.token, "extension": extension}
-    )
+    return reverse(f"campaigns:recording_{extension}", kwargs={"token": recording.token})
 
 
 @require_POST

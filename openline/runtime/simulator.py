@@ -261,33 +261,33 @@ def calls(request: HttpRequest, organization: Organization, webhook_key: str) ->
 
 
 def _call_urls(number: Number, call: SandboxCall) -> dict[str, str]:
+    """Where the page posts each action (with the call's id in ``call``)."""
     return {
-        action: reverse(f"sandbox:call_{action}", args=[number.webhook_key, call.pk])
-        for action in ("answer", "keypress", "hangup", "decline")
+        action: reverse("sandbox:call", args=[number.webhook_key, action])
+        for action in CALL_ACTIONS
     }
 
 
-CallView = Callable[[HttpRequest, SandboxCall], JsonResponse]
-
-
-def _call_action(action: CallView) -> Callable[..., HttpResponseBase]:
-    """A POST about one call of one of the member's sandbox numbers (anything else: not
-    found, the same for another organization's call as for none)."""
-
-    @wraps(action)
-    def view(
-        request: HttpRequest, organization: Organization, webhook_key: str, call_id: int
-    ) -> JsonResponse:
-        number = _sandbox_number(organization, webhook_key)
-        if number is None:
-            return JsonResponse({"error": NOT_YOURS}, status=404)
-        call = SandboxCall.objects.select_related("number").filter(number=number, pk=call_id)
-        found = call.first()
-        if found is None:
-            return JsonResponse({"error": NO_CALL}, status=404)
-        return action(request, found)
-
-    return require_POST(member_json(view))
+@require_POST
+@member_json
+def call_action(
+    request: HttpRequest, organization: Organization, webhook_key: str, action: str
+) -> JsonResponse:
+    """A POST about one call (``call``) of one of the member's sandbox numbers; anything
+    else is not found, the same for another organization's call as for none."""
+    number = _sandbox_number(organization, webhook_key)
+    if number is None:
+        return JsonResponse({"error": NOT_YOURS}, status=404)
+    handler = CALL_ACTIONS.get(action)
+    call_id = request.POST.get("call", "")
+    found = (
+        SandboxCall.objects.select_related("number").filter(number=number, pk=call_id).first()
+        if call_id.isdigit()
+        else None
+    )
+    if handler is None or found is None:
+        return JsonResponse({"error": NO_CALL}, status=404)
+    return handler(request, found)
 
 
 def _claim(call: SandboxCall, was: str, now: str) -> bool:
@@ -303,8 +303,7 @@ def _seconds_on_call(call: SandboxCall) -> int:
     return min(max(seconds, 1), call.time_limit)
 
 
-@_call_action
-def call_answer(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+def _answer(request: HttpRequest, call: SandboxCall) -> JsonResponse:
     """Answer as a person: what the call plays (a recording's address on this server, or
     the text to read and its language) and its "press 9" prompt."""
     if not _claim(call, "ringing", "in-progress"):
@@ -327,8 +326,7 @@ def call_answer(request: HttpRequest, call: SandboxCall) -> JsonResponse:
     )
 
 
-@_call_action
-def call_keypress(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+def _keypress(request: HttpRequest, call: SandboxCall) -> JsonResponse:
     """A key pressed during the call: 9 puts the phone on the do-not-call list, and the
     call says goodbye and ends."""
     digits = request.POST.get("digits", "")
@@ -337,15 +335,14 @@ def call_keypress(request: HttpRequest, call: SandboxCall) -> JsonResponse:
     if call.status != "in-progress":
         return JsonResponse({"error": CALL_ENDED}, status=409)
     goodbye = sandbox_call_keypress(call, digits)
-    if not goodbye:
-        return JsonResponse({"hangup": False, "say": ""})
+    if not goodbye:  # any other key: the message plays again, as on a real call
+        return JsonResponse({"hangup": False, "say": "", "replay": True})
     if _claim(call, "in-progress", "completed"):
         sandbox_call_end(call, "completed", duration=_seconds_on_call(call), by="human")
     return JsonResponse({"hangup": True, "say": goodbye})
 
 
-@_call_action
-def call_hangup(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+def _hangup(request: HttpRequest, call: SandboxCall) -> JsonResponse:
     if not _claim(call, "in-progress", "completed"):
         return JsonResponse({"error": CALL_ENDED}, status=409)
     seconds = _seconds_on_call(call)
@@ -353,10 +350,18 @@ def call_hangup(request: HttpRequest, call: SandboxCall) -> JsonResponse:
     return JsonResponse({"ended": True, "duration": seconds})
 
 
-@_call_action
-def call_decline(request: HttpRequest, call: SandboxCall) -> JsonResponse:
+def _decline(request: HttpRequest, call: SandboxCall) -> JsonResponse:
     """Declined while ringing: the carrier reports the line busy."""
     if not _claim(call, "ringing", "busy"):
         return JsonResponse({"error": NOT_RINGING}, status=409)
     sandbox_call_end(call, "busy")
     return JsonResponse({"ended": True})
+
+
+CallView = Callable[[HttpRequest, SandboxCall], JsonResponse]
+CALL_ACTIONS: dict[str, CallView] = {
+    "answer": _answer,
+    "keypress": _keypress,
+    "hangup": _hangup,
+    "decline": _decline,
+}

@@ -14,24 +14,6 @@ urlpatterns = [
     path("phone/<str:webhook_key>/send", simulator.send, name="send"),
     path("phone/<str:webhook_key>/thread", simulator.thread, name="thread"),
     path("phone/<str:webhook_key>/calls", simulator.calls, name="calls"),
-    path(
-        "phone/<str:webhook_key>/calls/<int:call_id>/answer",
-        simulator.call_answer,
-        name="call_answer",
-    ),
-    path(
-        "phone/<str:webhook_key>/calls/<int:call_id>/keypress",
-        simulator.call_keypress,
-        name="call_keypress",
-    ),
-    path(
-        "phone/<str:webhook_key>/calls/<int:call_id>/hangup",
-        simulator.call_hangup,
-        name="call_hangup",
-    ),
-    path(
-        "phone/<str:webhook_key>/calls/<int:call_id>/decline",
-        simulator.call_decline,
-        name="call_decline",
-    ),
+    # answer, keypress, hangup, decline (the call's id in the form)
+    path("phone/<str:webhook_key>/call/<slug:action>", simulator.call_action, name="call"),
 ]

@@ -167,6 +167,15 @@ NO_MESSAGE_TEXT = {
     "campaigns:log_csv": "recipients, statuses and errors (the export is audited)",
     "campaigns:save_segment": "a redirect or the broadcast page (as above)",
     "campaigns:segment_delete": "a redirect",
+    "campaigns:recording_upload": "a recording's id, name, length and address (JSON)",
+    "campaigns:recording_wav": "a voice broadcast's recorded message (audio), for the provider",
+    "campaigns:recording_mp3": "a voice broadcast's recorded message (audio), for the provider",
+    "console:do_not_call": "the voice do-not-call list: numbers, contacts, dates and staff's "
+    "reasons, never a message",
+    "console:do_not_call_remove": "the list (as above), or a redirect",
+    "sandbox:calls": "the simulator's ringing calls: ids, the caller's number and states",
+    "sandbox:call": "the simulated phone's side of a call: a broadcast call's script (the "
+    "organization's own announcement) or its goodbye, never a conversation's texts",
 }
 
 WEBSOCKETS = {

@@ -39,6 +39,15 @@ def _base(number: Any) -> str:
     return f"/sandbox/phone/{number.webhook_key}"
 
 
+def _actions(client: Client, number: Any, sandbox: SandboxCall) -> Any:
+    """POST an action (answer, keypress, hangup, decline) about ``sandbox``'s call."""
+
+    def act(action: str, **fields: Any) -> Any:
+        return client.post(f"{_base(number)}/call/{action}", {"call": sandbox.pk, **fields})
+
+    return act
+
+
 @pytest.fixture
 def ring(org: Any, alice: Any, sandbox_number: Any, pipeline: Any) -> Any:
     """Place a voice broadcast's call to a landline (no consent needed); it rings (the
@@ -78,7 +87,7 @@ def test_a_ringing_call_shows_on_the_phone_it_rings(
     client = _signed_in(alice)
     answer = client.get(_base(sandbox_number) + "/calls", {"phone": PHONE})
     assert answer.status_code == 200
-    url = f"{_base(sandbox_number)}/calls/{sandbox.pk}"
+    url = f"{_base(sandbox_number)}/call"
     assert answer.json() == {
         "calls": [
             {
@@ -108,29 +117,30 @@ def test_answering_gets_the_text_to_read_and_pressing_9_ends_it_on_the_do_not_ca
 ) -> None:
     sandbox = ring()
     client = _signed_in(bob)  # any member of the organization, a counselor too
-    base = f"{_base(sandbox_number)}/calls/{sandbox.pk}"
-    script = client.post(f"{base}/answer").json()
+    act = _actions(client, sandbox_number, sandbox)
+    script = act("answer").json()
     assert script == {
         "hangup": False, "play_url": "", "say": SAY, "language": "es-US",
         "opt_out_prompt": "To stop these calls, press 9.", "seconds": 8, "time_limit": 60,
     }  # fmt: skip
     call = _call_of(sandbox)
     assert (call.status, call.answered_by) == (CallStatus.IN_PROGRESS, "human")
-    assert client.post(f"{base}/answer").status_code == 409  # answered already
+    assert act("answer").status_code == 409  # answered already
 
-    assert client.post(f"{base}/keypress", {"digits": "1"}).json() == {
+    assert act("keypress", digits="1").json() == {
         "hangup": False,
         "say": "",
+        "replay": True,
     }
-    assert client.post(f"{base}/keypress", {"digits": "x"}).status_code == 400
-    goodbye = client.post(f"{base}/keypress", {"digits": "9"}).json()
+    assert act("keypress", digits="x").status_code == 400
+    goodbye = act("keypress", digits="9").json()
     assert goodbye == {"hangup": True, "say": "You will not get these calls again. Goodbye."}
     call.refresh_from_db()
     assert call.status == CallStatus.COMPLETED and call.opted_out and call.duration >= 1
     entry = voice_do_not_call_entry(organization_id=org.pk, phone=PHONE)
     assert entry is not None and entry.source == ConsentSource.KEYPRESS
-    assert client.post(f"{base}/hangup").status_code == 409  # it has ended
-    assert client.post(f"{base}/keypress", {"digits": "9"}).status_code == 409
+    assert act("hangup").status_code == 409  # it has ended
+    assert act("keypress", digits="9").status_code == 409
     pipeline.run(include_deferred=True)  # the runner's next turn settles it
     assert Broadcast.objects.get().status == "finished"
 
@@ -140,12 +150,12 @@ def test_hanging_up_bills_the_seconds_since_answering(
 ) -> None:
     sandbox = ring()
     client = _signed_in(alice)
-    base = f"{_base(sandbox_number)}/calls/{sandbox.pk}"
-    assert client.post(f"{base}/answer").status_code == 200
+    act = _actions(client, sandbox_number, sandbox)
+    assert act("answer").status_code == 200
     SandboxCall.objects.filter(pk=sandbox.pk).update(
         answered_at=timezone.now() - timedelta(seconds=7)
     )
-    ended = client.post(f"{base}/hangup").json()
+    ended = act("hangup").json()
     assert ended["ended"] is True and ended["duration"] in (7, 8)
     call = _call_of(sandbox)
     assert call.status == CallStatus.COMPLETED and call.duration == ended["duration"]
@@ -157,21 +167,21 @@ def test_hanging_up_at_once_still_counts_a_second(
 ) -> None:
     sandbox = ring()
     client = _signed_in(alice)
-    base = f"{_base(sandbox_number)}/calls/{sandbox.pk}"
-    client.post(f"{base}/answer")
-    assert client.post(f"{base}/hangup").json()["duration"] >= 1
+    act = _actions(client, sandbox_number, sandbox)
+    act("answer")
+    assert act("hangup").json()["duration"] >= 1
 
 
 def test_declining_reports_the_line_busy(alice: Any, sandbox_number: Any, ring: Any) -> None:
     sandbox = ring()
     client = _signed_in(alice)
-    base = f"{_base(sandbox_number)}/calls/{sandbox.pk}"
-    assert client.post(f"{base}/hangup").status_code == 409  # not answered
-    assert client.post(f"{base}/decline").json() == {"ended": True}
+    act = _actions(client, sandbox_number, sandbox)
+    assert act("hangup").status_code == 409  # not answered
+    assert act("decline").json() == {"ended": True}
     call = _call_of(sandbox)
     assert call.status == CallStatus.BUSY and call.duration == 0
-    assert client.post(f"{base}/answer").json() == {"error": "This call is no longer ringing."}
-    assert client.post(f"{base}/decline").status_code == 409
+    assert act("answer").json() == {"error": "This call is no longer ringing."}
+    assert act("decline").status_code == 409
     listed = client.get(_base(sandbox_number) + "/calls", {"phone": PHONE}).json()
     assert listed == {"calls": []}
 
@@ -184,7 +194,7 @@ def test_a_recording_plays_from_this_servers_address(
     recording = recording_save(organization_id=org.pk, actor_id=alice.pk, name="r", data=wav(4))
     sandbox = ring(recording_id=recording.pk, body="")
     client = _signed_in(alice)
-    script = client.post(f"{_base(sandbox_number)}/calls/{sandbox.pk}/answer").json()
+    script = _actions(client, sandbox_number, sandbox)("answer").json()
     assert script["play_url"] == f"/broadcasts/recordings/{recording.token}.wav"
     assert script["say"] == "" and script["seconds"] == 7
     assert client.get(script["play_url"]).status_code == 200
@@ -197,7 +207,7 @@ def test_a_call_the_carrier_already_ended_cannot_be_answered(
 
     sandbox = ring()
     sandbox_call_end(sandbox, "no-answer")
-    answer = _signed_in(alice).post(f"{_base(sandbox_number)}/calls/{sandbox.pk}/answer")
+    answer = _actions(_signed_in(alice), sandbox_number, sandbox)("answer")
     assert answer.status_code == 409
     assert _call_of(sandbox).status == CallStatus.NO_ANSWER
 
@@ -211,18 +221,16 @@ def test_only_members_of_the_numbers_organization_reach_its_calls(
 ) -> None:
     sandbox = ring()
     theirs = _signed_in(charlie)
-    mine = f"{_base(sandbox_number)}/calls/{sandbox.pk}"
     for action in ("answer", "keypress", "hangup", "decline"):
-        refused = theirs.post(f"{mine}/{action}", {"digits": "9"})
+        refused = _actions(theirs, sandbox_number, sandbox)(action, digits="9")
         assert refused.status_code == 404, action
         assert "There is no sandbox number of your organization" in refused.json()["error"]
         # Through their own number, the call is nobody's.
-        wrong = theirs.post(f"{_base(other_number)}/calls/{sandbox.pk}/{action}")
+        wrong = _actions(theirs, other_number, sandbox)(action)
         assert wrong.status_code == 404 and wrong.json() == {
             "error": "There is no such call to this phone."
         }
-        signed_out = client.post(f"{mine}/{action}")
-        assert signed_out.status_code == 401
+        assert _actions(client, sandbox_number, sandbox)(action).status_code == 401
     listed = theirs.get(_base(sandbox_number) + "/calls", {"phone": PHONE})
     assert listed.status_code == 404 and "calls" not in listed.json()
     assert client.get(_base(sandbox_number) + "/calls", {"phone": PHONE}).status_code == 401
@@ -234,12 +242,27 @@ def test_call_actions_are_posts_with_the_pages_csrf_token(
     alice: Any, sandbox_number: Any, ring: Any
 ) -> None:
     sandbox = ring()
-    base = f"{_base(sandbox_number)}/calls/{sandbox.pk}"
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
-    assert client.get(f"{base}/answer").status_code == 405
-    assert client.post(f"{base}/answer").status_code == 403
-    assert client.post(f"{base}/decline").status_code == 403
+    act = _actions(client, sandbox_number, sandbox)
+    url = f"{_base(sandbox_number)}/call/answer"
+    assert client.get(url, {"call": sandbox.pk}).status_code == 405
+    assert act("answer").status_code == 403
+    assert act("decline").status_code == 403
     sandbox.refresh_from_db()
     assert sandbox.status == "ringing"
     assert BroadcastRecipient.objects.get().call_id == sandbox.call_id
+
+
+def test_an_unknown_action_or_call_is_not_found(alice: Any, sandbox_number: Any, ring: Any) -> None:
+    sandbox = ring()
+    client = _signed_in(alice)
+    assert _actions(client, sandbox_number, sandbox)("pause").status_code == 404
+    for call in ("", "abc", str(sandbox.pk + 1000)):
+        answer = client.post(f"{_base(sandbox_number)}/call/answer", {"call": call})
+        assert (
+            answer.status_code == 404
+            and answer.json()["error"] == "There is no such call to this phone."
+        )
+    sandbox.refresh_from_db()
+    assert sandbox.status == "ringing"

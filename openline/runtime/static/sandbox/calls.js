@@ -12,7 +12,7 @@
 
   var config = JSON.parse(document.getElementById("sandbox-config").textContent);
   var el = {};
-  var state = { call: null, phase: "idle", token: 0, answeredAt: 0, timers: [] };
+  var state = { call: null, script: null, phase: "idle", token: 0, answeredAt: 0, timers: [] };
   var polling = false;
 
   function $(id) { return document.getElementById(id); }
@@ -118,37 +118,50 @@
   function answer() {
     var call = state.call;
     el.answer.disabled = true;
-    post(call.urls.answer).then(function (script) {
+    post(call.urls.answer, { call: call.id }).then(function (script) {
       if (script.hangup) { return end(script.say || ""); }
       state.answeredAt = Date.now();
-      el.prompt.hidden = true;
-      el.prompt.textContent = script.opt_out_prompt || "";
-      el.text.textContent = script.play_url ? "Playing the recorded message…" : script.say;
-      if (script.play_url) { el.text.dataset.playing = script.play_url; }
+      state.script = script;
       show("active");
-      tick();
-      later(hangUp, (script.time_limit || 120) * 1000); // the carrier's limit for the call
-      var token = state.token;
-      var message = script.play_url
-        ? play(script.play_url, script.seconds || 10)
-        : speak(script.say, script.language, wordsSeconds(script.say));
-      message.then(function () {
-        if (token !== state.token || !script.opt_out_prompt) { return null; }
-        el.prompt.hidden = false;
-        return speak(script.opt_out_prompt, script.language, wordsSeconds(script.opt_out_prompt));
-      }).then(function () {
-        if (token === state.token) { later(hangUp, WAIT_FOR_KEY_MS); }
-      });
+      playScript();
     }).catch(function (error) {
       end("", "Could not answer");
       fail(error.message);
     }).finally(function () { el.answer.disabled = false; });
   }
 
+  // The message, then the prompt, then a few seconds for a key before hanging up; all
+  // within the carrier's time limit for the call (counted from answering).
+  function playScript() {
+    var script = state.script;
+    silence();
+    var token = state.token;
+    el.prompt.hidden = true;
+    el.prompt.textContent = script.opt_out_prompt || "";
+    el.text.textContent = script.play_url ? "Playing the recorded message…" : script.say;
+    var left = (script.time_limit || 120) * 1000 - (Date.now() - state.answeredAt);
+    later(hangUp, Math.max(left, 0));
+    tick();
+    var message = script.play_url
+      ? play(script.play_url, script.seconds || 10)
+      : speak(script.say, script.language, wordsSeconds(script.say));
+    message.then(function () {
+      if (token !== state.token || !script.opt_out_prompt) { return null; }
+      el.prompt.hidden = false;
+      return speak(script.opt_out_prompt, script.language, wordsSeconds(script.opt_out_prompt));
+    }).then(function () {
+      if (token === state.token) { later(hangUp, WAIT_FOR_KEY_MS); }
+    });
+  }
+
   function press(key) {
     if (state.phase !== "active") { return; }
-    post(state.call.urls.keypress, { digits: key }).then(function (reply) {
-      if (reply.hangup) { end(reply.say || ""); }
+    post(state.call.urls.keypress, { call: state.call.id, digits: key }).then(function (reply) {
+      if (reply.hangup) {
+        end(reply.say || "");
+      } else if (reply.replay && state.script) {
+        playScript();
+      }
     }).catch(function (error) { fail("Key not sent: " + error.message); });
   }
 
@@ -164,12 +177,12 @@
   function hangUp() {
     if (state.phase !== "active") { return; }
     silence();
-    post(state.call.urls.hangup).then(function () { end(""); }).catch(function () { end(""); });
+    post(state.call.urls.hangup, { call: state.call.id }).then(function () { end(""); }).catch(function () { end(""); });
   }
 
   function decline() {
     el.decline.disabled = true;
-    post(state.call.urls.decline).then(function () { end(""); }).catch(function () { end(""); })
+    post(state.call.urls.decline, { call: state.call.id }).then(function () { end(""); }).catch(function () { end(""); })
       .finally(function () { el.decline.disabled = false; });
   }
 

@@ -20,11 +20,10 @@ from django.db import transaction
 
 from openline.campaigns.models import Broadcast, BroadcastRecipient, VoiceRecording
 from openline.messaging.models import Call
-from openline.messaging.services.calls import OPT_OUT_PROMPT, call_script, call_send
+from openline.messaging.services.calls import MAX_SAY, OPT_OUT_PROMPT, call_script, call_send
 
 MAX_RECORDING_BYTES = 10 * 1024 * 1024
 MAX_RECORDING_SECONDS = 300
-MAX_SAY = 1000
 # Seconds reserved in front of the message for a voicemail greeting, and for the prompt.
 GREETING_ALLOWANCE = 30
 PROMPT_SECONDS = 3
@@ -40,7 +39,7 @@ def _wav_seconds(data: bytes) -> float:
         with wave.open(io.BytesIO(data)) as audio:
             rate = audio.getframerate()
             return audio.getnframes() / rate if rate else 0.0
-    except (wave.Error, EOFError) as exc:
+    except (wave.Error, EOFError, RuntimeError, ValueError) as exc:  # RuntimeError: truncated
         raise RecordingError(f"this WAV file cannot be read: {exc}") from None
 
 

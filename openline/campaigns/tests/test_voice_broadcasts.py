@@ -365,3 +365,29 @@ def test_calls_a_crashed_worker_left_are_placed_once_or_ended_never_twice(
     stuck.refresh_from_db()
     assert (stuck.status, stuck.error_code) == (CallStatus.FAILED, "no_report")
     assert not SandboxCall.objects.filter(to=families["eve"].phone).exists()
+
+
+def test_a_simulated_call_answered_and_left_open_ends_at_its_time_limit(
+    org: Any, alice: Any, callable_number: Any, families: dict[str, Contact], pipeline: Any
+) -> None:
+    """The phone simulator answers a call and its page is closed mid-call: the sandbox
+    carrier hangs up at the call's time limit, so the broadcast can finish."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from openline.messaging.services.calls import call_script, call_send
+    from openline.providers.sandbox.models import SandboxCall
+    from openline.providers.sandbox.tasks import carrier_call, sandbox_call_answer
+
+    script = call_script(say="Pool closed", seconds=5)
+    call = pipeline.run(lambda: call_send(organization_id=org.pk, to=families["ann"].phone,
+                        number_id=callable_number.pk, script=script, time_limit=60))  # fmt: skip
+    ringing = SandboxCall.objects.get(call_id=call.pk)
+    assert sandbox_call_answer(ringing, "human") is not None  # answered in the simulator
+    SandboxCall.objects.filter(pk=ringing.pk).update(
+        answered_at=timezone.now() - timedelta(seconds=61)
+    )
+    pipeline.run(lambda: carrier_call.call(ringing.provider_call_id, True))
+    call.refresh_from_db()
+    assert (call.status, call.duration, call.credits) == (CallStatus.COMPLETED, 60, 1)

@@ -91,6 +91,7 @@ NO_MESSAGE_TEXT = {
     "api-1:pause_broadcast": "a broadcast (as above)",
     "api-1:resume_broadcast": "a broadcast (as above)",
     "api-1:cancel_broadcast": "a broadcast (as above)",
+    "api-1:upload_recording": "a recording's id, name and length",
     "api-1:list_broadcast_messages": "recipients, senders, statuses and errors, never the texts",
     "billing:credits": "credits: balances, spending by day and the ledger's own notes",
     "sandbox:phone_list": "the list of sandbox numbers",

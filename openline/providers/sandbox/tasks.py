@@ -75,8 +75,17 @@ def carrier_call(provider_call_id: str, settle: bool = False) -> None:
         later = timezone.now() + timedelta(seconds=settings.OPENLINE_SANDBOX_RING_SECONDS)
         carrier_call.using(run_after=later).enqueue(provider_call_id, True)
         return
+    if call.status == "in-progress" and call.answered_at is not None:
+        # Answered in the simulator, which ends it; a page closed mid-call does not, so the
+        # carrier hangs up at the call's time limit, as a real one would.
+        ends = call.answered_at + timedelta(seconds=call.time_limit)
+        if timezone.now() < ends:
+            carrier_call.using(run_after=ends).enqueue(provider_call_id, True)
+        else:
+            sandbox_call_end(call, "completed", duration=call.time_limit, by="human")
+        return
     if call.status != "ringing":
-        return  # answered in the simulator, which ends it
+        return  # ended in the simulator
     suffix = call.to[-4:]
     ending = {"0001": "busy", "0002": "no-answer", "0999": "failed"}.get(suffix)
     if ending is not None:

@@ -7,8 +7,8 @@ from django import forms
 from openline.campaigns.compose import MERGE_FIELDS
 from openline.campaigns.models import VOICE_LANGUAGES, BroadcastChannel, ReplyMode, Segment
 from openline.campaigns.services import MAX_ANSWER, MAX_NAME
-from openline.campaigns.voice import MAX_SAY
 from openline.contacts.models import CustomField, Tag
+from openline.messaging.services.calls import MAX_SAY
 from openline.providers.models import Number
 
 CONDITION_ROWS = 3

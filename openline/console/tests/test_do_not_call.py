@@ -148,3 +148,15 @@ def test_another_organizations_entry_cannot_be_removed_from_here(
 def test_a_remove_without_a_number_is_refused(alice: Any, listed: None) -> None:
     answer = _signed_in(alice).post(REMOVE, {"reason": "x"})
     assert answer.status_code == 422 and "Choose a number to remove." in answer.content.decode()
+
+
+def test_the_contact_page_says_the_number_is_not_to_be_called(
+    org: Any, sue: Any, listed: None
+) -> None:
+    from openline.contacts.models import Contact
+
+    dan = Contact.objects.get(organization=org, phone=PRESSED)
+    page = _signed_in(sue).get(f"/contacts/{dan.pk}/").content.decode()
+    assert ">Do not call</a>" in page and 'title="Pressed 9 on a call on ' in page
+    other = contact_create(organization_id=org.pk, phone="+12125550150", name="Eve")
+    assert "Do not call" not in _signed_in(sue).get(f"/contacts/{other.pk}/").content.decode()

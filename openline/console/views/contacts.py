@@ -24,7 +24,12 @@ from openline.console.forms import (
 )
 from openline.console.views.common import HISTORY_LIMIT
 from openline.contacts.models import ConsentSource, Contact, CustomField
-from openline.contacts.selectors import consent_history, consent_state, contact_list
+from openline.contacts.selectors import (
+    consent_history,
+    consent_state,
+    contact_list,
+    voice_do_not_call_entry,
+)
 from openline.contacts.services.consent import (
     ConsentError,
     consent_record_opt_out,
@@ -106,6 +111,9 @@ def _contact_page(
             membership=request.membership,  # type: ignore[attr-defined]
         )[:HISTORY_LIMIT],
         "refusal": consent_refusal(contact=contact),
+        "do_not_call": voice_do_not_call_entry(organization_id=org_id, phone=contact.phone)
+        if contact.phone
+        else None,
         "edit_form": forms.get("edit_form")
         or ContactEditForm(
             initial={

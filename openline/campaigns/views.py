@@ -5,7 +5,7 @@ managers, fetched by the provider from a public address whose token is the crede
 
 from __future__ import annotations
 
-import csv
+import itertools
 from typing import Any
 
 from django.contrib import messages
@@ -66,6 +66,7 @@ from openline.contacts.models import Contact
 from openline.contacts.services.fields import contact_field_texts
 from openline.core.models import Organization
 from openline.core.services import audit_record
+from openline.core.streaming import csv_stream
 from openline.core.web import console_view, paginate, sentence
 from openline.messaging.models import CALL_FINAL_STATUSES
 from openline.messaging.services.calls import OPT_OUT_PROMPT
@@ -458,11 +459,6 @@ def _billed(row: Any) -> int:
     return min(int(row.credits), int(call.credits))
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 LOG_COLUMNS = [
     "recipient", "phone", "from", "queued_at", "status", "segments", "credits", "error",
 ]  # fmt: skip
@@ -529,17 +525,11 @@ def broadcast_log_csv(
             object_type="broadcast",
             object_id=broadcast.pk,
         )
-    writer = csv.writer(_Echo())
     rows = broadcast_log(broadcast_id=broadcast.pk).iterator(chunk_size=2000)
     columns, row_of = (
         (VOICE_LOG_COLUMNS, voice_log_row) if broadcast.is_voice else (LOG_COLUMNS, log_row)
     )
-
-    def lines() -> Any:
-        yield writer.writerow(columns)
-        for row in rows:
-            yield writer.writerow(row_of(row))
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    lines = itertools.chain([columns], (row_of(row) for row in rows))
+    response = StreamingHttpResponse(csv_stream(lines), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="broadcast-{broadcast.pk}-log.csv"'
     return response

@@ -79,7 +79,7 @@ def test_an_admin_composes_sees_the_shortfall_adds_credits_and_sends(
     assert 'data-total="3"' in page and 'data-done="3"' in page
     assert credit_balance(organization_id=org.pk).available == 7
     export = client.get(f"/broadcasts/{broadcast.pk}/log.csv")
-    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(export).decode("utf-8-sig"))))
     assert rows[0][:2] == ["recipient", "phone"] and len(rows) == 4
     assert "'=HYPERLINK(evil)" in [r[0] for r in rows]  # no formula reaches a spreadsheet
     assert AuditEvent.objects.filter(action="broadcast.export_log", actor=alice).exists()

@@ -8,12 +8,8 @@ whose worker died."""
 
 from __future__ import annotations
 
-import csv
-import itertools
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -36,11 +32,11 @@ from openline.contacts.services.imports import (
     contact_import_upload,
 )
 from openline.core.models import Organization
+from openline.core.streaming import csv_stream
 from openline.core.web import console_view, paginate, sentence
 
 RECENT = 10
 BLOBS = ("state", "invalid")  # never needed to show an import, only to run it
-EXPORT_LINES = 500  # CSV rows per piece of the streamed export
 
 
 def _managers_only(request: HttpRequest) -> HttpResponse | None:
@@ -238,30 +234,7 @@ def contacts_export_csv(
     if refused := _managers_only(request):
         return refused
     rows = contacts_export(organization_id=organization.pk, actor_id=request.user.pk)
-    response = StreamingHttpResponse(_stream(rows), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_stream(rows), content_type="text/csv; charset=utf-8")
     day = timezone.localdate().isoformat()
     response["Content-Disposition"] = f'attachment; filename="contacts-{day}.csv"'
     return response
-
-
-class _Lines:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.parts.append(text)
-
-
-def _next_lines(rows: Iterator[list[str]]) -> str:
-    lines = _Lines()
-    csv.writer(lines).writerows(itertools.islice(rows, EXPORT_LINES))
-    return "".join(lines.parts)
-
-
-async def _stream(rows: Iterator[list[str]]) -> AsyncIterator[str]:
-    """Really streamed under ASGI (Django reads a synchronous iterator whole before sending
-    it there): the rows are read a piece at a time on the request's thread, which holds its
-    database connection."""
-    yield "\ufeff"  # Excel reads the file as UTF-8 only with a byte-order mark
-    while piece := await sync_to_async(_next_lines)(rows):
-        yield piece

@@ -63,6 +63,7 @@ from openline.messaging.models import (
     MessageStatus,
 )
 from openline.messaging.segments import count_segments
+from openline.messaging.selectors import messages_waiting_to_send
 from openline.messaging.services.outbound import SendRefused, message_send
 from openline.providers.models import Number
 
@@ -78,6 +79,10 @@ REPLIES_LOOK_BACK = timedelta(minutes=10)
 # recipients a turn (the rest wait for the next turn).
 RUN_INTERVAL = 1.0
 MAX_PER_TURN = 500
+# The runner keeps this many seconds of texts (at the senders' rates) waiting for dispatch:
+# enough that dispatch does not run dry between turns, few enough that a pause takes
+# effect within seconds and a rate above what the machine can send builds no backlog.
+AHEAD_SECONDS = 2 * RUN_INTERVAL
 # Recipients claimed and queued per transaction.
 CHUNK = 50
 # A sending broadcast whose runner has not turned for this long is restarted by the
@@ -530,7 +535,7 @@ def broadcast_run(
     *, broadcast_id: int, runner: int | None = None, now: datetime | None = None
 ) -> None:
     """One turn of the runner: hand the recipients whose window is open to the send
-    service, as many as the senders' rates allow since the last turn; then come back.
+    service, as many as the senders can send in the next few seconds; then come back.
     ``runner``: the chain this turn belongs to (an out-of-date one stops)."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -540,7 +545,6 @@ def broadcast_run(
         if runner is not None and runner != broadcast.runner:
             return  # another chain took over (a resume, a restart)
         runner = broadcast.runner
-        since = broadcast.last_run_at
         Broadcast.objects.filter(pk=broadcast_id).update(last_run_at=now)
     pending = BroadcastRecipient.objects.filter(
         broadcast_id=broadcast_id, status=RecipientStatus.PENDING
@@ -548,7 +552,7 @@ def broadcast_run(
     window = sending_window(organization_id=broadcast.organization_id)
     zones = list(pending.values_list("time_zone", flat=True).distinct().order_by())
     open_zones = [zone for zone in zones if window.is_open(now, zone)]
-    budget = _turn_budget(broadcast, since, now)
+    budget = _turn_budget(broadcast)
     ids = list(
         pending.filter(time_zone__in=open_zones)
         .order_by("pk")
@@ -570,13 +574,18 @@ def broadcast_run(
             broadcast_finish_if_done(broadcast_id=broadcast_id)
 
 
-def _turn_budget(broadcast: Broadcast, since: datetime | None, now: datetime) -> int:
-    """Recipients this turn: the senders' segments per second over the time since the last
-    turn (at most a few intervals), so the dispatcher's queue stays short."""
-    rate = sum(n.segments_per_second for n in broadcast.numbers.all()) or 1.0
-    elapsed = RUN_INTERVAL if since is None else (now - since).total_seconds()
-    elapsed = min(max(elapsed, 0.0), RUN_INTERVAL * 3)
-    return max(1, min(MAX_PER_TURN, math.ceil(rate * max(elapsed, RUN_INTERVAL))))
+def _turn_budget(broadcast: Broadcast) -> int:
+    """Recipients this turn: what tops up the texts waiting for the senders (handed over,
+    not yet sent) to ``AHEAD_SECONDS`` at their segments per second. What still waits counts
+    against the turn, so the runner never hands over faster than dispatch sends: a
+    configured rate above what the machine can send builds no backlog, and the runner's
+    turns do not take the time dispatch needs."""
+    numbers = list(broadcast.numbers.all())
+    rate = sum(n.segments_per_second for n in numbers) or 1.0
+    waiting = messages_waiting_to_send(
+        organization_id=broadcast.organization_id, number_ids=[n.pk for n in numbers]
+    )
+    return max(0, min(MAX_PER_TURN, math.ceil(rate * AHEAD_SECONDS) - waiting))
 
 
 def _seconds_until_a_window_opens(window: Window, now: datetime, zones: list[str]) -> float:

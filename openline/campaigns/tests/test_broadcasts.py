@@ -624,3 +624,33 @@ def test_a_resume_while_a_turn_waits_leaves_one_chain_of_turns(
     )
     broadcast_run(broadcast_id=broadcast.pk, runner=2)
     assert BroadcastRecipient.objects.filter(broadcast=broadcast, status="queued").count() == 5
+
+
+def test_the_runner_hands_over_no_more_while_its_texts_wait_to_be_sent(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None,
+) -> None:  # fmt: skip
+    """At 1 segment a second the runner keeps AHEAD_SECONDS (2 s) of texts waiting for
+    dispatch; a turn while they still wait hands over nobody, however long since the last."""
+    from openline.messaging.services.dispatch import message_dispatch
+    from openline.providers.models import Number
+
+    Number.objects.filter(pk=sandbox_number.pk).update(segments_per_second=1.0)
+    _credits(org, alice, 20)
+    # Not executed: no turn and no dispatch runs unless this test runs it.
+    with pipeline._capture(execute=False):
+        broadcast = broadcast_queue(broadcast=_draft(org, alice, sandbox_number), actor_id=alice.pk)
+        broadcast_run(broadcast_id=broadcast.pk)
+    queued = BroadcastRecipient.objects.filter(broadcast=broadcast, status=RecipientStatus.QUEUED)
+    assert queued.count() == 2
+    Broadcast.objects.filter(pk=broadcast.pk).update(last_run_at=MORNING)  # long ago
+    with pipeline._capture(execute=False):
+        broadcast_run(broadcast_id=broadcast.pk)
+    assert queued.count() == 2  # both still wait: nobody more
+    Number.objects.filter(pk=sandbox_number.pk).update(segments_per_second=1000)
+    for message_id in queued.values_list("message_id", flat=True):
+        message_dispatch(message_id=message_id)
+    with pipeline._capture(execute=False):
+        broadcast_run(broadcast_id=broadcast.pk)
+    assert queued.count() == 5  # sent: the next turn tops up (all three left, at 1000/s)
+

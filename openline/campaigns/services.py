@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce, Length
@@ -83,6 +84,8 @@ MAX_PER_TURN = 500
 # enough that dispatch does not run dry between turns, few enough that a pause takes
 # effect within seconds and a rate above what the machine can send builds no backlog.
 AHEAD_SECONDS = 2 * RUN_INTERVAL
+# The runner reports a broadcast's progress at most this often (seconds).
+PROGRESS_EVERY = 2.0
 # Recipients claimed and queued per transaction.
 CHUNK = 50
 # A sending broadcast whose runner has not turned for this long is restarted by the
@@ -562,8 +565,8 @@ def broadcast_run(
         if not Broadcast.objects.filter(pk=broadcast_id, status=BroadcastStatus.SENDING).exists():
             return  # paused or cancelled meanwhile
         _queue_recipients(broadcast, ids[start : start + CHUNK])
+    _publish_progress_now_and_then(broadcast)
     with transaction.atomic():
-        _publish_progress(broadcast)
         if len(ids) == budget or pending.filter(time_zone__in=open_zones).exists():
             _wake(broadcast_id, RUN_INTERVAL, runner=runner)
         elif zones and pending.exists():
@@ -849,6 +852,13 @@ def broadcast_replies_answer(*, now: datetime | None = None) -> int:
                 logger.info("broadcast reply answer %s refused: %s", recipient.pk, exc.code)
             answered += 1
     return answered
+
+
+def _publish_progress_now_and_then(broadcast: Broadcast) -> None:
+    """The runner's progress report, at most every PROGRESS_EVERY seconds per broadcast:
+    counting it reads every recipient row. Pause, cancel and the end always report."""
+    if cache.add(f"openline:broadcast-progress:{broadcast.pk}", True, PROGRESS_EVERY):
+        _publish_progress(broadcast)
 
 
 def _publish_progress(broadcast: Broadcast) -> None:

@@ -654,3 +654,34 @@ def test_the_runner_hands_over_no_more_while_its_texts_wait_to_be_sent(
         broadcast_run(broadcast_id=broadcast.pk)
     assert queued.count() == 5  # sent: the next turn tops up (all three left, at 1000/s)
 
+
+def test_the_runner_reports_progress_at_most_every_few_seconds_and_a_pause_always(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None, published: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """Counting a broadcast's progress reads every recipient row: the runner's turns report
+    it at most every PROGRESS_EVERY seconds; pause (and cancel, and the end) always do."""
+    from django.core.cache import cache
+
+    from openline.providers.models import Number
+
+    Number.objects.filter(pk=sandbox_number.pk).update(segments_per_second=1.0)
+    _credits(org, alice, 20)
+    with pipeline._capture(execute=False):
+        broadcast = broadcast_queue(broadcast=_draft(org, alice, sandbox_number), actor_id=alice.pk)
+
+    def reports() -> list[dict[str, Any]]:
+        return [e for e in published if e.get("type") == "broadcast.progress"]
+
+    for _ in range(3):
+        with pipeline._capture(execute=True):
+            broadcast_run(broadcast_id=broadcast.pk)
+    assert len(reports()) == 1
+    assert reports()[0]["counts"]["queued"] == 2
+    cache.clear()  # as if PROGRESS_EVERY had passed
+    with pipeline._capture(execute=True):
+        broadcast_run(broadcast_id=broadcast.pk)
+    assert len(reports()) == 2
+    with pipeline._capture(execute=True):
+        broadcast_pause(broadcast=broadcast, actor_id=alice.pk)
+    assert [r["status"] for r in reports()] == ["sending", "sending", "paused"]

@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
     from openline.runtime import bridge
     from openline.runtime.processing_loop import InboundProcessor, enable_redis_wake
     from openline.runtime.scheduler import Scheduler
-    from openline.runtime.worker import TaskWorker
+    from openline.runtime.worker import task_workers
 
     threads: list[Any] = []
     child = None
@@ -186,7 +186,7 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
         scheduler = False
     elif worker:
         _retry_parked_at_start()
-        threads += [InboundProcessor(), TaskWorker()]
+        threads += [InboundProcessor(), *task_workers()]
     elif settings.REDIS_URL:
         enable_redis_wake()
     if scheduler:
@@ -285,7 +285,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from openline.runtime.scheduler import Scheduler
 
     _retry_parked_at_start()
-    threads: list[Any] = [processing.InboundProcessor(), tasks.TaskWorker()]
+    threads: list[Any] = [processing.InboundProcessor(), *tasks.task_workers()]
     stop = threading.Event()
     if args.attached is not None:  # the worker child of `openline run`
         threads.append(Scheduler())

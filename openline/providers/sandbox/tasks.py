@@ -16,7 +16,9 @@ from openline.providers.services import number_webhook_urls
 MAX_WAITS = 20
 
 
-@task(queue_name="dispatch")
+# Not on the dispatch queue: a real carrier's reports come in through the status webhook,
+# and take none of the dispatch thread's time (runtime.worker).
+@task()
 def carrier_deliver(provider_message_id: str, waited: int = 0) -> None:
     """The simulated carrier reports sent, then delivered (or undelivered), as a real
     carrier's status callbacks: the fields it would post to the number's status URL, checked

@@ -240,6 +240,12 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
             f"  dispatcher: `openline run` ({d['worker']}); runner turns up to"
             f" {d['design']['max_per_turn']} recipients, every"
             f" {d['design']['run_interval_s']} s + the turn"
+            + (
+                f", keeping {d['design']['ahead_s']:g} s of texts (at most"
+                f" {d['design']['max_waiting']}) waiting for dispatch"
+                if "ahead_s" in d["design"]
+                else ""
+            )
         )
         log(
             f"    {'rate/s':>7} {'achieved':>9} {'ratio':>6} {'sent':>6} {'window s':>8}"
@@ -747,6 +753,8 @@ def _dispatcher(
         "design": {
             "run_interval_s": campaigns.RUN_INTERVAL,
             "max_per_turn": campaigns.MAX_PER_TURN,
+            "ahead_s": campaigns.AHEAD_SECONDS,
+            "max_waiting": campaigns.MAX_WAITING,
             "chunk": campaigns.CHUNK,
             "max_inline_wait_s": dispatch.MAX_INLINE_WAIT,
             "task_poll_s": TaskWorker.POLL_SECONDS,

@@ -80,10 +80,13 @@ REPLIES_LOOK_BACK = timedelta(minutes=10)
 # recipients a turn (the rest wait for the next turn).
 RUN_INTERVAL = 1.0
 MAX_PER_TURN = 500
-# The runner keeps this many seconds of texts (at the senders' rates) waiting for dispatch:
-# enough that dispatch does not run dry between turns, few enough that a pause takes
-# effect within seconds and a rate above what the machine can send builds no backlog.
+# The runner keeps this many seconds of texts (at the senders' rates) waiting for dispatch,
+# and never more than MAX_WAITING texts: enough that dispatch does not run dry between
+# turns; few enough that a pause takes effect within seconds, and that a rate above what
+# the machine can send builds no backlog (handing over texts nobody can send yet takes the
+# worker's time from sending: bench/README.md, "make bench-broadcast").
 AHEAD_SECONDS = 2 * RUN_INTERVAL
+MAX_WAITING = 200
 # The runner reports a broadcast's progress at most this often (seconds).
 PROGRESS_EVERY = 2.0
 # Recipients claimed and queued per transaction.
@@ -579,16 +582,17 @@ def broadcast_run(
 
 def _turn_budget(broadcast: Broadcast) -> int:
     """Recipients this turn: what tops up the texts waiting for the senders (handed over,
-    not yet sent) to ``AHEAD_SECONDS`` at their segments per second. What still waits counts
-    against the turn, so the runner never hands over faster than dispatch sends: a
-    configured rate above what the machine can send builds no backlog, and the runner's
-    turns do not take the time dispatch needs."""
+    not yet sent) to ``AHEAD_SECONDS`` at their segments per second, at most MAX_WAITING.
+    What still waits counts against the turn, so the runner never hands over faster than
+    dispatch sends: a configured rate above what the machine can send builds no backlog,
+    and the runner's turns do not take the time dispatch needs."""
     numbers = list(broadcast.numbers.all())
     rate = sum(n.segments_per_second for n in numbers) or 1.0
+    target = min(math.ceil(rate * AHEAD_SECONDS), MAX_WAITING)
     waiting = messages_waiting_to_send(
         organization_id=broadcast.organization_id, number_ids=[n.pk for n in numbers]
     )
-    return max(0, min(MAX_PER_TURN, math.ceil(rate * AHEAD_SECONDS) - waiting))
+    return max(0, min(MAX_PER_TURN, target - waiting))
 
 
 def _seconds_until_a_window_opens(window: Window, now: datetime, zones: list[str]) -> float:

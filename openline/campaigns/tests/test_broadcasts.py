@@ -685,3 +685,19 @@ def test_the_runner_reports_progress_at_most_every_few_seconds_and_a_pause_alway
     with pipeline._capture(execute=True):
         broadcast_pause(broadcast=broadcast, actor_id=alice.pk)
     assert [r["status"] for r in reports()] == ["sending", "sending", "paused"]
+
+
+def test_however_high_the_rate_at_most_max_waiting_texts_wait_for_dispatch(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """1,000 segments a second is more than this machine sends: the runner stops at
+    MAX_WAITING texts waiting (3 here) instead of handing over two seconds' worth."""
+    monkeypatch.setattr(campaign_services, "MAX_WAITING", 3)
+    _credits(org, alice, 20)
+    with pipeline._capture(execute=False):
+        broadcast = broadcast_queue(broadcast=_draft(org, alice, sandbox_number), actor_id=alice.pk)
+        broadcast_run(broadcast_id=broadcast.pk)
+        broadcast_run(broadcast_id=broadcast.pk)
+    queued = BroadcastRecipient.objects.filter(broadcast=broadcast, status=RecipientStatus.QUEUED)
+    assert queued.count() == 3

@@ -1102,6 +1102,7 @@ def profile_worker(cfg_path: str) -> None:
                 busy[0] -= 1
 
     runtime_worker.run_one = profiled_run_one  # the name TaskWorker.run looks up
+    sys.setswitchinterval(0.001)  # as `openline worker` (runtime.cli.cmd_worker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     workers = runtime_worker.task_workers()

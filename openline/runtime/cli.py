@@ -284,6 +284,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from openline.runtime import worker as tasks
     from openline.runtime.scheduler import Scheduler
 
+    # Several threads share the interpreter (dispatch, the other tasks, inbound processing):
+    # a thread back from a database round trip waits for the one running Python to give up
+    # the interpreter, by default every 5 ms, up to a dozen times a task. Every millisecond
+    # instead: a text's dispatch no longer waits behind a runner's turn (bench/README.md,
+    # "make bench-broadcast").
+    sys.setswitchinterval(0.001)
     _retry_parked_at_start()
     threads: list[Any] = [processing.InboundProcessor(), *tasks.task_workers()]
     stop = threading.Event()

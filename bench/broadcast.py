@@ -1007,9 +1007,9 @@ def _turns(t0: dt.datetime, stop: dt.datetime) -> list[list[float | None]]:
 def _profile_worker(
     world: dict[str, Any], broadcast: Any, rate: float, cfg: dict[str, Any], env: dict[str, str]
 ) -> dict[str, Any]:
-    """The task thread of `openline run`'s worker child (runtime.worker.TaskWorker) in a
-    process of its own, every task it runs under cProfile for --profile-seconds while the
-    broadcast sends at `rate`; then, unprofiled, it drains what was handed over."""
+    """The task threads of `openline run`'s worker child (runtime.worker.task_workers) in
+    a process of their own, every task they run under cProfile for --profile-seconds while
+    the broadcast sends at `rate`; then, unprofiled, they drain what was handed over."""
     from django.utils import timezone
 
     from openline.campaigns.services import broadcast_pause, broadcast_resume
@@ -1027,7 +1027,7 @@ def _profile_worker(
         var_dir / "profile-worker.json",
         var_dir / "profile-worker.log",
     )
-    what = f"the task thread at {rate:g}/s for {seconds:g} s under cProfile"
+    what = f"the task threads at {rate:g}/s for {seconds:g} s under cProfile"
     try:
         proc.line("READY", 60)
         t0 = timezone.now()

@@ -410,9 +410,9 @@ def live_asgi(transactional_db: None, fresh_channel_layer: None) -> Iterator[str
 def background_workers(live_asgi: str) -> Iterator[None]:
     """The embedded profile's inbound processor and task worker threads."""
     from openline.runtime.processing_loop import InboundProcessor
-    from openline.runtime.worker import TaskWorker
+    from openline.runtime.worker import task_workers
 
-    threads = [InboundProcessor(), TaskWorker()]
+    threads = [InboundProcessor(), *task_workers()]
     for thread in threads:
         thread.start()
     yield

@@ -48,6 +48,7 @@ import random
 import sqlite3
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,12 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
             f"  dispatcher: `openline run` ({d['worker']}); runner turns up to"
             f" {d['design']['max_per_turn']} recipients, every"
             f" {d['design']['run_interval_s']} s + the turn"
+            + (
+                f", keeping {d['design']['ahead_s']:g} s of texts (at most"
+                f" {d['design']['max_waiting']}) waiting for dispatch"
+                if "ahead_s" in d["design"]
+                else ""
+            )
         )
         log(
             f"    {'rate/s':>7} {'achieved':>9} {'ratio':>6} {'sent':>6} {'window s':>8}"
@@ -262,12 +269,14 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
                 f"{cpu['other_pct']:.0f}  {verdict}  load {run['load']}"
             )
             log(
-                "            task thread: "
+                "            task threads: "
                 + ", ".join(
                     f"{name} {t['count']} x {t['mean_ms']:g} ms = {t['total_s']} s"
                     for name, t in run["tasks"].items()
                 )
                 + f" of {run['window_s']} s"
+                + "; busy by queue: "
+                + ", ".join(f"{q} {p:g}%" for q, p in run.get("busy_pct_by_queue", {}).items())
                 + ("" if run["drain_s"] is not None else "; NOT drained: the next run overlaps")
             )
         for prof in r.get("profiles", []):
@@ -738,11 +747,14 @@ def _dispatcher(
         limiter().reset()  # the bench's Redis database: no slots left from an earlier run
     server = common.Server("openline", [str(common.OPENLINE), "run"], env, port, var_dir / "ol.log")
     out: dict[str, Any] = {
-        "worker": "a worker child: one task thread, with the scheduler"
+        "worker": "a worker child: a task thread for the dispatch queue and one for the"
+        " rest, with the scheduler"
         + (", rate limiter in Redis" if settings.REDIS_URL else ", rate limiter in memory"),
         "design": {
             "run_interval_s": campaigns.RUN_INTERVAL,
             "max_per_turn": campaigns.MAX_PER_TURN,
+            "ahead_s": campaigns.AHEAD_SECONDS,
+            "max_waiting": campaigns.MAX_WAITING,
             "chunk": campaigns.CHUNK,
             "max_inline_wait_s": dispatch.MAX_INLINE_WAIT,
             "task_poll_s": TaskWorker.POLL_SECONDS,
@@ -931,18 +943,21 @@ def _measure(
 
 def _tasks(start: dt.datetime, stop: dt.datetime, window: float) -> dict[str, Any]:
     """The task rows the worker ran in the window: count, and time each kind took (clipped
-    to the window); their sum over the window is how busy the one task thread was."""
+    to the window); their sum over the window is how busy the task threads were (all of
+    them: up to 100 % each), also per queue (a thread each)."""
     from django_tasks_db.models import DBTaskResult
 
     rows = DBTaskResult.objects.filter(
         started_at__lt=stop, finished_at__gt=start, finished_at__isnull=False
-    ).values_list("task_path", "started_at", "finished_at", "enqueued_at", "run_after")
+    ).values_list("task_path", "started_at", "finished_at", "queue_name")
     kinds: dict[str, list[float]] = {}
     busy = 0.0
+    by_queue: dict[str, float] = {}
     turn_starts = []
-    for path, began, ended, _enqueued, _run_after in rows:
-        took = (min(ended, stop) - max(began, start)).total_seconds()
-        busy += max(took, 0.0)
+    for path, began, ended, queue in rows:
+        took = max((min(ended, stop) - max(began, start)).total_seconds(), 0.0)
+        busy += took
+        by_queue[queue] = by_queue.get(queue, 0.0) + took
         name = path.rsplit(".", 1)[-1]
         kinds.setdefault(name, []).append((ended - began).total_seconds())
         if name == "run_broadcast":
@@ -962,6 +977,11 @@ def _tasks(start: dt.datetime, stop: dt.datetime, window: float) -> dict[str, An
     return {
         "tasks": tasks,
         "worker_busy_pct": round(100 * busy / window, 1) if window > 0 else 0.0,
+        # A thread per queue (runtime.worker.task_workers): how busy each was.
+        "busy_pct_by_queue": {
+            queue: round(100 * took / window, 1) if window > 0 else 0.0
+            for queue, took in sorted(by_queue.items())
+        },
         "turn_gap_s": round(statistics.fmean(gaps), 2) if gaps else None,
     }
 
@@ -987,9 +1007,9 @@ def _turns(t0: dt.datetime, stop: dt.datetime) -> list[list[float | None]]:
 def _profile_worker(
     world: dict[str, Any], broadcast: Any, rate: float, cfg: dict[str, Any], env: dict[str, str]
 ) -> dict[str, Any]:
-    """The task thread of `openline run`'s worker child (runtime.worker.TaskWorker) in a
-    process of its own, every task it runs under cProfile for --profile-seconds while the
-    broadcast sends at `rate`; then, unprofiled, it drains what was handed over."""
+    """The task threads of `openline run`'s worker child (runtime.worker.task_workers) in
+    a process of their own, every task they run under cProfile for --profile-seconds while
+    the broadcast sends at `rate`; then, unprofiled, they drain what was handed over."""
     from django.utils import timezone
 
     from openline.campaigns.services import broadcast_pause, broadcast_resume
@@ -1007,7 +1027,7 @@ def _profile_worker(
         var_dir / "profile-worker.json",
         var_dir / "profile-worker.log",
     )
-    what = f"the task thread at {rate:g}/s for {seconds:g} s under cProfile"
+    what = f"the task threads at {rate:g}/s for {seconds:g} s under cProfile"
     try:
         proc.line("READY", 60)
         t0 = timezone.now()
@@ -1049,11 +1069,11 @@ def _queries_by_task(path: Path) -> dict[str, Any]:
 
 
 def profile_worker(cfg_path: str) -> None:
-    """A TaskWorker thread, the one `openline run`'s worker child and `openline worker` run,
-    with every task it runs (openline.runtime.worker.run_one) under cProfile for the first
-    `seconds`; it goes on unprofiled until SIGTERM."""
+    """The task threads `openline run`'s worker child and `openline worker` run
+    (openline.runtime.worker.task_workers), with every task they run (worker.run_one) under
+    cProfile for the first `seconds`, one profiler per thread, merged into one file; they
+    go on unprofiled until SIGTERM."""
     import signal
-    import threading
 
     cfg = json.loads(Path(cfg_path).read_text())
     import django
@@ -1061,61 +1081,84 @@ def profile_worker(cfg_path: str) -> None:
     django.setup()
     from openline.runtime import worker as runtime_worker
 
-    prof = cProfile.Profile()
+    profiles: dict[int, cProfile.Profile] = {}
     profiling = threading.Event()
-    in_task = threading.Lock()
+    in_task = threading.Lock()  # held while a profiled task runs; dumping waits for none
+    busy = [0]
     run_one = runtime_worker.run_one
 
     def profiled_run_one(worker: Any, **kwargs: Any) -> bool:
         if not profiling.is_set():
             return run_one(worker, **kwargs)
-        with in_task:  # enable and disable in the worker's own thread
-            prof.enable()
-            try:
-                return run_one(worker, **kwargs)
-            finally:
-                prof.disable()
+        prof = profiles.setdefault(threading.get_ident(), cProfile.Profile())
+        with in_task:
+            busy[0] += 1
+        prof.enable()  # in the worker's own thread: it profiles that thread only
+        try:
+            return run_one(worker, **kwargs)
+        finally:
+            prof.disable()
+            with in_task:
+                busy[0] -= 1
 
     runtime_worker.run_one = profiled_run_one  # the name TaskWorker.run looks up
+    sys.setswitchinterval(0.001)  # as `openline worker` (runtime.cli.cmd_worker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    worker = runtime_worker.TaskWorker()
+    workers = runtime_worker.task_workers()
     # Queries per kind of task while profiled, and the texts the runner's turns inserted.
     queries: dict[str, dict[str, int]] = {}
-    run_task = worker.worker.run_task
+    for worker in workers:
+        worker.worker.run_task = _counted(worker.worker.run_task, queries, profiling)  # type: ignore[method-assign]
+    profiling.set()
+    for worker in workers:
+        worker.start()
+    print("READY", flush=True)
+    time.sleep(cfg["seconds"])
+    profiling.clear()
+    while True:  # the tasks under way have finished
+        with in_task:
+            if not busy[0]:
+                break
+        time.sleep(0.01)
+    merged = pstats.Stats(*profiles.values()) if profiles else None
+    if merged is not None:
+        merged.dump_stats(cfg["out"])
+    Path(cfg["out"] + ".queries.json").write_text(json.dumps(queries))
+    print("PROFILED", flush=True)
+    stop.wait()
+    for worker in workers:
+        worker.stop()
+    for worker in workers:
+        worker.join(timeout=30)
+
+
+def _counted(run_task: Any, queries: dict[str, dict[str, int]], profiling: Any) -> Any:
+    """``run_task``, counting each kind of task's queries while profiling."""
+    lock = threading.Lock()
 
     def counted_run_task(result: Any) -> None:
         from django.db import connection
 
         if not profiling.is_set():
             return run_task(result)
-        counts = queries.setdefault(
-            result.task_path.rsplit(".", 1)[-1],
-            dict.fromkeys(("tasks", "queries", "messages_inserted"), 0),
-        )
+        with lock:
+            counts = queries.setdefault(
+                result.task_path.rsplit(".", 1)[-1],
+                dict.fromkeys(("tasks", "queries", "messages_inserted"), 0),
+            )
+            counts["tasks"] += 1
 
         def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            counts["queries"] += 1
-            counts["messages_inserted"] += sql.startswith('INSERT INTO "messaging_message"')
+            with lock:
+                counts["queries"] += 1
+                counts["messages_inserted"] += sql.startswith('INSERT INTO "messaging_message"')
             return execute(sql, params, many, context)
 
-        counts["tasks"] += 1
         with connection.execute_wrapper(count):
             return run_task(result)
 
-    worker.worker.run_task = counted_run_task  # type: ignore[method-assign]
-    profiling.set()
-    worker.start()
-    print("READY", flush=True)
-    time.sleep(cfg["seconds"])
-    profiling.clear()
-    with in_task:  # the task under way has finished
-        prof.dump_stats(cfg["out"])
-        Path(cfg["out"] + ".queries.json").write_text(json.dumps(queries))
-    print("PROFILED", flush=True)
-    stop.wait()
-    worker.stop()
-    worker.join(timeout=30)
+    return counted_run_task
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce, Length
@@ -74,6 +75,7 @@ from openline.messaging.models import (
     MessageStatus,
 )
 from openline.messaging.segments import count_segments
+from openline.messaging.selectors import calls_waiting_to_place, messages_waiting_to_send
 from openline.messaging.services.outbound import SendRefused, message_send
 from openline.providers.models import Number
 
@@ -89,6 +91,15 @@ REPLIES_LOOK_BACK = timedelta(minutes=10)
 # recipients a turn (the rest wait for the next turn).
 RUN_INTERVAL = 1.0
 MAX_PER_TURN = 500
+# The runner keeps this many seconds of texts (at the senders' rates) waiting for dispatch,
+# and never more than MAX_WAITING texts: enough that dispatch does not run dry between
+# turns; few enough that a pause takes effect within seconds, and that a rate above what
+# the machine can send builds no backlog (handing over texts nobody can send yet takes the
+# worker's time from sending: bench/README.md, "make bench-broadcast").
+AHEAD_SECONDS = 2 * RUN_INTERVAL
+MAX_WAITING = 200
+# The runner reports a broadcast's progress at most this often (seconds).
+PROGRESS_EVERY = 2.0
 # Recipients claimed and queued per transaction.
 CHUNK = 50
 # A sending broadcast whose runner has not turned for OPENLINE_BROADCAST_STALLED_SECONDS
@@ -634,7 +645,7 @@ def broadcast_run(
     *, broadcast_id: int, runner: int | None = None, now: datetime | None = None
 ) -> None:
     """One turn of the runner: hand the recipients whose window is open to the send
-    service, as many as the senders' rates allow since the last turn; then come back.
+    service, as many as the senders can send in the next few seconds; then come back.
     ``runner``: the chain this turn belongs to (an out-of-date one stops)."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -644,7 +655,6 @@ def broadcast_run(
         if runner is not None and runner != broadcast.runner:
             return  # another chain took over (a resume, a restart)
         runner = broadcast.runner
-        since = broadcast.last_run_at
         Broadcast.objects.filter(pk=broadcast_id).update(last_run_at=now)
     pending = BroadcastRecipient.objects.filter(
         broadcast_id=broadcast_id, status=RecipientStatus.PENDING
@@ -652,7 +662,7 @@ def broadcast_run(
     window = sending_window(organization_id=broadcast.organization_id)
     zones = list(pending.values_list("time_zone", flat=True).distinct().order_by())
     open_zones = [zone for zone in zones if window.is_open(now, zone)]
-    budget = _turn_budget(broadcast, since, now)
+    budget = _turn_budget(broadcast)
     ids = list(
         pending.filter(time_zone__in=open_zones)
         .order_by("pk")
@@ -662,8 +672,8 @@ def broadcast_run(
         if not Broadcast.objects.filter(pk=broadcast_id, status=BroadcastStatus.SENDING).exists():
             return  # paused or cancelled meanwhile
         _queue_recipients(broadcast, ids[start : start + CHUNK])
+    _publish_progress_now_and_then(broadcast)
     with transaction.atomic():
-        _publish_progress(broadcast)
         if len(ids) == budget or pending.filter(time_zone__in=open_zones).exists():
             _wake(broadcast_id, RUN_INTERVAL, runner=runner)
         elif zones and pending.exists():
@@ -674,17 +684,24 @@ def broadcast_run(
             broadcast_finish_if_done(broadcast_id=broadcast_id)
 
 
-def _turn_budget(broadcast: Broadcast, since: datetime | None, now: datetime) -> int:
-    """Recipients this turn: the senders' segments per second over the time since the last
-    turn (at most a few intervals), so the dispatcher's queue stays short."""
-    numbers = broadcast.numbers.all()
+def _turn_budget(broadcast: Broadcast) -> int:
+    """Recipients this turn: what tops up the texts waiting for the senders (handed over,
+    not yet sent) to ``AHEAD_SECONDS`` at their segments per second, at most MAX_WAITING.
+    What still waits counts against the turn, so the runner never hands over faster than
+    dispatch sends: a configured rate above what the machine can send builds no backlog,
+    and the runner's turns do not take the time dispatch needs. A voice broadcast counts
+    calls not yet placed, at the numbers' calls per second."""
+    numbers = list(broadcast.numbers.all())
+    number_ids = [n.pk for n in numbers]
+    org_id = broadcast.organization_id
     if broadcast.is_voice:
         rate = sum(n.calls_per_second for n in numbers) or 1.0
+        waiting = calls_waiting_to_place(organization_id=org_id, number_ids=number_ids)
     else:
         rate = sum(n.segments_per_second for n in numbers) or 1.0
-    elapsed = RUN_INTERVAL if since is None else (now - since).total_seconds()
-    elapsed = min(max(elapsed, 0.0), RUN_INTERVAL * 3)
-    return max(1, min(MAX_PER_TURN, math.ceil(rate * max(elapsed, RUN_INTERVAL))))
+        waiting = messages_waiting_to_send(organization_id=org_id, number_ids=number_ids)
+    target = min(math.ceil(rate * AHEAD_SECONDS), MAX_WAITING)
+    return max(0, min(MAX_PER_TURN, target - waiting))
 
 
 def _seconds_until_a_window_opens(window: Window, now: datetime, zones: list[str]) -> float:
@@ -978,6 +995,13 @@ def broadcast_replies_answer(*, now: datetime | None = None) -> int:
                 logger.info("broadcast reply answer %s refused: %s", recipient.pk, exc.code)
             answered += 1
     return answered
+
+
+def _publish_progress_now_and_then(broadcast: Broadcast) -> None:
+    """The runner's progress report, at most every PROGRESS_EVERY seconds per broadcast:
+    counting it reads every recipient row. Pause, cancel and the end always report."""
+    if cache.add(f"openline:broadcast-progress:{broadcast.pk}", True, PROGRESS_EVERY):
+        _publish_progress(broadcast)
 
 
 def _publish_progress(broadcast: Broadcast) -> None:

@@ -30,13 +30,17 @@ from openline.contacts.models import Contact
 from openline.core.models import Membership
 from openline.messaging import sql
 from openline.messaging.models import (
+    Call,
+    CallStatus,
     Channel,
     Conversation,
     ConversationNote,
     ConversationRead,
     ConversationStatus,
+    Direction,
     InboundEvent,
     Message,
+    MessageStatus,
 )
 
 if TYPE_CHECKING:
@@ -408,3 +412,25 @@ def inbound_parked_list(
         ParkedEvent(pk, received_at, name or e164, phone[-4:], attempts)
         for pk, received_at, name, e164, phone, attempts in rows
     ]
+
+
+def messages_waiting_to_send(*, organization_id: int, number_ids: list[int]) -> int:
+    """Outbound texts from these numbers that the send service queued and dispatch has not
+    handed to the carrier yet: the queue the numbers' rate limits drain. Read through
+    message_unsettled_idx (``sql.messages_unsettled``), so it costs the same however many
+    texts were ever sent."""
+    return Message.objects.filter(
+        sql.messages_unsettled(),
+        organization_id=organization_id,
+        direction=Direction.OUTBOUND,
+        status=MessageStatus.QUEUED,
+        conversation__number_id__in=number_ids,
+    ).count()
+
+
+def calls_waiting_to_place(*, organization_id: int, number_ids: list[int]) -> int:
+    """Calls from these numbers that the call service queued and dispatch has not placed
+    yet (ringing and answered calls are the provider's, not a queue here)."""
+    return Call.objects.filter(
+        organization_id=organization_id, number_id__in=number_ids, status=CallStatus.QUEUED
+    ).count()

@@ -173,7 +173,7 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
     from openline.runtime import bridge
     from openline.runtime.processing_loop import InboundProcessor, enable_redis_wake
     from openline.runtime.scheduler import Scheduler
-    from openline.runtime.worker import TaskWorker
+    from openline.runtime.worker import task_workers
 
     threads: list[Any] = []
     child = None
@@ -187,7 +187,7 @@ def _serve(args: argparse.Namespace, *, worker: bool, scheduler: bool) -> int:
         scheduler = False
     elif worker:
         _retry_parked_at_start()
-        threads += [InboundProcessor(), TaskWorker()]
+        threads += [InboundProcessor(), *task_workers()]
     elif settings.REDIS_URL:
         enable_redis_wake()
     if scheduler:
@@ -285,8 +285,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from openline.runtime import worker as tasks
     from openline.runtime.scheduler import Scheduler
 
+    # Several threads share the interpreter (dispatch, the other tasks, inbound processing):
+    # a thread back from a database round trip waits for the one running Python to give up
+    # the interpreter, by default every 5 ms, up to a dozen times a task. Every millisecond
+    # instead: a text's dispatch no longer waits behind a runner's turn (bench/README.md,
+    # "make bench-broadcast").
+    sys.setswitchinterval(0.001)
     _retry_parked_at_start()
-    threads: list[Any] = [processing.InboundProcessor(), tasks.TaskWorker()]
+    threads: list[Any] = [processing.InboundProcessor(), *tasks.task_workers()]
     stop = threading.Event()
     if args.attached is not None:  # the worker child of `openline run`
         threads.append(Scheduler())

@@ -624,3 +624,80 @@ def test_a_resume_while_a_turn_waits_leaves_one_chain_of_turns(
     )
     broadcast_run(broadcast_id=broadcast.pk, runner=2)
     assert BroadcastRecipient.objects.filter(broadcast=broadcast, status="queued").count() == 5
+
+
+def test_the_runner_hands_over_no_more_while_its_texts_wait_to_be_sent(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None,
+) -> None:  # fmt: skip
+    """At 1 segment a second the runner keeps AHEAD_SECONDS (2 s) of texts waiting for
+    dispatch; a turn while they still wait hands over nobody, however long since the last."""
+    from openline.messaging.services.dispatch import message_dispatch
+    from openline.providers.models import Number
+
+    Number.objects.filter(pk=sandbox_number.pk).update(segments_per_second=1.0)
+    _credits(org, alice, 20)
+    # Not executed: no turn and no dispatch runs unless this test runs it.
+    with pipeline._capture(execute=False):
+        broadcast = broadcast_queue(broadcast=_draft(org, alice, sandbox_number), actor_id=alice.pk)
+        broadcast_run(broadcast_id=broadcast.pk)
+    queued = BroadcastRecipient.objects.filter(broadcast=broadcast, status=RecipientStatus.QUEUED)
+    assert queued.count() == 2
+    Broadcast.objects.filter(pk=broadcast.pk).update(last_run_at=MORNING)  # long ago
+    with pipeline._capture(execute=False):
+        broadcast_run(broadcast_id=broadcast.pk)
+    assert queued.count() == 2  # both still wait: nobody more
+    Number.objects.filter(pk=sandbox_number.pk).update(segments_per_second=1000)
+    for message_id in queued.values_list("message_id", flat=True):
+        message_dispatch(message_id=message_id)
+    with pipeline._capture(execute=False):
+        broadcast_run(broadcast_id=broadcast.pk)
+    assert queued.count() == 5  # sent: the next turn tops up (all three left, at 1000/s)
+
+
+def test_the_runner_reports_progress_at_most_every_few_seconds_and_a_pause_always(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None, published: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """Counting a broadcast's progress reads every recipient row: the runner's turns report
+    it at most every PROGRESS_EVERY seconds; pause (and cancel, and the end) always do."""
+    from django.core.cache import cache
+
+    from openline.providers.models import Number
+
+    Number.objects.filter(pk=sandbox_number.pk).update(segments_per_second=1.0)
+    _credits(org, alice, 20)
+    with pipeline._capture(execute=False):
+        broadcast = broadcast_queue(broadcast=_draft(org, alice, sandbox_number), actor_id=alice.pk)
+
+    def reports() -> list[dict[str, Any]]:
+        return [e for e in published if e.get("type") == "broadcast.progress"]
+
+    for _ in range(3):
+        with pipeline._capture(execute=True):
+            broadcast_run(broadcast_id=broadcast.pk)
+    assert len(reports()) == 1
+    assert reports()[0]["counts"]["queued"] == 2
+    cache.clear()  # as if PROGRESS_EVERY had passed
+    with pipeline._capture(execute=True):
+        broadcast_run(broadcast_id=broadcast.pk)
+    assert len(reports()) == 2
+    with pipeline._capture(execute=True):
+        broadcast_pause(broadcast=broadcast, actor_id=alice.pk)
+    assert [r["status"] for r in reports()] == ["sending", "sending", "paused"]
+
+
+def test_however_high_the_rate_at_most_max_waiting_texts_wait_for_dispatch(
+    org: Any, alice: Any, sandbox_number: Any, people: dict[str, Contact], pipeline: Any,
+    open_everywhere: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """1,000 segments a second is more than this machine sends: the runner stops at
+    MAX_WAITING texts waiting (3 here) instead of handing over two seconds' worth."""
+    monkeypatch.setattr(campaign_services, "MAX_WAITING", 3)
+    _credits(org, alice, 20)
+    with pipeline._capture(execute=False):
+        broadcast = broadcast_queue(broadcast=_draft(org, alice, sandbox_number), actor_id=alice.pk)
+        broadcast_run(broadcast_id=broadcast.pk)
+        broadcast_run(broadcast_id=broadcast.pk)
+    queued = BroadcastRecipient.objects.filter(broadcast=broadcast, status=RecipientStatus.QUEUED)
+    assert queued.count() == 3

@@ -167,6 +167,9 @@ def test_cli_says_when_there_is_nothing_to_retry(db, capsys):
 class _Idle:
     """Stands in for the processing, task and scheduler threads: started and stopped."""
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
     def start(self) -> None:
         pass
 

@@ -17,7 +17,9 @@ from openline.providers.services import number_webhook_urls
 MAX_WAITS = 20
 
 
-@task(queue_name="dispatch")
+# Not on the dispatch queue: a real carrier's reports come in through the status webhook,
+# and take none of the dispatch thread's time (runtime.worker).
+@task()
 def carrier_deliver(provider_message_id: str, waited: int = 0) -> None:
     """The simulated carrier reports sent, then delivered (or undelivered), as a real
     carrier's status callbacks: the fields it would post to the number's status URL, checked
@@ -63,7 +65,7 @@ def _status_reports(number: Number, provider_message_id: str, *, final: str) -> 
 VOICEMAIL_GREETING = 8  # seconds of a voicemail greeting before the message plays
 
 
-@task(queue_name="dispatch")
+@task()
 def carrier_call(provider_call_id: str, settle: bool = False) -> None:
     """The simulated carrier rings the phone (a "ringing" callback) and lets it ring for
     OPENLINE_SANDBOX_RING_SECONDS, when the phone simulator may answer it; then, if nobody

@@ -355,3 +355,46 @@ def _free_now() -> bool:
         dbgate.write_gate.release_now()
         return True
     return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_outside_a_transaction_waits_its_turn_at_the_gate(org: Any) -> None:
+    """A lone ``update()`` (or a task enqueued after commit) is a transaction of one
+    statement: on SQLite it waits at the gate while another writer holds it, instead of
+    polling in SQLite's busy handler; reads do not wait."""
+    from django.db import connection as db
+
+    from openline.core.models import Organization
+
+    if connection.vendor != "sqlite":
+        return _runs_without_waiting()
+    order: list[str] = []
+    holding, go = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with dbgate.write_gate.background():
+            holding.set()
+            go.wait(5)
+            order.append("writer")
+
+    def lone_update() -> None:
+        try:
+            Organization.objects.filter(pk=org.pk).update(name="Riverside")
+            order.append("update")
+        finally:
+            db.close()
+
+    first = threading.Thread(target=writer)
+    first.start()
+    assert holding.wait(5)
+    assert Organization.objects.filter(pk=org.pk).exists()  # a read goes on
+    second = threading.Thread(target=lone_update)
+    second.start()
+    time.sleep(0.1)
+    assert order == []  # the update waits at the gate
+    go.set()
+    first.join(5)
+    second.join(5)
+    assert order == ["writer", "update"]
+    assert Organization.objects.get(pk=org.pk).name == "Riverside"
+    assert _free_now()

@@ -240,20 +240,28 @@ def _audit(
 
 
 def broadcast_set_people(
-    *, broadcast: Broadcast, actor_id: int | None, contact_id: int, included: bool
+    *, broadcast: Broadcast, actor_id: int | None, contact_id: int | None, included: bool
 ) -> Broadcast:
-    """Leave one person of a draft's audience out (``included`` False) or put them back."""
+    """Leave one person of a draft's audience out (``included`` False) or put them back;
+    ``contact_id`` None with ``included``: select everyone the audience selects again."""
     _require_manager(broadcast.organization_id, actor_id, None)
-    if not Contact.objects.filter(
-        organization_id=broadcast.organization_id, pk=contact_id
-    ).exists():
+    if contact_id is None and not included:
+        raise AudienceError("say who to leave out")
+    if (
+        contact_id is not None
+        and not Contact.objects.filter(
+            organization_id=broadcast.organization_id, pk=contact_id
+        ).exists()
+    ):
         raise AudienceError("no such contact here")
     with transaction.atomic():
         locked = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
         if locked.status != BroadcastStatus.DRAFT:
             raise BroadcastError("only a draft's people can change", "invalid_state")
         removed = set(locked.audience.get("remove_contacts") or [])
-        if included:
+        if contact_id is None:
+            removed.clear()
+        elif included:
             removed.discard(contact_id)
         else:
             removed.add(contact_id)

@@ -286,6 +286,7 @@ def _detail(
         context["removed"] = Contact.objects.filter(
             organization_id=organization.pk, pk__in=removed
         ).order_by("name", "pk")
+        context["everyone"] = context["people"].paginator.count + len(context["removed"])
     else:
         status_filter = request.GET.get("status", "")
         if status_filter not in buckets:
@@ -320,17 +321,18 @@ def broadcast_detail(
 def broadcast_people(
     request: HttpRequest, organization: Organization, broadcast_id: int
 ) -> HttpResponse:
-    """Leave one person out of a draft, or put them back."""
+    """Leave one person out of a draft, put them back, or select all again."""
     if refused := _managers_only(request):
         return refused
     broadcast = _broadcast_or_404(organization, broadcast_id)
     try:
-        contact_id = int(request.POST.get("contact_id", ""))
+        everyone = request.POST.get("all") == "1"
+        contact_id = None if everyone else int(request.POST.get("contact_id", ""))
         broadcast_set_people(
             broadcast=broadcast,
             actor_id=request.user.pk,
             contact_id=contact_id,
-            included=request.POST.get("include") == "1",
+            included=everyone or request.POST.get("include") == "1",
         )
     except ValueError as exc:  # BroadcastError, AudienceError, a bad id
         return _detail(request, organization, broadcast, error=sentence(exc))

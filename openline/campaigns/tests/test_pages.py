@@ -94,6 +94,14 @@ def test_a_scheduled_broadcast_waits_and_a_person_can_be_left_out(
     )
     broadcast = _compose(client, org, sandbox_number)
     client.post(f"/broadcasts/{broadcast.pk}/people", {"contact_id": swimmers[0].pk})
+    client.post(f"/broadcasts/{broadcast.pk}/people", {"contact_id": swimmers[1].pk})
+    page = client.get(f"/broadcasts/{broadcast.pk}/").content.decode()
+    assert 'data-testid="eligible">1<' in page and "Put back" in page
+    assert "Select all 3 again" in page  # everyone the audience selects
+    client.post(f"/broadcasts/{broadcast.pk}/people", {"all": "1"})
+    page = client.get(f"/broadcasts/{broadcast.pk}/").content.decode()
+    assert 'data-testid="eligible">3<' in page and "Put back" not in page
+    client.post(f"/broadcasts/{broadcast.pk}/people", {"contact_id": swimmers[0].pk})
     page = client.get(f"/broadcasts/{broadcast.pk}/").content.decode()
     assert 'data-testid="eligible">2<' in page and "Put back" in page
     past = client.post(

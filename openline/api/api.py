@@ -72,7 +72,7 @@ from openline.contacts.services.contacts import (
     contact_update,
 )
 from openline.core.services import audit_transcript_read_by_token
-from openline.messaging.models import Conversation, Message, MessageKind
+from openline.messaging.models import CALL_FINAL_STATUSES, Conversation, Message, MessageKind
 from openline.messaging.selectors import conversation_get, conversation_list, conversation_messages
 from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
 from openline.messaging.services.outbound import SendRefused, message_send
@@ -657,8 +657,11 @@ def _log_row(row: BroadcastRecipient) -> dict[str, Any]:
     message, call = row.message, row.call
     status = str(row.status)
     error = row.reason
+    credits = row.credits
     if status == "queued" and call is not None:
         status = call_bucket(call.status, call.answered_by)
+        if call.status in CALL_FINAL_STATUSES:  # what the billed minutes cost, not the reserve
+            credits = min(credits, call.credits)
         if not error:
             error = ": ".join(part for part in (call.error_code, call.error_message) if part)
     elif status == "queued":
@@ -674,7 +677,7 @@ def _log_row(row: BroadcastRecipient) -> dict[str, Any]:
         "queued_at": row.queued_at,
         "status": status,
         "segments": row.segments,
-        "credits": row.credits,
+        "credits": credits,
         "error": error,
         "call_id": row.call_id,
         "duration": call.duration if call else 0,

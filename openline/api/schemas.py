@@ -428,7 +428,10 @@ class BroadcastMessageOut(Schema):
     queued_at: datetime | None
     status: BUCKETS
     segments: int
-    credits: int
+    credits: int = Field(
+        description="A text: what it costs. A call: reserved while on its way, then what its "
+        "billed minutes cost."
+    )
     error: str = Field(description="Why it was not sent or not delivered; empty otherwise.")
     call_id: int | None = Field(None, description="A call: its id.")
     duration: int = Field(0, description="A call: the seconds the provider billed.")

@@ -91,6 +91,7 @@ def test_a_call_with_an_uploaded_recording_is_previewed_sent_and_logged_by_outco
     assert by_phone["+12125550131"]["status"] == "answered"
     assert by_phone["+12125550131"]["duration"] == 43 and by_phone["+12125550131"]["call_id"]
     assert by_phone["+12125550001"]["status"] == "busy"
+    assert by_phone["+12125550001"]["credits"] == 0 and by_phone["+12125550131"]["credits"] == 1
     busy = api.get(f"/broadcasts/{broadcast['id']}/messages", status="busy").json()
     assert [row["phone"] for row in busy["items"]] == ["+12125550001"]
     assert other_api.get(f"/broadcasts/{broadcast['id']}/messages").status_code == 404

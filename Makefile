@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run setup test test-sqlite test-postgres lint bench bench-console bench-chat bench-alerts bench-broadcast clean browsers
+.PHONY: run setup test test-sqlite test-postgres lint bench bench-console bench-chat bench-alerts bench-broadcast bench-import clean browsers
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -64,6 +64,11 @@ bench-alerts: setup
 # at 10/100/1,000 segments/s against the sandbox (SQLite, and PostgreSQL with Redis).
 bench-broadcast: setup
 	$(BIN)/python bench/broadcast.py
+
+# A 100,000-row CSV contact import (upload, check, import as tasks) on SQLite and PostgreSQL:
+# times, rows/s, peak memory, and how long another write waits meanwhile.
+bench-import: setup
+	$(BIN)/python bench/contact_import.py
 
 clean:
 	rm -rf $(VENV) node_modules var/test-*

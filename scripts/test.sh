@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the suite on SQLite, then on PostgreSQL (+ Redis) when reachable. Under CI=true a
+# Runs the suite on SQLite and, when reachable, on PostgreSQL (+ Redis), side by side. Under
 # missing PostgreSQL, Redis or Chromium is an error, not a skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."

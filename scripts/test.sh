@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Runs the suite on SQLite and, when reachable, on PostgreSQL (+ Redis), side by side.
-# Under CI=true a
-# missing PostgreSQL, Redis or Chromium is an error, not a skip.
+# Under CI=true a missing PostgreSQL, Redis or Chromium is an error, not a skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin

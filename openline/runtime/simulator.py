@@ -185,13 +185,10 @@ async def _post_to_intake(number: Number, body: bytes) -> tuple[int, str]:
 @require_GET
 @member_json
 def thread(request: HttpRequest, organization: Organization, webhook_key: str) -> JsonResponse:
-    number = _sandbox_number(organization, webhook_key)
-    if number is None:
-        return JsonResponse({"error": NOT_YOURS}, status=404)
-    try:
-        phone_e164 = normalize_phone(request.GET.get("phone", ""))
-    except InvalidPhoneNumber as exc:
-        return JsonResponse({"error": f"invalid phone: {exc}"}, status=400)
+    found = _number_and_phone(request, organization, webhook_key)
+    if isinstance(found, JsonResponse):
+        return found
+    number, phone_e164 = found
     return JsonResponse(
         {
             "number": number.e164,
@@ -199,6 +196,20 @@ def thread(request: HttpRequest, organization: Organization, webhook_key: str) -
             "messages": thread_messages(number=number, phone=phone_e164),
         }
     )
+
+
+def _number_and_phone(
+    request: HttpRequest, organization: Organization, webhook_key: str
+) -> tuple[Number, str] | JsonResponse:
+    """The member's sandbox number at ``webhook_key`` and the simulated phone (``phone``,
+    E.164), or the JSON error the page shows."""
+    number = _sandbox_number(organization, webhook_key)
+    if number is None:
+        return JsonResponse({"error": NOT_YOURS}, status=404)
+    try:
+        return number, normalize_phone(request.GET.get("phone", ""))
+    except InvalidPhoneNumber as exc:
+        return JsonResponse({"error": f"invalid phone: {exc}"}, status=400)
 
 
 def thread_messages(*, number: Number, phone: str) -> list[dict[str, Any]]:
@@ -236,13 +247,10 @@ def _item(
 @member_json
 def calls(request: HttpRequest, organization: Organization, webhook_key: str) -> JsonResponse:
     """Calls from the number ringing on (or answered by) the phone ``phone``, oldest first."""
-    number = _sandbox_number(organization, webhook_key)
-    if number is None:
-        return JsonResponse({"error": NOT_YOURS}, status=404)
-    try:
-        phone_e164 = normalize_phone(request.GET.get("phone", ""))
-    except InvalidPhoneNumber as exc:
-        return JsonResponse({"error": f"invalid phone: {exc}"}, status=400)
+    found = _number_and_phone(request, organization, webhook_key)
+    if isinstance(found, JsonResponse):
+        return found
+    number, phone_e164 = found
     live = SandboxCall.objects.filter(number=number, to=phone_e164, status__in=LIVE_CALLS)
     return JsonResponse(
         {
@@ -282,7 +290,7 @@ def call_action(
     call_id = request.POST.get("call", "")
     found = (
         SandboxCall.objects.select_related("number").filter(number=number, pk=call_id).first()
-        if call_id.isdigit()
+        if call_id.isascii() and call_id.isdigit() and len(call_id) <= 18
         else None
     )
     if handler is None or found is None:

@@ -258,7 +258,7 @@ def test_an_unknown_action_or_call_is_not_found(alice: Any, sandbox_number: Any,
     sandbox = ring()
     client = _signed_in(alice)
     assert _actions(client, sandbox_number, sandbox)("pause").status_code == 404
-    for call in ("", "abc", str(sandbox.pk + 1000)):
+    for call in ("", "abc", "²", "1" * 40, str(sandbox.pk + 1000)):
         answer = client.post(f"{_base(sandbox_number)}/call/answer", {"call": call})
         assert (
             answer.status_code == 404

@@ -76,6 +76,25 @@ def run_cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def shared_database_url() -> str:
+    """The test database this process uses (the suite's pick: SQLite file or PostgreSQL), as
+    a DATABASE_URL for the real processes a test starts to share it."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    assert connection.vendor == "postgresql", connection.vendor
+    user = quote(settings["USER"] or "", safe="")
+    password = quote(settings["PASSWORD"] or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings["HOST"] or "127.0.0.1"
+    port = settings["PORT"] or 5432
+    return f"postgres://{auth}{host}:{port}/{settings['NAME']}"
+
+
 def redis_for_tests() -> str:
     """The suite's Redis (make test sets OPENLINE_TEST_REDIS_URL when one answers): skip
     without one, except in CI, which must run everything."""

@@ -44,11 +44,10 @@ from collections.abc import Callable, Iterator
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, shared_database_url, wait_for
 
 PEOPLE = 300  # eligible recipients
 RATE = 30.0  # the sandbox number's segments per second: ten turns of the runner
@@ -59,22 +58,6 @@ STALLED_SECONDS, SCHEDULER_SECONDS = 8, 2
 RESTART_SECONDS = STALLED_SECONDS + SCHEDULER_SECONDS + 20
 # How long after a turn starts the early kill comes, a different moment each try.
 EARLY_KILL_DELAYS = (0.15, 0.05, 0.3, 0.1, 0.2)
-
-
-def _database_url() -> str:
-    """The test database this process uses (the suite's pick: SQLite file or PostgreSQL)."""
-    from django.db import connection
-
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    assert connection.vendor == "postgresql", connection.vendor
-    user = quote(settings["USER"] or "", safe="")
-    password = quote(settings["PASSWORD"] or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings["HOST"] or "127.0.0.1"
-    port = settings["PORT"] or 5432
-    return f"postgres://{auth}{host}:{port}/{settings['NAME']}"
 
 
 class Processes:
@@ -134,7 +117,7 @@ def processes(tmp_path: Path, transactional_db: None) -> Iterator[Processes]:
     env.update(
         OPENLINE_VAR_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="openline.settings",
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=shared_database_url(),
         # One deployment: one secret (sandbox phone tokens, field encryption).
         SECRET_KEY=settings.SECRET_KEY,
         OPENLINE_BROADCAST_STALLED_SECONDS=str(STALLED_SECONDS),

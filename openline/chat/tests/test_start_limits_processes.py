@@ -13,30 +13,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 
-from conftest import ROOT, free_port, wait_for
+from conftest import ROOT, free_port, shared_database_url, wait_for
 from openline.chat.models import ChatWidget
 from openline.chat.tests.conftest import ORIGIN
 from openline.messaging.models import Conversation
-
-
-def _database_url() -> str:
-    """The test database this process uses, for the web processes to share."""
-    from django.db import connection
-
-    found = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{found['NAME']}"
-    user = quote(found["USER"] or "", safe="")
-    password = quote(found["PASSWORD"] or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    return (
-        f"postgres://{auth}{found['HOST'] or '127.0.0.1'}:{found['PORT'] or 5432}/{found['NAME']}"
-    )
 
 
 @pytest.fixture
@@ -48,7 +32,7 @@ def two_web_processes(tmp_path: Path, transactional_db: None) -> Iterator[list[s
     env.update(
         OPENLINE_VAR_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="openline.settings",
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=shared_database_url(),
         SECRET_KEY=settings.SECRET_KEY,
     )
     if settings.REDIS_URL:  # the suite's Redis: limits shared there, not in the database

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import websockets
 
-from conftest import ROOT, free_port, redis_for_tests, wait_for
+from conftest import ROOT, free_port, redis_for_tests, shared_database_url, wait_for
 
 # Both web processes sit behind one public address, as behind a load balancer.
 PUBLIC_URL = "http://openline.test"
@@ -148,22 +148,6 @@ def _claim_redis_db(test_url: str) -> Iterator[str]:
     pytest.fail(f"no empty Redis database left on {parts.netloc} for the scaled-out test")
 
 
-def _database_url() -> str:
-    """The test database this process uses (the suite's pick: SQLite file or PostgreSQL)."""
-    from django.db import connection
-
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    assert connection.vendor == "postgresql", connection.vendor
-    user = quote(settings["USER"] or "", safe="")
-    password = quote(settings["PASSWORD"] or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings["HOST"] or "127.0.0.1"
-    port = settings["PORT"] or 5432
-    return f"postgres://{auth}{host}:{port}/{settings['NAME']}"
-
-
 def _worker_listening(url: str) -> bool:
     """The worker has subscribed to intake's wake-ups (only it subscribes in its database)."""
     import redis
@@ -185,7 +169,7 @@ def scaled_out(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, Any
     with _claim_redis_db(redis_test_url) as redis_url:
         env = _base_env(tmp_path)
         env.update(
-            DATABASE_URL=_database_url(),
+            DATABASE_URL=shared_database_url(),
             REDIS_URL=redis_url,
             OPENLINE_PUBLIC_URL=PUBLIC_URL,
             # One deployment: one secret (sessions, sandbox phone tokens, field encryption).

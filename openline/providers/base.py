@@ -198,6 +198,30 @@ class Provider(abc.ABC):
         ProviderError like ``send``. This default has no voice."""
         raise ProviderError(f"{self.name} cannot place calls", code="no_voice", permanent=True)
 
+    def find_call(
+        self,
+        number: Number,
+        *,
+        to: str,
+        since: datetime,
+        exclude: Collection[str] = (),
+    ) -> CallUpdate | None:
+        """The provider's record of a call from ``number`` to ``to`` created at or after
+        ``since``, for a call whose worker died (or whose request timed out) before the
+        provider's answer was stored: its id and status as a ``CallUpdate`` (a final one
+        with its billed seconds and who answered, when the provider says).
+
+        Ids in ``exclude`` belong to other OpenLine calls and never match; among several
+        matches the oldest is returned. None means the provider has no such call, so
+        placing it is safe; raise ProviderError when it cannot tell. This default cannot
+        look anything up, so it always raises."""
+        raise ProviderError(f"{self.name} cannot look up calls", code="no_lookup")
+
+    def fetch_call(self, number: Number, provider_call_id: str) -> CallUpdate | None:
+        """The provider's current record of a call it has, for a call whose final status
+        never came (a lost callback); None when it cannot say."""
+        return None
+
     def parse_call_status(self, request: WebhookRequest) -> CallUpdate:
         """A call status callback; raise WebhookError when malformed."""
         raise WebhookError(f"{self.name} has no voice callbacks")

@@ -123,6 +123,7 @@ def processes(tmp_path: Path, transactional_db: None) -> Iterator[Processes]:
         SECRET_KEY=settings.SECRET_KEY,
         OPENLINE_BROADCAST_STALLED_SECONDS=str(STALLED_SECONDS),
         OPENLINE_SCHEDULER_INTERVAL_SECONDS=str(SCHEDULER_SECONDS),
+        OPENLINE_SANDBOX_RING_SECONDS="0",  # a call is answered as soon as it rings
     )
     running = Processes(tmp_path, env)
     try:
@@ -131,20 +132,21 @@ def processes(tmp_path: Path, transactional_db: None) -> Iterator[Processes]:
         running.stop_all()
 
 
-def _audience(org: Any, admin: Any) -> tuple[list[str], list[str]]:
-    """PEOPLE opted-in people in New York, plus a few nobody may text: never opted in, or
-    opted in and then out. Returns (eligible phones, ineligible phones)."""
+def _audience(org: Any, admin: Any, people: int = PEOPLE, **kw: Any) -> tuple[list[str], list[str]]:
+    """``people`` opted-in people in New York, plus a few nobody may text or call: never
+    opted in, or opted in and then out. Returns (eligible phones, ineligible phones)."""
     from openline.contacts.models import ConsentSource
     from openline.contacts.services.consent import consent_record_opt_in, consent_record_opt_out
     from openline.contacts.services.contacts import contact_create
 
-    never = {i for i in range(PEOPLE + 11) if i % 40 == 7}  # 8 never opted in
-    stopped = {11, 111, 211}  # 3 opted in, then texted STOP
+    never = {i for i in range(people + 11) if i % 40 == 7}  # 8 never opted in (300 people)
+    stopped = {11, 111, 211} & set(range(people))  # 3 opted in, then texted STOP
     eligible: list[str] = []
     ineligible: list[str] = []
-    for i in range(PEOPLE + len(never) + len(stopped)):
+    for i in range(people + len(never) + len(stopped)):
         # 555-1000 onwards: clear of the sandbox's test suffixes (0666 opted out, 0999).
-        contact = contact_create(organization_id=org.pk, phone=f"+1212555{1000 + i}", name=f"P{i}")
+        phone = f"+1212555{1000 + i}"
+        contact = contact_create(organization_id=org.pk, phone=phone, name=f"P{i}", **kw)
         if i not in never:
             consent_record_opt_in(
                 organization_id=org.pk,
@@ -510,3 +512,246 @@ def test_a_broadcast_whose_worker_is_killed_twice_texts_everyone_exactly_once(
     log = processes.logs["scheduler"].read_text()
     assert log.count("runner stalled; restarting it") >= 1, story
     print(f"kills: {kills}\nsweeps: {sweeps}\ntimes: {times}")  # under -s
+
+
+# --- a voice broadcast ------------------------------------------------------------------------
+
+CALLERS = 60  # eligible people to call
+CALLS_PER_SECOND = 3.0  # the number's call slots: placing everyone takes about 20 s
+
+
+def _voice_snapshot(broadcast_id: int) -> dict[str, Any]:
+    from django.db.models import Count
+    from django_tasks_db.models import DBTaskResult
+
+    from openline.campaigns.models import BroadcastRecipient
+    from openline.messaging.models import Call
+    from openline.providers.sandbox.models import SandboxCall
+
+    def counts(qs: Any, field: str) -> dict[str, int]:
+        return dict(qs.values_list(field).annotate(n=Count("pk")).order_by())
+
+    return {
+        "recipients": counts(
+            BroadcastRecipient.objects.filter(broadcast_id=broadcast_id), "status"
+        ),
+        "calls": counts(Call.objects.all(), "status"),
+        "carrier": counts(SandboxCall.objects.all(), "status"),
+        "tasks": sorted(
+            (path.rsplit(".", 1)[-1], status, n)
+            for path, status, n in DBTaskResult.objects.values_list("task_path", "status")
+            .annotate(n=Count("pk"))
+            .order_by()
+        ),
+    }
+
+
+def _assert_calls_consistent(broadcast_id: int) -> None:
+    """Each recipient is pending with no call, or queued with exactly its call."""
+    from openline.campaigns.models import BroadcastRecipient, RecipientStatus
+    from openline.messaging.models import Call
+
+    recipients = BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
+    statuses = set(recipients.values_list("status", flat=True))
+    assert statuses <= {RecipientStatus.PENDING, RecipientStatus.QUEUED}, statuses
+    skipped = recipients.filter(status=RecipientStatus.QUEUED, call__isnull=True)
+    assert not skipped.exists(), f"queued without a call: {list(skipped.values('pk'))}"
+    early = recipients.filter(status=RecipientStatus.PENDING, call__isnull=False)
+    assert not early.exists(), f"pending with a call: {list(early.values('pk'))}"
+    linked = set(recipients.exclude(call=None).values_list("call_id", flat=True))
+    made = set(Call.objects.values_list("pk", flat=True))
+    assert made == linked, f"calls without a queued recipient: {sorted(made - linked)}"
+
+
+def _calls_open() -> int:
+    from openline.messaging.models import CALL_FINAL_STATUSES, Call
+
+    return Call.objects.exclude(status__in=CALL_FINAL_STATUSES).count()
+
+
+def _calls_settled_down(seconds: float = 2.0) -> Callable[[], bool]:
+    """No call or carrier task waits, and no call changed for ``seconds``."""
+    from django.db.models import Count, Max
+    from django_tasks_db.models import DBTaskResult
+
+    from openline.messaging.models import Call
+
+    seen: dict[str, Any] = {"state": None, "since": time.monotonic()}
+
+    def check() -> bool:
+        waiting = DBTaskResult.objects.filter(status="READY").exclude(
+            task_path="openline.campaigns.tasks.run_broadcast"
+        )
+        calls = list(
+            Call.objects.values_list("status")
+            .annotate(n=Count("pk"), changed=Max("status_changed_at"))
+            .order_by("status")
+        )
+        state = (waiting.exists(), calls)
+        if state != seen["state"]:
+            seen["state"], seen["since"] = state, time.monotonic()
+            return False
+        return not state[0] and time.monotonic() - seen["since"] >= seconds
+
+    return check
+
+
+def _sweep_calls_as_the_scheduler_would_later() -> int:
+    """One call reconciliation round as the scheduler runs it a call's time limit plus
+    CALL_STUCK_AFTER from now (still short of CALL_NO_REPORT_AFTER): a lost dispatch, a
+    call claimed and never answered, a call whose carrier died with the worker (the
+    sandbox carrier runs in the worker; a real one does not) are each looked at."""
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from openline.messaging.models import Call
+    from openline.messaging.services.calls import CALL_STUCK_AFTER, calls_reconcile
+
+    limit = Call.objects.aggregate(limit=Max("time_limit"))["limit"] or 0
+    later = timezone.now() + timedelta(seconds=limit) + CALL_STUCK_AFTER + timedelta(seconds=5)
+    with transaction.atomic():  # its enqueues go out on commit, as in the scheduler
+        return calls_reconcile(now=later)
+
+
+def test_a_voice_broadcast_whose_worker_is_killed_calls_everyone_exactly_once(
+    processes: Processes, org: Any, alice: Any
+) -> None:
+    """The same promise for calls: the worker is killed twice while it places calls (and
+    while the sandbox carrier it runs answers them); every eligible person is called
+    exactly once, by the carrier's own record, and the credits settle to what was billed."""
+    from django_tasks_db.models import DBTaskResult
+
+    from openline.billing.models import CreditEntry, CreditKind
+    from openline.billing.services import credit_balance, credit_ledger_balance, credits_add
+    from openline.campaigns.models import (
+        Broadcast,
+        BroadcastRecipient,
+        BroadcastStatus,
+        RecipientStatus,
+        SendingWindow,
+    )
+    from openline.campaigns.services import broadcast_create, broadcast_queue
+    from openline.contacts.models import NumberType
+    from openline.messaging.models import Call, CallStatus
+    from openline.providers.sandbox.models import SandboxCall
+    from openline.providers.services import number_add
+
+    SendingWindow.objects.create(
+        organization=org, start=clock_time(0, 0), end=clock_time(23, 59, 59)
+    )
+    number = number_add(
+        organization=org,
+        provider="sandbox",
+        e164="+12025550142",
+        name="Main line",
+        segments_per_second=RATE,
+    )
+    number.__class__.objects.filter(pk=number.pk).update(calls_per_second=CALLS_PER_SECOND)
+    # Mobiles: one never opted in may not get a prerecorded call either.
+    eligible, ineligible = _audience(org, alice, CALLERS, number_type=NumberType.MOBILE)
+    assert (len(eligible), len(ineligible)) == (CALLERS, 3)
+    credits_add(
+        organization_id=org.pk,
+        credits=CREDITS,
+        note="invoice 8",
+        actor_id=alice.pk,
+        kind=CreditKind.PURCHASE,
+    )
+    broadcast = broadcast_create(
+        organization_id=org.pk,
+        actor_id=alice.pk,
+        name="Pool closed (call)",
+        body="The pool is closed today.",
+        audience={"everyone": True},
+        number_ids=[number.pk],
+        channel="voice",
+    )
+    recipients = BroadcastRecipient.objects.filter(broadcast=broadcast)
+    pending = recipients.filter(status=RecipientStatus.PENDING)
+    kills: list[tuple[str, list[str], dict[str, Any]]] = []
+
+    def until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+        def check() -> Any:
+            processes.check_alive()
+            return predicate()
+
+        try:
+            wait_for(check, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\nkills: {kills}\n{_voice_snapshot(broadcast.pk)}\n{processes.tails()}"
+            ) from None
+
+    processes.start("scheduler", "scheduler")
+    processes.start("worker-1", "worker")
+    broadcast_queue(broadcast=broadcast, actor_id=alice.pk)
+    assert recipients.count() == len(eligible)
+    reserved = credit_balance(organization_id=org.pk).reserved
+    assert reserved == len(eligible)  # one started minute each, one credit a minute (US)
+
+    # Two kills while calls are being placed and answered: early and late in the list.
+    dead: set[str] = set()
+    for worker, carried in ((1, 6), (2, 30)):
+        until(lambda n=carried: SandboxCall.objects.count() >= n, 60, f"{carried} calls placed")
+        processes.kill(f"worker-{worker}")
+        kills.append((f"after {carried}", _interrupted(dead), _voice_snapshot(broadcast.pk)))
+        _assert_calls_consistent(broadcast.pk)
+        processes.start(f"worker-{worker + 1}", "worker")
+    assert pending.exists() or _calls_open(), f"the kills came too late\n{kills}"
+
+    until(
+        lambda: not pending.exists(),
+        RESTART_SECONDS + 60,
+        "every recipient queued (the scheduler restarts a stalled runner)",
+    )
+    sweeps: list[int] = []
+    for _ in range(4):
+        until(_calls_settled_down(), 90, "the worker to run out of work")
+        if not _calls_open():
+            break
+        sweeps.append(_sweep_calls_as_the_scheduler_would_later())
+        if not sweeps[-1]:
+            break
+    story = f"kills: {kills}\nsweeps: {sweeps}\n{_voice_snapshot(broadcast.pk)}"
+    until(
+        lambda: Broadcast.objects.get(pk=broadcast.pk).finished_at is not None,
+        30,
+        f"the broadcast to finish (sweeps: {sweeps})",
+    )
+    processes.check_alive()
+
+    broadcast.refresh_from_db()
+    assert broadcast.status == BroadcastStatus.FINISHED
+    assert dict(Counter(recipients.values_list("status", flat=True))) == {
+        RecipientStatus.QUEUED: len(eligible)
+    }
+    # Each eligible person has exactly one call, and it was answered.
+    per_person = Counter(Call.objects.values_list("phone", flat=True))
+    assert sorted(per_person) == sorted(eligible), story
+    assert set(per_person.values()) == {1}, [p for p, n in per_person.items() if n > 1]
+    statuses = Counter(Call.objects.values_list("status", flat=True))
+    assert statuses == {CallStatus.COMPLETED: len(eligible)}, story
+    # The carrier placed exactly one call to each, the one OpenLine recorded.
+    carrier = SandboxCall.objects.filter(number=number)
+    per_phone = Counter(carrier.values_list("to", flat=True))
+    assert sorted(per_phone) == sorted(eligible), story
+    assert set(per_phone.values()) == {1}, [p for p, n in per_phone.items() if n > 1]
+    assert set(carrier.values_list("provider_call_id", flat=True)) == set(
+        Call.objects.values_list("provider_call_id", flat=True)
+    )
+    assert not set(ineligible) & set(per_phone)
+
+    # The credits settle to what the calls were billed: nothing stays reserved.
+    billed = sum(Call.objects.values_list("credits", flat=True))
+    assert billed == len(eligible), story  # each under a minute
+    assert credit_balance(organization_id=org.pk).reserved == 0
+    assert credit_balance(organization_id=org.pk).available == CREDITS - billed
+    assert credit_ledger_balance(organization_id=org.pk) == credit_balance(organization_id=org.pk)
+    debits = CreditEntry.objects.filter(organization_id=org.pk, kind=CreditKind.DEBIT)
+    assert list(debits.values_list("settles_id", "credits")) == [(broadcast.reservation_id, billed)]
+    failed = DBTaskResult.objects.filter(status="FAILED")
+    assert not failed.exists(), list(failed.values_list("task_path", "traceback"))
+    print(story)  # under -s

@@ -318,22 +318,89 @@ def test_only_managers_change_the_call_list_and_only_staff_entries_come_off_it(
     assert voice_do_not_call_entry(organization_id=org.pk, phone=phone) is None
 
 
-def test_calls_a_crashed_worker_left_are_placed_once_or_ended_never_twice(
+def test_calls_a_crashed_worker_left_are_placed_once_never_twice(
     org: Any, alice: Any, callable_number: Any, families: dict[str, Contact], pipeline: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:  # fmt: skip
-    """The two places a kill -9 can leave a call: queued with its dispatch task lost (the
-    worker died between the commit and the enqueue), and marked calling with nothing
-    placed or reported (it died between the claim and the provider's answer). The sweep
-    dispatches the first once and ends the second as failed, without calling it."""
+    """The three places a kill -9 can leave a call: queued with its dispatch task lost (the
+    worker died between the commit and the enqueue); marked calling with nothing placed (it
+    died between the claim and the request); marked calling with the call placed but its
+    id not stored (it died during the provider's answer, and with it the carrier's task).
+    The sweep asks the provider: each is placed, or adopted, exactly once."""
     from datetime import timedelta
 
     from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
 
     from openline.messaging.services.calls import (
         CALL_LOST_AFTER,
-        CALL_NO_REPORT_AFTER,
+        CALL_STUCK_AFTER,
         _claim,
+        call_script,
+        call_send,
+        call_urls,
+        calls_reconcile,
+    )
+    from openline.providers.registry import get_provider
+    from openline.providers.sandbox.models import SandboxCall
+
+    script = call_script(say="Pool closed", seconds=5)
+
+    def send(name: str) -> Call:
+        return call_send(organization_id=org.pk, to=families[name].phone,
+                         number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
+
+    lost = send("ann")
+    with django_capture_on_commit_callbacks(execute=False):  # the enqueues never happen
+        unplaced = send("eve")
+        _claim(unplaced.pk)  # marked calling; the worker dies before place_call
+        placed = send("cat")  # its voicemail takes it
+        _claim(placed.pk)
+    get_provider("sandbox").place_call(  # the provider takes it; the worker dies
+        callable_number, to=placed.phone, urls=call_urls(placed), time_limit=60,
+        idempotency_key=f"openline-call-{placed.pk}",
+    )  # fmt: skip
+    DBTaskResult.objects.all().delete()  # what the dead worker held, the carrier's task too
+    now = timezone.now()
+    assert calls_reconcile(now=now) == 0  # too soon to tell a lost task from a slow one
+    later = now + CALL_LOST_AFTER + timedelta(seconds=1)
+    pipeline.run(lambda: calls_reconcile(now=later), include_deferred=True)
+    lost.refresh_from_db()
+    assert lost.status == CallStatus.COMPLETED
+    unplaced.refresh_from_db()
+    assert unplaced.status == CallStatus.CALLING  # its worker may still be placing it: wait
+    assert not SandboxCall.objects.filter(to=unplaced.phone).exists()
+
+    stuck_past = now + CALL_STUCK_AFTER + timedelta(seconds=1)
+    pipeline.run(lambda: calls_reconcile(now=stuck_past), include_deferred=True)
+    pipeline.run(lambda: calls_reconcile(now=stuck_past), include_deferred=True)  # no-op
+    for call in (lost, unplaced, placed):
+        call.refresh_from_db()
+        assert call.status == CallStatus.COMPLETED, call.phone
+        assert SandboxCall.objects.filter(to=call.phone).count() == 1, call.phone
+        carrier = SandboxCall.objects.get(to=call.phone)
+        assert call.provider_call_id == carrier.provider_call_id
+        assert call.duration > 0 and call.credits > 0
+    assert "placed again" in unplaced.error_message
+    assert (unplaced.attempts, placed.attempts) == (2, 1)
+
+
+def test_a_call_whose_placing_timed_out_is_adopted_or_placed_after_a_grace(
+    org: Any, alice: Any, callable_number: Any, families: dict[str, Contact], pipeline: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    """UNKNOWN (the request may have reached the provider): the provider's record is taken
+    when it has one; with none, the call is placed once the provider has had time to list
+    it. A call the provider has that never reports ends failed, never placed again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from openline.messaging.services.calls import (
+        CALL_NO_REPORT_AFTER,
+        CALL_STUCK_AFTER,
+        CALL_UNKNOWN_GRACE,
         call_script,
         call_send,
         calls_reconcile,
@@ -341,30 +408,39 @@ def test_calls_a_crashed_worker_left_are_placed_once_or_ended_never_twice(
     from openline.providers.sandbox.models import SandboxCall
 
     script = call_script(say="Pool closed", seconds=5)
-    lost = call_send(organization_id=org.pk, to=families["ann"].phone,
-                     number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
-    with django_capture_on_commit_callbacks(execute=False):  # the enqueue never happens
-        stuck = call_send(organization_id=org.pk, to=families["eve"].phone,
-                          number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
-        _claim(stuck.pk)  # marked calling; the worker dies before place_call answers
-    from django_tasks_db.models import DBTaskResult
-
-    DBTaskResult.objects.all().delete()  # what the dead worker held
+    with django_capture_on_commit_callbacks(execute=False):
+        timed_out = call_send(organization_id=org.pk, to=families["ann"].phone,
+                              number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
+    Call.objects.filter(pk=timed_out.pk).update(status=CallStatus.UNKNOWN, attempts=1)
     now = timezone.now()
-    assert calls_reconcile(now=now) == 0  # too soon to tell a lost task from a slow one
-    later = now + CALL_LOST_AFTER + timedelta(seconds=1)
-    pipeline.run(lambda: calls_reconcile(now=later), include_deferred=True)
-    pipeline.run(lambda: calls_reconcile(now=later), include_deferred=True)  # again: no-op
-    lost.refresh_from_db()
-    assert lost.status == CallStatus.COMPLETED
-    assert SandboxCall.objects.filter(to=families["ann"].phone).count() == 1
-    stuck.refresh_from_db()
-    assert stuck.status == CallStatus.CALLING  # may still be reported: wait
+    assert calls_reconcile(now=now + CALL_UNKNOWN_GRACE / 2) == 0  # not listed yet, maybe
+    pipeline.run(lambda: calls_reconcile(now=now + CALL_UNKNOWN_GRACE * 2), include_deferred=True)
+    timed_out.refresh_from_db()
+    assert timed_out.status == CallStatus.COMPLETED
+    assert SandboxCall.objects.filter(to=timed_out.phone).count() == 1
+
+    # Placed and then silent: a ringing call whose carrier never reports again.
+    with django_capture_on_commit_callbacks(execute=False):
+        silent = call_send(organization_id=org.pk, to=families["eve"].phone,
+                           number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
+    SandboxCall.objects.create(organization=org, number=callable_number, to=silent.phone,
+                               provider_call_id="SCsilent", call_id=silent.pk,
+                               status="completed")  # fmt: skip
+    Call.objects.filter(pk=silent.pk).update(status=CallStatus.RINGING, attempts=1,
+                                             provider_call_id="SCsilent")  # fmt: skip
+    DBTaskResult.objects.all().delete()
+    overdue = now + timedelta(seconds=60) + CALL_STUCK_AFTER * 2
+    assert calls_reconcile(now=overdue) == 1  # the carrier's record: completed
+    silent.refresh_from_db()
+    assert silent.status == CallStatus.COMPLETED
+    Call.objects.filter(pk=silent.pk).update(status=CallStatus.RINGING)
+    SandboxCall.objects.filter(provider_call_id="SCsilent").delete()  # the provider forgot it
+    assert calls_reconcile(now=overdue) == 0  # nobody to ask yet: wait
     much_later = now + timedelta(seconds=60) + CALL_NO_REPORT_AFTER * 2
     assert calls_reconcile(now=much_later) == 1
-    stuck.refresh_from_db()
-    assert (stuck.status, stuck.error_code) == (CallStatus.FAILED, "no_report")
-    assert not SandboxCall.objects.filter(to=families["eve"].phone).exists()
+    silent.refresh_from_db()
+    assert (silent.status, silent.error_code) == (CallStatus.FAILED, "no_report")
+    assert not SandboxCall.objects.filter(to=silent.phone).exists()
 
 
 def test_a_simulated_call_answered_and_left_open_ends_at_its_time_limit(

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from openline.billing.services import CreditError, credits_for_voice
@@ -316,24 +317,43 @@ def call_keypress(*, number: Number, call_id: int, provider_call_id: str, digits
     return GOODBYE_OPTED_OUT
 
 
-# --- calls whose task or report was lost --------------------------------------------------
+# --- calls whose task, answer or report was lost --------------------------------------------
 
 # A queued call with no dispatch task this long after it changed: its task was lost (a
 # crash between the commit and the enqueue, a worker killed mid-task).
 CALL_LOST_AFTER = timedelta(minutes=2)
+# A call marked calling with no provider id this long: its worker died before it stored
+# the provider's answer (placing a call takes seconds).
+CALL_STUCK_AFTER = timedelta(minutes=5)
+# A provider may list a call a little after accepting it: "no record" counts after this.
+CALL_UNKNOWN_GRACE = timedelta(minutes=2)
 # Past its time limit by this much with no final report: it will not get one.
 CALL_NO_REPORT_AFTER = timedelta(minutes=15)
+# Look-ups are network calls, and the scheduler's other jobs wait behind this one.
+CALL_LOOKUPS_PER_ROUND = 25
 _OPEN = (CallStatus.CALLING, CallStatus.UNKNOWN, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
 
 def calls_reconcile(*, now: datetime | None = None) -> int:
-    """Dispatch again a queued call whose task was lost, and end a call that will never be
-    reported (a worker killed after marking it calling, a provider that never called back)
-    as failed: never placed again, so nobody is called twice. Returns how many changed."""
+    """Settle the calls a crash or a lost callback left open; run by the scheduler (one
+    at a time), like messages_reconcile for texts. Returns how many calls changed.
+
+    1. A queued call whose dispatch task was lost is dispatched again.
+    2. A call whose placing has no answer on record (the worker died after marking it
+       calling, or the request timed out: UNKNOWN) is looked up at the provider
+       (``find_call``): found, it takes the provider's id and status; no record, it is
+       placed again, which cannot call anyone twice. Cannot ask: next round.
+    3. A call past its time limit with no final report asks the provider for its status
+       (``fetch_call``); still nothing CALL_NO_REPORT_AFTER later, it ends as failed and
+       is not placed again."""
+    now = now or timezone.now()
+    return _redispatch_lost(now) + _settle_unplaced(now) + _settle_unreported(now)
+
+
+def _redispatch_lost(now: datetime) -> int:
     from openline.messaging.services.reconcile import with_pending_task
     from openline.messaging.tasks import dispatch_call
 
-    now = now or timezone.now()
     cutoff = now - CALL_LOST_AFTER
     queued = list(
         Call.objects.filter(status=CallStatus.QUEUED, status_changed_at__lt=cutoff)
@@ -344,16 +364,133 @@ def calls_reconcile(*, now: datetime | None = None) -> int:
     for call_id in sorted(lost):
         Call.objects.filter(pk=call_id).update(status_changed_at=now)
         enqueue_call(call_id)
-    ended = 0
-    stale = Call.objects.filter(status__in=_OPEN, status_changed_at__lt=now - CALL_NO_REPORT_AFTER)
-    for call in stale.only("pk", "status_changed_at", "time_limit")[:500]:
-        changed = call.status_changed_at or now
-        if changed + timedelta(seconds=call.time_limit) + CALL_NO_REPORT_AFTER > now:
+    return len(lost)
+
+
+def _settle_unplaced(now: datetime) -> int:
+    unanswered = Call.objects.filter(provider_call_id="").filter(
+        Q(status=CallStatus.UNKNOWN, status_changed_at__lt=now - CALL_UNKNOWN_GRACE)
+        | Q(status=CallStatus.CALLING, status_changed_at__lt=now - CALL_STUCK_AFTER)
+    )
+    unreachable: set[int] = set()  # numbers whose provider could not be asked this round
+    changed = lookups = 0
+    for call in unanswered.select_related("number").order_by("pk")[:500]:
+        if call.number_id in unreachable or _twin_in_flight(call, now):
             continue
-        call_id = call.pk
+        if lookups == CALL_LOOKUPS_PER_ROUND:
+            break
+        lookups += 1
+        try:
+            found = get_provider(call.number.provider).find_call(
+                call.number, to=call.phone, since=call.created_at, exclude=_claimed_ids(call)
+            )
+        except ProviderError as exc:
+            unreachable.add(call.number_id)
+            logger.warning("could not ask the provider about call=%s code=%s", call.pk, exc.code)
+            continue
+        changed += _adopt(call, found) if found is not None else _place_again(call)
+    return changed
+
+
+def _twin_in_flight(call: Call, now: datetime) -> bool:
+    """Another call to the same person from the same number is being placed right now:
+    its answer will claim its own provider record, which a look-up now could take for
+    this one's. Wait for it."""
+    return (
+        Call.objects.filter(
+            number_id=call.number_id,
+            phone=call.phone,
+            status=CallStatus.CALLING,
+            provider_call_id="",
+            status_changed_at__gte=now - CALL_STUCK_AFTER,
+        )
+        .exclude(pk=call.pk)
+        .exists()
+    )
+
+
+def _claimed_ids(call: Call) -> set[str]:
+    """Provider ids of our other calls to this person from this number: not this one's."""
+    return set(
+        Call.objects.filter(number_id=call.number_id, phone=call.phone)
+        .exclude(pk=call.pk)
+        .exclude(provider_call_id="")
+        .values_list("provider_call_id", flat=True)
+    )
+
+
+def _lock_unplaced(call: Call) -> Call | None:
+    return (
+        Call.objects.select_for_update()
+        .filter(
+            pk=call.pk, status__in=(CallStatus.CALLING, CallStatus.UNKNOWN), provider_call_id=""
+        )
+        .first()
+    )
+
+
+def _adopt(call: Call, found: CallUpdate) -> int:
+    """The provider has it: it was placed once, and that is its record."""
+    with transaction.atomic():
+        locked = _lock_unplaced(call)
+        if locked is None or found.provider_call_id in _claimed_ids(locked):
+            return 0
+        locked.status = CallStatus.CALLING  # placed; the provider's status moves it on
+        locked.status_changed_at = timezone.now()
+        locked.error_code = locked.error_message = ""
+        locked.save(update_fields=["status", "status_changed_at", "error_code", "error_message"])
+        call_status_apply(number=locked.number, call_id=locked.pk, update=found)
+    logger.info("reconciled call=%s: the provider had it", call.pk)
+    return 1
+
+
+def _place_again(call: Call) -> int:
+    """The provider has no record: it was never placed, so placing it is safe."""
+    with transaction.atomic():
+        locked = _lock_unplaced(call)
+        if locked is None:
+            return 0
+        if locked.attempts >= MAX_ATTEMPTS:
+            reason = f"the provider did not take it in {locked.attempts} attempts"
+            _set_status(locked, CallStatus.FAILED, error_code="not_placed", error=reason)
+        else:
+            locked.status = CallStatus.QUEUED
+            locked.status_changed_at = timezone.now()
+            locked.error_message = "the provider has no record of it, so it is placed again"
+            locked.save(update_fields=["status", "status_changed_at", "error_message"])
+            call_id = locked.pk
+            transaction.on_commit(lambda: enqueue_call(call_id))
+    logger.info("reconciled call=%s: the provider had no record", call.pk)
+    return 1
+
+
+def _settle_unreported(now: datetime) -> int:
+    """Calls the provider has, whose final report is overdue (``CALL_STUCK_AFTER`` past the
+    time limit): the provider's status if it has moved on; failed once CALL_NO_REPORT_AFTER
+    has passed too."""
+    stale = Call.objects.filter(status__in=_OPEN, status_changed_at__lt=now - CALL_STUCK_AFTER)
+    changed = lookups = 0
+    for call in stale.select_related("number").order_by("pk")[:500]:
+        since = now - (call.status_changed_at or now) - timedelta(seconds=call.time_limit)
+        if since < CALL_STUCK_AFTER:
+            continue  # it may still be on the line
+        if call.provider_call_id and lookups < CALL_LOOKUPS_PER_ROUND:
+            lookups += 1
+            update = get_provider(call.number.provider).fetch_call(
+                call.number, call.provider_call_id
+            )
+            if update is not None:
+                applied = call_status_apply(number=call.number, call_id=call.pk, update=update)
+                if applied is not None and applied.status != call.status:
+                    changed += 1
+                    continue
+        if since < CALL_NO_REPORT_AFTER:
+            continue
         with transaction.atomic():
-            call = Call.objects.select_for_update().get(pk=call_id)
-            if call.status in _OPEN:
+            locked = Call.objects.select_for_update().get(pk=call.pk)
+            if locked.status in _OPEN:
                 reason = "no final report from the provider; not called again"
-                ended += _set_status(call, CallStatus.FAILED, error_code="no_report", error=reason)
-    return len(lost) + ended
+                changed += _set_status(
+                    locked, CallStatus.FAILED, error_code="no_report", error=reason
+                )
+    return changed

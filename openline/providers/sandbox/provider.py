@@ -43,6 +43,7 @@ from openline.providers.base import (
 
 if TYPE_CHECKING:
     from openline.providers.models import Number
+    from openline.providers.sandbox.models import SandboxCall
 
 TOKEN_SALT = "openline.sandbox.phone"
 OPTED_OUT_SUFFIX = "0666"
@@ -195,6 +196,47 @@ class SandboxProvider(Provider):
         if created:
             carrier_call.enqueue(provider_id)
         return CallResult(provider_call_id=provider_id)
+
+    def find_call(
+        self,
+        number: Number,
+        *,
+        to: str,
+        since: datetime,
+        exclude: Collection[str] = (),
+    ) -> CallUpdate | None:
+        """The simulated carrier's own record (one SandboxCall per placed call): the oldest
+        from this number to ``to`` since ``since``, not excluded."""
+        from openline.providers.sandbox.models import SandboxCall
+
+        record = (
+            SandboxCall.objects.filter(number=number, to=to, created_at__gte=since)
+            .exclude(provider_call_id__in=list(exclude))
+            .order_by("created_at", "pk")
+            .first()
+        )
+        return None if record is None else self._call_record(record)
+
+    def fetch_call(self, number: Number, provider_call_id: str) -> CallUpdate | None:
+        from openline.providers.sandbox.models import SandboxCall
+
+        record = SandboxCall.objects.filter(
+            number=number, provider_call_id=provider_call_id
+        ).first()
+        return None if record is None else self._call_record(record)
+
+    @staticmethod
+    def _call_record(record: SandboxCall) -> CallUpdate:
+        """What the simulated carrier knows of a call. One still ringing or answered may
+        have lost its carrier (a worker killed while it ran the call): it is set going
+        again, and reports as usual; reporting is idempotent."""
+        from openline.providers.sandbox.tasks import carrier_call
+
+        if record.status in ("ringing", "in-progress"):
+            carrier_call.enqueue(record.provider_call_id, True)
+        return CallUpdate(
+            provider_call_id=record.provider_call_id, status=CALL_STATUSES[record.status]
+        )
 
     def parse_call_status(self, request: WebhookRequest) -> CallUpdate:
         status = _one(request, "CallStatus")

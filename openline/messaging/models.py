@@ -212,8 +212,8 @@ class Message(models.Model):
 class CallStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     CALLING = "calling", "Calling"  # handed to the provider
-    # The provider may or may not have started it (a timeout, a 5xx): never placed again;
-    # its callbacks (our call id is in their URLs) still settle it.
+    # The provider may or may not have started it (a timeout, a 5xx): its callbacks (our
+    # call id is in their URLs) settle it, or reconciliation asks the provider.
     UNKNOWN = "unknown", "Checking if placed"
     RINGING = "ringing", "Ringing"
     IN_PROGRESS = "in_progress", "Answered, playing"

@@ -3,8 +3,9 @@
 ``call_dispatch`` checks again at the last moment, like texts (outbound.py, dispatch.py).
 
 A call is placed once: when the provider may have started it (a timeout, a 5xx) it is
-marked UNKNOWN and never placed again; the provider's callbacks still find it, because
-our call id is in every URL it calls back (``call_urls``)."""
+marked UNKNOWN and not placed again until the provider says it has no such call
+(``calls_reconcile``); the provider's callbacks still find it meanwhile, because our call
+id is in every URL it calls back (``call_urls``)."""
 
 from __future__ import annotations
 

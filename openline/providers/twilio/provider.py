@@ -201,8 +201,7 @@ class TwilioProvider(Provider):
     # --- REST API ------------------------------------------------------------------------
 
     def _messages_url(self, number: Number) -> str:
-        base = (number.config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
-        return f"{base}/2010-04-01/Accounts/{number.config['account_sid']}/Messages"
+        return f"{_api_base(number)}/2010-04-01/Accounts/{number.config['account_sid']}/Messages"
 
     def _auth(self, number: Number) -> tuple[str, str]:
         return number.config["account_sid"], number.config["auth_token"]
@@ -281,17 +280,24 @@ class TwilioProvider(Provider):
         that queue short. Reconciliation waits a grace period before it takes "no
         record" as an answer."""
         earliest = since - CLOCK_SKEW
-        day = earliest.astimezone(UTC).date().isoformat()  # Twilio's dates are GMT
-        matches = [
-            record
-            for record in self._list_messages(number, to=to, day=day)
-            if _is_match(record, body=body, earliest=earliest, exclude=exclude)
-        ]
-        if not matches:
+        listed = self._list(
+            number,
+            "messages",
+            self._messages_url(number) + ".json",
+            {"To": to, "From": number.e164, "DateSent>": _gmt_day(earliest)},
+        )
+        oldest = _oldest(
+            [
+                record
+                for record in listed
+                if record.get("body") == body
+                and str(record.get("direction", "")).startswith("outbound")
+                and _is_candidate(record, MESSAGE_SID, earliest=earliest, exclude=exclude)
+            ],
+            earliest,
+        )
+        if oldest is None:
             return None
-        # The list is newest first and date_created has whole seconds: on a tie the one
-        # listed later is the older.
-        oldest = min(reversed(matches), key=lambda record: _created(record) or earliest)
         code = oldest.get("error_code")
         return SendResult(
             provider_message_id=str(oldest["sid"]),
@@ -299,45 +305,42 @@ class TwilioProvider(Provider):
             error_code="" if code is None else str(code),
         )
 
-    def _list_messages(self, number: Number, *, to: str, day: str) -> Iterator[dict[str, object]]:
-        """Every message of the list resource for these filters, following next_page_uri;
-        ProviderError when Twilio cannot be read or there are too many pages to tell."""
-        base = (number.config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
-        url = self._messages_url(number) + ".json"
-        params: dict[str, str] | None = {
-            "To": to,
-            "From": number.e164,
-            "DateSent>": day,
-            "PageSize": str(self.LOOKUP_PAGE_SIZE),
-        }
+    def _list(
+        self, number: Number, key: str, url: str, filters: Mapping[str, str]
+    ) -> Iterator[dict[str, object]]:
+        """Every record of a list resource (``key``: "messages" or "calls") for these
+        filters, following next_page_uri; ProviderError when Twilio cannot be read or there
+        are too many pages to tell."""
+        params: dict[str, str] | None = {**filters, "PageSize": str(self.LOOKUP_PAGE_SIZE)}
         for _ in range(self.LOOKUP_MAX_PAGES):
-            messages, next_uri = self._get_page(number, url, params)
-            yield from messages
+            records, next_uri = self._get_page(number, key, url, params)
+            yield from records
             if not next_uri:
                 return
-            url, params = base + next_uri, None
+            url, params = _api_base(number) + next_uri, None
         raise ProviderError(
-            "too many messages to this person to look through", code="lookup_too_long"
+            f"too many {key} to this person to look through", code="lookup_too_long"
         )
 
     def _get_page(
-        self, number: Number, url: str, params: dict[str, str] | None
+        self, number: Number, key: str, url: str, params: dict[str, str] | None
     ) -> tuple[list[dict[str, object]], str]:
-        """One page of the list resource: its messages and the next page's URI (or "")."""
+        """One page of a list resource: its records (under ``key``) and the next page's URI
+        (or "")."""
         try:
             response = self._client.get(
                 url, params=params, auth=self._auth(number), timeout=self.LOOKUP_TIMEOUT
             )
         except httpx.HTTPError as exc:
-            raise ProviderError(f"could not read Twilio's messages: {exc}", code="network") from exc
+            raise ProviderError(f"could not read Twilio's {key}: {exc}", code="network") from exc
         payload = _json(response)
         if response.status_code != 200:
             raise _error(response, payload)
-        messages = payload.get("messages")
-        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            raise ProviderError("Twilio's message list had no messages", code="bad_response")
+        records = payload.get(key)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ProviderError(f"Twilio's {key} list had no {key}", code="bad_response")
         next_uri = payload.get("next_page_uri")
-        return messages, next_uri if isinstance(next_uri, str) else ""
+        return records, next_uri if isinstance(next_uri, str) else ""
 
     def fetch_status(self, number: Number, provider_message_id: str) -> str | None:
         try:
@@ -386,8 +389,46 @@ class TwilioProvider(Provider):
         return CallResult(provider_call_id=sid)
 
     def _calls_url(self, number: Number) -> str:
-        base = (number.config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
-        return f"{base}/2010-04-01/Accounts/{number.config['account_sid']}/Calls.json"
+        return f"{_api_base(number)}/2010-04-01/Accounts/{number.config['account_sid']}/Calls.json"
+
+    def find_call(
+        self,
+        number: Number,
+        *,
+        to: str,
+        since: datetime,
+        exclude: Collection[str] = (),
+    ) -> CallUpdate | None:
+        """Read the Calls list twice, for From=number and To=``to``: (a) Status=queued, then
+        (b) StartTime>= the GMT day of ``since`` (less CLOCK_SKEW), every page of each; match
+        outbound-api calls created since then, not in ``exclude``, and take the oldest.
+
+        Why two lists: start_time stays empty until Twilio dials a call, and a call waits
+        (status "queued") behind the account's calls-per-second limit first, so no StartTime
+        filter finds a call that was created but not dialed yet, and answering "no such
+        call" then would call the person twice. Queued is read first: a call only moves on
+        from queued, so one dialed between the two reads is in the second, whereas in the
+        other order it could slip between both."""
+        earliest = since - CLOCK_SKEW
+        url = self._calls_url(number)
+        mine = {"To": to, "From": number.e164}
+        listed: dict[str, dict[str, object]] = {}
+        for filters in ({"Status": "queued"}, {"StartTime>": _gmt_day(earliest)}):
+            for record in self._list(number, "calls", url, {**mine, **filters}):
+                # In both reads (dialed in between): the later one is current. The queued
+                # ones are newer than the dialed ones, so "listed later is older" (on a tie
+                # of date_created) holds across the two reads.
+                listed[str(record.get("sid", ""))] = record
+        oldest = _oldest(
+            [
+                record
+                for record in listed.values()
+                if record.get("direction") in (None, "outbound-api")
+                and _is_candidate(record, CALL_SID, earliest=earliest, exclude=exclude)
+            ],
+            earliest,
+        )
+        return None if oldest is None else _call_update(oldest)
 
     def parse_call_status(self, request: WebhookRequest) -> CallUpdate:
         params = request.params
@@ -456,6 +497,26 @@ def _answered_by(params: Mapping[str, list[str]]) -> str:
     return ANSWERED_BY_MAP.get(_one(params, "AnsweredBy", required=False), "")
 
 
+def _call_update(record: Mapping[str, object]) -> CallUpdate:
+    """A looked-up call resource as a CallUpdate: its billed seconds when completed."""
+    raw = str(record.get("status", ""))
+    status = CALL_STATUS_MAP.get(raw)
+    if status is None:
+        raise ProviderError(f"Twilio listed a call with status {raw[:40]!r}", code="bad_response")
+    duration = record.get("duration") if status == "completed" else None
+    seconds = "" if duration is None else str(duration)
+    if seconds and not (seconds.isascii() and seconds.isdigit()):
+        raise ProviderError(
+            f"Twilio listed a call lasting {seconds[:40]!r} seconds", code="bad_response"
+        )
+    return CallUpdate(
+        provider_call_id=str(record["sid"]),
+        status=status,
+        answered_by=ANSWERED_BY_MAP.get(str(record.get("answered_by") or ""), ""),
+        duration=int(seconds or 0),
+    )
+
+
 def _signature_algorithm(request: WebhookRequest) -> str:
     """The algorithm X-Twilio-Webhooks-Signature-Settings names (HMAC_SHA1 without one);
     one we cannot check makes the signature unverifiable, not the server broken."""
@@ -479,20 +540,36 @@ def _created(record: Mapping[str, object]) -> datetime | None:
         return None
 
 
-def _is_match(
-    record: Mapping[str, object], *, body: str, earliest: datetime, exclude: Collection[str]
+def _is_candidate(
+    record: Mapping[str, object],
+    sid: re.Pattern[str],
+    *,
+    earliest: datetime,
+    exclude: Collection[str],
 ) -> bool:
-    """An outbound message with exactly ``body``, created at or after ``earliest``, that no
-    other OpenLine message has claimed. One without a readable date_created still counts:
-    a wrong "not found" would text the person twice."""
-    if record.get("body") != body or record.get("sid") in exclude:
-        return False
-    if not str(record.get("direction", "")).startswith("outbound"):
-        return False
-    if not MESSAGE_SID.match(str(record.get("sid", ""))):
+    """A record with a well-formed ``sid``, created at or after ``earliest``, that no other
+    OpenLine message or call has claimed. One without a readable date_created still counts:
+    a wrong "not found" would text or call the person twice."""
+    if record.get("sid") in exclude or not sid.match(str(record.get("sid", ""))):
         return False
     created = _created(record)
     return created is None or created >= earliest
+
+
+def _oldest(matches: list[dict[str, object]], earliest: datetime) -> dict[str, object] | None:
+    """The oldest of ``matches`` by date_created. The lists are newest first and
+    date_created has whole seconds: on a tie the one listed later is the older."""
+    if not matches:
+        return None
+    return min(reversed(matches), key=lambda record: _created(record) or earliest)
+
+
+def _gmt_day(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()  # Twilio's list dates are GMT
+
+
+def _api_base(number: Number) -> str:
+    return (number.config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
 
 
 def _int(params: Mapping[str, list[str]], name: str) -> int:

@@ -35,6 +35,20 @@ Calls (https://www.twilio.com/docs/voice/api/call-resource):
   the fake's best reading of Twilio's error dictionary]. 201 with the call resource, status
   "queued". No idempotency key and no dedup: two identical POSTs are two calls.
 - GET  /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json (404, code 20404, if unknown).
+  start_time is set when the fake is told the call was dialed (``call_progress`` to
+  initiated, ringing or in-progress, or straight to completed, busy or no-answer): a call
+  still queued, or one that went from queued to failed or canceled, has none. end_time is
+  set when a dialed call reaches its final status (Twilio: "empty if the call did not
+  complete successfully" [the fake reads that as "never dialed"]); date_updated moves with
+  the status.
+- GET  /2010-04-01/Accounts/{AccountSid}/Calls.json: the list resource, the same shape and
+  paging as the messages list with the calls under "calls", filtered by To, From, Status
+  (one of the statuses above) and StartTime / EndTime with their ``>=`` / ``<=`` forms
+  (``StartTime>`` / ``StartTime<`` once parsed, values as for DateSent); a call without a
+  start_time (end_time) never matches a StartTime (EndTime) filter. Newest first by
+  date_created [U] (Twilio does not say how it orders calls: this is the fake's reading).
+  Invalid values (PageSize, a date, Status, PageToken) answer 400, code 20001, like the
+  messages list; ParentCallSid is not implemented (ignored, like any unknown parameter).
 - Driving a call as Twilio would (each request signed with the account's auth token over the
   full URL and the form fields; ``post`` delivers it, over HTTP by default):
 
@@ -89,14 +103,13 @@ _GSM_HINT = re.compile(r"^[\x0a\x0d\x20-\x7e£¥èéùìòÇØøÅåΔ_ΦΓΛΩ�
 MAX_BODY_CHARS = 1600
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-# The list filters, in the order page URIs repeat them. "DateSent>" and "DateSent<" are
-# how ``DateSent>=...`` and ``DateSent<=...`` arrive once the query string is parsed.
-LIST_FILTERS = ("To", "From", "DateSent", "DateSent>", "DateSent<")
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_PAGE_TOKEN = re.compile(r"^P[AB](?:SM|MM)[0-9a-fA-F]{32}$")
 CALL_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
 MACHINE_DETECTION = frozenset({"Enable", "DetectMessageEnd"})
 CALL_FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+# Statuses in which Twilio has dialed the call: the first one sets its start_time. A call
+# that fails or is canceled while still queued was never dialed and never gets one.
+CALL_DIALED = frozenset({"initiated", "ringing", "in-progress", "completed", "busy", "no-answer"})
 # Which StatusCallbackEvent a call status is reported under.
 CALL_EVENT_OF = {
     "queued": "",
@@ -177,6 +190,10 @@ class FakeMessage:
     sent: float | None = None  # date_sent: when it left for the carrier
     seq: int = 0  # arrival order, to sort messages created within one second
 
+    def listed_at(self) -> tuple[float, int]:
+        """Where the list puts it (newest first): by date_sent, else date_created."""
+        return self.sent or self.created, self.seq
+
     def resource(self, *, as_created: bool = False) -> dict[str, Any]:
         """The message resource; ``as_created`` is the create answer, before it was sent."""
         date = email.utils.formatdate(self.created, usegmt=True)
@@ -187,7 +204,7 @@ class FakeMessage:
             "api_version": API_VERSION,
             "body": self.body,
             "date_created": date,
-            "date_sent": None if sent is None else email.utils.formatdate(sent, usegmt=True),
+            "date_sent": _rfc2822(sent),
             "date_updated": date,
             "direction": "outbound-api",
             "error_code": self.error_code,
@@ -227,6 +244,10 @@ class FakeCall:
     answered_by: str = ""
     duration: int | None = None
     created: float = field(default_factory=time.time)
+    updated: float | None = None  # date_updated, when it differs from date_created
+    started: float | None = None  # start_time: when Twilio dialed it (None while queued)
+    ended: float | None = None  # end_time: when a dialed call reached its final status
+    seq: int = 0  # arrival order, to sort calls created within one second
     # The TwiML documents the call fetched, in order, and the <Gather> waiting for a key
     # press in the current one: (absolute action URL, method, numDigits).
     documents: list[str] = field(default_factory=list)
@@ -234,6 +255,22 @@ class FakeCall:
     hung_up: bool = False  # the TwiML ended the call (<Hangup/>, or it ran out of verbs)
     errors: list[int] = field(default_factory=list)  # Twilio debugger codes (11200, 12100)
     sequence: int = 0  # SequenceNumber of the next status callback
+
+    def listed_at(self) -> tuple[float, int]:
+        """Where the list puts it (newest first): by date_created, the fake's reading."""
+        return self.created, self.seq
+
+    def move_to(self, status: str) -> None:
+        """Take ``status``, stamping date_updated, start_time the first time the call is
+        dialed, and end_time when a dialed call ends."""
+        now = time.time()
+        if status != self.status:
+            self.updated = now
+        if self.started is None and status in CALL_DIALED:
+            self.started = now
+        if status in CALL_FINAL and self.started is not None and self.ended is None:
+            self.ended = now
+        self.status = status
 
     def resource(self) -> dict[str, Any]:
         date = email.utils.formatdate(self.created, usegmt=True)
@@ -245,10 +282,10 @@ class FakeCall:
             "api_version": API_VERSION,
             "caller_name": None,
             "date_created": date,
-            "date_updated": date,
+            "date_updated": _rfc2822(self.created if self.updated is None else self.updated),
             "direction": "outbound-api",
             "duration": None if self.duration is None else str(self.duration),
-            "end_time": None,
+            "end_time": _rfc2822(self.ended),
             "forwarded_from": None,
             "from": self.from_,
             "from_formatted": self.from_,
@@ -259,7 +296,7 @@ class FakeCall:
             "price_unit": "USD",
             "queue_time": "0",
             "sid": self.sid,
-            "start_time": None,
+            "start_time": _rfc2822(self.started),
             "status": self.status,
             "subresource_uris": {
                 "events": f"{uri}/Events.json",
@@ -309,6 +346,10 @@ def num_segments(body: str) -> int:
     return 1 if units <= single else -(-units // part)
 
 
+def _rfc2822(moment: float | None) -> str | None:
+    return None if moment is None else email.utils.formatdate(moment, usegmt=True)
+
+
 def error_body(status: int, code: int, message: str) -> dict[str, Any]:
     return {
         "code": code,
@@ -319,7 +360,8 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
 
 
 def _date_range(name: str, value: str) -> tuple[float, float]:
-    """[start, end) of a DateSent value: a whole GMT day, or the one second named."""
+    """[start, end) of a date filter's value (DateSent, StartTime, EndTime): a whole GMT
+    day, or the one second named."""
     try:
         if _DAY.match(value):
             day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
@@ -341,50 +383,105 @@ def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _Listing:
-    """One GET of the list resource: its filters and which page."""
+class _ListKind:
+    """A list resource: where it lives (``path``), the key its page holds the records under,
+    the sids its page tokens carry, its exact-match filters and date filters (each: the
+    query parameter, the record's attribute), and the only values some filters take."""
 
+    path: str
+    key: str
+    sid: str
+    exact: tuple[tuple[str, str], ...]
+    dates: tuple[tuple[str, str], ...]
+    choices: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        """The filters, in the order page URIs repeat them. "DateSent>" and "DateSent<" are
+        how ``DateSent>=...`` and ``DateSent<=...`` arrive once the query string is parsed
+        (and likewise for the other dates)."""
+        dated = tuple(name + op for name, _ in self.dates for op in ("", ">", "<"))
+        return tuple(name for name, _ in self.exact) + dated
+
+    @property
+    def token(self) -> re.Pattern[str]:
+        return re.compile(rf"^P[AB]{self.sid}[0-9a-fA-F]{{32}}$")
+
+
+LISTS = {
+    "Messages": _ListKind(
+        path="Messages",
+        key="messages",
+        sid="(?:SM|MM)",
+        exact=(("To", "to"), ("From", "from_")),
+        dates=(("DateSent", "sent"),),
+    ),
+    "Calls": _ListKind(
+        path="Calls",
+        key="calls",
+        sid="CA",
+        exact=(("To", "to"), ("From", "from_"), ("Status", "status")),
+        dates=(("StartTime", "started"), ("EndTime", "ended")),
+        choices=(("Status", frozenset(CALL_EVENT_OF)),),
+    ),
+}
+_Record = FakeMessage | FakeCall
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """One GET of a list resource: its filters and which page."""
+
+    kind: _ListKind
     filters: tuple[tuple[str, str], ...]
-    ranges: tuple[tuple[str, float, float], ...]
+    # (the record's attribute, "" for the day named / ">" on or after / "<" on or before,
+    # [start, end) of the value)
+    ranges: tuple[tuple[str, str, float, float], ...]
     page_size: int
     page_number: int
     token: str
 
     @classmethod
-    def parse(cls, query: Mapping[str, str]) -> _Listing:
-        filters = tuple((name, query[name]) for name in LIST_FILTERS if name in query)
+    def parse(cls, kind: _ListKind, query: Mapping[str, str]) -> _Listing:
+        filters = tuple((name, query[name]) for name in kind.filters if name in query)
+        for name, allowed in kind.choices:
+            if name in query and query[name] not in allowed:
+                raise ValueError(f"Invalid {name} value {query[name]!r}")
+        dates = dict(kind.dates)
         ranges = tuple(
-            (name, *_date_range(name, value))
+            (dates[name.rstrip("<>")], name[len(name.rstrip("<>")) :], *_date_range(name, value))
             for name, value in filters
-            if name.startswith("DateSent")
+            if name.rstrip("<>") in dates
         )
         page_size = _int_param(query, "PageSize", DEFAULT_PAGE_SIZE)
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"PageSize must be between 1 and {MAX_PAGE_SIZE}")
         token = query.get("PageToken", "")
-        if token and not _PAGE_TOKEN.match(token):
+        if token and not kind.token.match(token):
             raise ValueError(f"Invalid PageToken value {token!r}")
-        return cls(filters, ranges, page_size, _int_param(query, "Page", 0), token)
+        return cls(kind, filters, ranges, page_size, _int_param(query, "Page", 0), token)
 
-    def matches(self, message: FakeMessage) -> bool:
+    def matches(self, record: _Record) -> bool:
         wanted = dict(self.filters)
-        if wanted.get("To", message.to) != message.to:
-            return False
-        if wanted.get("From", message.from_) != message.from_:
-            return False
-        return all(self._in_range(message.sent, *bounds) for bounds in self.ranges)
+        for name, attribute in self.kind.exact:
+            if name in wanted and getattr(record, attribute) != wanted[name]:
+                return False
+        return all(
+            self._in_range(getattr(record, attribute), op, start, end)
+            for attribute, op, start, end in self.ranges
+        )
 
     @staticmethod
-    def _in_range(sent: float | None, name: str, start: float, end: float) -> bool:
-        if sent is None:  # never sent: no DateSent filter can match it
+    def _in_range(when: float | None, op: str, start: float, end: float) -> bool:
+        if when is None:  # never sent, dialed or ended: no filter on that date can match
             return False
-        if name == "DateSent>":
-            return sent >= start
-        if name == "DateSent<":
-            return sent < end
-        return start <= sent < end
+        if op == ">":
+            return when >= start
+        if op == "<":
+            return when < end
+        return start <= when < end
 
-    def page(self, account_sid: str, found: list[FakeMessage]) -> dict[str, Any]:
+    def page(self, account_sid: str, found: list[_Record]) -> dict[str, Any]:
         """The page of ``found`` (newest first) this request asked for, shaped like
         Twilio's list answer."""
         first = self._first_index(found)
@@ -394,7 +491,7 @@ class _Listing:
         return {
             "end": start + max(len(chunk) - 1, 0),
             "first_page_uri": self._uri(account_sid, 0, ""),
-            "messages": [message.resource() for message in chunk],
+            self.kind.key: [record.resource() for record in chunk],
             "next_page_uri": (
                 self._uri(account_sid, self.page_number + 1, "PA" + chunk[-1].sid)
                 if more and chunk
@@ -411,11 +508,11 @@ class _Listing:
             "uri": self._uri(account_sid, self.page_number, self.token),
         }
 
-    def _first_index(self, found: list[FakeMessage]) -> int:
+    def _first_index(self, found: list[_Record]) -> int:
         """Where this page starts: after the PA sid, a page before the PB sid."""
         if not self.token:
             return 0
-        sids = [message.sid for message in found]
+        sids = [record.sid for record in found]
         sid = self.token[2:]
         if sid not in sids:
             return len(found)
@@ -428,7 +525,7 @@ class _Listing:
         params = [*self.filters, ("PageSize", str(self.page_size)), ("Page", str(page))]
         if token:
             params.append(("PageToken", token))
-        return f"/{API_VERSION}/Accounts/{account_sid}/Messages.json?{urlencode(params)}"
+        return f"/{API_VERSION}/Accounts/{account_sid}/{self.kind.path}.json?{urlencode(params)}"
 
 
 class FakeTwilio:
@@ -630,7 +727,7 @@ class FakeTwilio:
                 raise ValueError(f"call {sid} already ended ({call.status})")
             if answered_by:
                 call.answered_by = _check_answered_by(call, answered_by)
-            call.status = status
+            call.move_to(status)
             if status == "completed":
                 call.duration = duration or 0
             elif status in CALL_FINAL:
@@ -821,6 +918,8 @@ class FakeTwilio:
             time_limit=int(one.get("TimeLimit", str(MAX_TIME_LIMIT))),
         )
         with self._lock:
+            self._seq += 1
+            call.seq = self._seq
             self.calls[call.sid] = call
         return 201, call.resource()
 
@@ -836,16 +935,21 @@ class FakeTwilio:
             )
         return 200, call.resource()
 
-    def _list(self, account_sid: str, query: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    def _list(
+        self, resource: str, account_sid: str, query: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """GET on a list resource ("Messages" or "Calls"): a page of the account's own."""
         try:
-            listing = _Listing.parse(query)
+            listing = _Listing.parse(LISTS[resource], query)
         except ValueError as exc:
             return 400, error_body(400, 20001, str(exc))
         with self._lock:
-            mine = [m for m in self.messages.values() if m.account_sid == account_sid]
+            records: list[_Record] = [
+                *(self.calls.values() if resource == "Calls" else self.messages.values())
+            ]
         found = sorted(
-            (m for m in mine if listing.matches(m)),
-            key=lambda m: (m.sent or m.created, m.seq),
+            (r for r in records if r.account_sid == account_sid and listing.matches(r)),
+            key=lambda r: r.listed_at(),
             reverse=True,
         )
         return 200, listing.page(account_sid, found)
@@ -1059,10 +1163,7 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 fetch = fake._fetch_call if calls else fake._fetch
                 return (*fetch(route.account_sid, route.sid), {})
             if method == "GET":
-                if calls:
-                    body = error_body(501, 20001, "the fake does not list calls")
-                    return 501, body, {}
-                return (*fake._list(route.account_sid, query), {})
+                return (*fake._list(route.resource, route.account_sid, query), {})
             form = {k: v[0] for k, v in form_lists.items()}
 
             def create() -> tuple[int, dict[str, Any]]:

@@ -239,6 +239,179 @@ def test_list_shows_only_the_accounts_own_messages(fake: FakeTwilio) -> None:
     assert httpx.get(url, auth=(other_sid, other_token)).json()["messages"] == []
 
 
+# --- the calls list resource --------------------------------------------------------------
+
+CALL = {"To": "+12025550123", "From": "+12025550177", "Url": "https://example.org/answer"}
+DAY1, DAY2, DAY3 = 1_700_000_000, 1_700_086_400, 1_700_172_800  # 2023-11-14/15/16 22:13:20 GMT
+
+
+def _calls(fake: FakeTwilio, params: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+    kwargs.setdefault("auth", (fake.account_sid, fake.auth_token))
+    url = f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Calls.json"
+    return httpx.get(url, params=params, **kwargs)
+
+
+def _call_sids(fake: FakeTwilio, **params: str) -> list[str]:
+    response = _calls(fake, params)
+    assert response.status_code == 200, response.text
+    return [c["sid"] for c in response.json()["calls"]]
+
+
+def _placed(fake: FakeTwilio, when: float, status: str = "queued", **fields: str) -> str:
+    """A call the fake accepted at ``when`` (seconds since the epoch), then moved to
+    ``status``; one that was dialed started (and a final one ended) at ``when`` too."""
+    response = httpx.post(
+        f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Calls.json",
+        data=dict(CALL, **fields),
+        auth=(fake.account_sid, fake.auth_token),
+    )
+    assert response.status_code == 201, response.text
+    sid: str = response.json()["sid"]
+    if status != "queued":
+        fake.call_progress(sid, status)  # no StatusCallback: nothing is posted
+    call = fake.calls[sid]
+    call.created = when
+    call.started = None if call.started is None else when
+    call.ended = None if call.ended is None else when
+    return sid
+
+
+def test_call_list_answers_the_documented_page_newest_first(fake: FakeTwilio) -> None:
+    older = _placed(fake, DAY1, "ringing")
+    newer = _placed(fake, DAY1 + 60)
+    response = _calls(fake)
+    assert response.status_code == 200, response.text
+    page = response.json()
+    messages_page = set(_fixture("messages_list.json"))
+    assert set(page) == messages_page - {"messages"} | {"calls"}
+    fetched = httpx.get(
+        f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Calls/{older}.json",
+        auth=(fake.account_sid, fake.auth_token),
+    ).json()
+    assert page["calls"][1] == fetched
+    assert [c["sid"] for c in page["calls"]] == [newer, older]
+    assert [(c["status"], c["start_time"]) for c in page["calls"]] == [
+        ("queued", None),
+        ("ringing", "Tue, 14 Nov 2023 22:13:20 GMT"),
+    ]
+    assert [c["date_created"] for c in page["calls"]] == [
+        "Tue, 14 Nov 2023 22:14:20 GMT",
+        "Tue, 14 Nov 2023 22:13:20 GMT",
+    ]
+    assert (page["page"], page["page_size"], page["start"], page["end"]) == (0, 50, 0, 1)
+    assert page["next_page_uri"] is None and page["previous_page_uri"] is None
+    assert page["uri"] == page["first_page_uri"]
+    assert page["uri"].startswith(f"/2010-04-01/Accounts/{fake.account_sid}/Calls.json?")
+
+
+def test_call_times_follow_dialing_and_the_final_status(fake: FakeTwilio) -> None:
+    """start_time once dialed, end_time once a dialed call ends, date_updated with the
+    status; a call that fails while queued was never dialed and has neither."""
+    never = _placed(fake, DAY1)
+    answered = _placed(fake, DAY1)
+    fake.call_progress(never, "failed")
+    fake.call_progress(answered, "ringing")
+    ringing = dict(fake.calls[answered].resource())
+    fake.call_progress(answered, "in-progress")
+    fake.call_progress(answered, "completed", duration=61)
+    listed = {c["sid"]: c for c in _calls(fake).json()["calls"]}
+    assert (listed[never]["start_time"], listed[never]["end_time"]) == (None, None)
+    assert listed[never]["date_updated"] != listed[never]["date_created"]
+    assert ringing["start_time"] is not None and ringing["end_time"] is None
+    done = listed[answered]
+    assert done["start_time"] == ringing["start_time"]  # the first dialing, not the last
+    assert done["end_time"] is not None and done["duration"] == "61"
+    assert done["date_updated"] != done["date_created"]
+    busy = _placed(fake, DAY1)
+    fake.call_progress(busy, "busy")  # dialed and ended at once
+    assert fake.calls[busy].started is not None and fake.calls[busy].ended is not None
+
+
+def test_call_list_filters_by_to_from_and_status(fake: FakeTwilio) -> None:
+    queued = _placed(fake, DAY1)
+    ringing = _placed(fake, DAY1 + 1, "ringing")
+    _placed(fake, DAY1 + 2, To="+12025550124")
+    _placed(fake, DAY1 + 3, From="+12025550178")
+    mine = {"To": CALL["To"], "From": CALL["From"]}
+    assert _call_sids(fake, **mine) == [ringing, queued]
+    assert _call_sids(fake, **mine, Status="queued") == [queued]
+    assert _call_sids(fake, **mine, Status="ringing") == [ringing]
+    assert _call_sids(fake, **mine, Status="completed") == []
+
+
+def test_call_list_filters_by_start_time_day_on_or_after_on_or_before_and_instant(
+    fake: FakeTwilio,
+) -> None:
+    day1 = _placed(fake, DAY1, "completed")
+    day2 = _placed(fake, DAY2, "ringing")
+    day3 = _placed(fake, DAY3, "in-progress")
+    queued = _placed(fake, DAY3)  # still waiting to be dialed: no start_time
+    failed = _placed(fake, DAY3, "failed")  # never dialed either
+
+    assert _call_sids(fake, StartTime="2023-11-15") == [day2]
+    assert _call_sids(fake, **{"StartTime>": "2023-11-15"}) == [day3, day2]
+    assert _call_sids(fake, **{"StartTime<": "2023-11-15"}) == [day2, day1]
+    assert _call_sids(fake, **{"StartTime>": "2023-11-15T22:13:21Z"}) == [day3]
+    assert _call_sids(fake, **{"StartTime>": "2023-11-01"}) == [day3, day2, day1]
+    assert _call_sids(fake, Status="queued") == [queued]
+    assert _call_sids(fake, Status="failed") == [failed]
+    # Only the final, dialed one ended.
+    assert _call_sids(fake, **{"EndTime>": "2023-11-01"}) == [day1]
+    assert _call_sids(fake, EndTime="2023-11-14") == [day1]
+    assert _call_sids(fake, EndTime="2023-11-15") == []
+    raw = httpx.get(  # the query string as Twilio's docs spell it
+        f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Calls.json?StartTime>=2023-11-16",
+        auth=(fake.account_sid, fake.auth_token),
+    )
+    assert [c["sid"] for c in raw.json()["calls"]] == [day3]
+
+
+def test_call_list_pages_follow_next_page_uri_without_repeats(fake: FakeTwilio) -> None:
+    sids = [_placed(fake, DAY1 + i) for i in range(5)]
+    _placed(fake, DAY1 + 10, To="+12025550124")
+    auth = (fake.account_sid, fake.auth_token)
+    page = _calls(fake, {"PageSize": "2", "To": CALL["To"]}).json()
+    pages = [page]
+    while page["next_page_uri"]:
+        page = httpx.get(fake.url + page["next_page_uri"], auth=auth).json()
+        pages.append(page)
+    assert [c["sid"] for p in pages for c in p["calls"]] == list(reversed(sids))
+    assert [p["page"] for p in pages] == [0, 1, 2]
+    assert [(p["start"], p["end"]) for p in pages] == [(0, 1), (2, 3), (4, 4)]
+    assert "To=%2B12025550123" in pages[1]["uri"] and "PageToken=PACA" in pages[1]["uri"]
+    assert "/Calls.json?" in pages[1]["next_page_uri"]
+    back = httpx.get(fake.url + pages[2]["previous_page_uri"], auth=auth)
+    assert [c["sid"] for c in back.json()["calls"]] == [c["sid"] for c in pages[1]["calls"]]
+
+
+def test_call_list_needs_credentials_and_valid_parameters(fake: FakeTwilio) -> None:
+    _placed(fake, DAY1)
+    assert _calls(fake, auth=None).status_code == 401
+    assert _calls(fake, auth=(fake.account_sid, "not-the-token")).json()["code"] == 20003
+    for params in (
+        {"PageSize": "0"},
+        {"PageSize": "1001"},
+        {"Page": "first"},
+        {"StartTime": "yesterday"},
+        {"StartTime>": "2023-13-45"},
+        {"EndTime<": "soon"},
+        {"Status": "dialing"},
+        {"PageToken": "PASM" + "0" * 32},  # a message's token is not a call's
+    ):
+        response = _calls(fake, params)
+        assert (response.status_code, response.json()["code"]) == (400, 20001), params
+    assert _calls(fake, {"PageSize": "1000", "Status": "queued"}).status_code == 200
+
+
+def test_call_list_shows_only_the_accounts_own_calls(fake: FakeTwilio) -> None:
+    _placed(fake, DAY1)
+    other_sid, other_token = fake.add_account()
+    url = f"{fake.url}/2010-04-01/Accounts/{other_sid}/Calls.json"
+    assert httpx.get(url, auth=(other_sid, other_token)).json()["calls"] == []
+    mine = f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Calls.json"
+    assert httpx.get(mine, auth=(other_sid, other_token)).status_code == 401
+
+
 def test_segment_estimate_follows_gsm_and_ucs2_limits() -> None:
     assert [num_segments("a" * n) for n in (160, 161, 306, 307)] == [1, 2, 2, 3]
     assert [num_segments("ж" * n) for n in (70, 71, 134, 135)] == [1, 2, 2, 3]

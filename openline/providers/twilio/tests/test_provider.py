@@ -3,8 +3,9 @@ the fake Twilio (error classification drives retries and opt-outs)."""
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,7 +17,7 @@ from conftest import free_port
 from openline.providers.base import ProviderError, SignatureError, WebhookRequest
 from openline.providers.registry import get_provider
 from openline.providers.twilio.provider import CLOCK_SKEW
-from openline.providers.twilio.tests.fake import FakeTwilio
+from openline.providers.twilio.tests.fake import FakeTwilio, WebhookAnswer
 from openline.providers.twilio.tests.support import (
     SEEKER,
     TWILIO_E164,
@@ -268,6 +269,281 @@ def test_find_sent_raises_when_twilio_cannot_be_asked(
         )
     with pytest.raises(ProviderError):
         _find(twilio, number, "Okay", datetime.now(UTC))
+
+
+# --- looking a placed call up --------------------------------------------------------------
+
+
+def _called(
+    fake: FakeTwilio, *, to: str = SEEKER, from_: str = TWILIO_E164, at: float | None = None
+) -> str:
+    """A call Twilio accepted (as if our answer had been lost), still queued."""
+    response = httpx.post(
+        f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Calls.json",
+        data={
+            "To": to,
+            "From": from_,
+            "Url": "https://x.example/answer",
+            "StatusCallback": "https://x.example/status",
+            "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
+            "MachineDetection": "DetectMessageEnd",
+        },
+        auth=(fake.account_sid, fake.auth_token),
+    )
+    sid = response.json()["sid"]
+    if at is not None:
+        fake.calls[sid].created = at
+    return str(sid)
+
+
+def _webhooks(posted: list[str]) -> Any:
+    """A ``post`` for the fake's call driving that needs no app: it answers 200."""
+
+    def post(url: str, params: dict[str, str], headers: dict[str, str]) -> WebhookAnswer:
+        posted.append(params["CallStatus"])
+        return WebhookAnswer(200, "text/xml", b"")
+
+    return post
+
+
+def _call_lookups(fake: FakeTwilio) -> list[dict[str, str]]:
+    return [dict(r.query) for r in fake.requests if r.method == "GET" and "/Calls" in r.path]
+
+
+@pytest.mark.django_db
+def test_find_call_finds_a_call_still_queued_at_twilio(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    """Not dialed yet, so it has no start_time and no StartTime filter finds it: the
+    Status=queued list does."""
+    since = datetime.now(UTC)
+    sid = _called(fake)
+
+    found = twilio.find_call(number, to=SEEKER, since=since)
+
+    assert (found.provider_call_id, found.status, found.answered_by, found.duration) == (
+        sid,
+        "calling",
+        "",
+        0,
+    )
+    page_size = str(twilio.LOOKUP_PAGE_SIZE)
+    assert _call_lookups(fake) == [
+        {"To": SEEKER, "From": TWILIO_E164, "Status": "queued", "PageSize": page_size},
+        {
+            "To": SEEKER,
+            "From": TWILIO_E164,
+            "StartTime>": (since - CLOCK_SKEW).date().isoformat(),
+            "PageSize": page_size,
+        },
+    ]
+
+
+@pytest.mark.django_db
+def test_find_call_finds_a_call_twilio_dialed(twilio: Any, number: Any, fake: FakeTwilio) -> None:
+    since = datetime.now(UTC)
+    sid = _called(fake)
+    posted: list[str] = []
+    fake.call_progress(sid, "ringing", post=_webhooks(posted))
+    assert posted == ["ringing"]  # the status callback we never got to read
+
+    found = twilio.find_call(number, to=SEEKER, since=since)
+
+    assert (found.provider_call_id, found.status) == (sid, "ringing")
+    fake.call_progress(sid, "in-progress", post=_webhooks(posted))
+    assert twilio.find_call(number, to=SEEKER, since=since).status == "in_progress"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("twilio_status", "duration", "answered_by", "expected"),
+    [
+        ("completed", 61, "human", ("completed", "human", 61)),
+        ("completed", 25, "machine_end_beep", ("completed", "machine", 25)),
+        ("completed", 3, "unknown", ("completed", "", 3)),
+        ("no-answer", None, "", ("no_answer", "", 0)),
+        ("busy", None, "", ("busy", "", 0)),
+    ],
+)
+def test_find_call_reports_a_finished_calls_billed_seconds_and_who_answered(
+    twilio: Any,
+    number: Any,
+    fake: FakeTwilio,
+    twilio_status: str,
+    duration: int | None,
+    answered_by: str,
+    expected: tuple[str, str, int],
+) -> None:
+    since = datetime.now(UTC)
+    sid = _called(fake)
+    post = _webhooks([])
+    fake.call_progress(sid, "ringing", post=post)
+    fake.call_progress(sid, twilio_status, duration=duration, answered_by=answered_by, post=post)
+
+    found = twilio.find_call(number, to=SEEKER, since=since)
+
+    assert (found.provider_call_id, found.status, found.answered_by, found.duration) == (
+        sid,
+        *expected,
+    )
+
+
+@pytest.mark.django_db
+def test_find_call_bills_only_completed_calls(twilio: Any, number: Any, fake: FakeTwilio) -> None:
+    since = datetime.now(UTC)
+    sid = _called(fake)
+    fake.call_progress(sid, "busy", post=_webhooks([]))
+    fake.calls[sid].duration = 12  # a duration Twilio shows on a call that was not answered
+
+    assert twilio.find_call(number, to=SEEKER, since=since).duration == 0
+
+
+@pytest.mark.django_db
+def test_find_call_is_none_when_twilio_has_no_such_call(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    since = datetime.now(UTC)
+    _called(fake, to="+12025550124")  # someone else
+    _called(fake, from_="+12025550178")  # from another number
+    dialed_elsewhere = _called(fake, to="+12025550125")
+    fake.call_progress(dialed_elsewhere, "ringing", post=_webhooks([]))
+    assert twilio.find_call(number, to=SEEKER, since=since) is None
+    assert len(_call_lookups(fake)) == 2  # it did ask Twilio, both lists
+
+    mine = _called(fake)  # and the same look-up does find the right one
+    assert twilio.find_call(number, to=SEEKER, since=since).provider_call_id == mine
+
+
+@pytest.mark.django_db
+def test_find_call_ignores_calls_created_before_since_less_the_clock_skew(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    since = datetime.now(UTC)
+    earliest = (since - CLOCK_SKEW).timestamp()
+    too_old = _called(fake, at=earliest - 60)
+    fake.call_progress(too_old, "ringing", post=_webhooks([]))
+    _called(fake, at=earliest - 1)  # still queued, but long before this call was placed
+    assert twilio.find_call(number, to=SEEKER, since=since) is None
+
+    within_skew = _called(fake, at=earliest + 2)  # Twilio's clock a little behind ours
+    assert twilio.find_call(number, to=SEEKER, since=since).provider_call_id == within_skew
+
+
+@pytest.mark.django_db
+def test_find_call_takes_the_oldest_unclaimed_call_across_both_lists(
+    twilio: Any, number: Any, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The older call was dialed, the newer one still waits in the queue: the queued list
+    is read first, yet the oldest wins."""
+    monkeypatch.setattr(twilio, "LOOKUP_PAGE_SIZE", 1)  # and so pages through both lists
+    now = datetime.now(UTC).timestamp()
+    first = _called(fake, at=now - 20)
+    fake.call_progress(first, "ringing", post=_webhooks([]))
+    second = _called(fake, at=now - 10)
+    third = _called(fake, at=now - 5)
+    since = datetime.fromtimestamp(now - 60, UTC)
+
+    def find(*excluded: str) -> Any:
+        return twilio.find_call(number, to=SEEKER, since=since, exclude=set(excluded))
+
+    assert (find().provider_call_id, find().status) == (first, "ringing")
+    assert find(first).provider_call_id == second
+    assert find(first, second).provider_call_id == third
+    assert find(first, second, third) is None
+
+
+@pytest.mark.django_db
+def test_find_call_reads_a_call_that_moved_on_while_it_looked(
+    twilio: Any, number: Any, fake: FakeTwilio
+) -> None:
+    """Queued when the first list is read, dialed by the second: found once, as dialed."""
+    since = datetime.now(UTC)
+    sid = _called(fake)
+    real_list = fake._list
+
+    def list_then_dial(resource: str, account_sid: str, query: Any) -> Any:
+        answer = real_list(resource, account_sid, query)
+        if query.get("Status") == "queued":
+            fake.call_progress(sid, "ringing", post=_webhooks([]))
+        return answer
+
+    fake._list = list_then_dial  # type: ignore[method-assign]
+    found = twilio.find_call(number, to=SEEKER, since=since)
+    assert (found.provider_call_id, found.status) == (sid, "ringing")
+
+
+def _listing(*calls: dict[str, Any]) -> Any:
+    """A stand-in for the fake's list: every GET answers one page of ``calls``."""
+    return lambda *args: (200, {"calls": list(calls), "next_page_uri": None})
+
+
+def _record(**fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "sid": "CA" + "1" * 32,
+        "date_created": email.utils.formatdate(datetime.now(UTC).timestamp(), usegmt=True),
+        "direction": "outbound-api",
+        "status": "queued",
+        "duration": None,
+        "answered_by": None,
+    }
+    record.update(fields)
+    return record
+
+
+@pytest.mark.django_db
+def test_find_call_skips_calls_that_are_not_ours_to_adopt(
+    twilio: Any, number: Any, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inbound call from the person, a <Dial> leg, a record without a call sid."""
+    since = datetime.now(UTC) - timedelta(seconds=30)
+    others = [
+        _record(sid="CA" + "2" * 32, direction="inbound"),
+        _record(sid="CA" + "3" * 32, direction="outbound-dial"),
+        _record(sid="SM" + "4" * 32),
+    ]
+    monkeypatch.setattr(fake, "_list", _listing(*others))
+    assert twilio.find_call(number, to=SEEKER, since=since) is None
+    monkeypatch.setattr(fake, "_list", _listing(*others, _record(direction=None)))
+    assert twilio.find_call(number, to=SEEKER, since=since).provider_call_id == "CA" + "1" * 32
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "record",
+    [_record(status="dialing"), _record(status="completed", duration="a minute")],
+    ids=["unknown-status", "unreadable-duration"],
+)
+def test_find_call_raises_on_a_call_it_cannot_read(
+    twilio: Any,
+    number: Any,
+    fake: FakeTwilio,
+    monkeypatch: pytest.MonkeyPatch,
+    record: dict[str, Any],
+) -> None:
+    monkeypatch.setattr(fake, "_list", _listing(record))
+    with pytest.raises(ProviderError) as raised:
+        twilio.find_call(number, to=SEEKER, since=datetime.now(UTC) - timedelta(seconds=30))
+    assert raised.value.code == "bad_response"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("trouble", ["down", "credentials", "server_error", "no_calls"])
+def test_find_call_raises_when_twilio_cannot_be_asked(
+    twilio: Any, number: Any, fake: FakeTwilio, trouble: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _called(fake)  # there is a call: only an error may keep it from being found
+    if trouble == "down":
+        number.config = dict(number.config, api_base=f"http://127.0.0.1:{free_port()}")
+    elif trouble == "credentials":
+        number.config = dict(number.config, auth_token="not-the-token")
+    elif trouble == "server_error":
+        monkeypatch.setattr(
+            fake, "_list", lambda *args: (500, {"code": 20500, "message": "Internal Server Error"})
+        )
+    else:  # an answer without the list: not "no calls"
+        monkeypatch.setattr(fake, "_list", lambda *args: (200, {"messages": []}))
+    with pytest.raises(ProviderError):
+        twilio.find_call(number, to=SEEKER, since=datetime.now(UTC))
 
 
 # --- signature settings ---------------------------------------------------------------------

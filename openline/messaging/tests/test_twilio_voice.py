@@ -6,6 +6,7 @@ key press, status callbacks) through Django's test client."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 from xml.etree import ElementTree
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from openline.contacts.models import Contact, NumberType
 from openline.contacts.selectors import voice_do_not_call_entry
@@ -501,7 +503,7 @@ def test_twilio_refusing_the_call_fails_it_without_a_retry(
 
 
 @pytest.mark.django_db
-def test_a_twilio_server_error_leaves_the_call_unknown_and_never_placed_again(
+def test_a_twilio_server_error_leaves_the_call_unknown_and_not_placed_again_at_once(
     org: Any, number: Number, fake: FakeTwilio, pipeline: Any, landline: Contact
 ) -> None:
     fake.fail_next("server_error", on="Calls")
@@ -563,6 +565,149 @@ def test_a_rate_limited_call_is_placed_later_exactly_once(
     assert call.status == CallStatus.CALLING
     assert [r.status for r in fake.call_requests()] == [429, 201]
     assert list(fake.calls) == [call.provider_call_id]
+
+
+# --- reconciliation: what a timeout, a crash or a lost callback left open -----------------
+
+
+def _lookups(fake: FakeTwilio) -> list[dict[str, str]]:
+    """The Calls list reads the fake received (find_call's look-ups), their filters."""
+    return [r.query for r in fake.requests if r.method == "GET" and r.path.endswith("Calls.json")]
+
+
+def _reconcile_later(pipeline: Any, after: timedelta) -> None:
+    from openline.messaging.services.calls import calls_reconcile
+
+    later = timezone.now() + after + timedelta(seconds=1)
+    pipeline.run(lambda: calls_reconcile(now=later), include_deferred=True)
+
+
+@pytest.mark.django_db
+def test_a_call_twilio_did_not_take_is_placed_again_once_twilio_says_it_has_none(
+    org: Any, number: Number, fake: FakeTwilio, pipeline: Any, landline: Contact
+) -> None:
+    """A 5xx: Twilio may have the call. After the grace, its Calls list is read (queued,
+    then dialed since the call was made); no such call, so it is placed, once."""
+    from openline.messaging.services.calls import CALL_UNKNOWN_GRACE, calls_reconcile
+
+    fake.fail_next("server_error", on="Calls")
+    call = _place(org, number, pipeline)
+    assert call.status == CallStatus.UNKNOWN and fake.calls == {}
+    assert calls_reconcile(now=timezone.now()) == 0 and _lookups(fake) == []  # too soon
+
+    _reconcile_later(pipeline, CALL_UNKNOWN_GRACE)
+    _reconcile_later(pipeline, CALL_UNKNOWN_GRACE)  # again: nothing left to settle
+
+    call.refresh_from_db()
+    assert [r.status for r in fake.call_requests()] == [500, 201]
+    assert list(fake.calls) == [call.provider_call_id]
+    assert (call.status, call.attempts) == (CallStatus.CALLING, 2)
+    first, second = _lookups(fake)
+    assert (first["To"], first["From"], first["Status"]) == (PERSON, TWILIO_E164, "queued")
+    assert second["StartTime>"] == (call.created_at - timedelta(minutes=5)).date().isoformat()
+
+
+@pytest.mark.django_db
+def test_a_call_twilio_took_during_a_timeout_is_adopted_never_placed_twice(
+    org: Any,
+    number: Number,
+    fake: FakeTwilio,
+    pipeline: Any,
+    landline: Contact,
+    poster: Poster,
+    short_timeout: float,
+) -> None:
+    """Twilio took the call, dialed it and it was answered, and every callback was lost:
+    the look-up brings Twilio's id, outcome and billed duration; nobody is called twice."""
+    from openline.messaging.services.calls import CALL_UNKNOWN_GRACE
+
+    fake.fail_next("hang", on="Calls", hang=short_timeout * 4, accept=True)
+    call = _place(org, number, pipeline)
+    assert call.status == CallStatus.UNKNOWN
+    [sid] = fake.calls
+    lost: list[Any] = []
+    fake.call_progress(sid, "ringing", post=_held(lost))
+    fake.call_progress(sid, "completed", duration=75, answered_by="human", post=_held(lost))
+
+    _reconcile_later(pipeline, CALL_UNKNOWN_GRACE)
+
+    call.refresh_from_db()
+    assert len(fake.call_requests()) == 1
+    assert (call.status, call.provider_call_id) == (CallStatus.COMPLETED, sid)
+    assert (call.duration, call.credits, call.answered_by) == (75, 2, "human")
+    # The lost callbacks arriving now change nothing.
+    for url, params, headers in lost:
+        assert poster(url, params, headers).status == 200
+    call.refresh_from_db()
+    assert (call.status, call.duration, call.credits) == (CallStatus.COMPLETED, 75, 2)
+
+
+@pytest.mark.django_db
+def test_a_call_claimed_by_a_worker_that_died_is_placed_once(
+    org: Any,
+    number: Number,
+    fake: FakeTwilio,
+    pipeline: Any,
+    landline: Contact,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Marked calling, then the worker died before it asked Twilio: after CALL_STUCK_AFTER
+    Twilio is asked, has nothing, and the call is placed."""
+    from openline.messaging.services.calls import CALL_STUCK_AFTER, _claim
+
+    with django_capture_on_commit_callbacks(execute=False):  # the dispatch never runs
+        call = _call_send(org, number)
+        _claim(call.pk)
+    _reconcile_later(pipeline, CALL_STUCK_AFTER)
+
+    call.refresh_from_db()
+    assert [r.status for r in fake.call_requests()] == [201]
+    assert (call.status, call.provider_call_id) == (CallStatus.CALLING, next(iter(fake.calls)))
+
+
+@pytest.mark.django_db
+def test_when_twilio_cannot_be_asked_nothing_is_placed(
+    org: Any, number: Number, fake: FakeTwilio, pipeline: Any, landline: Contact
+) -> None:
+    from openline.messaging.services.calls import CALL_UNKNOWN_GRACE
+
+    fake.fail_next("server_error", on="Calls")
+    call = _place(org, number, pipeline)
+    # Twilio unreachable (nothing listens on port 9): the look-up cannot tell.
+    Number.objects.filter(pk=number.pk).update(
+        config={**number.config, "api_base": "http://127.0.0.1:9"}
+    )
+    _reconcile_later(pipeline, CALL_UNKNOWN_GRACE)
+
+    call.refresh_from_db()
+    assert call.status == CallStatus.UNKNOWN
+    assert len(fake.call_requests()) == 1
+
+
+@pytest.mark.django_db
+def test_a_call_whose_final_callback_was_lost_takes_twilios_status(
+    org: Any, number: Number, fake: FakeTwilio, pipeline: Any, landline: Contact, poster: Poster
+) -> None:
+    """Answered, then the "completed" callback never came: past its time limit the call
+    reads Twilio's record (the call resource) and is billed by its duration."""
+    from openline.messaging.services.calls import CALL_STUCK_AFTER, calls_reconcile
+
+    call = _place(org, number, pipeline)
+    sid = call.provider_call_id
+    fake.call_progress(sid, "ringing", post=poster)
+    _twiml(fake.call_answer(sid, answered_by="human", post=poster))
+    fake.call_progress(sid, "completed", duration=61, post=_held([]))
+    call.refresh_from_db()
+    assert call.status == CallStatus.IN_PROGRESS
+    assert calls_reconcile(now=timezone.now() + CALL_STUCK_AFTER) == 0  # may still be on
+
+    _reconcile_later(pipeline, timedelta(seconds=call.time_limit) + CALL_STUCK_AFTER)
+
+    call.refresh_from_db()
+    assert (call.status, call.duration, call.credits) == (CallStatus.COMPLETED, 61, 2)
+    assert [r.path for r in fake.requests if r.method == "GET"] == [
+        f"/2010-04-01/Accounts/{fake.account_sid}/Calls/{sid}.json"
+    ]
 
 
 # --- the adapter on its own -----------------------------------------------------------------

@@ -365,7 +365,7 @@ class TwilioProvider(Provider):
 
         Twilio documents no idempotency key for creating calls, so ``idempotency_key`` is
         not sent: an error that may have reached Twilio is raised as ``outcome_unknown``,
-        and the call service never places that call again."""
+        and the call is placed again only once ``find_call`` says Twilio has no such call."""
         data: dict[str, str | list[str]] = {
             "To": to,
             "From": number.e164,
@@ -390,6 +390,24 @@ class TwilioProvider(Provider):
 
     def _calls_url(self, number: Number) -> str:
         return f"{_api_base(number)}/2010-04-01/Accounts/{number.config['account_sid']}/Calls.json"
+
+    def fetch_call(self, number: Number, provider_call_id: str) -> CallUpdate | None:
+        """The call resource (GET Calls/{Sid}.json), for a call whose final status callback
+        never came; None when Twilio cannot be read or does not know the call."""
+        if not CALL_SID.match(provider_call_id):
+            return None
+        url = self._calls_url(number).removesuffix(".json") + f"/{provider_call_id}.json"
+        try:
+            response = self._client.get(url, auth=self._auth(number), timeout=self.LOOKUP_TIMEOUT)
+        except httpx.HTTPError:
+            return None
+        payload = _json(response)
+        if response.status_code != 200 or payload.get("sid") != provider_call_id:
+            return None
+        try:
+            return _call_update(payload)
+        except ProviderError:
+            return None
 
     def find_call(
         self,

@@ -410,7 +410,8 @@ def test_a_call_whose_placing_timed_out_is_adopted_or_placed_after_a_grace(
     script = call_script(say="Pool closed", seconds=5)
     with django_capture_on_commit_callbacks(execute=False):
         timed_out = call_send(organization_id=org.pk, to=families["ann"].phone,
-                              number_id=callable_number.pk, script=script, time_limit=60)  # fmt: skip
+                              number_id=callable_number.pk, script=script,
+                              time_limit=60)  # fmt: skip
     Call.objects.filter(pk=timed_out.pk).update(status=CallStatus.UNKNOWN, attempts=1)
     now = timezone.now()
     assert calls_reconcile(now=now + CALL_UNKNOWN_GRACE / 2) == 0  # not listed yet, maybe

@@ -7,7 +7,8 @@ counselor's queue) and another texts STOP while it is still sending and gets not
 A second test shows who waits for their sending hours.
 
 Importing contacts from a CSV file is driven in Chromium by
-openline/contacts/tests/test_imports_browser.py; voice broadcasts do not exist yet.
+openline/contacts/tests/test_imports_browser.py, voice broadcasts (sent, scheduled) by
+test_voice_browser.py.
 
 The real ASGI app, the inbound processor and the task worker run live; the test only
 drives browsers. The live server does not run the scheduler (its ten-second loop starts

@@ -377,3 +377,39 @@ def test_a_recorded_then_uploaded_message_plays_in_the_simulator_and_hanging_up_
     row = admin.locator("#broadcast-log tbody tr", has_text="Eve Park")
     expect(row.locator(".duration")).to_have_text(f"{call.duration} s", timeout=LIVE)
     _shot(admin, "12-recording-finished")
+
+
+def test_a_call_is_scheduled_in_the_organizations_time_zone_and_reserves_its_minutes(
+    live: dict[str, Any], org: Any, alice: Any, main_line: Any, families: dict[str, Any]
+) -> None:
+    """A voice broadcast scheduled from its draft, like a text one (the live server runs no
+    scheduler, so it is checked as scheduled: broadcasts_tick starts either kind)."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from openline.campaigns.models import Broadcast, BroadcastStatus
+
+    url = live["url"]
+    admin = live["sign_in"]("alice@example.org", "alice-pass-1")
+    _credits(org, alice, 10)
+    _compose_call(admin, url, "Storm closure (call)")
+    admin.get_by_label("Or a text read aloud").fill(SAY)
+    admin.get_by_role("button", name="Preview").click()
+    expect(admin.get_by_test_id("eligible")).to_have_text("4")
+    expect(admin.locator("label[for=id_scheduled_for]")).to_contain_text(org.timezone)
+    zone = ZoneInfo(org.timezone)
+    when = (timezone.now() + timedelta(hours=2)).astimezone(zone).replace(second=0)
+    admin.get_by_label("Send at").fill(when.strftime("%Y-%m-%dT%H:%M"))
+    admin.get_by_role("button", name="Schedule").click()
+    expect(admin.locator("body")).to_contain_text("Scheduled.")
+    shown = f"{when:%a} {when.day} {when:%b %Y, %H:%M}"
+    expect(admin.locator("main")).to_contain_text(f"Goes out at {shown} ({org.timezone})")
+    _shot(admin, "10-call-scheduled")
+    scheduled = Broadcast.objects.get(name="Storm closure (call)")
+    assert (scheduled.channel, scheduled.status) == ("voice", BroadcastStatus.SCHEDULED)
+    assert scheduled.scheduled_for == when.replace(microsecond=0)
+    admin.get_by_role("link", name="Credits", exact=True).click()
+    expect(admin.get_by_test_id("reserved")).to_have_text("4")  # a minute for each of 4

@@ -250,6 +250,12 @@ class ReminderSettings(models.Model):
     )
     max_per_day = models.PositiveSmallIntegerField(default=1)
     max_per_week = models.PositiveSmallIntegerField(default=3)
+    # Who hears of a cancellation by text reply: a console notification, and a text too
+    # when ``notify_by_text`` (through the alert machinery's phone for that member).
+    notify_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    notify_by_text = models.BooleanField(default=False)
 
 
 class ReminderRule(models.Model):
@@ -357,5 +363,92 @@ class Reminder(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["appointment", "rule", "for_start"], name="reminder_once_per_start"
+            )
+        ]
+
+
+# --- campaigns: texts relative to a date on the contact (issue 16) -------------------------
+
+
+class CampaignStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+class Campaign(models.Model):
+    """A sequence of texts relative to a date on each contact: a custom date field (its
+    key) or the contact's creation (``date_field`` "created"). Contacts with a date (and the
+    tag, without the excluded one) are in; they leave when the date or the tags change."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=120)
+    date_field = models.CharField(max_length=40)  # a CustomField key, or "created"
+    include_tag = models.ForeignKey(
+        "contacts.Tag", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    exclude_tag = models.ForeignKey(
+        "contacts.Tag", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    number = models.ForeignKey(
+        "providers.Number", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=8, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignStep(models.Model):
+    """One text: ``days`` after the date (negative: before it) at ``at_time`` local."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
+    days = models.IntegerField()
+    at_time = models.TimeField(default=time(10, 0))
+    template = models.TextField()
+
+    class Meta:
+        ordering = ["days", "at_time", "pk"]
+
+
+class CampaignSendStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    SENT = "sent", "Sent"
+    WITHDRAWN = "withdrawn", "Withdrawn"  # the date or the tags changed
+    SKIPPED = "skipped", "Not sent"  # too late, no credits...
+    REFUSED = "refused", "Refused"  # no consent, invalid number
+
+
+class CampaignSend(models.Model):
+    """One step for one contact and one value of its date: sent at most once."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    step = models.ForeignKey(CampaignStep, on_delete=models.CASCADE, related_name="sends")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    date_value = models.DateField()
+    due_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=CampaignSendStatus.choices, default=CampaignSendStatus.PLANNED
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    message = models.ForeignKey(
+        "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [models.Index(fields=["status", "due_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step", "contact", "date_value"], name="campaign_send_once"
             )
         ]

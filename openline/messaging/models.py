@@ -156,6 +156,7 @@ class MessageKind(models.TextChoices):
     CONSENT = "consent", "Consent confirmation"
     ALERT = "alert", "Staff alert"
     REMINDER = "reminder", "Appointment reminder"
+    CAMPAIGN = "campaign", "Campaign"
 
 
 class Message(models.Model):

@@ -509,8 +509,8 @@ def test_find_call_skips_calls_that_are_not_ours_to_adopt(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "record",
-    [_record(status="dialing"), _record(status="completed", duration="a minute")],
+    "fields",
+    [{"status": "dialing"}, {"status": "completed", "duration": "a minute"}],
     ids=["unknown-status", "unreadable-duration"],
 )
 def test_find_call_raises_on_a_call_it_cannot_read(
@@ -518,9 +518,10 @@ def test_find_call_raises_on_a_call_it_cannot_read(
     number: Any,
     fake: FakeTwilio,
     monkeypatch: pytest.MonkeyPatch,
-    record: dict[str, Any],
+    fields: dict[str, Any],
 ) -> None:
-    monkeypatch.setattr(fake, "_list", _listing(record))
+    # Built now, not when the tests were collected: its date_created must be recent.
+    monkeypatch.setattr(fake, "_list", _listing(_record(**fields)))
     with pytest.raises(ProviderError) as raised:
         twilio.find_call(number, to=SEEKER, since=datetime.now(UTC) - timedelta(seconds=30))
     assert raised.value.code == "bad_response"

@@ -153,6 +153,8 @@ def _apply(appointment: Appointment, answer: str, message: Message) -> None:
             )
     except SendRefused:
         pass  # opted out meanwhile: no acknowledgement
+    if answer == CANCEL:
+        _notify_cancellation(appointment, when)
     opened_by_it = (
         conversation.status == ConversationStatus.WAITING
         and conversation.assigned_to_id is None
@@ -163,3 +165,46 @@ def _apply(appointment: Appointment, answer: str, message: Message) -> None:
             conversation_id=conversation.pk,
             note=f"Answered the appointment reminder: {answer}. Handled automatically.",
         )
+
+
+def _notify_cancellation(appointment: Appointment, when: str) -> None:
+    """The member the organization named hears of it: a console notification (a realtime
+    event the console turns into a toast), and a text to their confirmed alert phone when
+    asked. The text names no patient and quotes nothing they wrote."""
+    from openline.alerts.services import profile_for
+    from openline.campaigns.models import ReminderSettings
+    from openline.core.realtime import publish_on_commit
+
+    notice = ReminderSettings.objects.filter(organization_id=appointment.organization_id).first()
+    if notice is None or notice.notify_user_id is None:
+        return
+    name = (appointment.contact.name or appointment.contact.phone).strip()
+    publish_on_commit(
+        organization_id=appointment.organization_id,
+        event={
+            "type": "appointment.cancelled",
+            "appointment_id": appointment.pk,
+            "label": f"{name} cancelled {when}"
+            + (f" ({appointment.location})" if appointment.location else ""),
+            "notify_user_id": notice.notify_user_id,
+        },
+    )
+    if not notice.notify_by_text:
+        return
+    phone = profile_for(
+        organization_id=appointment.organization_id, user_id=notice.notify_user_id
+    ).confirmed_phone
+    if not phone:
+        return
+    place = f", {appointment.location}" if appointment.location else ""
+    try:
+        with transaction.atomic():
+            message_send(
+                organization_id=appointment.organization_id,
+                to=phone,
+                body=f"OpenLine: an appointment was cancelled by text ({when}{place}). "
+                "Details in the console.",
+                kind=MessageKind.ALERT,
+            )
+    except SendRefused:
+        pass  # the member opted out of texts from this number

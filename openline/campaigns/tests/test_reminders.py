@@ -389,3 +389,30 @@ def test_a_question_or_a_reschedule_request_waits_for_a_person(
     assert other.status == AppointmentStatus.RESCHEDULE
     reply.conversation.refresh_from_db()
     assert reply.conversation.status == ConversationStatus.WAITING  # staff find a new time
+
+
+def test_a_cancellation_by_text_notifies_the_named_member_in_the_console_and_by_text(
+    org: Any,
+    alice: Any,
+    reminded: Callable[[str], Appointment],
+    sandbox_number: Any,
+    text_in: Callable[..., Any],
+    published: list[dict[str, Any]],
+) -> None:
+    from openline.alerts.models import AlertProfile
+
+    ReminderSettings.objects.create(organization=org, notify_user=alice, notify_by_text=True)
+    AlertProfile.objects.create(
+        organization=org, user=alice, mobile="+12125550199", confirmed_phone="+12125550199",
+        confirmed_at=timezone.now(),
+    )  # fmt: skip
+    visit = reminded("ann")
+    text_in(sandbox_number, PATIENTS["ann"], "can't make it")
+    [event] = [e for e in published if e["type"] == "appointment.cancelled"]
+    assert (event["appointment_id"], event["notify_user_id"]) == (visit.pk, alice.pk)
+    assert event["label"].startswith("Ann cancelled ")
+    [alert] = Message.objects.filter(
+        kind=MessageKind.ALERT, conversation__contact__phone="+12125550199"
+    )
+    assert alert.body.startswith("OpenLine: an appointment was cancelled by text (")
+    assert "Ann" not in alert.body and "make it" not in alert.body  # no patient, no quote

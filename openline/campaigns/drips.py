@@ -236,3 +236,114 @@ def _send_one(send_id: int, now: datetime) -> int:
         return 1
     CampaignSend.objects.filter(pk=send_id).update(message=message)
     return 1
+
+
+# --- managing campaigns -------------------------------------------------------------------
+
+
+class CampaignError(ValueError):
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+MAX_STEP_DAYS = 3660
+
+
+def _require_manager(organization_id: int, actor_id: int | None) -> None:
+    from openline.core.models import Membership
+
+    membership = Membership.objects.filter(organization_id=organization_id, user_id=actor_id or 0)
+    if actor_id is None or not any(m.can_manage for m in membership):
+        raise CampaignError("only a supervisor or an admin can change campaigns")
+
+
+def campaign_create(
+    *,
+    organization_id: int,
+    actor_id: int | None,
+    name: str,
+    date_field: str,
+    include_tag_id: int | None = None,
+    exclude_tag_id: int | None = None,
+    number_id: int | None = None,
+) -> Campaign:
+    """A campaign (active, with no steps yet): validated and audited."""
+    from openline.contacts.models import CustomField, FieldKind, Tag
+    from openline.core.services import audit_record
+    from openline.providers.models import Number
+
+    _require_manager(organization_id, actor_id)
+    name = " ".join((name or "").split())
+    if not name or len(name) > 120:
+        raise CampaignError("give the campaign a name of at most 120 characters", "name")
+    dates = CustomField.objects.filter(
+        organization_id=organization_id, kind=FieldKind.DATE, key=date_field
+    )
+    if date_field != CREATED and not dates.exists():
+        raise CampaignError(
+            "pick one of your date fields, or the day contacts were added", "date_field"
+        )
+    tags = Tag.objects.filter(organization_id=organization_id)
+    for tag_id, field in ((include_tag_id, "include_tag"), (exclude_tag_id, "exclude_tag")):
+        if tag_id is not None and not tags.filter(pk=tag_id).exists():
+            raise CampaignError("that tag is not one of yours", field)
+    numbers = Number.objects.filter(organization_id=organization_id, is_active=True)
+    if number_id is not None and not numbers.filter(pk=number_id).exists():
+        raise CampaignError("that number is not one of yours", "number")
+    campaign = Campaign.objects.create(
+        organization_id=organization_id,
+        name=name,
+        date_field=date_field,
+        include_tag_id=include_tag_id,
+        exclude_tag_id=exclude_tag_id,
+        number_id=number_id,
+        created_by_id=actor_id,
+    )
+    audit_record(organization_id=organization_id, actor_id=actor_id, action="campaign.created",
+                 object_type="campaign", object_id=campaign.pk)  # fmt: skip
+    return campaign
+
+
+def campaign_step_add(
+    *, campaign: Campaign, actor_id: int | None, days: int, at_time: Any, template: str
+) -> CampaignStep:
+    from openline.campaigns.compose import ComposeError, body_check
+    from openline.contacts.models import CustomField
+
+    _require_manager(campaign.organization_id, actor_id)
+    if not -MAX_STEP_DAYS <= days <= MAX_STEP_DAYS:
+        raise CampaignError(f"at most {MAX_STEP_DAYS} days before or after the date", "days")
+    keys = CustomField.objects.filter(organization_id=campaign.organization_id).values_list(
+        "key", flat=True
+    )
+    try:
+        template = body_check(template, field_keys=keys)
+    except ComposeError as exc:
+        raise CampaignError(str(exc), "template") from exc
+    step = CampaignStep.objects.create(
+        campaign=campaign, days=days, at_time=at_time, template=template
+    )
+    cache.delete(f"openline:campaign-plan:{campaign.pk}")  # plan it at the next round
+    return step
+
+
+def campaign_step_delete(*, step: CampaignStep, actor_id: int | None) -> None:
+    """Remove a step: its planned texts go with it; what was sent stays in the log."""
+    _require_manager(step.campaign.organization_id, actor_id)
+    if step.sends.exclude(status=CampaignSendStatus.PLANNED).exists():
+        raise CampaignError("texts of this step went out already; pause the campaign instead")
+    step.delete()
+
+
+def campaign_set_status(*, campaign: Campaign, actor_id: int | None, status: str) -> None:
+    from openline.core.services import audit_record
+
+    _require_manager(campaign.organization_id, actor_id)
+    if status not in CampaignStatus.values:
+        raise CampaignError("a campaign is active or paused")
+    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+    campaign.status = status
+    audit_record(organization_id=campaign.organization_id, actor_id=actor_id,
+                 action=f"campaign.{'resumed' if status == CampaignStatus.ACTIVE else 'paused'}",
+                 object_type="campaign", object_id=campaign.pk)  # fmt: skip

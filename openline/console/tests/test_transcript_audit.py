@@ -171,6 +171,13 @@ NO_MESSAGE_TEXT = {
     "campaigns:recording_upload": "a recording's id, name, length and address (JSON)",
     "campaigns:recording_wav": "a voice broadcast's recorded message (audio), for the provider",
     "campaigns:recording_mp3": "a voice broadcast's recorded message (audio), for the provider",
+    "drips:list": "campaigns: names, states and counts",
+    "drips:new": "a form",
+    "drips:detail": "a campaign: the organization's own texts, who is scheduled, statuses and "
+    "whether someone replied (a link, never the reply)",
+    "drips:step_new": "a redirect or the campaign page (as above)",
+    "drips:step_delete": "a redirect",
+    "drips:control": "a redirect",
     "console:do_not_call": "the voice do-not-call list: numbers, contacts, dates and staff's "
     "reasons, never a message",
     "console:do_not_call_remove": "the list (as above), or a redirect",

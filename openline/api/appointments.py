@@ -28,12 +28,15 @@ from openline.api.schemas import (
     PageParams,
     Text,
 )
-from openline.campaigns.appointments import AppointmentData, AppointmentError, appointment_save
+from openline.campaigns.appointments import (
+    AppointmentData,
+    AppointmentError,
+    appointment_cancel,
+    appointment_save,
+)
 from openline.campaigns.models import Appointment, AppointmentStatus
-from openline.campaigns.reminders import ENDED, reminders_plan
+from openline.campaigns.reminders import ENDED
 from openline.core.models import ApiToken
-from openline.core.services import audit_record
-from openline.messaging.answers import answer_withdraw
 
 router = Router(tags=["appointments"])
 
@@ -298,32 +301,6 @@ def get_appointment(
     return _detail(_or_404(request, appointment_id))
 
 
-def _appointment_cancel(*, appointment_id: int, organization_id: int, api_token_id: int) -> None:
-    """Cancel by id, with or without an external id (appointment_save finds appointments
-    only by theirs): what a save that cancels does. Belongs in campaigns.appointments."""
-    with transaction.atomic():
-        appointment = (
-            Appointment.objects.select_for_update()
-            .filter(pk=appointment_id, organization_id=organization_id)
-            .exclude(status=AppointmentStatus.CANCELLED)
-            .first()
-        )
-        if appointment is None:
-            return
-        appointment.status = AppointmentStatus.CANCELLED
-        appointment.save(update_fields=["status", "updated_at"])
-        answer_withdraw(purpose="appointment", ref_id=appointment.pk)
-        reminders_plan(appointment)
-        audit_record(
-            organization_id=organization_id,
-            actor_id=None,
-            api_token_id=api_token_id,
-            action="appointment.cancelled",
-            object_type="appointment",
-            object_id=appointment.pk,
-        )
-
-
 @router.post(
     "/{appointment_id}/cancel",
     response={200: AppointmentDetailOut, **ERRORS},
@@ -340,7 +317,7 @@ def cancel_appointment(
     if appointment.status in ENDED and appointment.status != AppointmentStatus.CANCELLED:
         state = appointment.get_status_display().lower()
         raise ApiError(409, "invalid_state", f"a {state} appointment cannot be cancelled")
-    _appointment_cancel(
+    appointment_cancel(
         appointment_id=appointment.pk,
         organization_id=appointment.organization_id,
         api_token_id=_token(request).pk,

@@ -15,7 +15,6 @@ from openline.campaigns.reminders import reminders_plan
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.contacts.services.contacts import contact_get_or_create
 from openline.core.services import audit_record
-from openline.messaging.answers import answer_withdraw
 
 MAX_MINUTES = 24 * 60
 # A scheduling system may push a visit that started a moment ago; further back is a mistake.
@@ -47,8 +46,10 @@ class AppointmentData:
 
 def _checked(organization_id: int, data: AppointmentData, now: datetime) -> dict[str, object]:
     try:
+        if len(data.time_zone) > 64:
+            raise ValueError(data.time_zone)
         zone = zoneinfo.ZoneInfo(data.time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder
         raise AppointmentError(f"unknown time zone {data.time_zone[:64]!r}", "time_zone") from None
     starts = data.starts_at
     starts = starts.replace(tzinfo=zone) if starts.tzinfo is None else starts
@@ -145,8 +146,6 @@ def appointment_save(
                     "another appointment has this external id", "external_id"
                 ) from None
             action = "appointment.created"
-        if appointment.status in (AppointmentStatus.CANCELLED,):
-            answer_withdraw(purpose="appointment", ref_id=appointment.pk)
         reminders_plan(appointment, now=now)
         audit_record(
             organization_id=organization_id,
@@ -157,3 +156,37 @@ def appointment_save(
             object_id=appointment.pk,
         )
     return appointment, True
+
+
+def appointment_cancel(
+    *,
+    organization_id: int,
+    appointment_id: int,
+    actor_id: int | None = None,
+    api_token_id: int | None = None,
+) -> Appointment | None:
+    """Cancel by id (staff, the API): its planned reminders are withdrawn at once. A reply
+    to an earlier reminder is still read as an answer until the visit's time (so a patient's
+    CANCEL then does not opt them out), and waits for a person. None when there is no such
+    appointment or it was cancelled already."""
+    with transaction.atomic():
+        appointment = (
+            Appointment.objects.select_for_update()
+            .filter(pk=appointment_id, organization_id=organization_id)
+            .exclude(status=AppointmentStatus.CANCELLED)
+            .first()
+        )
+        if appointment is None:
+            return None
+        appointment.status = AppointmentStatus.CANCELLED
+        appointment.save(update_fields=["status", "updated_at"])
+        reminders_plan(appointment)
+        audit_record(
+            organization_id=organization_id,
+            actor_id=actor_id,
+            api_token_id=api_token_id,
+            action="appointment.cancelled",
+            object_type="appointment",
+            object_id=appointment.pk,
+        )
+    return appointment

@@ -55,11 +55,6 @@ def answer_awaited(*, contact_id: int, number_id: int, at: datetime) -> AwaitedA
     ).first()
 
 
-def answer_withdraw(*, purpose: str, ref_id: int) -> None:
-    """The question no longer stands (the appointment was cancelled or moved)."""
-    AwaitedAnswer.objects.filter(purpose=purpose, ref_id=ref_id).delete()
-
-
 def answers_read(*, message_id: int) -> bool:
     """The task run after a text from someone whose answer was awaited: its reader decides.
     Returns whether it was a clear answer."""

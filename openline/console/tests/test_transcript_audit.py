@@ -171,6 +171,15 @@ NO_MESSAGE_TEXT = {
     "campaigns:recording_upload": "a recording's id, name, length and address (JSON)",
     "campaigns:recording_wav": "a voice broadcast's recorded message (audio), for the provider",
     "campaigns:recording_mp3": "a voice broadcast's recorded message (audio), for the provider",
+    "api-1:create_appointment": "an appointment: times, place, staff, states, its reminders' "
+    "due times, states and reasons, and the kind of answer (confirmed...), never a text",
+    "api-1:put_appointment": "an appointment (as above)",
+    "api-1:list_appointments": "appointments without their reminders (as above)",
+    "api-1:get_appointment": "an appointment (as above)",
+    "api-1:cancel_appointment": "an appointment (as above)",
+    "appointments:import": "the upload form",
+    "appointments:import_preview": "an appointment import: the uploaded file's rows (patients' "
+    "names, phones, times, places) and their problems, never a message",
     "drips:list": "campaigns: names, states and counts",
     "drips:new": "a form",
     "drips:detail": "a campaign: the organization's own texts, who is scheduled, statuses and "
@@ -415,6 +424,11 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "broadcast_id": 999999,
         "import_id": 999999,
         "segment_id": 999999,
+        "appointment_id": 999999,
+        "rule_id": 999999,
+        "campaign_id": 999999,
+        "step_id": 999999,
+        "external_id": "nope",
         "action": "pause",
         "public_id": "nope",
         "token": "nope",

@@ -416,3 +416,21 @@ def test_a_cancellation_by_text_notifies_the_named_member_in_the_console_and_by_
     )
     assert alert.body.startswith("OpenLine: an appointment was cancelled by text (")
     assert "Ann" not in alert.body and "make it" not in alert.body  # no patient, no quote
+
+
+def test_cancel_after_staff_cancelled_the_visit_is_still_no_opt_out_and_waits_for_a_person(
+    org: Any,
+    reminded: Callable[[str], Appointment],
+    sandbox_number: Any,
+    text_in: Callable[..., Any],
+) -> None:
+    from openline.campaigns.appointments import appointment_cancel
+
+    visit = reminded("ann")
+    assert appointment_cancel(organization_id=org.pk, appointment_id=visit.pk) is not None
+    assert appointment_cancel(organization_id=org.pk, appointment_id=visit.pk) is None  # once
+    reply = text_in(sandbox_number, PATIENTS["ann"], "CANCEL")
+    assert consent_state(organization_id=org.pk, phone=PATIENTS["ann"]).opted_in
+    reply.conversation.refresh_from_db()
+    assert reply.conversation.status == ConversationStatus.WAITING
+    assert not Reminder.objects.filter(appointment=visit, status=ReminderStatus.PLANNED)

@@ -7,11 +7,11 @@ byte-order mark, comma, semicolon or tab, 50 MB, formula cells as text). Its col
 guessed from their names; the preview shows the guess and how each row was read, so a
 wrong guess is seen before anything is saved.
 
-Between upload and confirm the file stays on the server, never in the browser: in
-``var/appointment-imports/`` under an unguessable token, stamped with the organization and
-the uploader, read back only for that organization, dropped once imported and after
-``EXPIRES_AFTER`` otherwise (it holds patients' details). Web processes on several hosts
-need that directory shared.
+Between upload and confirm the file stays on the server, never in the browser: in the
+database (AppointmentUpload, so any web process can finish it) under an unguessable token,
+stamped with the organization and the uploader, read back only for that organization,
+taken by one delete when imported or discarded, and dropped after ``EXPIRES_AFTER``
+otherwise (it holds patients' details).
 
 Every row goes through ``appointment_save``, idempotent on the external id: importing the
 same file twice changes nothing. A row without an external id is matched on its phone and
@@ -23,16 +23,14 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import re
 import secrets
 import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
-from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from openline.campaigns.appointments import (
@@ -42,14 +40,13 @@ from openline.campaigns.appointments import (
     AppointmentError,
     appointment_save,
 )
-from openline.campaigns.models import Appointment, AppointmentStatus
+from openline.campaigns.models import Appointment, AppointmentStatus, AppointmentUpload
 from openline.contacts.csvfile import CsvFileError, csv_data_rows, csv_store, csv_unsafe
 from openline.contacts.phones import InvalidPhoneNumber, normalize_phone
 from openline.core.services import audit_record
 
 MAX_ROWS = 2_000
 EXPIRES_AFTER = timedelta(hours=1)
-DIRECTORY = "appointment-imports"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 MAX_NAME, MAX_TEXT, MAX_TYPE, MAX_EXTERNAL_ID = 200, 120, 80, 100
 
@@ -506,38 +503,24 @@ class StoredImport:
         return [header for index, header in enumerate(self.headers) if index not in used]
 
 
-def _directory() -> Path:
-    path = Path(settings.VAR_DIR) / DIRECTORY
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
-
-
-def _path(token: str, suffix: str = ".json") -> Path:
-    if not _TOKEN.match(token):
-        raise ImportNotFound
-    return _directory() / f"{token}{suffix}"
-
-
 def _write(stored: StoredImport) -> None:
-    final = _path(stored.token)
-    partial = final.with_suffix(".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(stored.as_json())
-    os.replace(partial, final)
+    AppointmentUpload.objects.create(
+        organization_id=stored.organization_id,
+        token=stored.token,
+        payload=stored.as_json(),
+        created_at=stored.created_at,
+    )
 
 
 def _drop_expired() -> None:
-    """Uploads nobody imported are not kept: they hold patients' details. An import that
-    died half-way (.importing) goes too, a day later."""
-    now = timezone.now().timestamp()
-    for path in _directory().iterdir():
-        limit = EXPIRES_AFTER if path.suffix == ".json" else timedelta(days=1)
-        try:
-            if now - path.stat().st_mtime > limit.total_seconds():
-                path.unlink()
-        except FileNotFoundError:
-            continue  # another request dropped or imported it meanwhile
+    """Uploads nobody imported are not kept: they hold patients' details."""
+    AppointmentUpload.objects.filter(created_at__lt=timezone.now() - EXPIRES_AFTER).delete()
+
+
+def _upload(organization_id: int, token: str) -> QuerySet[AppointmentUpload]:
+    if not _TOKEN.match(token):
+        raise ImportNotFound
+    return AppointmentUpload.objects.filter(organization_id=organization_id, token=token)
 
 
 def appointment_import_upload(
@@ -572,22 +555,19 @@ def appointment_import_upload(
 
 def appointment_import_get(*, organization_id: int, token: str) -> StoredImport:
     """The organization's upload ``token``; ImportNotFound for any other."""
-    path = _path(token)
-    try:
-        stored = StoredImport.from_json(token, path.read_bytes())
-    except FileNotFoundError:
-        raise ImportNotFound from None
-    if stored.organization_id != organization_id:
+    upload = _upload(organization_id, token).first()
+    if upload is None:
         raise ImportNotFound
+    stored = StoredImport.from_json(token, bytes(upload.payload))
     if stored.created_at < timezone.now() - EXPIRES_AFTER:
-        path.unlink(missing_ok=True)
+        upload.delete()
         raise ImportNotFound
     return stored
 
 
 def appointment_import_discard(*, organization_id: int, token: str, actor_id: int | None) -> None:
     stored = appointment_import_get(organization_id=organization_id, token=token)
-    _path(token).unlink(missing_ok=True)
+    _upload(organization_id, token).delete()
     _audit(stored, actor_id, "appointment_import.discard")
 
 
@@ -715,17 +695,12 @@ def appointment_import_run(
     """Import the valid rows (checked again now) and drop the file. Taken once: a second
     confirm of the same upload finds it gone (ImportNotFound)."""
     stored = appointment_import_get(organization_id=organization_id, token=token)
-    claimed = _path(token, ".importing")
-    try:
-        os.replace(_path(token), claimed)  # the one request that wins imports
-    except FileNotFoundError:
-        raise ImportNotFound from None
-    try:
-        summary = ImportSummary(file_name=stored.file_name)
-        for row in appointment_import_check(stored=stored, zone=zone, now=now):
-            _import_row(organization_id, actor_id, row, summary, now)
-    finally:
-        claimed.unlink(missing_ok=True)
+    taken, _ = _upload(organization_id, token).delete()  # the one request that wins imports
+    if not taken:
+        raise ImportNotFound
+    summary = ImportSummary(file_name=stored.file_name)
+    for row in appointment_import_check(stored=stored, zone=zone, now=now):
+        _import_row(organization_id, actor_id, row, summary, now)
     _audit(stored, actor_id, "appointment_import.run")
     return summary
 

@@ -452,3 +452,14 @@ class CampaignSend(models.Model):
                 fields=["step", "contact", "date_value"], name="campaign_send_once"
             )
         ]
+
+
+class AppointmentUpload(models.Model):
+    """An appointments CSV between its upload and the user's "Import": kept in the database
+    (any web process can finish it), for an hour at most (it holds patients' details), and
+    taken by one delete when imported or discarded."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    token = models.CharField(max_length=40, unique=True)
+    payload = models.BinaryField()  # StoredImport as JSON (appointment_import)
+    created_at = models.DateTimeField()

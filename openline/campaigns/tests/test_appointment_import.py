@@ -7,15 +7,11 @@ message; the upload kept on the server for the organization only; managers only.
 from __future__ import annotations
 
 import html
-import os
-import stat
 import zoneinfo
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -27,6 +23,7 @@ from openline.campaigns.models import (
     Appointment,
     AppointmentStatus,
     AppointmentType,
+    AppointmentUpload,
     Reminder,
     ReminderRule,
     ReminderStatus,
@@ -69,15 +66,9 @@ def _said(response: Any) -> str:
     return [str(m) for m in get_messages(response.wsgi_request)][-1]
 
 
-def _stored() -> list[Path]:
-    folder = Path(settings.VAR_DIR) / "appointment-imports"
-    return sorted(folder.iterdir()) if folder.exists() else []
-
-
-@pytest.fixture(autouse=True)
-def _no_uploads_left_over() -> None:
-    for path in _stored():  # the var directory is shared by the whole test run
-        path.unlink()
+def _stored() -> list[str]:
+    """The tokens of the uploads kept (every organization's)."""
+    return sorted(AppointmentUpload.objects.values_list("token", flat=True))
 
 
 @pytest.fixture
@@ -300,8 +291,8 @@ def test_the_upload_stays_on_the_server_for_its_organization_and_expires(
     preview = _uploaded(client, _clinic_file(org))
     token = preview.rstrip("/").rsplit("/", 1)[1]
     (kept,) = _stored()
-    assert kept.name == f"{token}.json" and len(token) == 32
-    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+    assert kept == token and len(token) == 32
+    assert AppointmentUpload.objects.get().organization_id == org.pk
 
     intruder = _signed_in(charlie)
     assert intruder.get(preview).status_code == 404

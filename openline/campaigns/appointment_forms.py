@@ -10,14 +10,12 @@ import datetime as dt
 import re
 import string
 import zoneinfo
-from dataclasses import replace
 from datetime import datetime, time, timedelta
 from functools import cache
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 
 from openline.campaigns.appointment_selectors import STATES
 from openline.campaigns.appointments import (
@@ -31,14 +29,11 @@ from openline.campaigns.models import (
     Appointment,
     AppointmentStatus,
     AppointmentType,
-    Reminder,
     ReminderRule,
     ReminderSettings,
-    ReminderStatus,
 )
 from openline.campaigns.reminders import MERGE_FIELDS, reminder_text
 from openline.contacts.models import Contact
-from openline.core.services import audit_record
 
 MAX_TEMPLATE = 1000
 MAX_DAYS_BEFORE = 60
@@ -542,101 +537,10 @@ class SettingsForm(forms.Form):
 def appointment_change(
     *, appointment: Appointment, actor_id: int | None, data: AppointmentData
 ) -> tuple[Appointment, bool]:
-    """``appointment_save`` for an appointment the console has by its id. The save finds an
-    appointment again by its external id, so one without (made by hand) first gets a
-    stable one, ``openline-<id>``. A new time answers a reschedule request."""
-    with transaction.atomic():
-        key = appointment.external_id or _pin_key(appointment)
-        asked = AppointmentStatus.RESCHEDULE
-        if appointment.status == asked and data.status == asked and _moved(appointment, data):
-            data = replace(data, status=AppointmentStatus.BOOKED)
-        return appointment_save(
-            organization_id=appointment.organization_id,
-            data=replace(data, external_id=key),
-            actor_id=actor_id,
-        )
-
-
-def _moved(appointment: Appointment, data: AppointmentData) -> bool:
-    starts = data.starts_at
-    if starts.tzinfo is None:
-        try:
-            starts = starts.replace(tzinfo=zoneinfo.ZoneInfo(data.time_zone))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            return False  # appointment_save refuses the zone
-    return starts != appointment.starts_at
-
-
-def _pin_key(appointment: Appointment) -> str:
-    key = f"openline-{appointment.pk}"
-    try:
-        with transaction.atomic():
-            Appointment.objects.filter(pk=appointment.pk, external_id="").update(external_id=key)
-    except IntegrityError:
-        raise AppointmentError("another appointment has the id " + key, "external_id") from None
-    found = (
-        Appointment.objects.filter(pk=appointment.pk).values_list("external_id", flat=True).first()
-    )
-    return found or key
-
-
-@transaction.atomic
-def reminder_rule_save(
-    *,
-    organization_id: int,
-    actor_id: int | None,
-    rule: ReminderRule | None,
-    type_id: int | None,
-    new_type: str,
-    fields: dict[str, Any],
-) -> ReminderRule:
-    """Create or change a rule. Its text applies to every reminder not sent yet (it is
-    filled in at sending); turning it off withdraws its planned reminders at once."""
-    if rule is None:
-        if type_id is None:
-            kind, _ = AppointmentType.objects.get_or_create(
-                organization_id=organization_id, name=new_type.strip()[:80]
-            )
-            type_id = kind.pk
-        rule = ReminderRule(organization_id=organization_id, appointment_type_id=type_id)
-    was_active = rule.pk is not None and rule.is_active
-    created = rule.pk is None
-    for name, value in fields.items():
-        setattr(rule, name, value)
-    rule.save()
-    if was_active and not rule.is_active:
-        Reminder.objects.filter(rule=rule, status=ReminderStatus.PLANNED).update(
-            status=ReminderStatus.WITHDRAWN, reason="the rule was turned off"
-        )
-    audit_record(
-        organization_id=organization_id,
+    """``appointment_save`` for an appointment the console has by its id."""
+    return appointment_save(
+        organization_id=appointment.organization_id,
+        data=data,
         actor_id=actor_id,
-        action="reminder_rule.created" if created else "reminder_rule.updated",
-        object_type="reminder_rule",
-        object_id=rule.pk,
+        appointment_id=appointment.pk,
     )
-    return rule
-
-
-@transaction.atomic
-def reminder_settings_save(
-    *, organization_id: int, actor_id: int | None, values: dict[str, Any]
-) -> ReminderSettings:
-    person = values.get("notify_user")
-    settings, _ = ReminderSettings.objects.update_or_create(
-        organization_id=organization_id,
-        defaults={
-            "max_per_day": values["max_per_day"],
-            "max_per_week": values["max_per_week"],
-            "notify_user_id": person.pk if person is not None else None,
-            "notify_by_text": bool(values.get("notify_by_text")),
-        },
-    )
-    audit_record(
-        organization_id=organization_id,
-        actor_id=actor_id,
-        action="reminder_settings.updated",
-        object_type="reminder_settings",
-        object_id=settings.pk,
-    )
-    return settings

@@ -26,7 +26,7 @@ from openline.campaigns.models import (
     ReminderSettings,
     ReminderStatus,
 )
-from openline.campaigns.reminders import ENDED, _due
+from openline.campaigns.reminders import ENDED, reminder_due
 from openline.campaigns.window import sending_window
 from openline.core.models import AuditEvent
 from openline.messaging.models import Conversation, MessageStatus
@@ -440,9 +440,9 @@ def rule_preview(
     *, organization_id: int, rule: ReminderRule, type_id: int | None, now: datetime
 ) -> RulePreview:
     """Four queries, then arithmetic: each upcoming appointment's time for ``rule`` (saved or
-    not) as planning would set it (reminders._due), then the patients' sending limits applied
-    in time order to those and to their other reminders (as reminders._over_limit counts:
-    sent ones in the local day and the last seven days)."""
+    not) as planning would set it (reminders.reminder_due), then the patients' sending
+    limits applied in time order to those and to their other reminders (as
+    reminders._over_limit counts: sent ones in the local day and the last seven days)."""
     per_day, per_week = reminder_limits(organization_id=organization_id)
     preview = RulePreview(per_day=per_day, per_week=per_week)
     if type_id is None:
@@ -458,7 +458,7 @@ def rule_preview(
     for contact_id, starts_at, zone in upcoming.values_list("contact_id", "starts_at", "time_zone"):
         preview.appointments += 1
         visit = Appointment(starts_at=starts_at, time_zone=zone)
-        due, status, reason = _due(rule, visit, window, now)
+        due, status, reason = reminder_due(rule, visit, window, now)
         if status == ReminderStatus.PLANNED:
             sends[contact_id].append(_Send(due, zone, fixed=False, mine=True))
         elif reason.startswith("booked after"):

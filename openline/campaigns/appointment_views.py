@@ -33,8 +33,6 @@ from openline.campaigns.appointment_forms import (
     SettingsForm,
     appointment_change,
     appointment_data_of,
-    reminder_rule_save,
-    reminder_settings_save,
     sample_text,
     template_warnings,
     time_zones,
@@ -51,7 +49,12 @@ from openline.campaigns.models import (
     ReminderRule,
     ReminderSettings,
 )
-from openline.campaigns.reminders import ENDED, MERGE_FIELDS
+from openline.campaigns.reminders import (
+    ENDED,
+    MERGE_FIELDS,
+    reminder_rule_save,
+    reminder_settings_save,
+)
 from openline.core.models import Organization
 from openline.core.web import console_view, is_htmx
 from openline.messaging.segments import count_segments

@@ -4,7 +4,7 @@ appointment's reminders at once (campaigns.reminders)."""
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -92,14 +92,26 @@ def appointment_save(
     actor_id: int | None = None,
     api_token_id: int | None = None,
     now: datetime | None = None,
+    appointment_id: int | None = None,
 ) -> tuple[Appointment, bool]:
-    """Create, or update by external id (idempotent: the same data again changes nothing);
-    returns (appointment, changed). Re-plans its reminders. Raises AppointmentError."""
+    """Create, or update one found by ``appointment_id`` (the console) or by external id
+    (idempotent: the same data again changes nothing); returns (appointment, changed).
+    Re-plans its reminders. Raises AppointmentError."""
     now = now or timezone.now()
     values = _checked(organization_id, data, now)
     with transaction.atomic():
         existing = None
-        if data.external_id:
+        if appointment_id is not None:
+            existing = (
+                Appointment.objects.select_for_update()
+                .filter(organization_id=organization_id, pk=appointment_id)
+                .first()
+            )
+            if existing is None:
+                raise AppointmentError("no such appointment")
+            if not data.external_id:  # the console's form may not show it: kept
+                data = replace(data, external_id=existing.external_id)
+        elif data.external_id:
             existing = (
                 Appointment.objects.select_for_update()
                 .filter(organization_id=organization_id, external_id=data.external_id)
@@ -127,7 +139,8 @@ def appointment_save(
             existing.contact = contact
             if moved:  # a new time: the answer to the old one no longer stands
                 existing.answer, existing.answered_at = "", None
-                if existing.status == AppointmentStatus.CONFIRMED:
+                answered = (AppointmentStatus.CONFIRMED, AppointmentStatus.RESCHEDULE)
+                if existing.status in answered and data.status == existing.status:
                     existing.status = AppointmentStatus.BOOKED
             existing.save()
             appointment = existing

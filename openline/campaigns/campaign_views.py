@@ -112,6 +112,7 @@ def campaign_list(request: HttpRequest, organization: Organization) -> HttpRespo
             ),
         )
         .select_related("include_tag")
+        .order_by("name", "pk")
     )
     return render(request, "campaigns/drips/list.html", {"page": paginate(request, campaigns)})
 

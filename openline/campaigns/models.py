@@ -361,8 +361,11 @@ class Reminder(models.Model):
         ordering = ["due_at", "pk"]
         indexes = [models.Index(fields=["status", "due_at"])]
         constraints = [
+            # Withdrawn ones (a re-timed rule, a visit moved away and back) do not count.
             models.UniqueConstraint(
-                fields=["appointment", "rule", "for_start"], name="reminder_once_per_start"
+                fields=["appointment", "rule", "for_start"],
+                condition=~Q(status="withdrawn"),
+                name="reminder_once_per_start",
             )
         ]
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import zoneinfo
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -29,12 +30,14 @@ from django.utils import timezone
 from openline.campaigns.models import (
     Appointment,
     AppointmentStatus,
+    AppointmentType,
     Reminder,
     ReminderRule,
     ReminderSettings,
     ReminderStatus,
 )
 from openline.campaigns.window import Window, sending_window
+from openline.core.services import audit_record
 from openline.messaging.answers import answer_await
 from openline.messaging.models import MessageKind
 from openline.messaging.services.outbound import SendRefused, message_send
@@ -93,16 +96,16 @@ def reminders_plan(appointment: Appointment, *, now: datetime | None = None) -> 
     rules = ReminderRule.objects.filter(
         appointment_type_id=appointment.appointment_type_id, is_active=True
     )
-    have = set(
-        Reminder.objects.filter(
-            appointment=appointment, for_start=appointment.starts_at
-        ).values_list("rule_id", flat=True)
+    have = set(  # withdrawn ones do not count: a re-timed rule plans again
+        Reminder.objects.filter(appointment=appointment, for_start=appointment.starts_at)
+        .exclude(status=ReminderStatus.WITHDRAWN)
+        .values_list("rule_id", flat=True)
     )
     window = sending_window(organization_id=appointment.organization_id)
     for rule in rules:
         if rule.pk in have:
             continue  # planned, sent or settled for this start already: never twice
-        due, status, reason = _due(rule, appointment, window, now)
+        due, status, reason = reminder_due(rule, appointment, window, now)
         Reminder.objects.create(
             organization_id=appointment.organization_id,
             appointment=appointment,
@@ -121,7 +124,7 @@ def reminders_plan(appointment: Appointment, *, now: datetime | None = None) -> 
     )
 
 
-def _due(
+def reminder_due(
     rule: ReminderRule, appointment: Appointment, window: Window, now: datetime
 ) -> tuple[datetime, str, str]:
     zone = appointment.time_zone
@@ -178,6 +181,8 @@ def _send_one(reminder_id: int, now: datetime) -> int:
 
     if appointment.status in ENDED or appointment.starts_at != reminder.for_start:
         return settle(ReminderStatus.WITHDRAWN, "the appointment changed")
+    if not reminder.rule.is_active:
+        return settle(ReminderStatus.WITHDRAWN, "the rule was turned off")
     window = sending_window(organization_id=appointment.organization_id)
     late = now - reminder.due_at > LATE_AFTER
     if appointment.starts_at <= now or (late and not window.is_open(now, appointment.time_zone)):
@@ -185,6 +190,10 @@ def _send_one(reminder_id: int, now: datetime) -> int:
     over = _over_limit(appointment, now)
     if over:
         return settle(ReminderStatus.SKIPPED, over)
+    try:
+        body = reminder_text(reminder.rule.template, appointment)
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return settle(ReminderStatus.REFUSED, "the rule's text cannot be filled in; fix the rule")
     if not settle(ReminderStatus.SENT, sent_at=now):
         return 0
     contact = appointment.contact
@@ -193,7 +202,7 @@ def _send_one(reminder_id: int, now: datetime) -> int:
             message = message_send(
                 organization_id=appointment.organization_id,
                 to=contact.phone,
-                body=reminder_text(reminder.rule.template, appointment),
+                body=body,
                 kind=MessageKind.REMINDER,
             )
     except SendRefused as exc:
@@ -254,3 +263,100 @@ def reminder_text(template: str, appointment: Appointment) -> str:
     if "reply" not in text.lower():
         text = f"{text} {ANSWER_HINT}"
     return text
+
+
+# --- rules and limits ------------------------------------------------------------------------
+
+RULE_TIMING = ("days_before", "at_time", "minutes_before", "send_when_booked_late", "is_active")
+
+
+@transaction.atomic
+def reminder_rule_save(
+    *,
+    organization_id: int,
+    actor_id: int | None,
+    rule: ReminderRule | None,
+    type_id: int | None,
+    new_type: str,
+    fields: dict[str, Any],
+) -> ReminderRule:
+    """Create or change a rule. Its text applies to every reminder not sent yet (it is
+    filled in at sending). A new rule, or a change of its timing, re-plans the upcoming
+    appointments of its type in a task; turning it off withdraws its planned reminders."""
+    if rule is None:
+        if type_id is None:
+            kind, _ = AppointmentType.objects.get_or_create(
+                organization_id=organization_id, name=new_type.strip()[:80]
+            )
+            type_id = kind.pk
+        rule = ReminderRule(organization_id=organization_id, appointment_type_id=type_id)
+    created = rule.pk is None
+    before = {name: getattr(rule, name) for name in RULE_TIMING}
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    rule.save()
+    retimed = created or any(getattr(rule, name) != before[name] for name in RULE_TIMING)
+    if retimed and not created:
+        why = "the rule was turned off" if not rule.is_active else "the rule changed"
+        Reminder.objects.filter(rule=rule, status=ReminderStatus.PLANNED).update(
+            status=ReminderStatus.WITHDRAWN, reason=why
+        )
+    if retimed and rule.is_active:
+        kind_id = rule.appointment_type_id
+        transaction.on_commit(lambda: _enqueue_replan(kind_id))
+    audit_record(
+        organization_id=organization_id,
+        actor_id=actor_id,
+        action="reminder_rule.created" if created else "reminder_rule.updated",
+        object_type="reminder_rule",
+        object_id=rule.pk,
+    )
+    return rule
+
+
+def _enqueue_replan(type_id: int) -> None:
+    from openline.campaigns.tasks import replan_reminders
+
+    replan_reminders.enqueue(type_id)
+
+
+def reminders_replan_type(*, type_id: int, now: datetime | None = None) -> int:
+    """Plan the upcoming appointments of a type again (its rules changed); returns how many
+    appointments were looked at, one transaction each."""
+    now = now or timezone.now()
+    upcoming = (
+        Appointment.objects.filter(appointment_type_id=type_id, starts_at__gt=now)
+        .exclude(status__in=ENDED)
+        .values_list("pk", flat=True)
+    )
+    seen = 0
+    for appointment_id in upcoming.iterator(chunk_size=1000):
+        with transaction.atomic():
+            appointment = Appointment.objects.select_for_update().get(pk=appointment_id)
+            reminders_plan(appointment, now=now)
+        seen += 1
+    return seen
+
+
+@transaction.atomic
+def reminder_settings_save(
+    *, organization_id: int, actor_id: int | None, values: dict[str, Any]
+) -> ReminderSettings:
+    person = values.get("notify_user")
+    settings, _ = ReminderSettings.objects.update_or_create(
+        organization_id=organization_id,
+        defaults={
+            "max_per_day": values["max_per_day"],
+            "max_per_week": values["max_per_week"],
+            "notify_user_id": person.pk if person is not None else None,
+            "notify_by_text": bool(values.get("notify_by_text")),
+        },
+    )
+    audit_record(
+        organization_id=organization_id,
+        actor_id=actor_id,
+        action="reminder_settings.updated",
+        object_type="reminder_settings",
+        object_id=settings.pk,
+    )
+    return settings

@@ -434,3 +434,45 @@ def test_cancel_after_staff_cancelled_the_visit_is_still_no_opt_out_and_waits_fo
     reply.conversation.refresh_from_db()
     assert reply.conversation.status == ConversationStatus.WAITING
     assert not Reminder.objects.filter(appointment=visit, status=ReminderStatus.PLANNED)
+
+
+def test_a_new_or_retimed_rule_replans_upcoming_visits_and_one_turned_off_sends_nothing(
+    org: Any, alice: Any, clinic: AppointmentType, pipeline: Any
+) -> None:
+    from openline.campaigns.reminders import reminder_rule_save
+
+    now = timezone.now()
+    starts = (now + timedelta(days=5)).astimezone(TZ).replace(hour=15, minute=0)
+    SendingWindow.objects.filter(organization=org).update(start=time(0, 0), end=time(23, 59))
+    visit = _book(org, "ann", starts, now)
+    assert Reminder.objects.filter(appointment=visit, status=ReminderStatus.PLANNED).count() == 2
+    # A third rule: the visit already booked gets it too (a task after the save).
+    pipeline.run(lambda: reminder_rule_save(
+        organization_id=org.pk, actor_id=alice.pk, rule=None, type_id=clinic.pk, new_type="",
+        fields={"minutes_before": 30, "template": "See you soon."},
+    ))  # fmt: skip
+    assert Reminder.objects.filter(appointment=visit, status=ReminderStatus.PLANNED).count() == 3
+    # Re-timed: its planned reminder is withdrawn and planned again at the new time.
+    rule = ReminderRule.objects.get(minutes_before=30)
+    pipeline.run(lambda: reminder_rule_save(
+        organization_id=org.pk, actor_id=alice.pk, rule=rule, type_id=None, new_type="",
+        fields={"minutes_before": 60},
+    ))  # fmt: skip
+    mine = Reminder.objects.filter(appointment=visit, rule=rule)
+    assert sorted(mine.values_list("status", flat=True)) == ["planned", "withdrawn"]
+    assert mine.get(status="planned").due_at == starts - timedelta(minutes=60)
+    # Turned off another way than the page: a due reminder of it is withdrawn, not sent.
+    ReminderRule.objects.filter(pk=rule.pk).update(is_active=False)
+    Reminder.objects.filter(rule=rule, status="planned").update(due_at=now)
+    pipeline.run(lambda: reminders_send_due(now=now + timedelta(seconds=1)))
+    assert mine.filter(status="withdrawn").count() == 2 and _text_of(PATIENTS["ann"]) == []
+
+
+def test_a_rule_text_that_cannot_be_filled_in_is_refused_with_the_reason(
+    org: Any, clinic: AppointmentType, pipeline: Any
+) -> None:
+    visit = _book(org, "ann", _at(10, 15), _at(1, 9))
+    ReminderRule.objects.filter(days_before=2).update(template="Hi {0} {first_name:%x}")
+    pipeline.run(lambda: reminders_send_due(now=_at(8, 10, 1)))
+    refused = Reminder.objects.get(appointment=visit, status=ReminderStatus.REFUSED)
+    assert "cannot be filled in" in refused.reason and _text_of(PATIENTS["ann"]) == []

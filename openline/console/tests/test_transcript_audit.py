@@ -177,6 +177,16 @@ NO_MESSAGE_TEXT = {
     "api-1:list_appointments": "appointments without their reminders (as above)",
     "api-1:get_appointment": "an appointment (as above)",
     "api-1:cancel_appointment": "an appointment (as above)",
+    "appointments:day": "a day's appointments: patients, times, places and the states of "
+    "their reminders and replies (delivered, confirmed, cancelled...), never a message's text",
+    "appointments:call_list": "unconfirmed appointments with the patients' numbers and their "
+    "reminders' states, never a message's text",
+    "appointments:new": "a form, or a redirect",
+    "appointments:detail": "an appointment: its reminders' and reply's states and times and who "
+    "changed it (the reply's meaning, never its text)",
+    "appointments:rules": "reminder rules (the organization's own templates) and its limits",
+    "appointments:rule_edit": "a reminder rule: the organization's own template filled in for a "
+    "sample appointment (first name, date, time, place), never a person's text",
     "appointments:import": "the upload form",
     "appointments:import_preview": "an appointment import: the uploaded file's rows (patients' "
     "names, phones, times, places) and their problems, never a message",

@@ -681,7 +681,7 @@ class ImportSummary:
     updated: int = 0
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
-    first_day: date | None = None  # the earliest day of the appointments imported (local)
+    first_day: date | None = None  # the earliest day imported, in the organization's zone
 
 
 def appointment_import_run(
@@ -700,7 +700,7 @@ def appointment_import_run(
         raise ImportNotFound
     summary = ImportSummary(file_name=stored.file_name)
     for row in appointment_import_check(stored=stored, zone=zone, now=now):
-        _import_row(organization_id, actor_id, row, summary, now)
+        _import_row(organization_id, actor_id, row, summary, now, zone)
     _audit(stored, actor_id, "appointment_import.run")
     return summary
 
@@ -711,6 +711,7 @@ def _import_row(
     row: ImportRow,
     summary: ImportSummary,
     now: datetime | None,
+    zone: str,
 ) -> None:
     if not row.valid:
         summary.errors.append((row.number, "; ".join(row.problems)))
@@ -732,7 +733,7 @@ def _import_row(
     else:
         summary.unchanged += 1
     assert row.starts_at is not None
-    day = row.starts_at.date()
+    day = row.starts_at.astimezone(zoneinfo.ZoneInfo(zone)).date()  # the day view's zone
     summary.first_day = min(day, summary.first_day or day)
 
 

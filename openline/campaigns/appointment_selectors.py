@@ -28,6 +28,8 @@ from openline.campaigns.models import (
 )
 from openline.campaigns.reminders import ENDED, reminder_due
 from openline.campaigns.window import sending_window
+from openline.contacts.models import ConsentKind
+from openline.contacts.selectors import consent_events_in_scope
 from openline.core.models import AuditEvent
 from openline.messaging.models import Conversation, MessageStatus
 
@@ -147,6 +149,7 @@ class Row:
     conversation_id: int | None
     local_start: str  # in the appointment's own time zone (local_label)
     other_zone: bool  # that zone is not the organization's
+    opted_out: bool = False  # texted STOP (or opted out another way): reminders are refused
 
 
 def _current_reminders() -> QuerySet[Reminder]:
@@ -203,7 +206,11 @@ def appointments_between(
 
 
 def day_rows(
-    appointments: QuerySet[Appointment], *, organization_zone: str, state: str = ""
+    appointments: QuerySet[Appointment],
+    *,
+    organization_id: int,
+    organization_zone: str,
+    state: str = "",
 ) -> list[Row]:
     """The rows of the day view: two queries (appointments with their contact, type and
     latest conversation; then their reminders), whatever their number."""
@@ -216,9 +223,20 @@ def day_rows(
         contact_id=OuterRef("contact_id"),
         last_message_at__gte=OuterRef("created_at"),
     ).order_by("-last_message_at", "-pk")
+    # Whether the patient may still be texted: their latest opt-in or opt-out in the ledger
+    # (an opted-out patient's reminders are refused, so staff should call instead).
+    consent = Subquery(
+        consent_events_in_scope(organization_id=organization_id)
+        .filter(
+            phone=OuterRef("contact__phone"),
+            kind__in=(ConsentKind.OPT_IN, ConsentKind.OPT_OUT),
+        )
+        .order_by("-created_at", "-id")
+        .values("kind")[:1]
+    )
     rows = (
         appointments.select_related("contact", "appointment_type")
-        .annotate(conversation_id=Subquery(conversation.values("pk")[:1]))
+        .annotate(conversation_id=Subquery(conversation.values("pk")[:1]), consent=consent)
         .prefetch_related(Prefetch("reminders", queryset=_current_reminders()))
         .order_by("location", "starts_at", "pk")
     )
@@ -233,6 +251,7 @@ def _row(appointment: Any, organization_zone: str) -> Row:
         conversation_id=appointment.conversation_id,
         local_start=local_label(appointment),
         other_zone=appointment.time_zone != organization_zone,
+        opted_out=appointment.consent == ConsentKind.OPT_OUT,
     )
 
 

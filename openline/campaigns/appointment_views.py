@@ -125,7 +125,10 @@ def day_view(request: HttpRequest, organization: Organization) -> HttpResponse:
         ],
         "all_url": _day_url(day, location, ""),
         "rows": selectors.day_rows(
-            appointments, organization_zone=organization.timezone, state=state
+            appointments,
+            organization_id=organization.pk,
+            organization_zone=organization.timezone,
+            state=state,
         ),
         "locations": selectors.day_locations(organization_id=organization.pk, start=start, end=end),
         "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]

@@ -133,6 +133,7 @@ def test_the_day_view_shows_each_reminder_and_reply_state_and_filters_by_them(
     text_in(sandbox_number, PATIENTS["ben"], "can't make it")
     text_in(sandbox_number, PATIENTS["cat"], "can we move it")
     question = text_in(sandbox_number, PATIENTS["eve"], "Is parking free?")
+    text_in(sandbox_number, PATIENTS["cat"], "STOP")  # after asking to reschedule
 
     client = _signed_in(alice)
     day = _local(1, 0).date().isoformat()
@@ -142,6 +143,9 @@ def test_the_day_view_shows_each_reminder_and_reply_state_and_filters_by_them(
     assert 'data-status="confirmed"' in ann
     assert 'data-reply="cancelled"' in ben and 'data-status="cancelled"' in ben
     assert 'data-reply="reschedule"' in cat and 'data-status="reschedule"' in cat
+    # Cat then texted STOP: the row says so (no more reminders; call instead).
+    assert 'data-consent="opted_out"' in cat and "Opted out" in cat
+    assert all('data-consent=""' in row for row in (ann, ben, dan, eve))
     assert (
         'data-reminder="failed"' in dan and "Undelivered" in dan and 'data-reply="no_answer"' in dan
     )

@@ -122,7 +122,12 @@ def _data(
 
 
 def _by_external_id(org_id: int, external_id: str) -> Appointment | None:
-    return Appointment.objects.filter(organization_id=org_id, external_id=external_id).first()
+    return (
+        Appointment.objects.filter(organization_id=org_id, external_id=external_id)
+        .exclude(external_id="")
+        .order_by("pk")
+        .first()
+    )
 
 
 def _save(request: HttpRequest, data: AppointmentData) -> tuple[Appointment, bool]:

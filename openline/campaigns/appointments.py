@@ -112,9 +112,11 @@ def appointment_save(
             if not data.external_id:  # the console's form may not show it: kept
                 data = replace(data, external_id=existing.external_id)
         elif data.external_id:
-            existing = (
+            existing = (  # exclude(""): SQLite then uses the partial unique index
                 Appointment.objects.select_for_update()
                 .filter(organization_id=organization_id, external_id=data.external_id)
+                .exclude(external_id="")
+                .order_by("pk")
                 .first()
             )
         if existing is None and values["starts_at"] < now - PAST_GRACE:  # type: ignore[operator]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -78,50 +79,86 @@ def fit_earlier(moment: datetime, *, window: Window, zone: str) -> datetime:
     return last.astimezone(zoneinfo.ZoneInfo("UTC"))
 
 
-def reminders_plan(appointment: Appointment, *, now: datetime | None = None) -> list[Reminder]:
-    """Bring the appointment's reminders in line with it (call in a transaction, after it
-    was saved): withdraw what no longer applies, plan what is missing. Returns the planned
-    ones for its current start."""
+def reminders_plan(appointment: Appointment, *, now: datetime | None = None) -> int:
+    """Bring one appointment's reminders in line with it (call in a transaction, after it
+    was saved): ``reminders_plan_many`` for a batch of one. Returns how many it planned."""
+    return reminders_plan_many([appointment], now=now)
+
+
+PLAN_BATCH = 1000
+
+
+def reminders_plan_many(appointments: Sequence[Appointment], *, now: datetime | None = None) -> int:
+    """Bring the appointments' reminders in line with them: withdraw what no longer applies
+    (cancelled, over, moved), plan what is missing for each one's current start (never a
+    rule twice for a start: sent, skipped or planned ones count; withdrawn ones do not).
+    A few queries per PLAN_BATCH appointments whatever their number: rules, sending windows
+    and existing reminders read once, new ones inserted together. Call in a transaction.
+    Returns how many were planned."""
     now = now or timezone.now()
-    planned = Reminder.objects.filter(appointment=appointment, status=ReminderStatus.PLANNED)
-    if appointment.status in ENDED or appointment.starts_at <= now:
-        why = "the appointment was cancelled" if appointment.status in ENDED else "it is over"
-        planned.update(status=ReminderStatus.WITHDRAWN, reason=why)
-        return []
-    planned.exclude(for_start=appointment.starts_at).update(
-        status=ReminderStatus.WITHDRAWN, reason="the appointment moved"
-    )
-    if appointment.appointment_type_id is None:
-        return []
-    rules = ReminderRule.objects.filter(
-        appointment_type_id=appointment.appointment_type_id, is_active=True
-    )
-    have = set(  # withdrawn ones do not count: a re-timed rule plans again
-        Reminder.objects.filter(appointment=appointment, for_start=appointment.starts_at)
+    planned = 0
+    for start in range(0, len(appointments), PLAN_BATCH):
+        planned += _plan_batch(appointments[start : start + PLAN_BATCH], now)
+    return planned
+
+
+def _plan_batch(batch: Sequence[Appointment], now: datetime) -> int:
+    by_id = {a.pk: a for a in batch}
+    withdraw: dict[str, list[int]] = {}
+    have: set[tuple[int, int]] = set()  # (appointment, rule) for its current start
+    existing = (
+        Reminder.objects.filter(appointment_id__in=by_id)
         .exclude(status=ReminderStatus.WITHDRAWN)
-        .values_list("rule_id", flat=True)
+        .order_by()
+        .values_list("pk", "appointment_id", "rule_id", "for_start", "status")
     )
-    window = sending_window(organization_id=appointment.organization_id)
-    for rule in rules:
-        if rule.pk in have:
-            continue  # planned, sent or settled for this start already: never twice
-        due, status, reason = reminder_due(rule, appointment, window, now)
-        Reminder.objects.create(
-            organization_id=appointment.organization_id,
-            appointment=appointment,
-            rule=rule,
-            for_start=appointment.starts_at,
-            due_at=due,
-            status=status,
-            reason=reason,
+    for pk, appointment_id, rule_id, for_start, status in existing:
+        appointment = by_id[appointment_id]
+        if status == ReminderStatus.PLANNED:
+            if appointment.status in ENDED:
+                withdraw.setdefault("the appointment was cancelled", []).append(pk)
+                continue
+            if appointment.starts_at <= now:
+                withdraw.setdefault("it is over", []).append(pk)
+                continue
+            if for_start != appointment.starts_at:
+                withdraw.setdefault("the appointment moved", []).append(pk)
+                continue
+        if for_start == appointment.starts_at:
+            have.add((appointment_id, rule_id))
+    for reason, ids in withdraw.items():
+        Reminder.objects.filter(pk__in=ids, status=ReminderStatus.PLANNED).update(
+            status=ReminderStatus.WITHDRAWN, reason=reason
         )
-    return list(
-        Reminder.objects.filter(
-            appointment=appointment,
-            for_start=appointment.starts_at,
-            status=ReminderStatus.PLANNED,
-        )
-    )
+    live = [a for a in batch if a.status not in ENDED and a.starts_at > now]
+    type_ids = {a.appointment_type_id for a in live if a.appointment_type_id is not None}
+    rules: dict[int, list[ReminderRule]] = {}
+    for rule in ReminderRule.objects.filter(appointment_type_id__in=type_ids, is_active=True):
+        rules.setdefault(rule.appointment_type_id, []).append(rule)
+    windows = {
+        org_id: sending_window(organization_id=org_id)
+        for org_id in {a.organization_id for a in live}
+    }
+    new: list[Reminder] = []
+    for appointment in live:
+        for rule in rules.get(appointment.appointment_type_id or 0, ()):
+            if (appointment.pk, rule.pk) in have:
+                continue  # planned, sent or settled for this start already: never twice
+            window = windows[appointment.organization_id]
+            due, status, reason = reminder_due(rule, appointment, window, now)
+            new.append(
+                Reminder(
+                    organization_id=appointment.organization_id,
+                    appointment_id=appointment.pk,
+                    rule=rule,
+                    for_start=appointment.starts_at,
+                    due_at=due,
+                    status=status,
+                    reason=reason,
+                )
+            )
+    Reminder.objects.bulk_create(new, batch_size=500)
+    return sum(1 for r in new if r.status == ReminderStatus.PLANNED)
 
 
 def reminder_due(
@@ -321,21 +358,24 @@ def _enqueue_replan(type_id: int) -> None:
 
 
 def reminders_replan_type(*, type_id: int, now: datetime | None = None) -> int:
-    """Plan the upcoming appointments of a type again (its rules changed); returns how many
-    appointments were looked at, one transaction each."""
+    """Plan the upcoming appointments of a type again (its rules changed), a batch of
+    PLAN_BATCH per transaction; returns how many appointments were looked at."""
     now = now or timezone.now()
     upcoming = (
         Appointment.objects.filter(appointment_type_id=type_id, starts_at__gt=now)
         .exclude(status__in=ENDED)
         .values_list("pk", flat=True)
     )
-    seen = 0
-    for appointment_id in upcoming.iterator(chunk_size=1000):
-        with transaction.atomic():
-            appointment = Appointment.objects.select_for_update().get(pk=appointment_id)
-            reminders_plan(appointment, now=now)
-        seen += 1
-    return seen
+    ids = list(upcoming)
+    for start in range(0, len(ids), PLAN_BATCH):
+        with transaction.atomic():  # locked, so a concurrent save waits for this batch
+            batch = list(
+                Appointment.objects.select_for_update()
+                .filter(pk__in=ids[start : start + PLAN_BATCH])
+                .order_by()
+            )
+            reminders_plan_many(batch, now=now)
+    return len(ids)
 
 
 @transaction.atomic

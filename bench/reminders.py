@@ -527,7 +527,7 @@ def _replan(appointment: Any) -> int:
     from openline.campaigns.reminders import reminders_plan
 
     with transaction.atomic():
-        return len(reminders_plan(appointment))
+        return reminders_plan(appointment)
 
 
 def _timed_phase(

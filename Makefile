@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run setup test test-sqlite test-postgres lint bench bench-console bench-chat bench-alerts bench-broadcast bench-import clean browsers
+.PHONY: run setup test test-sqlite test-postgres lint bench bench-console bench-chat bench-alerts bench-broadcast bench-import bench-reminders clean browsers
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -69,6 +69,11 @@ bench-broadcast: setup
 # times, rows/s, peak memory, and how long another write waits meanwhile.
 bench-import: setup
 	$(BIN)/python bench/contact_import.py
+
+# 50,000 appointments with two reminders each: planning a day's reminders (saved one by one)
+# and the scheduler's sweep with nothing, a few and 200 due (SQLite, and PostgreSQL with Redis).
+bench-reminders: setup
+	$(BIN)/python bench/reminders.py
 
 clean:
 	rm -rf $(VENV) node_modules var/test-*

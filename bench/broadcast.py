@@ -40,7 +40,6 @@ import argparse
 import contextlib
 import cProfile
 import datetime as dt
-import io
 import json
 import os
 import pstats
@@ -292,22 +291,9 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any]) -> None:
 
 
 def child(cfg: dict[str, Any]) -> None:
-    if cfg["redis_url"]:
-        os.environ["REDIS_URL"] = cfg["redis_url"]
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
-    django.setup()
-    from django.core.management import call_command
+    out: dict[str, Any] = common.child_django(redis_url=cfg["redis_url"])
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
-    out: dict[str, Any] = {"vendor": connection.vendor}
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version"
-        )
-        out["server_version"] = cur.fetchone()[0]
     t = time.monotonic()
     world = _seed(cfg["contacts"])
     if connection.vendor == "postgresql":
@@ -316,21 +302,13 @@ def child(cfg: dict[str, Any]) -> None:
         with connection.cursor() as cur:
             cur.execute("ANALYZE")
     out["seed"] = {**world.pop("counts"), "seed_s": round(time.monotonic() - t, 1)}
-    _log(f"seeded in {out['seed']['seed_s']} s: {out['seed']}")
+    common.progress(f"seeded in {out['seed']['seed_s']} s: {out['seed']}")
     out["preview"] = _previews(world, cfg["preview_repeats"])
     broadcast = world["everyone"]
     out["queue"], profile = _queue(world, cfg)
     out["profiles"] = [profile] if profile else []
     out["dispatcher"] = _dispatcher(world, broadcast, cfg, out["profiles"])
     print(json.dumps(out, default=str))
-
-
-def _log(text: str) -> None:
-    log(f"  [{time.strftime('%H:%M:%S')}] {text}", stderr=True)  # stdout carries the JSON
-
-
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _phones(rng: random.Random, count: int) -> list[str]:
@@ -540,18 +518,18 @@ def _time_preview(broadcast: Any, now: dt.datetime, repeats: int) -> dict[str, A
     from openline.campaigns.services import broadcast_preview
 
     times, preview = [], None
-    load = _load()
+    load = common.load()
     for _ in range(repeats):
         started = time.perf_counter()
         preview = broadcast_preview(broadcast=broadcast, now=now)
         times.append(time.perf_counter() - started)
     assert preview is not None
-    _log(f"preview {broadcast.name}: {[round(t, 3) for t in times]} s")
+    common.progress(f"preview {broadcast.name}: {[round(t, 3) for t in times]} s")
     data = preview.as_dict()
     # One more, its queries timed (on SQLite a SELECT's time stops at its first rows).
     from django.db import connection
 
-    timer = QueryTimer()
+    timer = common.QueryTimer()
     with connection.execute_wrapper(timer):
         broadcast_preview(broadcast=broadcast, now=now)
     slowest = sorted(timer.queries, reverse=True)[:3]
@@ -573,23 +551,9 @@ def _time_preview(broadcast: Any, now: dt.datetime, repeats: int) -> dict[str, A
 # --- queue ----------------------------------------------------------------------------------
 
 
-class QueryTimer:
-    """Every query's time through Django's execute wrapper: (seconds, statement), and the
-    statement and parameters of each SELECT that reads the consent ledger. A SELECT's time
-    stops at its first rows on SQLite (the rest comes with each fetch)."""
-
-    def __init__(self) -> None:
-        self.queries: list[tuple[float, str]] = []
-        self.ledger_selects: list[tuple[str, Any]] = []
-
-    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.startswith("SELECT") and "consentevent" in sql:
-            self.ledger_selects.append((sql, params))
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.queries.append((time.perf_counter() - started, sql))
+def _reads_the_ledger(sql: str) -> bool:
+    """The SELECTs that read the consent ledger (the plan's eligible query)."""
+    return sql.startswith("SELECT") and "consentevent" in sql
 
 
 def _fetch_all_s(statements: list[tuple[str, Any]]) -> float:
@@ -612,7 +576,7 @@ def _queue(world: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict[str, Any], 
 
     broadcast, admin = world["everyone"], world["admin"]
     times: list[float] = []
-    load = _load()
+    load = common.load()
 
     def once(commit: bool) -> tuple[float, int, int]:
         with transaction.atomic():
@@ -626,7 +590,7 @@ def _queue(world: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict[str, Any], 
         return took, rows, credits
 
     # One more rolled-back run first with every query timed: where the time goes.
-    timer = QueryTimer()
+    timer = common.QueryTimer(_reads_the_ledger)
     started = time.perf_counter()
     with connection.execute_wrapper(timer):
         once(commit=False)
@@ -639,22 +603,22 @@ def _queue(world: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict[str, Any], 
     )
     # The plan's query of who is eligible, run again and fetched in full: its full cost on
     # SQLite too.
-    select = _fetch_all_s(timer.ledger_selects)
+    select = _fetch_all_s(timer.captured)
     breakdown = {
         "wall_s": round(wall, 2),
         "queries": len(timer.queries),
         "insert_s": round(inserts, 2),  # recipients and sticky senders, bulk
         "select_s": round(select, 2),  # the eligible query fetched in full, timed apart
-        "select_statements": len(timer.ledger_selects),
+        "select_statements": len(timer.captured),
         "other_sql_s": round(others, 2),
         "sql_s": round(inserts + select + others, 2),
         "python_s": round(wall - inserts - select - others, 2),
     }
-    _log(f"queue breakdown: {breakdown}")
+    common.progress(f"queue breakdown: {breakdown}")
     for i in range(cfg["queue_repeats"]):
         took, rows, credits = once(commit=i == cfg["queue_repeats"] - 1)
         times.append(took)
-        _log(f"queue run {i + 1}: {took:.2f} s, {rows:,} rows, {credits:,} credits")
+        common.progress(f"queue run {i + 1}: {took:.2f} s, {rows:,} rows, {credits:,} credits")
     result = {
         "runs_s": [round(t, 3) for t in times],
         "median_s": round(statistics.median(times), 3),
@@ -663,7 +627,7 @@ def _queue(world: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict[str, Any], 
         "credits": credits,
         "breakdown": breakdown,
         "load": load,
-        "load_at_end": _load(),
+        "load_at_end": common.load(),
     }
     profile = None
     if cfg["profile"] == "always" or (cfg["profile"] == "auto" and max(times) >= TARGET_QUEUE_S):
@@ -687,40 +651,8 @@ def _queue(world: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict[str, Any], 
             transaction.set_rollback(True)
         path = Path(f"{cfg['profile_prefix']}-queue.pstats")
         profile = {"what": "queue (rolled back; a second broadcast: sticky senders exist)"}
-        profile.update(_save_profile(prof, path))
+        profile.update(common.save_profile(prof, path))
     return result, profile
-
-
-def _save_profile(prof: cProfile.Profile | None, path: Path) -> dict[str, Any]:
-    """Write `prof` to `path` (None: it is there already); where, and its top lines."""
-    if prof is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        prof.dump_stats(str(path))
-    return {"pstats": str(path.relative_to(common.ROOT)), "top": _top(pstats.Stats(str(path)))}
-
-
-def _top(stats: pstats.Stats, count: int = 25) -> list[str]:
-    """The functions with the most time of their own, and the openline ones with the most
-    time in all they call."""
-    buf = io.StringIO()
-    stats.stream = buf  # type: ignore[attr-defined]
-    total = stats.total_tt  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        short = filename.replace(str(common.ROOT) + "/", "").replace(
-            str(Path(sys.prefix)) + "/", ""
-        )
-        short = short.split("site-packages/")[-1]
-        rows.append((tt, ct, nc, f"{short}:{line}({func})"))
-    own = sorted(rows, reverse=True)[:count]
-    ours = sorted(
-        (r for r in rows if r[3].startswith("openline/")), key=lambda r: r[1], reverse=True
-    )[:count]
-    lines = [f"total {total:.2f} s; own time:"]
-    lines += [f"{tt:7.2f} s own {ct:7.2f} s cum {nc:>8} calls  {name}" for tt, ct, nc, name in own]
-    lines.append("openline functions by time with callees:")
-    lines += [f"{ct:7.2f} s cum {tt:7.2f} s own {nc:>8} calls  {name}" for tt, ct, nc, name in ours]
-    return lines
 
 
 # --- the dispatcher -------------------------------------------------------------------------
@@ -834,7 +766,7 @@ def _rate_run(
     admin = world["admin"]
     assert server.proc is not None
     _set_rate(world["numbers"], rate)
-    load = _load()
+    load = common.load()
     meter = common.CpuMeter(
         {"server": common.with_children({server.proc.pid}), "postgres": _pg_pids()}
     )
@@ -859,9 +791,9 @@ def _rate_run(
         drain_s=drained_s,
         cpu=cpu_dict,
         load=load,
-        load_at_end=_load(),
+        load_at_end=common.load(),
     )
-    _log(
+    common.progress(
         f"rate {rate:g}/s: achieved {run['achieved']}/s ({run['steady_sent']} in"
         f" {run['window_s']} s), worker busy {run['worker_busy_pct']}%, backlog {backlog},"
         f" drained in {drained_s} s, cpu {cpu_dict}"
@@ -1041,9 +973,11 @@ def _profile_worker(
     finally:
         proc.stop()
     run = _measure(world, rate, t0, t_stop, cfg["warmup"])
-    _log(f"profiled the worker at {rate:g}/s: achieved {run['achieved']}/s under cProfile")
+    common.progress(
+        f"profiled the worker at {rate:g}/s: achieved {run['achieved']}/s under cProfile"
+    )
     if not run["steady_sent"]:
-        _log(f"the profiled worker sent nothing; its log:\n{proc.tail()}")
+        common.progress(f"the profiled worker sent nothing; its log:\n{proc.tail()}")
     return {
         "what": f"{what} (achieved {run['achieved']}/s while profiled)",
         "rate": rate,
@@ -1051,7 +985,7 @@ def _profile_worker(
         "tasks": run["tasks"],
         "drain_s": drained,
         "queries_by_task": _queries_by_task(Path(f"{path}.queries.json")),
-        **_save_profile(None, path),
+        **common.save_profile(None, path),
     }
 
 

@@ -1,6 +1,8 @@
 """What the benchmarks share, once: paths, the OpenLine set-up (environment, CLI, signed
-Twilio webhooks), servers and client processes, CPU readings, percentiles, wrk, the console's
-WebSocket client, a child process per database and the results file with its summary lines.
+Twilio webhooks, random valid phone numbers), servers and client processes, CPU readings,
+percentiles, wrk, the console's WebSocket client, a child process per database (its Django
+set-up, progress lines, timed queries, cProfile files) and the results file with its summary
+lines.
 Every bench/*.py script imports it (`import common`); bench/baseline_app.py alone stays on its
 own, the bare endpoint it is.
 
@@ -1101,6 +1103,112 @@ def run_child(backend: str, args: list[str], *, pg_database: str) -> dict[str, A
         shutil.rmtree(var_dir, ignore_errors=True)
     print(out.stderr, end="")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child_django(*, redis_url: str = "") -> dict[str, Any]:
+    """In a benchmark's child (run_child): Django set up on its fresh database (with
+    `redis_url` as REDIS_URL, the server profile, when given) and migrated; which database
+    it is: {"vendor", "server_version"}."""
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version"
+        )
+        return {"vendor": connection.vendor, "server_version": cur.fetchone()[0]}
+
+
+def progress(text: str) -> None:
+    """A child's progress line, with the time, on stderr (its stdout carries the JSON)."""
+    log(f"  [{time.strftime('%H:%M:%S')}] {text}", stderr=True)
+
+
+def load() -> list[float]:
+    """The load averages now (1, 5, 15 min): how busy the machine was around a figure."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def random_phones(
+    rng: random.Random, count: int, areas: list[str], *, avoid: tuple[str, ...] = ()
+) -> list[str]:
+    """`count` distinct US numbers over `areas` that phonenumbers calls valid, none ending
+    in `avoid` (the sandbox's test suffixes, say), in random order."""
+    import phonenumbers
+
+    seen: set[str] = set()
+    while len(seen) < count:
+        exchange = rng.randint(201, 998)
+        if exchange == 555 or exchange % 100 == 11:
+            continue
+        e164 = f"+1{rng.choice(areas)}{exchange}{rng.randint(0, 9999):04d}"
+        if e164 in seen or (avoid and e164.endswith(avoid)):
+            continue
+        if phonenumbers.is_valid_number(phonenumbers.parse(e164)):
+            seen.add(e164)
+    return sorted(seen, key=lambda _: rng.random())
+
+
+class QueryTimer:
+    """Every query's time through Django's execute wrapper: (seconds, statement), and the
+    statement and parameters of each one `capture` picks (kept in `captured`). A SELECT's
+    time stops at its first rows on SQLite (the rest comes with each fetch)."""
+
+    def __init__(self, capture: Callable[[str], bool] | None = None) -> None:
+        self.queries: list[tuple[float, str]] = []
+        self.captured: list[tuple[str, Any]] = []
+        self.capture = capture
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if self.capture is not None and self.capture(sql):
+            self.captured.append((sql, params))
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.queries.append((time.perf_counter() - started, sql))
+
+    def total_s(self) -> float:
+        return sum(t for t, _ in self.queries)
+
+
+def save_profile(prof: Any, path: Path) -> dict[str, Any]:
+    """Write the cProfile `prof` to `path` (None: it is there already); where, and its top
+    lines (profile_top)."""
+    import pstats
+
+    if prof is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prof.dump_stats(str(path))
+    return {"pstats": str(path.relative_to(ROOT)), "top": profile_top(pstats.Stats(str(path)))}
+
+
+def profile_top(stats: Any, count: int = 25) -> list[str]:
+    """A pstats.Stats' functions with the most time of their own, and the openline ones with
+    the most time in all they call."""
+    stats.stream = io.StringIO()
+    total = stats.total_tt
+    rows = []
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
+        short = filename.replace(str(ROOT) + "/", "").replace(str(Path(sys.prefix)) + "/", "")
+        short = short.split("site-packages/")[-1]
+        rows.append((tt, ct, nc, f"{short}:{line}({func})"))
+    own = sorted(rows, reverse=True)[:count]
+    ours = sorted(
+        (r for r in rows if r[3].startswith("openline/")), key=lambda r: r[1], reverse=True
+    )[:count]
+    lines = [f"total {total:.2f} s; own time:"]
+    lines += [f"{tt:7.2f} s own {ct:7.2f} s cum {nc:>8} calls  {name}" for tt, ct, nc, name in own]
+    lines.append("openline functions by time with callees:")
+    lines += [f"{ct:7.2f} s cum {tt:7.2f} s own {nc:>8} calls  {name}" for tt, ct, nc, name in ours]
+    return lines
 
 
 # --- options, results and the printed summary -------------------------------------------------

@@ -94,20 +94,6 @@ def main() -> int:
     return report.conclude(summarize, print_summary, strict=args.strict)
 
 
-def _phones(rng: random.Random, count: int) -> list[str]:
-    import phonenumbers
-
-    seen: set[str] = set()
-    while len(seen) < count:
-        exchange = rng.randint(201, 998)
-        if exchange == 555 or exchange % 100 == 11:
-            continue
-        e164 = f"+1{rng.choice(AREAS)}{exchange}{rng.randint(0, 9999):04d}"
-        if e164 not in seen and phonenumbers.is_valid_number(phonenumbers.parse(e164)):
-            seen.add(e164)
-    return sorted(seen, key=lambda _: rng.random())
-
-
 def _written(e164: str, rng: random.Random) -> str:
     """A number the way people type them into spreadsheets."""
     area, exchange, line = e164[2:5], e164[5:8], e164[8:]
@@ -126,7 +112,7 @@ def _write_file(path: Path, rows: int, existing: int, evidence: float) -> list[s
     import csv
 
     rng = random.Random(15)
-    phones = _phones(rng, rows + rows // 4)
+    phones = common.random_phones(rng, rows + rows // 4, AREAS)
     seconds = iter(phones[rows:])
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
@@ -158,20 +144,7 @@ def _write_file(path: Path, rows: int, existing: int, evidence: float) -> list[s
 
 
 def child(cfg: dict[str, Any]) -> None:
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
-    out: dict[str, Any] = {"vendor": connection.vendor}
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version"
-        )
-        out["server_version"] = cur.fetchone()[0]
+    out: dict[str, Any] = common.child_django()
     org, admin = _seed(json.loads(Path(cfg["existing"]).read_text()))
     out.update(_run(org, admin, Path(cfg["path"]), cfg["trace"]))
     print(json.dumps(out, default=str))
@@ -306,7 +279,7 @@ def _run(org: Any, admin: Any, path: Path, trace: bool) -> dict[str, Any]:
         if trace:
             phases[name]["heap_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 1e6, 1)
             tracemalloc.stop()
-        log(f"  [{time.strftime('%H:%M:%S')}] {name}: {seconds:.1f} s", stderr=True)
+        common.progress(f"{name}: {seconds:.1f} s")
         return value
 
     def chunks() -> Any:

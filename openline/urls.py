@@ -25,5 +25,7 @@ urlpatterns = [
     path("alerts/", include("openline.alerts.urls")),
     path("credits/", include("openline.billing.urls")),
     path("broadcasts/", include("openline.campaigns.urls")),
+    path("appointments/", include("openline.campaigns.appointment_urls")),
+    path("campaigns/", include("openline.campaigns.campaign_urls")),
     path("", include("openline.console.urls")),
 ]

@@ -88,6 +88,7 @@ api = NinjaAPI(
     auth=OrganizationToken(),
 )
 install_error_handlers(api)
+api.add_router("/appointments", "openline.api.appointments.router")
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import re
+import zoneinfo
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -448,3 +451,169 @@ class RecordingOut(Schema):
 class BroadcastMessagePage(Schema):
     items: list[BroadcastMessageOut]
     count: int
+
+
+# Appointments
+
+APPOINTMENT_STATUSES = Literal[
+    "booked", "confirmed", "cancelled", "reschedule", "completed", "no_show"
+]
+ANSWERS = Literal["confirmed", "cancelled", "reschedule"]
+REMINDER_STATUSES = Literal["planned", "sent", "withdrawn", "missed", "skipped", "refused"]
+# Zones the server names but that are no place a visit happens.
+_NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@functools.cache
+def known_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - _NOT_PLACES
+
+
+def _known_zone(value: str) -> str:
+    """Checked against the list of zones rather than by loading one: a name like
+    "America" (a directory) or 300 letters fails in the file system, not as a miss."""
+    if value not in known_time_zones():
+        raise ValueError(f"unknown time zone {value[:64]!r}: use an IANA name like America/Chicago")
+    return value
+
+
+# An ISO 8601 date and time: "2030-12-10T09:30" (local, read in time_zone) or with an
+# offset ("2030-12-10T09:30:00-05:00", "...Z").
+_ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+MIN_YEAR, MAX_YEAR = 2000, 2100
+
+
+def _start(value: Any) -> datetime:
+    if not isinstance(value, str) or not _ISO_START.match(value):
+        raise ValueError(
+            "must be an ISO 8601 date and time, e.g. 2030-12-10T09:30 (read in time_zone) "
+            "or 2030-12-10T09:30:00-05:00"
+        )
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value[:40]!r} is not a date and time") from None
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return moment
+
+
+StartsAt = Annotated[datetime, BeforeValidator(_start)]
+TimeZoneName = Annotated[str, AfterValidator(_known_zone), Field(max_length=64)]
+APPOINTMENT_EXAMPLE: dict[str, Any] = {
+    "phone": "(212) 555-0110",
+    "name": "Ann Lee",
+    "starts_at": "2030-12-10T09:30",
+    "time_zone": "America/New_York",
+    "minutes": 30,
+    "staff_name": "Dr. Ruiz",
+    "location": "Main St clinic",
+    "type": "Check-up",
+    "external_id": "EHR-20301210-0042",
+}
+
+
+class AppointmentIn(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [APPOINTMENT_EXAMPLE]})
+
+    phone: Text = Field(
+        max_length=40,
+        description="The patient's phone number, any format (a US number without +1 is "
+        "read as one); their contact is found or created.",
+        examples=["+12125550110", "(212) 555-0110"],
+    )
+    name: Name = Field("", description="The patient's name, kept if the contact has none.")
+    starts_at: StartsAt = Field(
+        description="ISO 8601. Without an offset it is the local time in time_zone "
+        "(2030-12-10T09:30); with one, that instant (2030-12-10T09:30:00-05:00).",
+        examples=["2030-12-10T09:30", "2030-12-10T14:30:00Z"],
+    )
+    time_zone: TimeZoneName | None = Field(
+        None,
+        description="Where the visit takes place (IANA). Absent: the appointment's current "
+        "zone, or the organization's for a new one.",
+        examples=["America/New_York"],
+    )
+    minutes: Annotated[int, Strict()] = Field(30, ge=1, le=24 * 60, description="Its length.")
+    staff_name: Text = Field("", max_length=120, description="Provider or staff member.")
+    location: Text = Field("", max_length=120, description="Where (a site, a room).")
+    type: Text = Field(
+        "",
+        max_length=80,
+        description="The kind of visit; its reminder rules apply (a new name makes a type "
+        "without rules).",
+    )
+    status: APPOINTMENT_STATUSES | None = Field(
+        None,
+        description="Absent: booked for a new appointment, and left as it is for one that "
+        "exists (so a push that does not know about a patient's confirmation keeps it).",
+    )
+    external_id: Text = Field(
+        "",
+        max_length=100,
+        description="The scheduling system's id. Sending the same appointment again "
+        "changes nothing.",
+        examples=["EHR-20301210-0042"],
+    )
+
+
+class ReminderOut(Schema):
+    id: int
+    due_at: datetime = Field(description="When it goes (or went, or would have gone) out.")
+    status: REMINDER_STATUSES
+    reason: str = Field(description="Why it was not sent, withdrawn or missed; else empty.")
+    sent_at: datetime | None
+    for_start: datetime = Field(description="The start it announces.")
+
+
+class AppointmentOut(Schema):
+    id: int
+    external_id: str
+    contact: ContactBriefOut
+    starts_at: datetime = Field(description="In UTC.")
+    local_start: str = Field(
+        description="The start in time_zone, ISO 8601 with its offset.",
+        examples=["2030-12-10T09:30:00-05:00"],
+    )
+    time_zone: str
+    minutes: int
+    staff_name: str
+    location: str
+    type: str | None
+    status: APPOINTMENT_STATUSES
+    answer: ANSWERS | None = Field(
+        description="The patient's first clear answer to a reminder (never the text itself)."
+    )
+    answered_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AppointmentDetailOut(AppointmentOut):
+    reminders: list[ReminderOut] = Field(description="Every reminder planned, in due order.")
+
+
+class AppointmentPage(Schema):
+    items: list[AppointmentOut]
+    count: int
+
+
+class AppointmentFilters(Schema):
+    date_from: Text | None = Field(
+        None,
+        max_length=40,
+        description="Starting on or after: a date (2030-12-10, from its midnight in the "
+        "organization's time zone) or an ISO 8601 date and time.",
+    )
+    date_to: Text | None = Field(
+        None,
+        max_length=40,
+        description="Starting before: a date (up to the end of that day in the "
+        "organization's time zone, included) or an ISO 8601 date and time (excluded).",
+    )
+    location: Text | None = Field(None, max_length=120, description="Exactly this (any case).")
+    status: APPOINTMENT_STATUSES | None = None
+    answer: Literal["confirmed", "cancelled", "reschedule", "none"] | None = Field(
+        None, description='The answer to its reminders; "none": no clear answer yet.'
+    )
+    external_id: Text | None = Field(None, max_length=100)

@@ -28,6 +28,8 @@ class CreditPurpose(models.TextChoices):
     VOICE = "voice", "Voice"
     ALERT = "alert", "Alerts"
     AUTO_REPLY = "auto_reply", "Automatic replies"
+    REMINDER = "reminder", "Reminders"
+    CAMPAIGN = "campaign", "Campaigns"
 
 
 # How each kind moves the credits an organization can still use.

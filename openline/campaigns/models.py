@@ -211,3 +211,258 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- appointments and their reminders (issue 16) -----------------------------------------
+
+
+class AppointmentStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    CONFIRMED = "confirmed", "Confirmed"
+    CANCELLED = "cancelled", "Cancelled"
+    RESCHEDULE = "reschedule", "Rescheduling requested"
+    COMPLETED = "completed", "Completed"
+    NO_SHOW = "no_show", "No-show"
+
+
+class AppointmentType(models.Model):
+    """A kind of visit ("New patient", "Flu shot"); its reminder rules hang off it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=80)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="appointment_type_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReminderSettings(models.Model):
+    """Healthcare sending limits per patient (texts from reminders, counted per local day
+    and per rolling seven days)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="reminder_settings"
+    )
+    max_per_day = models.PositiveSmallIntegerField(default=1)
+    max_per_week = models.PositiveSmallIntegerField(default=3)
+    # Who hears of a cancellation by text reply: a console notification, and a text too
+    # when ``notify_by_text`` (through the alert machinery's phone for that member).
+    notify_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    notify_by_text = models.BooleanField(default=False)
+
+
+class ReminderRule(models.Model):
+    """One text relative to an appointment's start: ``days_before`` at ``at_time`` (the
+    appointment's local time), or ``minutes_before`` the start."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    appointment_type = models.ForeignKey(
+        AppointmentType, on_delete=models.CASCADE, related_name="rules"
+    )
+    days_before = models.PositiveSmallIntegerField(null=True, blank=True)
+    at_time = models.TimeField(null=True, blank=True)
+    minutes_before = models.PositiveIntegerField(null=True, blank=True)
+    template = models.TextField()
+    # Booked after this reminder's time had passed: sent at once (in sending hours) only
+    # when asked; otherwise skipped.
+    send_when_booked_late = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["appointment_type_id", "-days_before", "-minutes_before", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(days_before__isnull=False, at_time__isnull=False, minutes_before__isnull=True)
+                    | Q(
+                        days_before__isnull=True, at_time__isnull=True, minutes_before__isnull=False
+                    )
+                ),
+                name="reminder_rule_offset",
+            )
+        ]
+
+
+class Appointment(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE)
+    appointment_type = models.ForeignKey(
+        AppointmentType, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    starts_at = models.DateTimeField()  # UTC
+    time_zone = models.CharField(max_length=64)  # where it takes place (IANA)
+    minutes = models.PositiveIntegerField(default=30)
+    staff_name = models.CharField(max_length=120, blank=True)
+    location = models.CharField(max_length=120, blank=True)
+    status = models.CharField(
+        max_length=12, choices=AppointmentStatus.choices, default=AppointmentStatus.BOOKED
+    )
+    # The scheduling system's id: pushing the same appointment again changes nothing.
+    external_id = models.CharField(max_length=100, blank=True)
+    # The first clear answer to a reminder, and when.
+    answer = models.CharField(max_length=12, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "pk"]
+        indexes = [
+            models.Index(fields=["organization", "starts_at"]),
+            models.Index(fields=["contact", "starts_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "external_id"],
+                condition=~Q(external_id=""),
+                name="appointment_external_id",
+            )
+        ]
+
+
+class ReminderStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    SENT = "sent", "Sent"
+    WITHDRAWN = "withdrawn", "Withdrawn"  # the appointment moved or was cancelled
+    MISSED = "missed", "Missed"  # due while OpenLine was down, too late to send
+    SKIPPED = "skipped", "Not sent"  # booked too late, over a sending limit
+    REFUSED = "refused", "Refused"  # no consent, invalid number...
+
+
+class Reminder(models.Model):
+    """One reminder text for one appointment start: planned, then sent once (the status
+    moves from PLANNED in one UPDATE, so two schedulers cannot both send it)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="reminders")
+    rule = models.ForeignKey(ReminderRule, on_delete=models.CASCADE, related_name="+")
+    # The start this reminder announces: a change to another start plans new ones, and a
+    # start already announced is not announced again.
+    for_start = models.DateTimeField()
+    due_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=ReminderStatus.choices, default=ReminderStatus.PLANNED
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    message = models.ForeignKey(
+        "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [models.Index(fields=["status", "due_at"])]
+        constraints = [
+            # Withdrawn ones (a re-timed rule, a visit moved away and back) do not count.
+            models.UniqueConstraint(
+                fields=["appointment", "rule", "for_start"],
+                condition=~Q(status="withdrawn"),
+                name="reminder_once_per_start",
+            )
+        ]
+
+
+# --- campaigns: texts relative to a date on the contact (issue 16) -------------------------
+
+
+class CampaignStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+class Campaign(models.Model):
+    """A sequence of texts relative to a date on each contact: a custom date field (its
+    key) or the contact's creation (``date_field`` "created"). Contacts with a date (and the
+    tag, without the excluded one) are in; they leave when the date or the tags change."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    name = models.CharField(max_length=120)
+    date_field = models.CharField(max_length=40)  # a CustomField key, or "created"
+    include_tag = models.ForeignKey(
+        "contacts.Tag", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    exclude_tag = models.ForeignKey(
+        "contacts.Tag", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    number = models.ForeignKey(
+        "providers.Number", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=8, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignStep(models.Model):
+    """One text: ``days`` after the date (negative: before it) at ``at_time`` local."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
+    days = models.IntegerField()
+    at_time = models.TimeField(default=time(10, 0))
+    template = models.TextField()
+
+    class Meta:
+        ordering = ["days", "at_time", "pk"]
+
+
+class CampaignSendStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    SENT = "sent", "Sent"
+    WITHDRAWN = "withdrawn", "Withdrawn"  # the date or the tags changed
+    SKIPPED = "skipped", "Not sent"  # too late, no credits...
+    REFUSED = "refused", "Refused"  # no consent, invalid number
+
+
+class CampaignSend(models.Model):
+    """One step for one contact and one value of its date: sent at most once."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    step = models.ForeignKey(CampaignStep, on_delete=models.CASCADE, related_name="sends")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    date_value = models.DateField()
+    due_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=CampaignSendStatus.choices, default=CampaignSendStatus.PLANNED
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    message = models.ForeignKey(
+        "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [models.Index(fields=["status", "due_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step", "contact", "date_value"], name="campaign_send_once"
+            )
+        ]
+
+
+class AppointmentUpload(models.Model):
+    """An appointments CSV between its upload and the user's "Import": kept in the database
+    (any web process can finish it), for an hour at most (it holds patients' details), and
+    taken by one delete when imported or discarded."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    token = models.CharField(max_length=40, unique=True)
+    payload = models.BinaryField()  # StoredImport as JSON (appointment_import)
+    created_at = models.DateTimeField()

@@ -460,7 +460,7 @@ def _longest_field_values(organization_id: int, body: str) -> dict[str, str]:
     return longest
 
 
-def _person_fields(
+def person_fields(
     organization_id: int, body: str, person_ids: list[int]
 ) -> dict[int, dict[str, str]]:
     """Custom field values by person, for the fields ``body`` merges (none: no query)."""
@@ -574,7 +574,7 @@ def _plan(broadcast: Broadcast) -> int:
     total = 0
     batch: list[BroadcastRecipient] = []
     rows = list(eligible.iterator(chunk_size=2000))
-    fields = {} if voice else _person_fields(org.pk, broadcast.body, [row[4] for row in rows])
+    fields = {} if voice else person_fields(org.pk, broadcast.body, [row[4] for row in rows])
     minutes = minutes_per_call(broadcast) if voice else 0
     sticky = dict(
         StickySender.objects.filter(organization_id=org.pk).values_list("phone", "number_id")
@@ -729,7 +729,7 @@ def _queue_recipients(broadcast: Broadcast, ids: list[int]) -> None:
             .select_for_update(of=("self",))
         )
         people = [r.contact.primary_id or r.contact_id for r in recipients]
-        fields = _person_fields(broadcast.organization_id, broadcast.body, people)
+        fields = person_fields(broadcast.organization_id, broadcast.body, people)
         for recipient in recipients:
             now = timezone.now()
             claimed = BroadcastRecipient.objects.filter(

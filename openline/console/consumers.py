@@ -39,6 +39,8 @@ def event_visible(event: dict[str, Any], *, user_id: int, can_manage: bool) -> b
     and the one that tells them a conversation left them."""
     if event["type"].startswith("broadcast."):
         return can_manage  # broadcasts are run by supervisors and admins
+    if event["type"] == "appointment.cancelled":
+        return event.get("notify_user_id") == user_id  # names a patient: the named member only
     if can_manage or not event["type"].startswith(_CONVERSATION_SCOPED):
         return True
     holder = event.get("assigned_to_id")

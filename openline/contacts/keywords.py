@@ -142,14 +142,30 @@ def match_keyword(body: str) -> KeywordMatch | None:
 # opts in only where an opt-in is what the person is answering: they are opted out, or a
 # confirmation request is pending. Toll-free networks never take YES as an opt-in.
 _CONDITIONAL_OPT_IN = frozenset({"YES"})
+# CANCEL answering an appointment reminder ("Reply X or CANCEL to cancel the appointment,
+# STOP to stop all texts") cancels the appointment, not every text: while OpenLine awaits
+# an answer from this person on this number (messaging.answers) it is that answer, and the
+# acknowledgement says how to stop all texts. Anywhere else it opts out, as the carriers'
+# list has it. STOP, STOPALL, UNSUBSCRIBE... always opt out.
+_CONDITIONAL_OPT_OUT = frozenset({"CANCEL"})
 
 
 def keyword_in_context(
-    match: KeywordMatch | None, *, opted_out: bool, opt_in_pending: bool, toll_free: bool
+    match: KeywordMatch | None,
+    *,
+    opted_out: bool,
+    opt_in_pending: bool,
+    toll_free: bool,
+    answer_awaited: bool = False,
 ) -> KeywordMatch | None:
     """``match`` as it counts for this person now: a conditional opt-in word outside an
-    opt-in context is conversation text (None). STOP, START, HELP... always count."""
-    if match is None or match.keyword not in _CONDITIONAL_OPT_IN:
+    opt-in context, or CANCEL while an answer to a question is awaited, is conversation
+    text (None). STOP, START, HELP... always count."""
+    if match is None:
+        return None
+    if match.keyword in _CONDITIONAL_OPT_OUT:
+        return None if answer_awaited else match
+    if match.keyword not in _CONDITIONAL_OPT_IN:
         return match
     if toll_free or not (opted_out or opt_in_pending):
         return None
@@ -157,8 +173,9 @@ def keyword_in_context(
 
 
 def is_conditional(match: KeywordMatch | None) -> bool:
-    """Whether ``match`` needs the person's consent state to decide (see above)."""
-    return match is not None and match.keyword in _CONDITIONAL_OPT_IN
+    """Whether ``match`` needs the person's consent state or an awaited answer to decide
+    (see above)."""
+    return match is not None and match.keyword in _CONDITIONAL_OPT_IN | _CONDITIONAL_OPT_OUT
 
 
 # ---------------------------------------------------------------------------------------

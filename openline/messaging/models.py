@@ -155,6 +155,8 @@ class MessageKind(models.TextChoices):
     BULK = "bulk", "Broadcast"
     CONSENT = "consent", "Consent confirmation"
     ALERT = "alert", "Staff alert"
+    REMINDER = "reminder", "Appointment reminder"
+    CAMPAIGN = "campaign", "Campaign"
 
 
 class Message(models.Model):
@@ -335,4 +337,24 @@ class ConversationRead(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "conversation"], name="uniq_conversation_read")
+        ]
+
+
+class AwaitedAnswer(models.Model):
+    """A system-sent text from ``number`` asked ``contact`` a question (an appointment
+    reminder's "Reply C to confirm, X to cancel"): until ``until``, their texts on that
+    number are read as answers by the app that asked (``purpose``, see
+    messaging.answers), and a bare CANCEL answers the question instead of opting out."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    number = models.ForeignKey(Number, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=20)
+    ref_id = models.BigIntegerField()  # what the question is about, for ``purpose``
+    asked_at = models.DateTimeField()
+    until = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "number"], name="one_awaited_answer")
         ]

@@ -24,3 +24,10 @@ def dispatch_call(call_id: int) -> None:
     from openline.messaging.services.calls import call_dispatch
 
     call_dispatch(call_id=call_id)
+
+
+@task()
+def read_answer(message_id: int) -> None:
+    from openline.messaging.answers import answers_read
+
+    answers_read(message_id=message_id)

@@ -23,6 +23,8 @@ def interval_seconds() -> float:
 def run_periodic() -> None:
     from openline.alerts.sweep import alerts_sweep
     from openline.availability.services.watch import inbox_states_publish_changes
+    from openline.campaigns.drips import campaigns_tick
+    from openline.campaigns.reminders import reminders_send_due
     from openline.campaigns.services import broadcasts_tick
     from openline.chat.services import chats_close_abandoned
     from openline.contacts.services.imports import contact_imports_restart_stalled
@@ -39,6 +41,8 @@ def run_periodic() -> None:
         alerts_sweep,
         inbox_states_publish_changes,
         broadcasts_tick,
+        reminders_send_due,
+        campaigns_tick,
         contact_imports_restart_stalled,  # an import whose worker died, page open or not
         inbound_parked_retry_periodic,  # hourly: see its module
     ):

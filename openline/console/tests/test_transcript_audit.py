@@ -171,6 +171,32 @@ NO_MESSAGE_TEXT = {
     "campaigns:recording_upload": "a recording's id, name, length and address (JSON)",
     "campaigns:recording_wav": "a voice broadcast's recorded message (audio), for the provider",
     "campaigns:recording_mp3": "a voice broadcast's recorded message (audio), for the provider",
+    "api-1:create_appointment": "an appointment: times, place, staff, states, its reminders' "
+    "due times, states and reasons, and the kind of answer (confirmed...), never a text",
+    "api-1:put_appointment": "an appointment (as above)",
+    "api-1:list_appointments": "appointments without their reminders (as above)",
+    "api-1:get_appointment": "an appointment (as above)",
+    "api-1:cancel_appointment": "an appointment (as above)",
+    "appointments:day": "a day's appointments: patients, times, places and the states of "
+    "their reminders and replies (delivered, confirmed, cancelled...), never a message's text",
+    "appointments:call_list": "unconfirmed appointments with the patients' numbers and their "
+    "reminders' states, never a message's text",
+    "appointments:new": "a form, or a redirect",
+    "appointments:detail": "an appointment: its reminders' and reply's states and times and who "
+    "changed it (the reply's meaning, never its text)",
+    "appointments:rules": "reminder rules (the organization's own templates) and its limits",
+    "appointments:rule_edit": "a reminder rule: the organization's own template filled in for a "
+    "sample appointment (first name, date, time, place), never a person's text",
+    "appointments:import": "the upload form",
+    "appointments:import_preview": "an appointment import: the uploaded file's rows (patients' "
+    "names, phones, times, places) and their problems, never a message",
+    "drips:list": "campaigns: names, states and counts",
+    "drips:new": "a form",
+    "drips:detail": "a campaign: the organization's own texts, who is scheduled, statuses and "
+    "whether someone replied (a link, never the reply)",
+    "drips:step_new": "a redirect or the campaign page (as above)",
+    "drips:step_delete": "a redirect",
+    "drips:control": "a redirect",
     "console:do_not_call": "the voice do-not-call list: numbers, contacts, dates and staff's "
     "reasons, never a message",
     "console:do_not_call_remove": "the list (as above), or a redirect",
@@ -408,6 +434,11 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "broadcast_id": 999999,
         "import_id": 999999,
         "segment_id": 999999,
+        "appointment_id": 999999,
+        "rule_id": 999999,
+        "campaign_id": 999999,
+        "step_id": 999999,
+        "external_id": "nope",
         "action": "pause",
         "public_id": "nope",
         "token": "nope",

@@ -11,8 +11,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from openline.campaigns.appointment_selectors import local_label, upcoming_appointments
 from openline.campaigns.selectors import broadcast_names
 from openline.chat.selectors import chat_session_of
 from openline.console.forms import (
@@ -173,7 +175,23 @@ def _conversation_context(
         "pane_notice": pane_notice,
         "segments": count_segments(draft),
         "max_body": settings.OPENLINE_MAX_BODY_CHARS,
+        "appointments": _appointments(conversation),
     }
+
+
+def _appointments(conversation: Conversation) -> list[Any]:
+    """The person's coming appointments, shown beside what they text (a question about a
+    visit, "running late"), each with its start where it takes place."""
+    if not conversation.contact.phone:
+        return []
+    found = upcoming_appointments(
+        organization_id=conversation.organization_id,
+        contact_id=conversation.contact_id,
+        now=timezone.now(),
+    )
+    for appointment in found:
+        appointment.local_start = local_label(appointment)  # type: ignore[attr-defined]
+    return found
 
 
 def _audit_read(

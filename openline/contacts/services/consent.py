@@ -366,16 +366,19 @@ def consent_keyword_in_context(
     simulated: bool,
     toll_free: bool,
     opted_out: bool | None = None,
+    answer_awaited: bool = False,
 ) -> KeywordMatch | None:
     """``match`` as it counts for this person now (``keywords.keyword_in_context`` applied
     to their ledger): a conditional YES is an opt-in only while they are opted out or asked
-    to confirm one. ``opted_out``: what earlier texts not yet in the ledger decided."""
+    to confirm one; CANCEL answers an awaited question (``answer_awaited``). ``opted_out``:
+    what earlier texts not yet in the ledger decided."""
     state = consent_state(organization_id=organization_id, phone=phone, simulated=simulated)
     return keyword_in_context(
         match,
         opted_out=state.opted_out if opted_out is None else opted_out,
         opt_in_pending=state.opt_in_pending,
         toll_free=toll_free,
+        answer_awaited=answer_awaited,
     )
 
 

@@ -21,7 +21,13 @@ def _check_number_type(number_type: str) -> str:
 
 def contact_get_or_create(*, organization_id: int, phone: str) -> tuple[Contact, bool]:
     """``phone`` must already be E.164."""
-    contact = Contact.objects.filter(organization_id=organization_id, phone=phone).first()
+    # ``exclude(phone="")`` repeats the unique index's condition, so SQLite can use that
+    # partial index instead of walking the organization's contacts (bench/README.md).
+    contact = (
+        Contact.objects.filter(organization_id=organization_id, phone=phone)
+        .exclude(phone="")
+        .first()
+    )
     if contact is not None:
         return contact, False
     try:

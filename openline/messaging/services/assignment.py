@@ -237,6 +237,12 @@ def _close_refusal(conversation: Conversation) -> str:
 
 def conversation_close_by_visitor(*, conversation_id: int, note: str) -> None:
     """A web-chat visitor ended the chat, or left it waiting (call inside a transaction)."""
+    conversation_close_unattended(conversation_id=conversation_id, note=note)
+
+
+def conversation_close_unattended(*, conversation_id: int, note: str) -> None:
+    """Close with an event note when nobody needs to act (a visitor left; a clear answer to
+    a reminder was handled). Call inside a transaction."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.status == ConversationStatus.CLOSED:
         return

@@ -33,8 +33,10 @@ from openline.contacts.services.consent import consent_keyword_in_context
 from openline.contacts.services.contacts import contact_get_or_create
 from openline.core.realtime import publish_many_on_commit, publish_on_commit
 from openline.messaging import sql
+from openline.messaging.answers import answer_awaited
 from openline.messaging.events import conversation_event, message_event_values
 from openline.messaging.models import (
+    AwaitedAnswer,
     Conversation,
     ConversationStatus,
     Direction,
@@ -269,6 +271,32 @@ def _process_batch(prepared: list[_Prepared]) -> None:
                     logger.exception("processing inbound event %s failed", item.event.pk)
                     InboundEvent.objects.filter(pk=item.event.pk).update(attempts=F("attempts") + 1)
         sql.inbound_events_mark_processed(event_ids=stored, at=timezone.now())
+        stored_events = [p.event for p in prepared if p.event.pk in set(stored)]
+        transaction.on_commit(lambda: _hand_over_answers(stored_events))
+
+
+def _hand_over_answers(events: list[_Event]) -> None:
+    """Texts from people whose answer to a question OpenLine asked is awaited go to that
+    question's reader, in a task (messaging.answers). One query per batch, after commit."""
+    if not events:
+        return
+    awaited = set(
+        AwaitedAnswer.objects.filter(
+            organization_id__in={e.organization_id for e in events},
+            number_id__in={e.number_id for e in events},
+            contact__phone__in={e.from_number for e in events},
+            until__gt=min(e.received_at for e in events),
+        ).values_list("number_id", "contact__phone")
+    )
+    if not awaited:
+        return
+    from openline.messaging.tasks import read_answer
+
+    answering = [e.pk for e in events if (e.number_id, e.from_number) in awaited]
+    for message_id in Message.objects.filter(inbound_event_id__in=answering).values_list(
+        "pk", flat=True
+    ):
+        read_answer.enqueue(message_id)
 
 
 @dataclass(slots=True)
@@ -432,7 +460,9 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
         if event.pk in already:
             continue  # a replay after a crash: the message exists
         contact = batch.contact(event)
-        item.keyword = context.resolve(item.keyword, contact=contact, number_id=event.number_id)
+        item.keyword = context.resolve(
+            item.keyword, contact=contact, number_id=event.number_id, at=event.received_at
+        )
         offline = inboxes.offline_text(item)
         conversation, created = batch.conversation(
             contact=contact, event=event, opt_out=item.opts_out, offline=offline
@@ -471,7 +501,7 @@ class _KeywordContext:
         self.opted_out: dict[tuple[int, int], bool] = {}  # (contact, number) -> decided here
 
     def resolve(
-        self, match: KeywordMatch | None, *, contact: Contact, number_id: int
+        self, match: KeywordMatch | None, *, contact: Contact, number_id: int, at: datetime
     ) -> KeywordMatch | None:
         key = (contact.pk, number_id)
         if not is_conditional(match):
@@ -486,6 +516,8 @@ class _KeywordContext:
             simulated=number.simulated,
             toll_free=number.toll_free,
             opted_out=self.opted_out.get(key),  # a STOP earlier in this batch
+            answer_awaited=answer_awaited(contact_id=contact.pk, number_id=number_id, at=at)
+            is not None,
         )
         if resolved is not None:
             self.opted_out[key] = False

@@ -291,6 +291,8 @@ def message_send(
 _CREDIT_PURPOSE = {
     MessageKind.ALERT: CreditPurpose.ALERT,
     MessageKind.AUTOMATED: CreditPurpose.AUTO_REPLY,
+    MessageKind.REMINDER: CreditPurpose.REMINDER,
+    MessageKind.CAMPAIGN: CreditPurpose.CAMPAIGN,
 }
 
 

@@ -48,14 +48,22 @@
   document.addEventListener("DOMContentLoaded", function () { $all(".thread-scroll").forEach(toBottom); });
 
   // ---- toasts, desktop notifications, sound --------------------------------------------
-  function toast(text, kind) {
+  function toast(text, kind, href) {
     var area = $("#toasts");
     if (!area) return;
     var item = document.createElement("p");
     item.className = "toast" + (kind ? " toast-" + kind : "");
-    item.textContent = text;
+    if (href) {
+      var link = document.createElement("a");
+      link.href = href;
+      link.textContent = text;
+      link.style.color = "inherit"; // the toast is dark; CSSOM styles pass the CSP
+      item.appendChild(link);
+    } else {
+      item.textContent = text;
+    }
     area.appendChild(item);
-    setTimeout(function () { item.remove(); }, 6000);
+    setTimeout(function () { item.remove(); }, href ? 15000 : 6000);
   }
   var audio = null;
   function beep() {
@@ -68,12 +76,12 @@
       osc.start(); osc.stop(audio.currentTime + 0.18);
     } catch (err) { /* no audio device: the toast is enough */ }
   }
-  function desktop(title, text, conversationId) {
+  function desktop(title, text, conversationId, onclick) {
     if (!flag("notifyDesktop") || !("Notification" in window)) return;
     // Only when the console is not what the person is looking at.
     if (Notification.permission !== "granted" || (!document.hidden && document.hasFocus())) return;
     var n = new Notification(title, { body: text, tag: "openline-" + conversationId });
-    n.onclick = function () { window.focus(); openPane(conversationId); n.close(); };
+    n.onclick = function () { window.focus(); (onclick || function () { openPane(conversationId); })(); n.close(); };
   }
   document.addEventListener("click", function (e) {
     var button = e.target.closest && e.target.closest("[data-enable-desktop]");
@@ -91,6 +99,16 @@
         desktop(why === "waiting" ? "Someone is waiting" : "New message", info.label + " · " + info.inbox, info.conversation_id);
         beep();
       });
+  }
+
+  // A patient cancelled by text: the member chosen in the reminder settings is told (the
+  // event names the appointment's patient, never what they wrote).
+  function appointmentCancelled(event) {
+    var url = "/appointments/" + encodeURIComponent(event.appointment_id) + "/";
+    toast(event.label, "cancelled", url); // "Ann Lee cancelled Tue Dec 10 at 3:00 PM (Main St)"
+    desktop("Appointment cancelled", event.label, "appointment-" + event.appointment_id,
+            function () { window.location.href = url; });
+    beep();
   }
 
   // ---- the queue ---------------------------------------------------------------------
@@ -333,6 +351,7 @@
       });
     }
     if (kind === "inbox.availability") inboxState(event.number_id, event.online);
+    if (kind === "appointment.cancelled" && event.notify_user_id != null && String(event.notify_user_id) === userId) appointmentCancelled(event);
     if (kind === "broadcast.progress") body.dispatchEvent(new CustomEvent("ol:broadcast-progress", { detail: event }));
     if (kind === "conversation.created" && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
     if (kind === "conversation.assigned" && event.status === "waiting" && event.previous_assigned_to_id && flag("notifyNew")) notify(event, "waiting");

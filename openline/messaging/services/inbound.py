@@ -509,6 +509,7 @@ class _KeywordContext:
                 self.opted_out[key] = match.kind == KeywordKind.OPT_OUT
             return match
         number = self._number(number_id)
+        awaited = match is not None and match.kind == KeywordKind.OPT_OUT  # CANCEL: asked?
         resolved = consent_keyword_in_context(
             match,
             organization_id=contact.organization_id,
@@ -516,11 +517,11 @@ class _KeywordContext:
             simulated=number.simulated,
             toll_free=number.toll_free,
             opted_out=self.opted_out.get(key),  # a STOP earlier in this batch
-            answer_awaited=answer_awaited(contact_id=contact.pk, number_id=number_id, at=at)
-            is not None,
+            answer_awaited=awaited
+            and answer_awaited(contact_id=contact.pk, number_id=number_id, at=at) is not None,
         )
-        if resolved is not None:
-            self.opted_out[key] = False
+        if resolved is not None:  # an opt-in (YES) or an opt-out (CANCEL) that counts
+            self.opted_out[key] = resolved.kind == KeywordKind.OPT_OUT
         return resolved
 
     def _number(self, number_id: int) -> Number:

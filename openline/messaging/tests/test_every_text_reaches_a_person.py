@@ -224,8 +224,11 @@ def test_yes_never_opts_in_on_a_toll_free_number(sandbox_number: Any, text_in: A
     assert consent_state(organization_id=sandbox_number.organization_id, phone=PERSON).opted_out
 
 
-def test_stop_then_yes_in_one_batch_opts_back_in(sandbox_number: Any, pipeline: Any) -> None:
-    for i, body in enumerate(["STOP", "YES"]):
+@pytest.mark.parametrize("stop", ["STOP", "CANCEL"])  # CANCEL: no reminder awaits an answer
+def test_stop_then_yes_in_one_batch_opts_back_in(
+    sandbox_number: Any, pipeline: Any, stop: str
+) -> None:
+    for i, body in enumerate([stop, "YES"]):
         InboundEvent.objects.create(
             organization_id=sandbox_number.organization_id,
             number=sandbox_number,

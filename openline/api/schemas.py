@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import re
-import zoneinfo
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +15,8 @@ from pydantic import (
     Strict,
     model_validator,
 )
+
+from openline.campaigns.appointments import known_time_zones
 
 
 def _clean_text(value: str) -> str:
@@ -460,13 +460,6 @@ APPOINTMENT_STATUSES = Literal[
 ]
 ANSWERS = Literal["confirmed", "cancelled", "reschedule"]
 REMINDER_STATUSES = Literal["planned", "sent", "withdrawn", "missed", "skipped", "refused"]
-# Zones the server names but that are no place a visit happens.
-_NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
-
-
-@functools.cache
-def known_time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones()) - _NOT_PLACES
 
 
 def _known_zone(value: str) -> str:

@@ -23,6 +23,7 @@ from openline.campaigns.appointments import (
     AppointmentData,
     AppointmentError,
     appointment_save,
+    known_time_zones,
 )
 from openline.campaigns.compose import merge_keys
 from openline.campaigns.models import (
@@ -43,13 +44,7 @@ MAX_MINUTES_BEFORE = 14 * 24 * 60
 
 @cache
 def time_zones() -> list[str]:
-    return sorted(_zone_set())
-
-
-@cache
-def _zone_set() -> frozenset[str]:
-    # Checked here as well as by appointment_save, so the form can say what to write.
-    return frozenset(zoneinfo.available_timezones())
+    return sorted(known_time_zones())
 
 
 # --- the day view's filters ----------------------------------------------------------------------
@@ -164,7 +159,7 @@ class AppointmentForm(forms.Form):
 
     def clean_time_zone(self) -> str:
         zone: str = self.cleaned_data["time_zone"].strip()
-        if zone not in _zone_set():
+        if zone not in known_time_zones():  # said beside the field
             raise forms.ValidationError(
                 f"Unknown time zone “{zone}”: choose one like America/New_York."
             )

@@ -39,6 +39,7 @@ from openline.campaigns.appointments import (
     AppointmentData,
     AppointmentError,
     appointment_save,
+    known_time_zones,
 )
 from openline.campaigns.models import Appointment, AppointmentStatus, AppointmentUpload
 from openline.contacts.csvfile import CsvFileError, csv_data_rows, csv_store, csv_unsafe
@@ -290,10 +291,8 @@ def _minutes(text: str) -> int:
 
 @functools.cache
 def _zones() -> dict[str, str]:
-    """IANA names by their lower case (a spreadsheet may write america/new_york); checked
-    against the list rather than loaded, so no name can reach the file system."""
-    names = zoneinfo.available_timezones() - {"localtime", "Factory", "posixrules"}
-    return {name.lower(): name for name in names}
+    """IANA names by their lower case (a spreadsheet may write america/new_york)."""
+    return {name.lower(): name for name in known_time_zones()}
 
 
 NEW, UPDATE, UNCHANGED, DUPLICATE = "new", "update", "unchanged", "duplicate"

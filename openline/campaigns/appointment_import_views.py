@@ -29,7 +29,7 @@ from openline.campaigns.appointment_import import (
 )
 from openline.contacts.csvfile import CsvFileError, csv_check_size
 from openline.core.models import Organization
-from openline.core.web import console_view
+from openline.core.web import console_view, managers_only
 
 # Problems named in the summary message; the rest are counted.
 NAMED_PROBLEMS = 5
@@ -48,16 +48,10 @@ class UploadForm(forms.Form):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
-def _managers_only(request: HttpRequest) -> HttpResponse | None:
-    if not request.membership.can_manage:  # type: ignore[attr-defined]
-        return render(request, "console/forbidden.html", status=403)
-    return None
-
-
 @console_view
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest, organization: Organization) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     posted = request.method == "POST"
     form = UploadForm(request.POST if posted else None, request.FILES if posted else None)
@@ -89,7 +83,7 @@ def _stored_or_404(organization: Organization, token: str) -> StoredImport:
 @console_view
 @require_http_methods(["GET", "POST"])
 def import_preview(request: HttpRequest, organization: Organization, token: str) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     stored = _stored_or_404(organization, token)
     if request.method == "POST":

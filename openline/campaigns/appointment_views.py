@@ -56,7 +56,7 @@ from openline.campaigns.reminders import (
     reminder_settings_save,
 )
 from openline.core.models import Organization
-from openline.core.web import console_view, is_htmx
+from openline.core.web import console_view, is_htmx, managers_only
 from openline.messaging.segments import count_segments
 
 # The detail page's buttons: the status each sets, and what the page then says.
@@ -73,12 +73,6 @@ MERGE_FIELD_HELP = {
     "location": "the location",
     "provider": "the provider's name",
 }
-
-
-def _managers_only(request: HttpRequest) -> HttpResponse | None:
-    if not request.membership.can_manage:  # type: ignore[attr-defined]
-        return render(request, "console/forbidden.html", status=403)
-    return None
 
 
 def _appointment_or_404(organization: Organization, appointment_id: int) -> Appointment:
@@ -281,7 +275,7 @@ def appointment_detail(
 @console_view
 @require_http_methods(["GET", "POST"])
 def rules(request: HttpRequest, organization: Organization) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     current = ReminderSettings.objects.filter(organization_id=organization.pk).first()
     if request.method == "POST":
@@ -310,7 +304,7 @@ def rules(request: HttpRequest, organization: Organization) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def rule_edit(request: HttpRequest, organization: Organization, rule_id: int) -> HttpResponse:
     """``rule_id`` 0 is a new rule (``?type=`` preselects its appointment type)."""
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     rule = None
     if rule_id:

@@ -29,15 +29,9 @@ from openline.campaigns.models import (
 )
 from openline.contacts.models import CustomField, FieldKind, Tag
 from openline.core.models import Organization
-from openline.core.web import console_view, paginate
+from openline.core.web import console_view, managers_only, paginate
 from openline.messaging.models import Direction, Message
 from openline.providers.models import Number
-
-
-def _managers_only(request: HttpRequest) -> HttpResponse | None:
-    if not request.membership.can_manage:  # type: ignore[attr-defined]
-        return render(request, "console/forbidden.html", status=403)
-    return None
 
 
 class CampaignForm(forms.Form):
@@ -95,7 +89,7 @@ def _campaign_or_404(organization: Organization, campaign_id: int) -> Campaign:
 @console_view
 @require_GET
 def campaign_list(request: HttpRequest, organization: Organization) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     campaigns = (
         Campaign.objects.filter(organization=organization)
@@ -120,7 +114,7 @@ def campaign_list(request: HttpRequest, organization: Organization) -> HttpRespo
 @console_view
 @require_http_methods(["GET", "POST"])
 def campaign_new(request: HttpRequest, organization: Organization) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     form = CampaignForm(
         request.POST if request.method == "POST" else None, organization_id=organization.pk
@@ -196,7 +190,7 @@ def _date_label(campaign: Campaign) -> str:
 def campaign_detail(
     request: HttpRequest, organization: Organization, campaign_id: int
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     campaign = _campaign_or_404(organization, campaign_id)
     return _detail(request, organization, campaign, StepForm())
@@ -207,7 +201,7 @@ def campaign_detail(
 def campaign_step_new(
     request: HttpRequest, organization: Organization, campaign_id: int
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     campaign = _campaign_or_404(organization, campaign_id)
     form = StepForm(request.POST)
@@ -230,7 +224,7 @@ def campaign_step_new(
 def campaign_step_remove(
     request: HttpRequest, organization: Organization, campaign_id: int, step_id: int
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     campaign = _campaign_or_404(organization, campaign_id)
     step = get_object_or_404(CampaignStep, pk=step_id, campaign=campaign)
@@ -248,7 +242,7 @@ def campaign_step_remove(
 def campaign_control(
     request: HttpRequest, organization: Organization, campaign_id: int, action: str
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     campaign = _campaign_or_404(organization, campaign_id)
     status = {"pause": CampaignStatus.PAUSED, "resume": CampaignStatus.ACTIVE}.get(action)

@@ -67,7 +67,7 @@ from openline.contacts.services.fields import contact_field_texts
 from openline.core.models import Organization
 from openline.core.services import audit_record
 from openline.core.streaming import csv_stream
-from openline.core.web import console_view, paginate, sentence
+from openline.core.web import console_view, managers_only, paginate, sentence
 from openline.messaging.models import CALL_FINAL_STATUSES
 from openline.messaging.services.calls import OPT_OUT_PROMPT
 
@@ -104,12 +104,6 @@ OUTCOMES = {
 AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
-def _managers_only(request: HttpRequest) -> HttpResponse | None:
-    if not request.membership.can_manage:  # type: ignore[attr-defined]
-        return render(request, "console/forbidden.html", status=403)
-    return None
-
-
 def _broadcast_or_404(organization: Organization, broadcast_id: int) -> Broadcast:
     return get_object_or_404(
         Broadcast.objects.select_related("reservation", "created_by", "recording").defer(
@@ -123,7 +117,7 @@ def _broadcast_or_404(organization: Organization, broadcast_id: int) -> Broadcas
 @console_view
 @require_GET
 def broadcast_list(request: HttpRequest, organization: Organization) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     page = paginate(request, broadcasts_for(organization_id=organization.pk))
     segments = Segment.objects.filter(organization_id=organization.pk)
@@ -133,7 +127,7 @@ def broadcast_list(request: HttpRequest, organization: Organization) -> HttpResp
 @console_view
 @require_http_methods(["GET", "POST"])
 def broadcast_new(request: HttpRequest, organization: Organization) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     form = BroadcastForm(
         request.POST if request.method == "POST" else None, organization_id=organization.pk
@@ -311,7 +305,7 @@ def _detail(
 def broadcast_detail(
     request: HttpRequest, organization: Organization, broadcast_id: int
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     return _detail(request, organization, _broadcast_or_404(organization, broadcast_id))
 
@@ -322,7 +316,7 @@ def broadcast_people(
     request: HttpRequest, organization: Organization, broadcast_id: int
 ) -> HttpResponse:
     """Leave one person out of a draft, put them back, or select all again."""
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     broadcast = _broadcast_or_404(organization, broadcast_id)
     try:
@@ -347,7 +341,7 @@ def segment_save_view(
     request: HttpRequest, organization: Organization, broadcast_id: int
 ) -> HttpResponse:
     """Save a draft's audience under a name, to start later broadcasts from."""
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     broadcast = _broadcast_or_404(organization, broadcast_id)
     try:
@@ -368,7 +362,7 @@ def segment_save_view(
 def segment_delete_view(
     request: HttpRequest, organization: Organization, segment_id: int
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     segment = get_object_or_404(Segment, organization_id=organization.pk, pk=segment_id)
     segment_delete(segment=segment, actor_id=request.user.pk)
@@ -381,7 +375,7 @@ def segment_delete_view(
 def broadcast_send(
     request: HttpRequest, organization: Organization, broadcast_id: int
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     broadcast = _broadcast_or_404(organization, broadcast_id)
     form = ScheduleForm(request.POST)
@@ -416,7 +410,7 @@ def broadcast_send(
 def broadcast_control(
     request: HttpRequest, organization: Organization, broadcast_id: int, action: str
 ) -> HttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     broadcast = _broadcast_or_404(organization, broadcast_id)
     control = CONTROLS.get(action)
@@ -435,7 +429,7 @@ def broadcast_progress_part(
     request: HttpRequest, organization: Organization, broadcast_id: int
 ) -> HttpResponse:
     """The progress bar alone, for the live refresh."""
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     broadcast = _broadcast_or_404(organization, broadcast_id)
     context = {"broadcast": broadcast, **_progress_context(broadcast)}
@@ -516,7 +510,7 @@ def voice_log_row(row: Any) -> list[str]:
 def broadcast_log_csv(
     request: HttpRequest, organization: Organization, broadcast_id: int
 ) -> HttpResponse | StreamingHttpResponse:
-    if refused := _managers_only(request):
+    if refused := managers_only(request):
         return refused
     broadcast = _broadcast_or_404(organization, broadcast_id)
     with transaction.atomic():

@@ -24,6 +24,15 @@ OrgView = Callable[Concatenate[HttpRequest, Organization, P], HttpResponseBase]
 PAGE_SIZE = 50
 # Rendered by name: the staff pages' shell (and this page) belong to the console's templates.
 NO_ORGANIZATION_TEMPLATE = "console/no_organization.html"
+FORBIDDEN_TEMPLATE = "console/forbidden.html"
+
+
+def managers_only(request: HttpRequest) -> HttpResponse | None:
+    """The "forbidden" page for a member who is not a supervisor or admin; None for one
+    who is (``if refused := managers_only(request): return refused``)."""
+    if not request.membership.can_manage:  # type: ignore[attr-defined]
+        return render(request, FORBIDDEN_TEMPLATE, status=403)
+    return None
 
 
 def is_htmx(request: HttpRequest) -> bool:

@@ -476,3 +476,19 @@ def test_a_rule_text_that_cannot_be_filled_in_is_refused_with_the_reason(
     pipeline.run(lambda: reminders_send_due(now=_at(8, 10, 1)))
     refused = Reminder.objects.get(appointment=visit, status=ReminderStatus.REFUSED)
     assert "cannot be filled in" in refused.reason and _text_of(PATIENTS["ann"]) == []
+
+
+def test_nothing_goes_to_a_patient_who_opted_out(
+    org: Any, clinic: AppointmentType, pipeline: Any
+) -> None:
+    from openline.contacts.services.consent import consent_record_opt_out
+    from openline.providers.sandbox.models import SandboxMessage
+
+    visit = _book(org, "ann", _at(10, 15), _at(1, 9))
+    consent_record_opt_out(organization_id=org.pk, phone=PATIENTS["ann"],
+                           source=ConsentSource.KEYWORD, text="STOP")  # fmt: skip
+    pipeline.run(lambda: reminders_send_due(now=_at(8, 10, 1)))
+    refused = Reminder.objects.get(appointment=visit, status=ReminderStatus.REFUSED)
+    assert refused.reason.startswith("opted_out") and refused.message_id is None
+    assert _text_of(PATIENTS["ann"]) == []
+    assert not SandboxMessage.objects.filter(to=PATIENTS["ann"]).exists()

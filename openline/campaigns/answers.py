@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import zoneinfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -122,7 +121,7 @@ def answer_read(message: Message, awaited: AwaitedAnswer) -> bool:
 
 
 def _apply(appointment: Appointment, answer: str, message: Message) -> None:
-    from openline.campaigns.reminders import reminders_plan
+    from openline.campaigns.reminders import reminders_plan, visit_date_time
 
     now = timezone.now()
     appointment.answer, appointment.answered_at = answer, now
@@ -141,8 +140,7 @@ def _apply(appointment: Appointment, answer: str, message: Message) -> None:
         object_id=appointment.pk,
     )
     conversation = message.conversation
-    local = appointment.starts_at.astimezone(zoneinfo.ZoneInfo(appointment.time_zone))
-    when = f"{local:%a} {local:%b} {local.day} at {local.strftime('%I:%M %p').lstrip('0')}"
+    when = " at ".join(visit_date_time(appointment))
     try:
         with transaction.atomic():
             message_send(

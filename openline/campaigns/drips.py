@@ -40,7 +40,7 @@ from openline.campaigns.models import (
     CampaignStatus,
     CampaignStep,
 )
-from openline.campaigns.services import person_fields
+from openline.campaigns.services import is_manager, person_fields
 from openline.campaigns.window import sending_window
 from openline.contacts.models import Contact, FieldValue
 from openline.contacts.phones import phone_time_zone
@@ -251,10 +251,7 @@ MAX_STEP_DAYS = 3660
 
 
 def _require_manager(organization_id: int, actor_id: int | None) -> None:
-    from openline.core.models import Membership
-
-    membership = Membership.objects.filter(organization_id=organization_id, user_id=actor_id or 0)
-    if actor_id is None or not any(m.can_manage for m in membership):
+    if not is_manager(organization_id, actor_id):
         raise CampaignError("only a supervisor or an admin can change campaigns")
 
 

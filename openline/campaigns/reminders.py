@@ -284,15 +284,21 @@ class _Fields(dict[str, str]):
         return "{" + key + "}"
 
 
+def visit_date_time(appointment: Appointment) -> tuple[str, str]:
+    """("Tue Dec 10", "3:00 PM"): when the visit is, in its own time zone, as texts say it."""
+    local = appointment.starts_at.astimezone(zoneinfo.ZoneInfo(appointment.time_zone))
+    return f"{local:%a} {local:%b} {local.day}", local.strftime("%I:%M %p").lstrip("0")
+
+
 def reminder_text(template: str, appointment: Appointment) -> str:
     """The template with its merge fields filled, in the appointment's time zone, and the
     answer hint appended (unless the template already says how to reply)."""
-    local = appointment.starts_at.astimezone(zoneinfo.ZoneInfo(appointment.time_zone))
+    day, hour = visit_date_time(appointment)
     name = (appointment.contact.name or "").strip()
     fields = _Fields(
         first_name=name.split(" ")[0] if name else "there",
-        date=f"{local:%a} {local:%b} {local.day}",
-        time=local.strftime("%I:%M %p").lstrip("0"),
+        date=day,
+        time=hour,
         location=appointment.location,
         provider=appointment.staff_name,
     )

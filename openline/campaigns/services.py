@@ -210,20 +210,22 @@ def _voice_message(
     return "", recording
 
 
-def _require_manager(organization_id: int, actor_id: int | None, api_token_id: int | None) -> None:
-    """A supervisor or admin of the organization, or one of its API tokens."""
+def is_manager(organization_id: int, actor_id: int | None, api_token_id: int | None = None) -> bool:
+    """A supervisor or admin of the organization (active), or one of its API tokens."""
     if api_token_id is not None:
-        if ApiToken.objects.filter(organization_id=organization_id, pk=api_token_id).exists():
-            return
-    elif actor_id is not None and (
+        return ApiToken.objects.filter(organization_id=organization_id, pk=api_token_id).exists()
+    return actor_id is not None and (
         Membership.objects.filter(
             organization_id=organization_id, user_id=actor_id, user__is_active=True
         )
         .filter(Q(role="admin") | Q(role="supervisor"))
         .exists()
-    ):
-        return
-    raise BroadcastError("only admins and supervisors send broadcasts", "forbidden")
+    )
+
+
+def _require_manager(organization_id: int, actor_id: int | None, api_token_id: int | None) -> None:
+    if not is_manager(organization_id, actor_id, api_token_id):
+        raise BroadcastError("only admins and supervisors send broadcasts", "forbidden")
 
 
 def _audit(

@@ -166,33 +166,40 @@ def _audience(org: Any, admin: Any, people: int = PEOPLE, **kw: Any) -> tuple[li
     return eligible, ineligible
 
 
-def _snapshot(broadcast_id: int) -> dict[str, Any]:
-    """What the database says now, for progress checks and failure messages."""
+def _counts(qs: Any, field: str) -> dict[str, int]:
+    from django.db.models import Count
+
+    return dict(qs.values_list(field).annotate(n=Count("pk")).order_by())
+
+
+def _task_counts() -> list[tuple[str, str, int]]:
     from django.db.models import Count
     from django_tasks_db.models import DBTaskResult
 
+    return sorted(
+        (path.rsplit(".", 1)[-1], status, n)
+        for path, status, n in DBTaskResult.objects.values_list("task_path", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+
+
+def _snapshot(broadcast_id: int) -> dict[str, Any]:
+    """What the database says now, for progress checks and failure messages."""
     from openline.campaigns.models import Broadcast, BroadcastRecipient
     from openline.messaging.models import Message, MessageKind
     from openline.providers.sandbox.models import SandboxMessage
-
-    def counts(qs: Any, field: str) -> dict[str, int]:
-        return dict(qs.values_list(field).annotate(n=Count("pk")).order_by())
 
     broadcast = Broadcast.objects.get(pk=broadcast_id)
     return {
         "broadcast": broadcast.status,
         "last_run_at": broadcast.last_run_at,
-        "recipients": counts(
+        "recipients": _counts(
             BroadcastRecipient.objects.filter(broadcast_id=broadcast_id), "status"
         ),
-        "messages": counts(Message.objects.filter(kind=MessageKind.BULK), "status"),
+        "messages": _counts(Message.objects.filter(kind=MessageKind.BULK), "status"),
         "carrier": SandboxMessage.objects.count(),
-        "tasks": sorted(
-            (path.rsplit(".", 1)[-1], status, n)
-            for path, status, n in DBTaskResult.objects.values_list("task_path", "status")
-            .annotate(n=Count("pk"))
-            .order_by()
-        ),
+        "tasks": _task_counts(),
     }
 
 
@@ -221,21 +228,23 @@ def _runner_died(interrupted: list[str]) -> bool:
     return any(task.startswith("run_broadcast") for task in interrupted) and not waiting
 
 
-def _assert_consistent(broadcast_id: int) -> None:
-    """Each recipient is pending with no message, or queued with exactly its message."""
+def _assert_consistent(broadcast_id: int, unit: str = "message") -> None:
+    """Each recipient is pending with no ``unit`` (its message, or its call), or queued with
+    exactly its own."""
     from openline.campaigns.models import BroadcastRecipient, RecipientStatus
-    from openline.messaging.models import Message, MessageKind
+    from openline.messaging.models import Call, Message, MessageKind
 
     recipients = BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
     statuses = set(recipients.values_list("status", flat=True))
     assert statuses <= {RecipientStatus.PENDING, RecipientStatus.QUEUED}, statuses
-    skipped = recipients.filter(status=RecipientStatus.QUEUED, message__isnull=True)
-    assert not skipped.exists(), f"queued without a message: {list(skipped.values('pk'))}"
-    early = recipients.filter(status=RecipientStatus.PENDING, message__isnull=False)
-    assert not early.exists(), f"pending with a message: {list(early.values('pk'))}"
-    linked = set(recipients.exclude(message=None).values_list("message_id", flat=True))
-    made = set(Message.objects.filter(kind=MessageKind.BULK).values_list("pk", flat=True))
-    assert made == linked, f"messages without a queued recipient: {sorted(made - linked)}"
+    skipped = recipients.filter(status=RecipientStatus.QUEUED, **{f"{unit}__isnull": True})
+    assert not skipped.exists(), f"queued without a {unit}: {list(skipped.values('pk'))}"
+    early = recipients.filter(status=RecipientStatus.PENDING, **{f"{unit}__isnull": False})
+    assert not early.exists(), f"pending with a {unit}: {list(early.values('pk'))}"
+    linked = set(recipients.exclude(**{unit: None}).values_list(f"{unit}_id", flat=True))
+    units = Call.objects.all() if unit == "call" else Message.objects.filter(kind=MessageKind.BULK)
+    made = set(units.values_list("pk", flat=True))
+    assert made == linked, f"{unit}s without a queued recipient: {sorted(made - linked)}"
 
 
 def _stuck() -> list[dict[str, Any]]:
@@ -273,13 +282,43 @@ def _bulk_unsettled() -> int:
     return Message.objects.filter(kind=MessageKind.BULK, status__in=UNSETTLED_STATUSES).count()
 
 
-def _settled_down(seconds: float = 2.0) -> Callable[[], bool]:
-    """A predicate: no dispatch or carrier task waits, and no text changed for ``seconds``
-    (the runner may still turn: it only looks)."""
+def _text_states() -> list[Any]:
+    """The broadcast's texts by status: how many, with a provider id, attempts, last change."""
     from django.db.models import Count, Max, Q, Sum
-    from django_tasks_db.models import DBTaskResult
 
     from openline.messaging.models import Message, MessageKind
+
+    return list(
+        Message.objects.filter(kind=MessageKind.BULK)
+        .values_list("status")
+        .annotate(
+            n=Count("pk"),
+            with_provider_id=Count("pk", filter=~Q(provider_message_id="")),
+            attempts=Sum("attempts"),
+            changed=Max("status_changed_at"),
+        )
+        .order_by("status")
+    )
+
+
+def _call_states() -> list[Any]:
+    from django.db.models import Count, Max
+
+    from openline.messaging.models import Call
+
+    return list(
+        Call.objects.values_list("status")
+        .annotate(n=Count("pk"), changed=Max("status_changed_at"))
+        .order_by("status")
+    )
+
+
+def _settled_down(
+    states: Callable[[], list[Any]] = _text_states, seconds: float = 2.0
+) -> Callable[[], bool]:
+    """A predicate: no dispatch or carrier task waits, and ``states`` (the texts, or the
+    calls) did not change for ``seconds`` (the runner may still turn: it only looks)."""
+    from django_tasks_db.models import DBTaskResult
 
     seen: dict[str, Any] = {"state": None, "since": time.monotonic()}
 
@@ -287,18 +326,7 @@ def _settled_down(seconds: float = 2.0) -> Callable[[], bool]:
         waiting = DBTaskResult.objects.filter(status="READY").exclude(
             task_path="openline.campaigns.tasks.run_broadcast"
         )
-        texts = (
-            Message.objects.filter(kind=MessageKind.BULK)
-            .values_list("status")
-            .annotate(
-                n=Count("pk"),
-                with_provider_id=Count("pk", filter=~Q(provider_message_id="")),
-                attempts=Sum("attempts"),
-                changed=Max("status_changed_at"),
-            )
-            .order_by("status")
-        )
-        state = (waiting.exists(), list(texts))
+        state = (waiting.exists(), states())
         if state != seen["state"]:
             seen["state"], seen["since"] = state, time.monotonic()
             return False
@@ -521,79 +549,24 @@ CALLS_PER_SECOND = 3.0  # the number's call slots: placing everyone takes about 
 
 
 def _voice_snapshot(broadcast_id: int) -> dict[str, Any]:
-    from django.db.models import Count
-    from django_tasks_db.models import DBTaskResult
-
     from openline.campaigns.models import BroadcastRecipient
     from openline.messaging.models import Call
     from openline.providers.sandbox.models import SandboxCall
 
-    def counts(qs: Any, field: str) -> dict[str, int]:
-        return dict(qs.values_list(field).annotate(n=Count("pk")).order_by())
-
     return {
-        "recipients": counts(
+        "recipients": _counts(
             BroadcastRecipient.objects.filter(broadcast_id=broadcast_id), "status"
         ),
-        "calls": counts(Call.objects.all(), "status"),
-        "carrier": counts(SandboxCall.objects.all(), "status"),
-        "tasks": sorted(
-            (path.rsplit(".", 1)[-1], status, n)
-            for path, status, n in DBTaskResult.objects.values_list("task_path", "status")
-            .annotate(n=Count("pk"))
-            .order_by()
-        ),
+        "calls": _counts(Call.objects.all(), "status"),
+        "carrier": _counts(SandboxCall.objects.all(), "status"),
+        "tasks": _task_counts(),
     }
-
-
-def _assert_calls_consistent(broadcast_id: int) -> None:
-    """Each recipient is pending with no call, or queued with exactly its call."""
-    from openline.campaigns.models import BroadcastRecipient, RecipientStatus
-    from openline.messaging.models import Call
-
-    recipients = BroadcastRecipient.objects.filter(broadcast_id=broadcast_id)
-    statuses = set(recipients.values_list("status", flat=True))
-    assert statuses <= {RecipientStatus.PENDING, RecipientStatus.QUEUED}, statuses
-    skipped = recipients.filter(status=RecipientStatus.QUEUED, call__isnull=True)
-    assert not skipped.exists(), f"queued without a call: {list(skipped.values('pk'))}"
-    early = recipients.filter(status=RecipientStatus.PENDING, call__isnull=False)
-    assert not early.exists(), f"pending with a call: {list(early.values('pk'))}"
-    linked = set(recipients.exclude(call=None).values_list("call_id", flat=True))
-    made = set(Call.objects.values_list("pk", flat=True))
-    assert made == linked, f"calls without a queued recipient: {sorted(made - linked)}"
 
 
 def _calls_open() -> int:
     from openline.messaging.models import CALL_FINAL_STATUSES, Call
 
     return Call.objects.exclude(status__in=CALL_FINAL_STATUSES).count()
-
-
-def _calls_settled_down(seconds: float = 2.0) -> Callable[[], bool]:
-    """No call or carrier task waits, and no call changed for ``seconds``."""
-    from django.db.models import Count, Max
-    from django_tasks_db.models import DBTaskResult
-
-    from openline.messaging.models import Call
-
-    seen: dict[str, Any] = {"state": None, "since": time.monotonic()}
-
-    def check() -> bool:
-        waiting = DBTaskResult.objects.filter(status="READY").exclude(
-            task_path="openline.campaigns.tasks.run_broadcast"
-        )
-        calls = list(
-            Call.objects.values_list("status")
-            .annotate(n=Count("pk"), changed=Max("status_changed_at"))
-            .order_by("status")
-        )
-        state = (waiting.exists(), calls)
-        if state != seen["state"]:
-            seen["state"], seen["since"] = state, time.monotonic()
-            return False
-        return not state[0] and time.monotonic() - seen["since"] >= seconds
-
-    return check
 
 
 def _sweep_calls_as_the_scheduler_would_later() -> int:
@@ -698,7 +671,7 @@ def test_a_voice_broadcast_whose_worker_is_killed_calls_everyone_exactly_once(
         until(lambda n=carried: SandboxCall.objects.count() >= n, 60, f"{carried} calls placed")
         processes.kill(f"worker-{worker}")
         kills.append((f"after {carried}", _interrupted(dead), _voice_snapshot(broadcast.pk)))
-        _assert_calls_consistent(broadcast.pk)
+        _assert_consistent(broadcast.pk, "call")
         processes.start(f"worker-{worker + 1}", "worker")
     assert pending.exists() or _calls_open(), f"the kills came too late\n{kills}"
 
@@ -709,7 +682,7 @@ def test_a_voice_broadcast_whose_worker_is_killed_calls_everyone_exactly_once(
     )
     sweeps: list[int] = []
     for _ in range(4):
-        until(_calls_settled_down(), 90, "the worker to run out of work")
+        until(_settled_down(_call_states), 90, "the worker to run out of work")
         if not _calls_open():
             break
         sweeps.append(_sweep_calls_as_the_scheduler_would_later())

@@ -28,6 +28,7 @@ import pytest
 from django.utils import timezone
 
 from conftest import ARTIFACTS, wait_for
+from openline.campaigns.tests import browsing
 
 pytestmark = pytest.mark.browser
 
@@ -73,22 +74,10 @@ def live(
     """Signed-in console pages and phone simulators; no server errors meanwhile."""
 
     def sign_in(email: str, password: str) -> Page:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(f"{live_asgi}/login/")
-        page.fill("#id_username", email)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=LIVE)
-        return page
+        return browsing.sign_in(browser, live_asgi, email, password)
 
     def phone(number: Any, sender: str) -> Page:
-        page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-        page.goto(f"{live_asgi}/sandbox/phone/{number.webhook_key}?phone=%2B{sender[1:]}")
-        page.fill("#id_username", "bob@example.org")  # the simulator is for members
-        page.fill("#id_password", "bob-pass-12")
-        page.click("button[type=submit]")
-        page.wait_for_selector("#body")
-        return page
+        return browsing.phone(browser, live_asgi, number, sender)
 
     yield {"sign_in": sign_in, "phone": phone, "url": live_asgi}
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

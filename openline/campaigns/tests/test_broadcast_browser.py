@@ -30,6 +30,7 @@ import pytest
 from django.utils import timezone
 
 from conftest import ARTIFACTS
+from openline.campaigns.tests import browsing
 
 pytestmark = pytest.mark.browser
 
@@ -73,27 +74,10 @@ def live(
     """Open pages (each records the WebSocket frames it receives); no server errors."""
 
     def sign_in(email: str, password: str) -> Page:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.frames_received = []
-        page.on(
-            "websocket",
-            lambda ws: ws.on("framereceived", lambda f: page.frames_received.append(f)),
-        )
-        page.goto(f"{live_asgi}/login/")
-        page.fill("#id_username", email)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=LIVE)
-        return page
+        return browsing.sign_in(browser, live_asgi, email, password, record_frames=True)
 
     def phone(number: Any, sender: str) -> Page:
-        page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-        page.goto(f"{live_asgi}/sandbox/phone/{number.webhook_key}?phone=%2B{sender[1:]}")
-        page.fill("#id_username", "bob@example.org")  # the simulator is for members
-        page.fill("#id_password", "bob-pass-12")
-        page.click("button[type=submit]")
-        page.wait_for_selector("#body")
-        return page
+        return browsing.phone(browser, live_asgi, number, sender)
 
     yield {"sign_in": sign_in, "phone": phone, "url": live_asgi}
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _wait_for_function
+from openline.campaigns.tests import browsing
 
 pytestmark = pytest.mark.browser
 
@@ -76,24 +77,10 @@ def live(
     settings.OPENLINE_SANDBOX_RING_SECONDS = 6  # long enough to answer, short to wait for
 
     def sign_in(email: str, password: str) -> Page:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.grant_permissions(["microphone"], origin=live_asgi)
-        page = context.new_page()
-        page.goto(f"{live_asgi}/login/")
-        page.fill("#id_username", email)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=LIVE)
-        return page
+        return browsing.sign_in(browser, live_asgi, email, password, microphone=True)
 
     def phone(number: Any, phone: str) -> Page:
-        page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-        page.goto(f"{live_asgi}/sandbox/phone/{number.webhook_key}?phone=%2B{phone[1:]}")
-        page.fill("#id_username", "bob@example.org")  # the simulator is for members
-        page.fill("#id_password", "bob-pass-12")
-        page.click("button[type=submit]")
-        page.wait_for_selector("#body")
-        return page
+        return browsing.phone(browser, live_asgi, number, phone)
 
     yield {"sign_in": sign_in, "phone": phone, "url": live_asgi}
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

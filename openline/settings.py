@@ -59,6 +59,10 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "ninja",
+    "anymail",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "openline.core",
     "openline.contacts",
     "openline.billing",
@@ -81,6 +85,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed its second factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "openline.core.middleware.OrganizationMiddleware",
@@ -253,6 +259,51 @@ OPENLINE_SIGN_IN_LONGEST_PAUSE = timedelta(hours=1)
 # idle timeout (Settings) without activity; see SessionLimitsMiddleware for what counts.
 OPENLINE_SESSION_LIFETIME = timedelta(hours=12)
 SESSION_COOKIE_AGE = int(OPENLINE_SESSION_LIFETIME.total_seconds())
+
+# Passwords: at least OPENLINE_PASSWORD_MIN_LENGTH characters (12 unless set), not a common
+# password, not all digits, not like the person's e-mail or name. A reset link works once,
+# for an hour.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": envint("OPENLINE_PASSWORD_MIN_LENGTH", 12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_RESET_TIMEOUT = 3600
+# An invitation link works once, for this many days; an admin can send it again.
+OPENLINE_INVITATION_DAYS = envint("OPENLINE_INVITATION_DAYS", 7)
+# The issuer shown in authenticator apps next to the person's e-mail.
+OTP_TOTP_ISSUER = envstr("OPENLINE_TOTP_ISSUER", "OpenLine")
+
+# --- e-mail (invitations, password resets) -------------------------------------------------
+# SMTP by default (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD[_FILE],
+# EMAIL_USE_TLS / EMAIL_USE_SSL). OPENLINE_EMAIL_BACKEND picks another: "console" prints
+# messages (development), "file" writes them under var/mail/, or any django-anymail backend's
+# dotted path (e.g. anymail.backends.postmark.EmailBackend) with its ANYMAIL_* settings.
+_EMAIL_BACKENDS = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+}
+_email_backend = envstr("OPENLINE_EMAIL_BACKEND", "smtp")
+EMAIL_BACKEND = _EMAIL_BACKENDS.get(_email_backend, _email_backend)
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "OpenLine <openline@localhost>")
+# ANYMAIL_<SETTING> (or ANYMAIL_<SETTING>_FILE for a secret) becomes ANYMAIL["<SETTING>"].
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): envstr(name)
+    for name in {key.removesuffix("_FILE") for key in os.environ if key.startswith("ANYMAIL_")}
+}
 
 # Cookies are never readable by scripts and not sent on cross-site requests (Lax still lets a
 # link from an e-mail open the console). Served over HTTPS (OPENLINE_PUBLIC_URL is https://),

@@ -35,6 +35,17 @@ class Organization(models.Model):
             MaxValueValidator(IDLE_TIMEOUT_BOUNDS[1]),
         ],
     )
+    # Who must sign in with a second factor (core.second_factor): nobody, supervisors and
+    # admins, or every member. A member who needs one and has none sets it up at sign-in.
+    require_second_factor = models.CharField(
+        max_length=20,
+        choices=[
+            ("none", "Nobody is required to"),
+            ("managers", "Supervisors and admins"),
+            ("everyone", "Every member"),
+        ],
+        default="none",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -60,6 +71,9 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]
     email = models.EmailField(unique=True)
     display_name = models.CharField(max_length=120, blank=True)
+    # Part of the session hash (get_session_auth_hash): raising it ends every session of
+    # this person at their next request ("sign out everywhere", deactivation).
+    session_epoch = models.PositiveIntegerField(default=0)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
@@ -69,6 +83,14 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.email
+
+    def get_session_auth_hash(self) -> str:
+        """Django's hash of the password, salted with the session epoch as well, so that
+        both a new password and a raised epoch end the sessions signed in before them."""
+        from django.utils.crypto import salted_hmac
+
+        key_salt = f"openline.core.User.session.{self.session_epoch}"
+        return salted_hmac(key_salt, self.password, algorithm="sha256").hexdigest()
 
 
 class Role(models.TextChoices):
@@ -90,6 +112,10 @@ class Membership(models.Model):
     notify_new_message = models.BooleanField(default=True)
     notify_desktop = models.BooleanField(default=True)
     notify_sound = models.BooleanField(default=True)
+    # A deactivated member keeps their history (audit, transcripts name them) but cannot
+    # sign in to this organization, receives no alerts and holds no conversations.
+    is_active = models.BooleanField(default=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -108,13 +134,46 @@ class Membership(models.Model):
         return self.organization.max_conversations_per_counselor
 
 
+class Invitation(models.Model):
+    """An invitation to join an organization with a role. The link carries a secret that
+    is stored only hashed; it works once, until it expires or is withdrawn."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.COUNSELOR)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "email"])]
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", "Read only"
+    WRITE = "write", "Read and write"
+
+
 class ApiToken(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     name = models.CharField(max_length=100, blank=True)
     prefix = models.CharField(max_length=12)
     token_hash = models.CharField(max_length=64, unique=True)
+    # Tokens made before scopes existed could do everything: they stay read-write.
+    scope = models.CharField(max_length=10, choices=TokenScope.choices, default=TokenScope.WRITE)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
 
 class AuditEvent(models.Model):
@@ -127,4 +186,16 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=60)
     object_type = models.CharField(max_length=60, blank=True)
     object_id = models.CharField(max_length=60, blank=True)
+    # A short description that holds no message content ("counselor → supervisor").
+    detail = models.CharField(max_length=200, blank=True)
+    # Where a sign-in (or a failed one) came from: the address and the browser.
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["organization", "object_type", "object_id"]),
+            models.Index(fields=["organization", "actor", "-created_at"]),
+        ]

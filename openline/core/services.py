@@ -84,7 +84,12 @@ def audit_record(
     object_type: str = "",
     object_id: object = "",
     api_token_id: int | None = None,
+    detail: str = "",
+    ip_address: str | None = None,
+    user_agent: str = "",
 ) -> None:
+    """Append one event. ``detail`` is a short description holding no message content;
+    the address and browser are kept for sign-ins."""
     AuditEvent.objects.create(
         organization_id=organization_id,
         actor_id=actor_id,
@@ -92,6 +97,9 @@ def audit_record(
         action=action,
         object_type=object_type,
         object_id=str(object_id),
+        detail=detail[:200],
+        ip_address=ip_address or None,
+        user_agent=user_agent[:300],
     )
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from openline.console import hub
 from openline.core import security
 from openline.core.models import Membership
+from openline.core.selectors import current_membership, session_organization_id
 
 # Membership and the sign-in are checked again this often on a live connection, so a removed
 # member or an ended sign-in stops receiving events within a minute without a query per event.
@@ -60,13 +61,14 @@ def same_origin(scope: dict[str, Any]) -> bool:
 
 
 @database_sync_to_async
-def _membership(user_id: int) -> Membership | None:
-    return (
-        Membership.objects.select_related("organization")
-        .filter(user_id=user_id)
-        .order_by("id")
-        .first()
-    )
+def _membership(
+    user_id: int, organization_id: int | None = None, session: Any = None
+) -> Membership | None:
+    """The member's active membership in ``organization_id``, or in the organization
+    their session chose (read here: loading a session may query)."""
+    if session is not None:
+        organization_id = session_organization_id(session)
+    return current_membership(user_id, organization_id)
 
 
 @database_sync_to_async
@@ -92,7 +94,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        membership = await _membership(user.pk)
+        membership = await _membership(user.pk, session=self.scope.get("session"))
         if membership is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -129,7 +131,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def _recheck(self) -> None:
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
-            membership = await _membership(self.user_id)
+            membership = await _membership(self.user_id, self.organization_id)
             if membership is None or membership.organization_id != self.organization_id:
                 await self._end(CLOSE_FORBIDDEN)
                 return

@@ -8,11 +8,12 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from openline.core import security
-from openline.core.models import Membership
+from openline.core.selectors import current_membership, session_organization_id
 
 
 class OrganizationMiddleware:
-    """Puts the signed-in user's membership (and so organization) on the request."""
+    """Puts the signed-in user's membership (and so organization) on the request: the
+    organization chosen in this session, else their first; active memberships only."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -21,11 +22,8 @@ class OrganizationMiddleware:
         request.membership = None  # type: ignore[attr-defined]
         request.organization = None  # type: ignore[attr-defined]
         if request.user.is_authenticated:
-            membership = (
-                Membership.objects.select_related("organization")
-                .filter(user=request.user)
-                .order_by("id")
-                .first()
+            membership = current_membership(
+                request.user.pk, session_organization_id(request.session)
             )
             if membership is not None:
                 request.membership = membership  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("account/", include("openline.console.account_urls")),
+    path("", include("openline.console.account_urls")),
     path("security/", include("openline.console.security_urls")),
     path("", include("openline.console.audit_urls")),
     path("api/v1/", api.urls),

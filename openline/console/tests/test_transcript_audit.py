@@ -399,7 +399,7 @@ def _transcript_events(world: World, who: str) -> list[str]:
         action__startswith="transcript.",
         **actor,
     )
-    return list(events.values_list("action", flat=True))
+    return list(events.order_by("id").values_list("action", flat=True))
 
 
 @pytest.mark.parametrize("name", sorted(TRANSCRIPT))

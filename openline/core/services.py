@@ -247,11 +247,17 @@ def organization_update_texts(
 MAX_CONVERSATION_LIMIT = 50
 
 
+def limit_label(value: int | None) -> str:
+    return "default" if value is None else str(value)
+
+
 def organization_set_conversation_limits(
     *, organization: Organization, actor_id: int, default: int, overrides: dict[int, int | None]
 ) -> None:
     """How many active conversations a counselor may hold: the organization's default and
-    per-person overrides (None = the default), keyed by membership id. Audited."""
+    per-person overrides (None = the default), keyed by membership id. Audited: the
+    default as ``organization.conversation_limits``, each person's change as
+    ``member.limit_changed`` ("default → 7")."""
     for value in [default, *overrides.values()]:
         if value is not None and not 1 <= value <= MAX_CONVERSATION_LIMIT:
             raise ValidationError(f"limits must be between 1 and {MAX_CONVERSATION_LIMIT}")
@@ -261,9 +267,20 @@ def organization_set_conversation_limits(
     with transaction.atomic():
         organization.max_conversations_per_counselor = default
         organization.save(update_fields=["max_conversations_per_counselor"])
-        for member in members:
-            member.max_conversations = overrides[member.pk]
+        for member in members.select_for_update():
+            before, after = member.max_conversations, overrides[member.pk]
+            if before == after:
+                continue
+            member.max_conversations = after
             member.save(update_fields=["max_conversations"])
+            audit_record(
+                organization_id=organization.pk,
+                actor_id=actor_id,
+                action="member.limit_changed",
+                object_type="user",
+                object_id=member.user_id,
+                detail=f"{limit_label(before)} → {limit_label(after)}",
+            )
         audit_record(
             organization_id=organization.pk,
             actor_id=actor_id,

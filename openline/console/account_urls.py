@@ -1,7 +1,33 @@
+"""A person's own account (mounted at the site root): password reset, invitations and
+accepting one, switching organization, signing out everywhere."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern, path  # noqa: F401
+from django.urls import URLPattern, path
+
+from openline.console.views import account
 
 app_name = "account"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    path(
+        "account/password-reset/",
+        account.PasswordResetView.as_view(),
+        name="password_reset",
+    ),
+    path(
+        "account/password-reset/sent/",
+        account.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "account/password-reset/<uidb64>/<token>/",
+        account.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "account/password-reset/done/",
+        account.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+]

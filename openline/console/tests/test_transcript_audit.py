@@ -69,6 +69,10 @@ EXCLUDED = {
 NO_MESSAGE_TEXT = {
     "healthz": "health checks",
     "login": "sign-in",
+    "account:password_reset": "the reset form, or a redirect",
+    "account:password_reset_done": "a fixed sentence",
+    "account:password_reset_confirm": "the new-password form, or that the link no longer works",
+    "account:password_reset_complete": "a fixed sentence",
     "logout": "sign-out",
     "api-1:openapi-json": "the API description",
     "api-1:openapi-view": "the API docs page",
@@ -200,6 +204,14 @@ NO_MESSAGE_TEXT = {
     "console:do_not_call": "the voice do-not-call list: numbers, contacts, dates and staff's "
     "reasons, never a message",
     "console:do_not_call_remove": "the list (as above), or a redirect",
+    "security:home": "the member's second-factor state and their sign-ins",
+    "security:verify": "a form for a second-factor code",
+    "security:setup": "a QR code and a form to set up an authenticator app",
+    "security:recovery_codes": "new recovery codes (POST only)",
+    "security:disable": "the security page (POST only)",
+    "security:password": "a form to change one's password",
+    "security:member_sign_ins": "a member's sign-ins: times, addresses, browsers",
+    "security:member_reset": "a confirmation to reset a member's second factor",
     "sandbox:calls": "the simulator's ringing calls: ids, the caller's number and states",
     "sandbox:call": "the simulated phone's side of a call: a broadcast call's script (the "
     "organization's own announcement) or its goodbye, never a conversation's texts",
@@ -438,10 +450,12 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "rule_id": 999999,
         "campaign_id": 999999,
         "step_id": 999999,
+        "membership_id": world.members["bob"].pk,
         "external_id": "nope",
         "action": "pause",
         "public_id": "nope",
         "token": "nope",
+        "uidb64": "nope",
     }
     return {name: known[name] for name in re.findall(r"<(?:\w+:)?(\w+)>", route)}
 

@@ -30,4 +30,16 @@ urlpatterns: list[URLPattern] = [
         account.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("team/invitations/", account.invitations, name="invitations"),
+    path(
+        "team/invitations/<int:invitation_id>/resend/",
+        account.invitation_resend,
+        name="invitation_resend",
+    ),
+    path(
+        "team/invitations/<int:invitation_id>/withdraw/",
+        account.invitation_withdraw,
+        name="invitation_withdraw",
+    ),
+    path("invitations/<str:secret>/", account.invitation_accept, name="invitation_accept"),
 ]

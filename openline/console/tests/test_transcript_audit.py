@@ -73,6 +73,10 @@ NO_MESSAGE_TEXT = {
     "account:password_reset_done": "a fixed sentence",
     "account:password_reset_confirm": "the new-password form, or that the link no longer works",
     "account:password_reset_complete": "a fixed sentence",
+    "account:invitations": "pending invitations: addresses, roles, who invited, expiry",
+    "account:invitation_resend": "a redirect",
+    "account:invitation_withdraw": "a redirect",
+    "account:invitation_accept": "the invitation's organization, role and address, a form",
     "logout": "sign-out",
     "api-1:openapi-json": "the API description",
     "api-1:openapi-view": "the API docs page",
@@ -136,6 +140,10 @@ NO_MESSAGE_TEXT = {
     "console:settings": "organization settings",
     "console:preferences": "the member's preferences",
     "console:team": "the team",
+    "audit:log": "audit events: who, when, which action on what object, a short detail that "
+    "never holds message content, the address and browser",
+    "audit:export": "the same events as CSV (a POST; the export is audited)",
+    "audit:conversation_readers": "who read a transcript: names, times and counts, not its text",
     "console:chat_settings": "web chat widgets",
     "console:chat_widget_questions": "a widget's questions",
     "console:saved_replies": "the organization's saved replies",
@@ -456,6 +464,8 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "public_id": "nope",
         "token": "nope",
         "uidb64": "nope",
+        "secret": "nope",
+        "invitation_id": 999999,
     }
     return {name: known[name] for name in re.findall(r"<(?:\w+:)?(\w+)>", route)}
 

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from openline.core import accounts
-from openline.core.models import User
+from openline.core import invitations as invitation_services
+from openline.core.models import Invitation, Organization, Role, User
+from openline.core.selectors import ORGANIZATION_SESSION_KEY
+from openline.core.web import FORBIDDEN_TEMPLATE, console_view
 
 
 def client_address(request: HttpRequest) -> tuple[str | None, str]:
@@ -80,3 +92,186 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "console/account/password_reset_complete.html"
+
+
+# --- invitations ---------------------------------------------------------------------------------
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email", max_length=254)
+    role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.COUNSELOR)
+
+
+class NewPersonForm(forms.Form):
+    display_name = forms.CharField(label="Your name", max_length=120)
+    password = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
+    password_again = forms.CharField(
+        label="Password again", strip=False, widget=forms.PasswordInput
+    )
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean() or {}
+        if data.get("password") and data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return data
+
+
+def _apply_errors(form: forms.Form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _user_id(request: HttpRequest) -> int:
+    """The signed-in person's id (console_view let only them in)."""
+    return int(request.user.pk)  # type: ignore[arg-type]
+
+
+def _role(request: HttpRequest) -> str:
+    return request.membership.role  # type: ignore[attr-defined,no-any-return]
+
+
+@console_view
+def invitations(request: HttpRequest, organization: Organization) -> HttpResponse:
+    """Admins invite, resend and withdraw; supervisors see the list."""
+    role = _role(request)
+    if role not in (Role.ADMIN, Role.SUPERVISOR):
+        return render(request, FORBIDDEN_TEMPLATE, status=403)
+    can_invite = role == Role.ADMIN
+    form = InviteForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if not can_invite:
+            return render(request, FORBIDDEN_TEMPLATE, status=403)
+        if form.is_valid():
+            try:
+                invitation_services.invitation_create(
+                    organization=organization,
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    invited_by_id=_user_id(request),
+                )
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+                return redirect("account:invitations")
+        status = 422
+    context = {
+        "form": form,
+        "can_invite": can_invite,
+        "pending": invitation_services.invitation_list_pending(organization_id=organization.pk),
+        "now": timezone.now(),
+        "days": settings.OPENLINE_INVITATION_DAYS,
+    }
+    return render(request, "console/account/invitations.html", context, status=status)
+
+
+def _invitation_action(
+    request: HttpRequest, organization: Organization, invitation_id: int, action: str
+) -> HttpResponse:
+    if _role(request) != Role.ADMIN:
+        return render(request, FORBIDDEN_TEMPLATE, status=403)
+    try:
+        if action == "resend":
+            invitation_services.invitation_resend(
+                organization_id=organization.pk,
+                invitation_id=invitation_id,
+                actor_id=_user_id(request),
+            )
+            messages.success(request, "Invitation sent again; the earlier link no longer works.")
+        else:
+            invitation_services.invitation_withdraw(
+                organization_id=organization.pk,
+                invitation_id=invitation_id,
+                actor_id=_user_id(request),
+            )
+            messages.success(request, "Invitation withdrawn; its link no longer works.")
+    except Invitation.DoesNotExist:
+        raise Http404("No such invitation") from None
+    return redirect("account:invitations")
+
+
+@console_view
+@require_POST
+def invitation_resend(
+    request: HttpRequest, organization: Organization, invitation_id: int
+) -> HttpResponse:
+    return _invitation_action(request, organization, invitation_id, "resend")
+
+
+@console_view
+@require_POST
+def invitation_withdraw(
+    request: HttpRequest, organization: Organization, invitation_id: int
+) -> HttpResponse:
+    return _invitation_action(request, organization, invitation_id, "withdraw")
+
+
+def _joined(request: HttpRequest, organization_id: int) -> HttpResponse:
+    request.session[ORGANIZATION_SESSION_KEY] = organization_id
+    return redirect("/")
+
+
+def invitation_accept(request: HttpRequest, secret: str) -> HttpResponse:
+    """The invited person's page: a new person sets their name and password; someone with
+    an account signs in (as that address) and accepts. Any link that does not open a valid
+    invitation gets the same page and status."""
+    try:
+        invitation = invitation_services.invitation_from_secret(secret)
+    except invitation_services.InvitationGone:
+        return render(request, "console/account/invitation_gone.html", status=404)
+    account = invitation_services.invitation_account(invitation)
+    context: dict[str, Any] = {"invitation": invitation, "account": account}
+    user = request.user
+    if user.is_authenticated and user.email.lower() != invitation.email:
+        context["state"] = "someone_else"
+        return render(request, "console/account/invitation_accept.html", context)
+    if account is not None:
+        return _accept_existing(request, secret, context)
+    return _accept_new(request, secret, context)
+
+
+def _accept_existing(request: HttpRequest, secret: str, context: dict[str, Any]) -> HttpResponse:
+    if not request.user.is_authenticated:
+        context["state"] = "sign_in"
+        return render(request, "console/account/invitation_accept.html", context)
+    context["state"] = "accept"
+    if request.method == "POST":
+        try:
+            membership = invitation_services.invitation_accept_existing(
+                secret=secret, user_id=request.user.pk
+            )
+        except invitation_services.InvitationGone:
+            return render(request, "console/account/invitation_gone.html", status=404)
+        except ValidationError as exc:
+            context["error"] = " ".join(exc.messages)
+            return render(request, "console/account/invitation_accept.html", context, status=422)
+        messages.success(request, f"Welcome to {context['invitation'].organization.name}.")
+        return _joined(request, membership.organization_id)
+    return render(request, "console/account/invitation_accept.html", context)
+
+
+def _accept_new(request: HttpRequest, secret: str, context: dict[str, Any]) -> HttpResponse:
+    form = NewPersonForm(request.POST or None)
+    context.update(state="new", form=form, password_help=password_validators_help_text_html())
+    if request.method != "POST":
+        return render(request, "console/account/invitation_accept.html", context)
+    if form.is_valid():
+        try:
+            user = invitation_services.invitation_accept_new_person(
+                secret=secret,
+                display_name=form.cleaned_data["display_name"],
+                password=form.cleaned_data["password"],
+            )
+        except invitation_services.InvitationGone:
+            return render(request, "console/account/invitation_gone.html", status=404)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome to {context['invitation'].organization.name}.")
+            return _joined(request, context["invitation"].organization_id)
+    return render(request, "console/account/invitation_accept.html", context, status=422)

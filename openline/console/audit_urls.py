@@ -1,7 +1,17 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, path  # noqa: F401
+from django.urls import URLPattern, path
+
+from openline.console.views import audit
 
 app_name = "audit"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    path("audit/", audit.audit_log, name="log"),
+    path("audit/export.csv", audit.audit_export, name="export"),
+    path(
+        "conversations/<int:conversation_id>/readers",
+        audit.conversation_readers_view,
+        name="conversation_readers",
+    ),
+]

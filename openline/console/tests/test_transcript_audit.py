@@ -77,6 +77,8 @@ NO_MESSAGE_TEXT = {
     "account:invitation_resend": "a redirect",
     "account:invitation_withdraw": "a redirect",
     "account:invitation_accept": "the invitation's organization, role and address, a form",
+    "account:switch_organization": "a redirect",
+    "account:sign_out_everywhere": "a redirect",
     "logout": "sign-out",
     "api-1:openapi-json": "the API description",
     "api-1:openapi-view": "the API docs page",

@@ -1,0 +1,174 @@
+"""Proving who did what: the audit log page and its CSV (admins), who read a conversation
+(supervisors and admins) and the organization's API tokens (admins)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from datetime import tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from openline.console.audit_forms import AuditFilterForm
+from openline.contacts.csvfile import csv_safe
+from openline.core.audit import action_label, audit_events, conversation_readers
+from openline.core.models import AuditEvent, Membership, Organization, Role
+from openline.core.services import audit_record
+from openline.core.streaming import csv_stream
+from openline.core.web import FORBIDDEN_TEMPLATE, console_view, managers_only, paginate
+from openline.messaging.models import Conversation
+
+EXPORT_CHUNK = 2000
+EXPORT_COLUMNS = [
+    "time",
+    "person",
+    "email",
+    "api_token",
+    "action",
+    "action_label",
+    "object_type",
+    "object_id",
+    "detail",
+    "ip_address",
+    "user_agent",
+]
+
+
+def admins_only(request: HttpRequest) -> HttpResponse | None:
+    """The "forbidden" page for anyone but an admin (``if refused := admins_only(request)``)."""
+    if request.membership.role != Role.ADMIN:  # type: ignore[attr-defined]
+        return render(request, FORBIDDEN_TEMPLATE, status=403)
+    return None
+
+
+def _filter_form(request: HttpRequest, organization: Organization, data: Any) -> AuditFilterForm:
+    members = list(
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("user__display_name", "user__email")
+    )
+    return AuditFilterForm(data, members=members)
+
+
+def who_did_it(event: AuditEvent) -> str:
+    if event.actor is not None:
+        return str(event.actor)
+    if event.api_token is not None:
+        return f"API token {event.api_token.name or event.api_token.prefix}"
+    return "OpenLine" if event.api_token_id is None else "A deleted API token"
+
+
+def _browser(user_agent: str) -> str:
+    """ "Firefox 128 on Linux" (the full header stays in the CSV)."""
+    if not user_agent:
+        return ""
+    from ua_parser import parse
+
+    result = parse(user_agent)
+    agent, system = result.user_agent, result.os
+    name = " ".join(p for p in (agent.family, agent.major) if p) if agent else ""
+    name = name or "Unknown browser"
+    if system and system.family and system.family != "Other":
+        name += f" on {system.family}"
+    return name
+
+
+def _rows(events: Iterable[AuditEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event": event,
+            "who": who_did_it(event),
+            "label": action_label(event.action),
+            "conversation_id": event.object_id if event.object_type == "conversation" else "",
+            "browser": _browser(event.user_agent),
+        }
+        for event in events
+    ]
+
+
+@console_view
+@require_GET
+def audit_log(request: HttpRequest, organization: Organization) -> HttpResponse:
+    if refused := admins_only(request):
+        return refused
+    form = _filter_form(request, organization, request.GET)
+    if not form.is_valid():
+        context: dict[str, Any] = {"form": form, "page": None, "rows": []}
+        return render(request, "console/audit/log.html", context, status=422)
+    events = audit_events(organization.pk, **form.filters(organization.timezone))
+    page = paginate(request, events)
+    context = {"form": form, "page": page, "rows": _rows(page.object_list)}
+    return render(request, "console/audit/log.html", context)
+
+
+def _export_rows(events: Iterator[AuditEvent], zone: tzinfo) -> Iterator[list[str]]:
+    """Read after the view has returned (outside its time zone): each time names its zone."""
+    for event in events:
+        actor = event.actor
+        yield [
+            csv_safe(cell)
+            for cell in (
+                event.created_at.astimezone(zone).isoformat(),
+                str(actor) if actor else "",
+                actor.email if actor else "",
+                event.api_token.name or event.api_token.prefix if event.api_token else "",
+                event.action,
+                action_label(event.action),
+                event.object_type,
+                event.object_id,
+                event.detail,
+                event.ip_address or "",
+                event.user_agent,
+            )
+        ]
+
+
+@console_view
+@require_POST
+def audit_export(
+    request: HttpRequest, organization: Organization
+) -> HttpResponse | StreamingHttpResponse:
+    """A POST (a button, not a link), like every export here: it is audited, and neither
+    another site nor a prefetching browser can make one happen. Streamed, a chunk of rows at
+    a time, in the organization's time zone."""
+    if refused := admins_only(request):
+        return refused
+    form = _filter_form(request, organization, request.POST)
+    if not form.is_valid():
+        context: dict[str, Any] = {"form": form, "page": None, "rows": []}
+        return render(request, "console/audit/log.html", context, status=422)
+    with transaction.atomic():
+        audit_record(
+            organization_id=organization.pk,
+            actor_id=request.user.pk,
+            action="audit.export",
+            object_type="audit_log",
+            detail=form.description(),
+        )
+    events = audit_events(organization.pk, **form.filters(organization.timezone))
+    rows = _export_rows(events.iterator(chunk_size=EXPORT_CHUNK), ZoneInfo(organization.timezone))
+    lines = itertools.chain([EXPORT_COLUMNS], rows)
+    response = StreamingHttpResponse(csv_stream(lines), content_type="text/csv; charset=utf-8")
+    day = timezone.localdate().isoformat()
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{day}.csv"'
+    return response
+
+
+@console_view
+@require_GET
+def conversation_readers_view(
+    request: HttpRequest, organization: Organization, conversation_id: int
+) -> HttpResponse:
+    """Who read this conversation's transcript: names and times, never its text."""
+    if refused := managers_only(request):
+        return refused
+    if not Conversation.objects.filter(organization=organization, pk=conversation_id).exists():
+        raise Http404("no such conversation")
+    readers = conversation_readers(organization.pk, conversation_id)
+    return render(request, "console/audit/_readers.html", {"readers": readers})

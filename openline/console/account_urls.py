@@ -42,4 +42,10 @@ urlpatterns: list[URLPattern] = [
         name="invitation_withdraw",
     ),
     path("invitations/<str:secret>/", account.invitation_accept, name="invitation_accept"),
+    path("account/organization/", account.switch_organization, name="switch_organization"),
+    path(
+        "account/sign-out-everywhere/",
+        account.sign_out_everywhere,
+        name="sign_out_everywhere",
+    ),
 ]

@@ -9,21 +9,22 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from openline.core import accounts
 from openline.core import invitations as invitation_services
 from openline.core.models import Invitation, Organization, Role, User
-from openline.core.selectors import ORGANIZATION_SESSION_KEY
+from openline.core.selectors import ORGANIZATION_SESSION_KEY, active_memberships
 from openline.core.web import FORBIDDEN_TEMPLATE, console_view
 
 
@@ -275,3 +276,48 @@ def _accept_new(request: HttpRequest, secret: str, context: dict[str, Any]) -> H
             messages.success(request, f"Welcome to {context['invitation'].organization.name}.")
             return _joined(request, context["invitation"].organization_id)
     return render(request, "console/account/invitation_accept.html", context, status=422)
+
+
+# --- switching organization, signing out everywhere ---------------------------------------------
+
+
+@console_view
+@require_POST
+def switch_organization(request: HttpRequest, organization: Organization) -> HttpResponse:
+    """Work in another organization this person is an active member of (404 otherwise)."""
+    raw = request.POST.get("organization_id", "")
+    wanted = int(raw) if raw.isdigit() else None
+    memberships = active_memberships(_user_id(request))
+    if wanted is None or wanted not in {m.organization_id for m in memberships}:
+        raise Http404("Not a member of that organization")
+    request.session[ORGANIZATION_SESSION_KEY] = wanted
+    return redirect("/")
+
+
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    """End this person's sessions in every other browser ("others", the default), or in
+    this one too ("all")."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    this_one_too = request.POST.get("which") == "all"
+    address, browser = client_address(request)
+    accounts.user_sign_out_everywhere(
+        user_id=_user_id(request),
+        keep_session=None if this_one_too else request.session,
+        ip_address=address,
+        user_agent=browser,
+    )
+    if this_one_too:
+        logout(request)
+        messages.info(request, "You are signed out in every browser, this one included.")
+        return redirect("login")
+    messages.success(request, "Every other browser signed in as you is now signed out.")
+    return redirect(_security_home())
+
+
+def _security_home() -> str:
+    try:
+        return reverse("security:home")
+    except NoReverseMatch:
+        return "/"

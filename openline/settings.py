@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "openline.core.middleware.OrganizationMiddleware",
     "openline.core.middleware.SessionLimitsMiddleware",
+    # A session passes the person's second factor (or sets one up where required) first.
+    "openline.core.second_factor.SecondFactorMiddleware",
     # Last, as django-axes asks: it turns a refused sign-in into the "paused" page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -21,11 +21,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
 from openline.alerts.models import Alert, AlertKind, AlertPolicy, AlertProfile
+from openline.core.models import Membership
 from openline.messaging.models import Channel, Conversation, ConversationStatus, MessageKind
 
 logger = logging.getLogger(__name__)
@@ -114,9 +115,16 @@ class Roster:
 
     @staticmethod
     def _phones(people: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
-        """(organization, user) -> alert phone, for those who confirmed it with a code
-        texted to it, want the texts and permit them."""
+        """(organization, user) -> alert phone, for active members who confirmed it with a
+        code texted to it, want the texts and permit them (a deactivated member is never
+        texted, whatever sign-up of theirs is left)."""
+        active = Membership.objects.filter(
+            organization_id=OuterRef("organization_id"),
+            user_id=OuterRef("user_id"),
+            is_active=True,
+        )
         profiles = AlertProfile.objects.filter(
+            Exists(active),
             organization_id__in={o for o, _ in people},
             user_id__in={u for _, u in people},
             new_conversation_sms=True,

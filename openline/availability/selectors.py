@@ -256,11 +256,11 @@ def upcoming_shifts(
 
 
 def feed_for_token(token: str) -> CalendarFeed | None:
-    """The feed of a private token, while its owner is still a member. One query."""
+    """The feed of a private token, while its owner is still an active member. One query."""
     if not token:
         return None
     member = Membership.objects.filter(
-        organization_id=OuterRef("organization_id"), user_id=OuterRef("user_id")
+        organization_id=OuterRef("organization_id"), user_id=OuterRef("user_id"), is_active=True
     )
     return (
         CalendarFeed.objects.filter(Exists(member), token=token)

@@ -107,7 +107,11 @@ def credits_add(
     if len(note) > MAX_NOTE:
         raise CreditError(f"the note is at most {MAX_NOTE} characters", "invalid")
     if not Membership.objects.filter(
-        organization_id=organization_id, user_id=actor_id, user__is_active=True, role=Role.ADMIN
+        organization_id=organization_id,
+        user_id=actor_id,
+        user__is_active=True,
+        is_active=True,
+        role=Role.ADMIN,
     ).exists():
         raise CreditError("only an admin can add credits", "forbidden")
     _account(organization_id)

@@ -171,11 +171,16 @@ def _notify_cancellation(appointment: Appointment, when: str) -> None:
     asked. The text names no patient and quotes nothing they wrote."""
     from openline.alerts.services import profile_for
     from openline.campaigns.models import ReminderSettings
+    from openline.core.models import Membership
     from openline.core.realtime import publish_on_commit
 
     notice = ReminderSettings.objects.filter(organization_id=appointment.organization_id).first()
     if notice is None or notice.notify_user_id is None:
         return
+    if not Membership.objects.filter(
+        organization_id=appointment.organization_id, user_id=notice.notify_user_id, is_active=True
+    ).exists():
+        return  # a deactivated member hears nothing more from the organization
     name = (appointment.contact.name or appointment.contact.phone).strip()
     publish_on_commit(
         organization_id=appointment.organization_id,

@@ -501,7 +501,9 @@ class SettingsForm(forms.Form):
         assert isinstance(people, forms.ModelChoiceField)
         people.queryset = (
             get_user_model()
-            .objects.filter(memberships__organization_id=organization_id)
+            .objects.filter(
+                memberships__organization_id=organization_id, memberships__is_active=True
+            )
             .order_by("email")
         )
 

@@ -216,7 +216,10 @@ def is_manager(organization_id: int, actor_id: int | None, api_token_id: int | N
         return ApiToken.objects.filter(organization_id=organization_id, pk=api_token_id).exists()
     return actor_id is not None and (
         Membership.objects.filter(
-            organization_id=organization_id, user_id=actor_id, user__is_active=True
+            organization_id=organization_id,
+            user_id=actor_id,
+            user__is_active=True,
+            is_active=True,
         )
         .filter(Q(role="admin") | Q(role="supervisor"))
         .exists()

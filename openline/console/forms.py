@@ -295,9 +295,9 @@ class TransferForm(ConsoleForm):
         super().__init__(*args, **kwargs)
         field = self.fields["to"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = Membership.objects.filter(organization_id=organization_id).select_related(
-            "user", "organization"
-        )
+        field.queryset = Membership.objects.filter(
+            organization_id=organization_id, is_active=True
+        ).select_related("user", "organization")
 
 
 class CloseForm(ConsoleForm):

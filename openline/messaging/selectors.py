@@ -338,8 +338,10 @@ def earlier_history(
 
 
 def transfer_targets(*, organization_id: int, exclude_user_id: int | None) -> list[Membership]:
-    """Members a conversation can be handed to (everyone but its holder), by name."""
-    members = Membership.objects.filter(organization_id=organization_id).select_related("user")
+    """Active members a conversation can be handed to (everyone but its holder), by name."""
+    members = Membership.objects.filter(
+        organization_id=organization_id, is_active=True
+    ).select_related("user")
     if exclude_user_id:
         members = members.exclude(user_id=exclude_user_id)
     return sorted(members, key=lambda m: str(m.user).lower())

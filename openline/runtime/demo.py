@@ -96,7 +96,7 @@ def _demo_credits(org: Organization) -> None:
 
     if CreditEntry.objects.filter(organization=org).exists():
         return
-    admin = Membership.objects.filter(organization=org, role="admin").first()
+    admin = Membership.objects.filter(organization=org, role="admin", is_active=True).first()
     if admin is not None:
         credits_add(
             organization_id=org.pk,
@@ -117,7 +117,9 @@ def _demo_shifts(org: Organization, number: Number) -> None:
     from openline.availability.services import SERIES_WEEKS, shift_create, shift_sign_up_series
     from openline.core.models import Membership
 
-    members = dict(Membership.objects.filter(organization=org).values_list("role", "user_id"))
+    members = dict(
+        Membership.objects.filter(organization=org, is_active=True).values_list("role", "user_id")
+    )
     admin = members.get("admin")
     if admin is None:
         return

@@ -21,9 +21,11 @@ from openline.availability.services.shifts import (
 from openline.availability.services.signups import (
     SERIES_WEEKS,
     SeriesSignUp,
+    UncoveredShift,
     shift_sign_up,
     shift_sign_up_series,
     shift_withdraw,
+    signups_remove_member,
 )
 from openline.availability.services.switch import availability_set
 
@@ -31,6 +33,7 @@ __all__ = [
     "SERIES_WEEKS",
     "SeriesSignUp",
     "ShiftError",
+    "UncoveredShift",
     "availability_set",
     "calendar_feed_get",
     "calendar_feed_rotate",
@@ -41,4 +44,5 @@ __all__ = [
     "shift_sign_up",
     "shift_sign_up_series",
     "shift_withdraw",
+    "signups_remove_member",
 ]

@@ -23,8 +23,13 @@ class ShiftError(ValueError):
         self.code = code
 
 
-def member(organization_id: int, user_id: int) -> Membership:
-    membership = Membership.objects.filter(organization_id=organization_id, user_id=user_id).first()
+def member(organization_id: int, user_id: int, *, lock: bool = False) -> Membership:
+    """The person's active membership. ``lock``: hold its row until commit, so that a
+    sign-up and the person's deactivation (which takes their sign-ups away) cannot cross."""
+    memberships = Membership.objects.filter(
+        organization_id=organization_id, user_id=user_id, is_active=True
+    )
+    membership = (memberships.select_for_update() if lock else memberships).first()
     if membership is None:
         raise ShiftError("not_found", "that person is not a member of this organization")
     return membership

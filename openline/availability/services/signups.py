@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from openline.availability.models import ShiftSignUp
+from openline.availability.models import Shift, ShiftSignUp
 from openline.availability.recurrence import expand, find, to_local, to_utc
 from openline.availability.services.common import (
     ShiftError,
@@ -27,10 +27,10 @@ from openline.availability.services.common import (
 def _check_on_behalf(organization_id: int, actor_id: int, user_id: int) -> None:
     """Anyone acts for themselves; admins and supervisors also for other members."""
     if user_id == actor_id:
-        member(organization_id, actor_id)
+        member(organization_id, actor_id, lock=True)
         return
     require_manager(organization_id, actor_id)
-    member(organization_id, user_id)
+    member(organization_id, user_id, lock=True)
 
 
 @transaction.atomic
@@ -157,3 +157,58 @@ def shift_withdraw(
     signup.delete()
     audit(organization_id, actor_id, "shift.withdraw", shift_id)
     publish_if_current(shift, signup.occurrence_start, signup.occurrence_end)
+
+
+@dataclass(frozen=True)
+class UncoveredShift:
+    """An occurrence left with nobody signed up."""
+
+    shift_id: int
+    title: str
+    inbox: str  # the inbox's label, or "every inbox" for an on-call shift without one
+    start: datetime
+    end: datetime
+
+
+@transaction.atomic
+def signups_remove_member(
+    *, organization_id: int, user_id: int, since: datetime, actor_id: int
+) -> list[UncoveredShift]:
+    """Take a person off every sign-up of theirs in this organization that is not over at
+    ``since``, the one under way included (they leave the team: they are on it no longer).
+    Returns the occurrences that now have nobody, soonest first. Audited per shift as the
+    actor's ``shift.withdraw``."""
+    mine = ShiftSignUp.objects.filter(
+        organization_id=organization_id, user_id=user_id, occurrence_end__gt=since
+    )
+    shift_ids = sorted(set(mine.values_list("shift_id", flat=True)))
+    if not shift_ids:
+        return []
+    # The shifts' row locks, in id order: a sign-up counting places waits for this.
+    locked = Shift.objects.select_for_update().filter(
+        pk__in=shift_ids, organization_id=organization_id
+    )
+    shifts = {s.pk: s for s in locked.select_related("number").order_by("pk")}
+    taken = list(mine.filter(shift_id__in=list(shifts)))
+    ShiftSignUp.objects.filter(pk__in=[s.pk for s in taken]).delete()
+    still = set(
+        ShiftSignUp.objects.filter(
+            shift_id__in=list(shifts), occurrence_start__in={s.occurrence_start for s in taken}
+        ).values_list("shift_id", "occurrence_start")
+    )
+    for shift_id in shifts:
+        audit(organization_id, actor_id, "shift.withdraw", shift_id)
+    for signup in taken:
+        publish_if_current(shifts[signup.shift_id], signup.occurrence_start, signup.occurrence_end)
+    uncovered = [
+        UncoveredShift(
+            shift_id=s.shift_id,
+            title=str(shifts[s.shift_id]),
+            inbox=shifts[s.shift_id].number.label if shifts[s.shift_id].number else "every inbox",
+            start=s.occurrence_start,
+            end=s.occurrence_end,
+        )
+        for s in taken
+        if (s.shift_id, s.occurrence_start) not in still
+    ]
+    return sorted(uncovered, key=lambda u: (u.start, u.shift_id))

@@ -74,7 +74,7 @@ def shifts_week(request: HttpRequest, organization: Organization) -> HttpRespons
 
 def _members(organization: Organization) -> list[Membership]:
     return list(
-        Membership.objects.filter(organization=organization)
+        Membership.objects.filter(organization=organization, is_active=True)
         .select_related("user")
         .order_by("user__display_name", "user__email")
     )

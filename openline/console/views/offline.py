@@ -65,7 +65,7 @@ def offline_report(request: HttpRequest, organization: Organization) -> HttpResp
         "hours": range(24),
         "page": page,
         "followups": list(offline_followups(**scope)[:100]),
-        "members": Membership.objects.filter(organization=organization)
+        "members": Membership.objects.filter(organization=organization, is_active=True)
         .select_related("user")
         .order_by("user__display_name", "user__email"),
     }
@@ -104,7 +104,9 @@ def offline_follow_up(
             conversation_assume(membership=membership, conversation=conversation)
             messages.success(request, f"You have {conversation.contact.label} now.")
         else:
-            to = Membership.objects.filter(organization=organization, user_id=user_id).first()
+            to = Membership.objects.filter(
+                organization=organization, user_id=user_id, is_active=True
+            ).first()
             if to is None:
                 raise Http404("no such member")
             conversation_transfer(membership=membership, conversation=conversation, to=to)

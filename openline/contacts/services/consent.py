@@ -151,6 +151,7 @@ def _require_manager(*, organization_id: int, actor_id: int | None, action: str)
             organization_id=organization_id,
             user_id=actor_id,
             user__is_active=True,
+            is_active=True,
             role__in=(Role.ADMIN, Role.SUPERVISOR),
         ).exists()
     )

@@ -115,9 +115,14 @@ def _note(conversation: Conversation, author_id: int | None, kind: str, body: st
 
 def _check_limit(membership: Membership, *, actor_id: int | None = None) -> None:
     """Refuse when ``membership`` already holds their limit of active conversations; the
-    message speaks to the actor when that is someone else (a transfer). Call inside the
-    transaction: the membership row lock serializes one person's claims."""
-    Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    message speaks to the actor when that is someone else (a transfer). A deactivated
+    member holds nothing. Call inside the transaction: the membership row lock serializes
+    one person's claims, and their deactivation (which returns what they hold)."""
+    locked = Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    if locked is None or not locked.is_active:
+        if actor_id is not None and actor_id != membership.user_id:
+            raise AssignmentError("inactive", f"{membership.user} is no longer on the team")
+        raise AssignmentError("inactive", "you are no longer a member of this organization")
     held = Conversation.objects.filter(
         organization_id=membership.organization_id,
         assigned_to_id=membership.user_id,
@@ -196,6 +201,32 @@ def conversation_transfer(
     _note(conversation, membership.user_id, NoteKind.TRANSFER, f"→ {target}\n{note}".strip())
     _publish(conversation, "conversation.assigned", previous=holder)
     return conversation
+
+
+@transaction.atomic
+def conversations_return_to_queue(*, organization_id: int, user_id: int, note: str) -> list[int]:
+    """Put every active conversation ``user_id`` holds in this organization back in the
+    queue (waiting, nobody's), each with an event note, published to the consoles. For a
+    member leaving the team (call after their deactivation: they can claim nothing more).
+    Returns the conversations' ids."""
+    held = list(
+        Conversation.objects.select_for_update()
+        .filter(
+            organization_id=organization_id,
+            assigned_to_id=user_id,
+            status=ConversationStatus.ACTIVE,
+        )
+        .order_by("pk")
+    )
+    now = timezone.now()
+    for conversation in held:
+        Conversation.objects.filter(pk=conversation.pk).update(
+            status=ConversationStatus.WAITING, assigned_to_id=None, assigned_at=now
+        )
+        _refresh(conversation)
+        _note(conversation, None, NoteKind.EVENT, note)
+        _publish(conversation, "conversation.assigned", previous=user_id)
+    return [conversation.pk for conversation in held]
 
 
 @transaction.atomic

@@ -55,6 +55,7 @@ def _unheld_with_unread_text() -> list[Conversation]:
         organization_id=OuterRef("organization_id"),
         user_id=OuterRef("assigned_to_id"),
         user__is_active=True,
+        is_active=True,
     )
     unread = Message.objects.filter(
         conversation_id=OuterRef("pk"), direction=Direction.INBOUND

@@ -3,7 +3,8 @@
 Events carry ids and states only, never message content; the browser fetches what it
 shows over HTTP, where every page checks access again. A subscription is checked like a
 page: same Origin, signed in, a member of the organization, a sign-in that has not ended
-(idle timeout, 12 hours; both re-checked while connected),
+(idle timeout, 12 hours; both re-checked while connected; a deactivation closes the
+member's sockets at once through the hub's ``member.signed_out``),
 and each event filtered to what this member may see (``event_visible``). Events reach the
 socket through the process's organization hub (``console.hub``)."""
 
@@ -85,6 +86,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "openline-no-channel"
     organization_id: int | None = None
     recheck: asyncio.Task[None] | None = None
+    ending: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         if not same_origin(self.scope):
@@ -128,6 +130,14 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def deliver(self, frame: str) -> None:
         await self.send(text_data=frame)
 
+    def signed_out(self, user_ids: set[int]) -> bool:
+        """The hub heard that people were signed out (deactivated): if this socket is one
+        of theirs, it closes now (4401) rather than at the next recheck."""
+        if self.user_id not in user_ids or self.ending is not None:
+            return False
+        self.ending = asyncio.create_task(self._end(CLOSE_UNAUTHENTICATED))
+        return True
+
     async def _recheck(self) -> None:
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
@@ -141,7 +151,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             self.can_manage = membership.can_manage
 
     async def _end(self, code: int) -> None:
-        assert self.organization_id is not None
+        if self.organization_id is None:  # ended already
+            return
+        if self.recheck is not None and self.recheck is not asyncio.current_task():
+            self.recheck.cancel()
         await hub.leave(self.organization_id, self)
         self.organization_id = None
         with contextlib.suppress(Exception):

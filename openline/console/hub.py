@@ -4,7 +4,8 @@ One subscription per process and organization, not one per socket: each event cr
 channel layer (memory or Redis) once per process, then goes out to every local socket that
 may see it. Events arriving within one short tick travel together in one frame per
 socket, so a burst of texts costs each console a few frames rather than one per event,
-and identical frames are encoded once."""
+and identical frames are encoded once. One event is the hub's own: ``member.signed_out``
+closes that person's sockets and reaches no browser."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ TICK_MAX_SECONDS = 0.05
 # serving consoles that never all close at once lives longer than that: it joins again
 # well before.
 REJOIN_SECONDS = 3600.0
+
+
+# An event for the hub itself, never forwarded to a browser: a member was deactivated (or
+# signed out everywhere), and their sockets in this organization close at once.
+SIGNED_OUT = "member.signed_out"
 
 
 def tick_seconds(listeners: int) -> float:
@@ -124,9 +130,14 @@ class OrganizationHub:
                 logger.exception("console fan-out failed")
 
     async def _send(self, events: list[dict[str, Any]]) -> None:
+        signed_out = {e["user_id"] for e in events if e["type"] == SIGNED_OUT}
+        ended: set[Listener] = set()
+        if signed_out:
+            events = [e for e in events if e["type"] != SIGNED_OUT]
+            ended = {listener for listener in self.listeners if _ends(listener, signed_out)}
         frames: dict[tuple[int, ...], str] = {}
         sends = []
-        for listener in list(self.listeners):
+        for listener in list(self.listeners - ended):
             shown = tuple(i for i, event in enumerate(events) if listener.visible(event))
             if not shown:
                 continue
@@ -140,6 +151,14 @@ class OrganizationHub:
         for result in results:
             if isinstance(result, Exception):
                 logger.info("a console socket could not take a frame: %r", result)
+
+
+def _ends(listener: Listener, user_ids: set[int]) -> bool:
+    """Whether the listener closes for these signed-out people. A listener that belongs to
+    one person has ``signed_out(user_ids) -> bool``: it schedules its own end (leaving the
+    hub from within the hub's own fan-out would cancel the fan-out) and says so."""
+    signed_out = getattr(listener, "signed_out", None)
+    return signed_out is not None and bool(signed_out(user_ids))
 
 
 # Per event loop (tests run several loops in one process), then per organization.

@@ -223,3 +223,58 @@ def test_a_burst_of_events_arrives_in_few_frames(alice: Any, org: Any) -> None:
 )
 def test_event_visible(event: dict[str, Any], user_id: int, manager: bool, visible: bool) -> None:
     assert event_visible(event, user_id=user_id, can_manage=manager) is visible
+
+
+def test_deactivation_closes_the_members_socket_at_once(
+    alice: Any, bob: Any, org: Any, text_in: Any, monkeypatch: Any
+) -> None:
+    """Deactivating bob (the team page's offboarding) closes his console socket as soon as
+    it commits, long before the minute's recheck; others stay connected and never see the
+    sign-out event itself, only what followed (his conversation back in the queue)."""
+    from openline.console import consumers
+    from openline.console.offboarding import member_offboard
+    from openline.messaging.services.assignment import conversation_assume
+
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 3600)
+    conversation = text_in("hello?")
+    conversation_assume(membership=Membership.objects.get(user=bob), conversation=conversation)
+
+    def offboard() -> None:
+        member_offboard(
+            organization=org,
+            membership_id=Membership.objects.get(user=bob).pk,
+            actor_id=alice.pk,
+        )
+
+    async def run() -> None:
+        bob_ws, alice_ws = await _connect(bob), await _connect(alice)
+        assert (await bob_ws.connect())[0] and (await alice_ws.connect())[0]
+        await sync_to_async(offboard)()
+        output = await bob_ws.receive_output(timeout=2)
+        assert output == {"type": "websocket.close", "code": consumers.CLOSE_UNAUTHENTICATED}
+        got = json.loads(await alice_ws.receive_from(timeout=2))["events"]
+        assert [(e["type"], e["conversation_id"], e["status"]) for e in got] == [
+            ("conversation.assigned", conversation.pk, "waiting")
+        ]
+        await _publish(org.pk, {"type": "contact.updated", "contact_id": 1})  # still open
+        got = json.loads(await alice_ws.receive_from(timeout=2))["events"]
+        assert [e["type"] for e in got] == ["contact.updated"]
+        await alice_ws.disconnect()
+
+    asyncio.run(run())
+
+
+def test_a_sign_out_event_closes_only_that_persons_sockets(
+    alice: Any, bob: Any, dora: Any, org: Any
+) -> None:
+    async def run() -> None:
+        sockets = [await _connect(user) for user in (bob, bob, dora)]
+        for ws in sockets:
+            assert (await ws.connect())[0]
+        await _publish(org.pk, {"type": "member.signed_out", "user_id": bob.pk})
+        await _publish(org.pk, {"type": "contact.updated", "contact_id": 1})
+        for ws in sockets[:2]:  # both of bob's tabs
+            assert await ws.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+        assert [e["type"] for e in await _events(sockets[2], 1)] == ["contact.updated"]
+
+    asyncio.run(run())

@@ -321,3 +321,25 @@ def test_another_organizations_admin_cannot_touch_our_invitations(
 def test_signed_out_people_are_sent_to_sign_in(db: None) -> None:
     page = Client().get(INVITATIONS)
     assert page.status_code == 302 and page["Location"].startswith("/login/")
+
+
+def test_the_list_costs_the_same_queries_however_many_invitations(
+    alice: Any, org: Any, commit: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    admin = _client(alice)
+
+    def cost() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert admin.get(INVITATIONS).status_code == 200
+        return len(queries.captured_queries)
+
+    invitation_create(organization=org, email="a@example.org", role="staff", invited_by_id=alice.pk)
+    one = cost()
+    for n in range(5):
+        invitation_create(
+            organization=org, email=f"p{n}@example.org", role="staff", invited_by_id=alice.pk
+        )
+    assert cost() == one

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
-from openline.core.models import AuditEvent
+from openline.core.models import ApiToken, AuditEvent
 
 _HOW = {
     "page": "on its page",
@@ -319,3 +319,12 @@ def conversation_readers(organization_id: int, conversation_id: int) -> list[Rea
         )
         for row in rows
     ]
+
+
+def api_tokens(organization_id: int) -> QuerySet[ApiToken]:
+    """The organization's API tokens, newest first, with who made each."""
+    return (
+        ApiToken.objects.filter(organization_id=organization_id)
+        .select_related("created_by")
+        .order_by("-created_at", "-id")
+    )

@@ -17,6 +17,7 @@ from openline.core.models import (
     Membership,
     Organization,
     Role,
+    TokenScope,
     User,
     validate_timezone,
 )
@@ -58,21 +59,89 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def api_token_create(*, organization: Organization, name: str = "") -> tuple[ApiToken, str]:
-    """Returns the token row and the secret, which is shown once and stored only hashed."""
+API_TOKEN_NAME_LENGTH = 100
+
+
+def api_token_create(
+    *,
+    organization: Organization,
+    name: str = "",
+    scope: str = TokenScope.WRITE,
+    created_by_id: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Returns the token row and the secret, which is shown once and stored only hashed.
+    Audited (``created_by_id`` None: made at the server's command line)."""
+    name = name.strip()
+    if len(name) > API_TOKEN_NAME_LENGTH:
+        raise ValidationError(f"a token's name is at most {API_TOKEN_NAME_LENGTH} characters")
+    if scope not in TokenScope.values:
+        raise ValidationError(f"scope must be one of {', '.join(TokenScope.values)}")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        organization=organization, name=name, prefix=secret[:10], token_hash=_hash(secret)
-    )
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            organization=organization,
+            name=name,
+            prefix=secret[:10],
+            token_hash=_hash(secret),
+            scope=scope,
+            created_by_id=created_by_id,
+        )
+        audit_record(
+            organization_id=organization.pk,
+            actor_id=created_by_id,
+            action="api_token.created",
+            object_type="api_token",
+            object_id=token.pk,
+            detail=_token_detail(token),
+        )
     return token, secret
 
 
+def _token_detail(token: ApiToken) -> str:
+    return f"{token.name or token.prefix} ({token.get_scope_display().lower()})"
+
+
+class ApiTokenError(Exception):
+    pass
+
+
+@transaction.atomic
+def api_token_revoke(*, organization_id: int, token_id: int, actor_id: int | None) -> ApiToken:
+    """Revoke one of the organization's tokens: every request with it is refused from now
+    on (401). Audited once; revoking a revoked token changes nothing."""
+    token = (
+        ApiToken.objects.select_for_update()
+        .filter(organization_id=organization_id, pk=token_id)
+        .first()
+    )
+    if token is None:
+        raise ApiTokenError("there is no such token")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            organization_id=organization_id,
+            actor_id=actor_id,
+            action="api_token.revoked",
+            object_type="api_token",
+            object_id=token.pk,
+            detail=_token_detail(token),
+        )
+    return token
+
+
 def api_token_authenticate(secret: str) -> ApiToken | None:
+    """The token this secret belongs to, unless it is unknown or revoked; records its use."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("organization").filter(token_hash=_hash(secret)).first()
+    token = (
+        ApiToken.objects.select_related("organization")
+        .filter(token_hash=_hash(secret), revoked_at__isnull=True)
+        .first()
+    )
     if token is not None:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        token.last_used_at = timezone.now()
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=token.last_used_at)
     return token
 
 

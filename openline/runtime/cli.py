@@ -132,11 +132,13 @@ def _public_url_warning(urls: dict[str, str]) -> str | None:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from openline.core.services import api_token_create
 
-    token, secret = api_token_create(organization=_org(args.org), name=args.name or "")
+    token, secret = api_token_create(
+        organization=_org(args.org), name=args.name or "", scope=args.scope
+    )
     _emit(
         args,
-        {"id": token.pk, "token": secret, "organization": args.org},
-        f"API token for {args.org} (shown once):\n{secret}",
+        {"id": token.pk, "token": secret, "organization": args.org, "scope": token.scope},
+        f"API token for {args.org}, {token.get_scope_display().lower()} (shown once):\n{secret}",
     )
     return 0
 
@@ -382,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("create", cmd_token_create, "create an API token", token)
     p.add_argument("--org", required=True)
     p.add_argument("--name")
+    p.add_argument(
+        "--scope",
+        choices=["read", "write"],
+        default="write",
+        help="read: GET requests only; write (default): everything",
+    )
 
     add("migrate", cmd_migrate, "create or update the database")
     add("demo", cmd_demo, "create the demo organization unless it exists")

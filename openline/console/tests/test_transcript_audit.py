@@ -142,10 +142,15 @@ NO_MESSAGE_TEXT = {
     "console:settings": "organization settings",
     "console:preferences": "the member's preferences",
     "console:team": "the team",
+    "console:team_member_deactivate": "what deactivating a member does (counts), then the "
+    "shifts it left with nobody",
+    "console:team_member_reactivate": "a redirect",
     "audit:log": "audit events: who, when, which action on what object, a short detail that "
     "never holds message content, the address and browser",
     "audit:export": "the same events as CSV (a POST; the export is audited)",
     "audit:conversation_readers": "who read a transcript: names, times and counts, not its text",
+    "audit:tokens": "the organization's API tokens (names, scopes, dates); a new one's secret",
+    "audit:token_revoke": "asks to confirm revoking a token, or a redirect",
     "console:chat_settings": "web chat widgets",
     "console:chat_widget_questions": "a widget's questions",
     "console:saved_replies": "the organization's saved replies",
@@ -465,6 +470,7 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "action": "pause",
         "public_id": "nope",
         "token": "nope",
+        "token_id": 999999,
         "uidb64": "nope",
         "secret": "nope",
         "invitation_id": 999999,

@@ -9,17 +9,24 @@ from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from openline.console.audit_forms import AuditFilterForm
+from openline.console.audit_forms import ApiTokenForm, AuditFilterForm
 from openline.contacts.csvfile import csv_safe
-from openline.core.audit import action_label, audit_events, conversation_readers
-from openline.core.models import AuditEvent, Membership, Organization, Role
-from openline.core.services import audit_record
+from openline.core.audit import action_label, api_tokens, audit_events, conversation_readers
+from openline.core.models import ApiToken, AuditEvent, Membership, Organization, Role
+from openline.core.services import (
+    ApiTokenError,
+    api_token_create,
+    api_token_revoke,
+    audit_record,
+)
 from openline.core.streaming import csv_stream
 from openline.core.web import FORBIDDEN_TEMPLATE, console_view, managers_only, paginate
 from openline.messaging.models import Conversation
@@ -172,3 +179,68 @@ def conversation_readers_view(
         raise Http404("no such conversation")
     readers = conversation_readers(organization.pk, conversation_id)
     return render(request, "console/audit/_readers.html", {"readers": readers})
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+def _tokens_page(
+    request: HttpRequest, organization: Organization, form: ApiTokenForm, status: int = 200
+) -> HttpResponse:
+    context = {"form": form, "tokens": api_tokens(organization.pk)}
+    return render(request, "console/audit/tokens.html", context, status=status)
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest, organization: Organization) -> HttpResponse:
+    """The organization's tokens; a new one's secret is shown on the answer to its form,
+    once (only its hash is kept), and never again."""
+    if refused := admins_only(request):
+        return refused
+    if request.method != "POST":
+        return _tokens_page(request, organization, ApiTokenForm())
+    form = ApiTokenForm(request.POST)
+    if not form.is_valid():
+        return _tokens_page(request, organization, form, status=422)
+    try:
+        token, secret = api_token_create(
+            organization=organization,
+            name=form.cleaned_data["name"],
+            scope=form.cleaned_data["scope"],
+            created_by_id=request.user.pk,
+        )
+    except ValidationError as exc:
+        form.add_error("name", " ".join(exc.messages))
+        return _tokens_page(request, organization, form, status=422)
+    response = render(
+        request, "console/audit/token_created.html", {"token": token, "secret": secret}
+    )
+    response["Cache-Control"] = "no-store"  # the secret must not outlive this page
+    return response
+
+
+def _token_or_404(organization: Organization, token_id: int) -> ApiToken:
+    token = api_tokens(organization.pk).filter(pk=token_id).first()
+    if token is None:
+        raise Http404("no such token")
+    return token
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def token_revoke(request: HttpRequest, organization: Organization, token_id: int) -> HttpResponse:
+    """GET asks to confirm; POST revokes (a refused request from then on)."""
+    if refused := admins_only(request):
+        return refused
+    token = _token_or_404(organization, token_id)
+    if request.method != "POST":
+        return render(request, "console/audit/token_revoke.html", {"token": token})
+    try:
+        api_token_revoke(
+            organization_id=organization.pk, token_id=token.pk, actor_id=request.user.pk
+        )
+    except ApiTokenError as exc:
+        raise Http404(str(exc)) from None
+    messages.success(request, f"Revoked “{token.name or token.prefix}”: it no longer works.")
+    return redirect("audit:tokens")

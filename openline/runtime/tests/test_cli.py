@@ -80,6 +80,20 @@ def test_org_user_number_token_commands_print_json(capsys, settings):
     assert token["token"] not in ApiToken.objects.values_list("token_hash", flat=True)
 
 
+def test_token_create_scope_read_makes_a_read_only_token(capsys):
+    run(capsys, "org", "create", "--name", "Riverside", "--slug", "riverside")
+    code, token = run(capsys, "token", "create", "--org", "riverside", "--scope", "read")
+    assert code == 0 and token["scope"] == "read"
+    stored = api_token_authenticate(token["token"])
+    assert stored.scope == "read" and stored.created_by_id is None
+    code, default = run(capsys, "token", "create", "--org", "riverside", "--name", "crm")
+    assert default["scope"] == "write"
+    with pytest.raises(SystemExit) as exit_:
+        main(["token", "create", "--org", "riverside", "--scope", "admin"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'admin'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

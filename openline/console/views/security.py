@@ -9,6 +9,7 @@ from typing import Any, cast
 import django_otp
 import segno
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView, redirect_to_login
@@ -128,6 +129,7 @@ def verify(request: HttpRequest) -> HttpResponseBase:
         "recovery": recovery,
         "next": _next(request),
         "has_app": sf.second_factor_enabled(request.user.pk),
+        "issuer": settings.OTP_TOTP_ISSUER,
         "membership": None,  # no console socket on this page
     }
     status = 422 if request.method == "POST" else 200

@@ -46,6 +46,16 @@ urlpatterns: list[URLPattern] = [
     ),
     path("preferences/", views.preferences, name="preferences"),
     path("team/", views.team, name="team"),
+    path(
+        "team/<int:membership_id>/deactivate",
+        views.team_member_deactivate,
+        name="team_member_deactivate",
+    ),
+    path(
+        "team/<int:membership_id>/reactivate",
+        views.team_member_reactivate,
+        name="team_member_reactivate",
+    ),
     path("chat-settings/", views.chat_settings, name="chat_settings"),
     path(
         "chat-settings/widgets/<int:widget_id>/questions",

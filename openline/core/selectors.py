@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.sessions.backends.base import SessionBase
+from dataclasses import dataclass
+from datetime import datetime
 
-from openline.core.models import Membership
+from django.contrib.sessions.backends.base import SessionBase
+from django.db.models import Max
+
+from openline.core.models import AuditEvent, Membership
 
 # The organization a person chose to work in, when they belong to several (the session
 # remembers it; the console's switcher changes it). Unset or no longer valid: their first.
@@ -33,3 +37,37 @@ def current_membership(user_id: int, organization_id: int | None) -> Membership 
 def session_organization_id(session: SessionBase | dict[str, object] | None) -> int | None:
     raw = session.get(ORGANIZATION_SESSION_KEY) if session is not None else None
     return raw if isinstance(raw, int) else None
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    membership: Membership
+    second_factor: bool  # an authenticator app set up (read only here)
+    last_sign_in: datetime | None  # the latest auth.sign_in in this organization
+
+
+def team_members(*, organization_id: int) -> list[TeamMember]:
+    """Everyone in the organization for the team page, active members first, then by name:
+    three queries however many people."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    members = list(
+        Membership.objects.filter(organization_id=organization_id)
+        .select_related("user")
+        .order_by("-is_active", "user__display_name", "user__email")
+    )
+    user_ids = [m.user_id for m in members]
+    with_app = set(
+        TOTPDevice.objects.filter(user_id__in=user_ids, confirmed=True).values_list(
+            "user_id", flat=True
+        )
+    )
+    sign_ins = dict(
+        AuditEvent.objects.filter(
+            organization_id=organization_id, action="auth.sign_in", actor_id__in=user_ids
+        )
+        .values("actor_id")
+        .annotate(last=Max("created_at"))
+        .values_list("actor_id", "last")
+    )
+    return [TeamMember(m, m.user_id in with_app, sign_ins.get(m.user_id)) for m in members]

@@ -42,7 +42,7 @@ from openline.console.views.export import conversation_export_csv, conversation_
 from openline.console.views.inbox import home, inbox, queue
 from openline.console.views.preferences import preferences, saved_replies, saved_reply_remove
 from openline.console.views.settings import organization_settings
-from openline.console.views.team import team
+from openline.console.views.team import team, team_member_deactivate, team_member_reactivate
 
 __all__ = [
     "chat_settings",
@@ -82,4 +82,6 @@ __all__ = [
     "saved_reply_remove",
     "segments",
     "team",
+    "team_member_deactivate",
+    "team_member_reactivate",
 ]

@@ -331,6 +331,7 @@ def record_consent(
             source=ConsentSource.API,
             evidence=payload.evidence.strip(),
             text=payload.text,
+            api_token_id=request.auth.pk,  # type: ignore[attr-defined]
         )
     state = consent_state(organization_id=org_id, phone=contact.phone)
     return {**state.as_dict(), "welcome_message_id": welcome.pk if welcome else None}

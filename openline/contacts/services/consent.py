@@ -256,8 +256,11 @@ def consent_record_opt_out(
     actor_id: int | None = None,
     number_id: int | None = None,
     simulated: bool = False,
+    api_token_id: int | None = None,
 ) -> ConsentEvent:
-    return consent_record(
+    """An opt-out. One recorded by staff or through the API is audited too (the person's
+    own, by keyword or through the carrier, is in the ledger only)."""
+    event = consent_record(
         organization_id=organization_id,
         phone=phone,
         kind=ConsentKind.OPT_OUT,
@@ -268,6 +271,9 @@ def consent_record_opt_out(
         number_id=number_id,
         simulated=simulated,
     )
+    if source in (ConsentSource.STAFF, ConsentSource.API):
+        _audit_consent(event, "consent.opt_out", api_token_id)
+    return event
 
 
 def consent_record_provider_opt_out(

@@ -14,6 +14,7 @@ from django.utils import timezone
 from openline.contacts.models import Contact
 from openline.core.models import Membership, User
 from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
+from openline.core.services import audit_record
 from openline.messaging.events import conversation_event
 from openline.messaging.models import (
     Channel,
@@ -303,8 +304,22 @@ def conversation_join(*, membership: Membership, conversation: Conversation) -> 
     )
     if created:
         _note(conversation, membership.user_id, NoteKind.EVENT, "joined the conversation")
+        _audit(conversation, membership, "conversation.join")
         _publish(conversation, "conversation.updated")
     return conversation
+
+
+def _audit(
+    conversation: Conversation, membership: Membership, action: str, detail: str = ""
+) -> None:
+    audit_record(
+        organization_id=conversation.organization_id,
+        actor_id=membership.user_id,
+        action=action,
+        object_type="conversation",
+        object_id=conversation.pk,
+        detail=detail,
+    )
 
 
 @transaction.atomic
@@ -318,6 +333,7 @@ def conversation_take_over(*, membership: Membership, conversation: Conversation
         raise AssignmentError("closed", "this conversation is closed")
     if holder == membership.user_id:
         return conversation
+    previous = f"from {_holder_name(conversation.pk)}" if holder else "from the queue"
     Conversation.objects.filter(pk=conversation.pk).update(
         status=ConversationStatus.ACTIVE,
         assigned_to_id=membership.user_id,
@@ -325,6 +341,7 @@ def conversation_take_over(*, membership: Membership, conversation: Conversation
     )
     _refresh(conversation)
     _note(conversation, membership.user_id, NoteKind.EVENT, "took over the conversation")
+    _audit(conversation, membership, "conversation.take_over", previous)
     _publish(conversation, "conversation.assigned", previous=holder)
     return conversation
 

@@ -343,3 +343,22 @@ def test_the_list_costs_the_same_queries_however_many_invitations(
             organization=org, email=f"p{n}@example.org", role="staff", invited_by_id=alice.pk
         )
     assert cost() == one
+
+
+def test_sign_in_to_accept_comes_back_to_the_invitation(
+    alice: Any, charlie: Any, org: Any, commit: Any
+) -> None:
+    _invite(_client(alice), commit, "charlie@example.org")
+    path = _last_link()
+    browser = Client()
+    page = browser.get(path).content.decode()
+    found = re.search(r'href="(/login/\?next=[^"]+)"', page)
+    assert found
+    signed_in = browser.post(
+        found.group(1).replace("&amp;", "&"),
+        {"username": "charlie@example.org", "password": "charlie-pass", "next": path},
+    )
+    assert signed_in.status_code == 302 and signed_in["Location"] == path
+    assert "Accept and join" in browser.get(path).content.decode()
+    assert browser.post(path).status_code == 302
+    assert Membership.objects.filter(organization=org, user=charlie, is_active=True).exists()

@@ -3,12 +3,13 @@ for the audit page and its CSV, and who read a conversation's transcript."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
-from openline.core.models import ApiToken, AuditEvent
+from openline.core.models import ApiToken, AuditEvent, User
 
 _HOW = {
     "page": "on its page",
@@ -328,3 +329,11 @@ def api_tokens(organization_id: int) -> QuerySet[ApiToken]:
         .select_related("created_by")
         .order_by("-created_at", "-id")
     )
+
+
+def member_names(organization_id: int, user_ids: Iterable[str]) -> dict[str, str]:
+    """Names of the organization's members (deactivated too) among ``user_ids`` (an
+    event's object_id), for events about a person: one query."""
+    ids = {int(pk) for pk in user_ids if pk.isdigit()}
+    people = User.objects.filter(pk__in=ids, memberships__organization_id=organization_id)
+    return {str(user.pk): str(user) for user in people.only("display_name", "email")}

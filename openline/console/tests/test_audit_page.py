@@ -302,3 +302,16 @@ def test_nobody_reads_another_organizations_readers(
     assert sue_client.get(missing).status_code == 404
     empty = sue_client.get(_readers_url(conversation)).content.decode()
     assert "Nobody has read this transcript yet" in empty
+
+
+def test_events_about_a_person_name_them_if_they_are_a_member(
+    org: Any, alice: Any, bob: Any, charlie: Any, alice_client: Client
+) -> None:
+    about_bob = _event(org, "member.role_changed", alice, object_type="user", object_id=bob.pk,
+                       detail="counselor → supervisor")  # fmt: skip
+    odd = _event(org, "member.role_changed", alice, object_type="user", object_id=charlie.pk)
+    html = alice_client.get(LOG, {"action": "member.role_changed"}).content.decode()
+    bob_row = html.split(f'data-audit-event="{about_bob}"')[1].split("</tr>")[0]
+    assert "bob@example.org" in bob_row and "Changed a role" in bob_row
+    odd_row = html.split(f'data-audit-event="{odd}"')[1].split("</tr>")[0]
+    assert "charlie@example.org" not in odd_row and f"User {charlie.pk}" in odd_row

@@ -19,7 +19,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from openline.console.audit_forms import ApiTokenForm, AuditFilterForm
 from openline.contacts.csvfile import csv_safe
-from openline.core.audit import action_label, api_tokens, audit_events, conversation_readers
+from openline.core.audit import (
+    action_label,
+    api_tokens,
+    audit_events,
+    conversation_readers,
+    member_names,
+)
 from openline.core.models import ApiToken, AuditEvent, Membership, Organization, Role
 from openline.core.services import (
     ApiTokenError,
@@ -86,13 +92,16 @@ def _browser(user_agent: str) -> str:
     return name
 
 
-def _rows(events: Iterable[AuditEvent]) -> list[dict[str, Any]]:
+def _rows(organization: Organization, events: Iterable[AuditEvent]) -> list[dict[str, Any]]:
+    events = list(events)
+    people = member_names(organization.pk, (e.object_id for e in events if e.object_type == "user"))
     return [
         {
             "event": event,
             "who": who_did_it(event),
             "label": action_label(event.action),
             "conversation_id": event.object_id if event.object_type == "conversation" else "",
+            "person": people.get(event.object_id, "") if event.object_type == "user" else "",
             "browser": _browser(event.user_agent),
         }
         for event in events
@@ -110,7 +119,7 @@ def audit_log(request: HttpRequest, organization: Organization) -> HttpResponse:
         return render(request, "console/audit/log.html", context, status=422)
     events = audit_events(organization.pk, **form.filters(organization.timezone))
     page = paginate(request, events)
-    context = {"form": form, "page": page, "rows": _rows(page.object_list)}
+    context = {"form": form, "page": page, "rows": _rows(organization, page.object_list)}
     return render(request, "console/audit/log.html", context)
 
 

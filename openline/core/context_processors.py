@@ -16,8 +16,11 @@ def organization(request: HttpRequest) -> dict[str, object]:
 
 
 def member_of(request: HttpRequest) -> SimpleLazyObject | list[Membership]:
-    """The signed-in person's active memberships (the header's organization switcher),
-    queried only if a template uses them."""
+    """The signed-in person's active memberships (the header's organization switcher):
+    the ones OrganizationMiddleware loaded, else queried only if a template uses them."""
+    loaded = getattr(request, "memberships", None)
+    if loaded is not None:
+        return list(loaded)
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return []

@@ -8,7 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from openline.core import security
-from openline.core.selectors import current_membership, session_organization_id
+from openline.core.selectors import (
+    active_memberships,
+    choose_membership,
+    session_organization_id,
+)
 
 
 class OrganizationMiddleware:
@@ -21,10 +25,12 @@ class OrganizationMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.membership = None  # type: ignore[attr-defined]
         request.organization = None  # type: ignore[attr-defined]
+        request.memberships = []  # type: ignore[attr-defined]
         if request.user.is_authenticated:
-            membership = current_membership(
-                request.user.pk, session_organization_id(request.session)
-            )
+            # All of them: the header's organization switcher lists them too.
+            memberships = active_memberships(request.user.pk)
+            request.memberships = memberships  # type: ignore[attr-defined]
+            membership = choose_membership(memberships, session_organization_id(request.session))
             if membership is not None:
                 request.membership = membership  # type: ignore[attr-defined]
                 request.organization = membership.organization  # type: ignore[attr-defined]
@@ -82,4 +88,5 @@ class SessionLimitsMiddleware:
         logout(request)
         request.membership = None  # type: ignore[attr-defined]
         request.organization = None  # type: ignore[attr-defined]
+        request.memberships = []  # type: ignore[attr-defined]
         messages.info(request, security.end_message(reason, idle_minutes))

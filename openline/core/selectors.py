@@ -27,7 +27,13 @@ def active_memberships(user_id: int) -> list[Membership]:
 def current_membership(user_id: int, organization_id: int | None) -> Membership | None:
     """The active membership in ``organization_id`` (the session's choice) or, when that
     is unset or no longer active, the person's first active one."""
-    memberships = active_memberships(user_id)
+    return choose_membership(active_memberships(user_id), organization_id)
+
+
+def choose_membership(
+    memberships: list[Membership], organization_id: int | None
+) -> Membership | None:
+    """The one in ``organization_id`` among a person's active memberships, else the first."""
     for membership in memberships:
         if membership.organization_id == organization_id:
             return membership

@@ -40,7 +40,7 @@ def _lock_admins(organization: Organization) -> list[int]:
 
 def _locked_member(organization: Organization, membership_id: int) -> Membership:
     member = (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
         .select_related("user")
         .filter(pk=membership_id, organization=organization)
         .first()

@@ -185,7 +185,7 @@ def signups_remove_member(
     if not shift_ids:
         return []
     # The shifts' row locks, in id order: a sign-up counting places waits for this.
-    locked = Shift.objects.select_for_update().filter(
+    locked = Shift.objects.select_for_update(of=("self",)).filter(
         pk__in=shift_ids, organization_id=organization_id
     )
     shifts = {s.pk: s for s in locked.select_related("number").order_by("pk")}

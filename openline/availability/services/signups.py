@@ -170,6 +170,10 @@ class UncoveredShift:
     end: datetime
 
 
+def _inbox_label(shift: Shift) -> str:
+    return shift.number.label if shift.number is not None else "every inbox"
+
+
 @transaction.atomic
 def signups_remove_member(
     *, organization_id: int, user_id: int, since: datetime, actor_id: int
@@ -204,7 +208,7 @@ def signups_remove_member(
         UncoveredShift(
             shift_id=s.shift_id,
             title=str(shifts[s.shift_id]),
-            inbox=shifts[s.shift_id].number.label if shifts[s.shift_id].number else "every inbox",
+            inbox=_inbox_label(shifts[s.shift_id]),
             start=s.occurrence_start,
             end=s.occurrence_end,
         )

@@ -58,6 +58,12 @@ class TeamForm(forms.Form):
         return {m.pk: self.cleaned_data[f"limit_{m.pk}"] for m in self.members}
 
 
+def _actor(request: HttpRequest) -> int:
+    user_id = request.user.pk
+    assert user_id is not None  # console_view: signed in
+    return user_id
+
+
 def _role(request: HttpRequest) -> str:
     return request.membership.role  # type: ignore[attr-defined,no-any-return]
 
@@ -74,7 +80,7 @@ def _apply(request: HttpRequest, organization: Organization, form: TeamForm) -> 
     try:
         team_update(
             organization=organization,
-            actor_id=request.user.pk,
+            actor_id=_actor(request),
             default_limit=form.cleaned_data["default_limit"],
             limits=form.limits(),
             roles=form.roles(),
@@ -82,7 +88,7 @@ def _apply(request: HttpRequest, organization: Organization, form: TeamForm) -> 
     except MemberNotFound as exc:
         raise Http404("no such member") from exc
     except ValidationError as exc:
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
         for key, problems in errors.items():
             form.add_error(key if key in form.fields else None, problems)
         return False
@@ -145,7 +151,7 @@ def team_member_deactivate(
     if request.method == "POST":
         try:
             done = member_offboard(
-                organization=organization, membership_id=membership_id, actor_id=request.user.pk
+                organization=organization, membership_id=membership_id, actor_id=_actor(request)
             )
         except MemberNotFound as exc:
             raise Http404("no such member") from exc
@@ -166,7 +172,7 @@ def team_member_reactivate(
         return refused
     try:
         member = member_reactivate(
-            organization=organization, membership_id=membership_id, actor_id=request.user.pk
+            organization=organization, membership_id=membership_id, actor_id=_actor(request)
         )
     except MemberNotFound as exc:
         raise Http404("no such member") from exc

@@ -85,7 +85,7 @@ def _session_device(user_id: int, session: Any) -> Device | None:
     persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
     if not persistent_id:
         return None
-    device = Device.from_persistent_id(persistent_id)
+    device: Device | None = Device.from_persistent_id(persistent_id)
     if device is None or device.user_id != user_id or not device.confirmed:
         return None
     return device
@@ -250,7 +250,7 @@ def second_factor_verify(
     token = _recovery(code) if recovery else _digits(code)
     wrong = WRONG_RECOVERY_CODE if recovery else WRONG_CODE
     with transaction.atomic():
-        device = (
+        device: TOTPDevice | StaticDevice | None = (
             model.objects.select_for_update()
             .filter(user=user, confirmed=True)
             .order_by("pk")

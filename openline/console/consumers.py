@@ -23,6 +23,7 @@ from django.utils import timezone
 from openline.console import hub
 from openline.core import security
 from openline.core.models import Membership
+from openline.core.second_factor import second_factor_satisfied
 from openline.core.selectors import current_membership, session_organization_id
 
 # Membership and the sign-in are checked again this often on a live connection, so a removed
@@ -73,6 +74,13 @@ def _membership(
 
 
 @database_sync_to_async
+def _second_factor_passed(user: Any, session: Any) -> bool:
+    """A password alone does not open the console of someone with a second factor (or
+    whose organization requires one): the session must have passed it, as pages check."""
+    return second_factor_satisfied(user, session)
+
+
+@database_sync_to_async
 def _session_over(session_key: str | None, membership: Membership) -> bool:
     """The sign-in behind the socket ended (idle timeout, 12 hours, signed out); the socket
     itself never counts as activity."""
@@ -99,6 +107,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         membership = await _membership(user.pk, session=self.scope.get("session"))
         if membership is None:
             await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if not await _second_factor_passed(user, self.scope.get("session")):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.session_key = getattr(self.scope.get("session"), "session_key", None)
         if await _session_over(self.session_key, membership):

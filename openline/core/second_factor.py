@@ -376,6 +376,9 @@ EXEMPT_PREFIXES = (
     "/logout/",
     "/account/password-reset/",
     "/invitations/",
+    # Someone led to set up a second factor that another of their organizations does not
+    # ask for may go and work there instead.
+    "/account/organization/",
     "/healthz",
     "/api/",
     "/voice/",

@@ -278,3 +278,59 @@ def test_a_sign_out_event_closes_only_that_persons_sockets(
         assert [e["type"] for e in await _events(sockets[2], 1)] == ["contact.updated"]
 
     asyncio.run(run())
+
+
+def _with_second_factor(user: Any) -> Any:
+    from openline.core.second_factor import totp_begin, totp_confirm
+    from openline.core.tests.second_factor_support import app_code
+
+    pending, _ = totp_begin(user=user)
+    device, _ = totp_confirm(user=user, device_id=pending.pk, code=app_code(pending))
+    return device
+
+
+def test_a_password_alone_does_not_open_the_socket_of_someone_with_a_second_factor(
+    bob: Any, org: Any
+) -> None:
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    device = _with_second_factor(bob)
+
+    async def run(verified: bool) -> tuple[bool, int | None]:
+        from openline.asgi import application
+
+        def cookie() -> str:
+            session = SessionStore()
+            session[SESSION_KEY] = str(bob.pk)
+            session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+            session[HASH_SESSION_KEY] = bob.get_session_auth_hash()
+            if verified:
+                session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+            return f"sessionid={session.session_key}"
+
+        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+        headers.append((b"cookie", (await sync_to_async(cookie)()).encode()))
+        ws = WebsocketCommunicator(application, "/ws/console/", headers=headers)
+        connected, code = await ws.connect()
+        await ws.disconnect()
+        return connected, code
+
+    assert asyncio.run(run(verified=False)) == (False, 4401)
+    connected, _ = asyncio.run(run(verified=True))
+    assert connected
+
+
+def test_a_member_whose_organization_requires_a_second_factor_needs_one_for_the_socket(
+    bob: Any, org: Any
+) -> None:
+    org.require_second_factor = "everyone"
+    org.save(update_fields=["require_second_factor"])
+
+    async def run() -> tuple[bool, int | None]:
+        ws = await _connect(bob)
+        connected, code = await ws.connect()
+        await ws.disconnect()
+        return connected, code
+
+    assert asyncio.run(run()) == (False, 4401)

@@ -166,6 +166,24 @@ def test_someone_with_an_account_signs_in_and_accepts(
     assert browser.get(path).status_code == 404
 
 
+def test_an_account_with_a_second_factor_passes_it_before_accepting(
+    alice: Any, charlie: Any, org: Any, commit: Any
+) -> None:
+    from openline.core.second_factor import totp_begin, totp_confirm
+    from openline.core.tests.second_factor_support import app_code
+
+    pending, _ = totp_begin(user=charlie)
+    totp_confirm(user=charlie, device_id=pending.pk, code=app_code(pending))
+    _invite(_client(alice), commit, "charlie@example.org", role="supervisor")
+    path = _last_link()
+    password_only = Client()
+    password_only.post("/login/", {"username": "charlie@example.org", "password": "charlie-pass"})
+    for answer in (password_only.get(path), password_only.post(path)):
+        assert answer.status_code == 302
+        assert answer["Location"] == f"{reverse('security:verify')}?next={path}"
+    assert not Membership.objects.filter(organization=org, user=charlie).exists()
+
+
 def test_signed_in_as_someone_else_the_page_says_so_and_offers_sign_out(
     alice: Any, bob: Any, commit: Any
 ) -> None:

@@ -141,7 +141,8 @@ def test_invited_counselor_sets_up_works_a_text_and_is_deactivated_mid_shift(
     expect(pane.locator(".pane-head")).to_contain_text("With you", timeout=LIVE)
     pane.locator(".reply-body").fill("Hi, I'm Nora. I'm here.")
     pane.locator(".reply-box button[type=submit]").click()
-    expect(phone.locator(".bubble.received")).to_have_text("Hi, I'm Nora. I'm here.", timeout=10_000)
+    received = phone.locator(".bubble.received")
+    expect(received).to_have_text("Hi, I'm Nora. I'm here.", timeout=10_000)
     conversation = Conversation.objects.get(organization=org, assigned_to=nora)
     _shot(nora_page, "3-working")
 

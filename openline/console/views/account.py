@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from openline.core import accounts
 from openline.core import invitations as invitation_services
 from openline.core.models import Invitation, Organization, Role, User
+from openline.core.second_factor import has_confirmed_device
 from openline.core.selectors import ORGANIZATION_SESSION_KEY, active_memberships
 from openline.core.web import FORBIDDEN_TEMPLATE, console_view
 
@@ -239,6 +240,10 @@ def _accept_existing(request: HttpRequest, secret: str, context: dict[str, Any])
     if not request.user.is_authenticated:
         context["state"] = "sign_in"
         return render(request, "console/account/invitation_accept.html", context)
+    if has_confirmed_device(request.user.pk) and not request.user.is_verified():  # type: ignore[union-attr]
+        # The page is open without a second factor (a new person sets a password here);
+        # joining with an existing account needs the account's whole sign-in.
+        return redirect(f"{reverse('security:verify')}?next={request.path}")
     context["state"] = "accept"
     if request.method == "POST":
         try:

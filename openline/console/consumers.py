@@ -141,10 +141,15 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def deliver(self, frame: str) -> None:
         await self.send(text_data=frame)
 
-    def signed_out(self, user_ids: set[int]) -> bool:
-        """The hub heard that people were signed out (deactivated): if this socket is one
-        of theirs, it closes now (4401) rather than at the next recheck."""
-        if self.user_id not in user_ids or self.ending is not None:
+    def signed_out(self, events: list[dict[str, Any]]) -> bool:
+        """The hub heard that people were signed out (deactivated, or everywhere): if this
+        socket is one of theirs and not the session they kept, it closes now (4401) rather
+        than at the next recheck."""
+        mine = any(
+            event["user_id"] == self.user_id and event.get("keep_session") != self.session_key
+            for event in events
+        )
+        if not mine or self.ending is not None:
             return False
         self.ending = asyncio.create_task(self._end(CLOSE_UNAUTHENTICATED))
         return True

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from openline.core.realtime import org_group
+from openline.core.realtime import SIGNED_OUT, org_group
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,6 @@ TICK_MAX_SECONDS = 0.05
 # serving consoles that never all close at once lives longer than that: it joins again
 # well before.
 REJOIN_SECONDS = 3600.0
-
-
-# An event for the hub itself, never forwarded to a browser: a member was deactivated (or
-# signed out everywhere), and their sockets in this organization close at once.
-SIGNED_OUT = "member.signed_out"
 
 
 def tick_seconds(listeners: int) -> float:
@@ -130,7 +125,7 @@ class OrganizationHub:
                 logger.exception("console fan-out failed")
 
     async def _send(self, events: list[dict[str, Any]]) -> None:
-        signed_out = {e["user_id"] for e in events if e["type"] == SIGNED_OUT}
+        signed_out = [e for e in events if e["type"] == SIGNED_OUT]
         ended: set[Listener] = set()
         if signed_out:
             events = [e for e in events if e["type"] != SIGNED_OUT]
@@ -153,12 +148,12 @@ class OrganizationHub:
                 logger.info("a console socket could not take a frame: %r", result)
 
 
-def _ends(listener: Listener, user_ids: set[int]) -> bool:
-    """Whether the listener closes for these signed-out people. A listener that belongs to
-    one person has ``signed_out(user_ids) -> bool``: it schedules its own end (leaving the
+def _ends(listener: Listener, events: list[dict[str, Any]]) -> bool:
+    """Whether the listener closes for these sign-out events. A listener that belongs to
+    one person has ``signed_out(events) -> bool``: it schedules its own end (leaving the
     hub from within the hub's own fan-out would cancel the fan-out) and says so."""
     signed_out = getattr(listener, "signed_out", None)
-    return signed_out is not None and bool(signed_out(user_ids))
+    return signed_out is not None and bool(signed_out(events))
 
 
 # Per event loop (tests run several loops in one process), then per organization.

@@ -15,14 +15,10 @@ from django.utils import timezone
 from openline.availability.models import ShiftSignUp
 from openline.availability.services import UncoveredShift, signups_remove_member
 from openline.core.models import Membership, Organization
-from openline.core.realtime import publish_on_commit
+from openline.core.realtime import publish_signed_out_on_commit
 from openline.core.team import MemberNotFound, member_deactivate
 from openline.messaging.models import Conversation, ConversationStatus
 from openline.messaging.services.assignment import conversations_return_to_queue
-
-# The event that closes a person's console sockets in this organization at once (the
-# console hub acts on it and forwards it to no browser).
-SIGNED_OUT = "member.signed_out"
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,5 @@ def member_offboard(
         user_id=user_id,
         note=f"{membership.user} was deactivated; this conversation is back in the queue",
     )
-    publish_on_commit(
-        organization_id=organization.pk, event={"type": SIGNED_OUT, "user_id": user_id}
-    )
+    publish_signed_out_on_commit(organization_ids=[organization.pk], user_id=user_id)
     return Offboarding(membership, returned, removed, uncovered)

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 
 from openline.core.models import Membership, User
+from openline.core.realtime import publish_signed_out_on_commit
 from openline.core.services import audit_record
 
 # Reset e-mails per address and hour: enough for a person who lost the first one, too few
@@ -98,6 +99,16 @@ def user_sign_out_everywhere(
         keep_session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     _audit_everywhere(
         user_id, "auth.sign_out_everywhere", ip_address=ip_address, user_agent=user_agent
+    )
+    # Open consoles close now rather than at their next request or recheck.
+    publish_signed_out_on_commit(
+        organization_ids=list(
+            Membership.objects.filter(user_id=user_id, is_active=True).values_list(
+                "organization_id", flat=True
+            )
+        ),
+        user_id=user_id,
+        keep_session=keep_session.session_key if keep_session is not None else None,
     )
     return user
 

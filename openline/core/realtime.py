@@ -184,6 +184,21 @@ def publish_many_on_commit(events: list[tuple[int, dict[str, Any]]]) -> None:
     transaction.on_commit(lambda: _send(envelopes))
 
 
+# An event for the console hub itself, never forwarded to a browser: this person was
+# deactivated or signed out everywhere, and their console sockets close at once (except
+# those of ``keep_session``, the browser that asked to sign the others out).
+SIGNED_OUT = "member.signed_out"
+
+
+def publish_signed_out_on_commit(
+    *, organization_ids: list[int], user_id: int, keep_session: str | None = None
+) -> None:
+    event: dict[str, Any] = {"type": SIGNED_OUT, "user_id": user_id}
+    if keep_session:
+        event["keep_session"] = keep_session
+    publish_many_on_commit([(organization_id, event) for organization_id in organization_ids])
+
+
 def chat_group(conversation_id: int) -> str:
     return f"chat-{conversation_id}"
 

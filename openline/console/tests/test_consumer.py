@@ -334,3 +334,40 @@ def test_a_member_whose_organization_requires_a_second_factor_needs_one_for_the_
         return connected, code
 
     assert asyncio.run(run()) == (False, 4401)
+
+
+def test_signing_out_everywhere_closes_the_other_browsers_sockets_not_the_kept_one(
+    bob: Any, org: Any, monkeypatch: Any
+) -> None:
+    """ "Sign out everywhere else": every console socket of bob's closes at once except the
+    ones of the session he kept (the browser he asked from, under its new key)."""
+    from openline.console import consumers
+    from openline.core.accounts import user_sign_out_everywhere
+
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 3600)
+
+    def sign_out_keeping(cookie: str) -> str:
+        kept = SessionStore(cookie.removeprefix("sessionid="))
+        kept.load()
+        user_sign_out_everywhere(user_id=bob.pk, keep_session=kept)
+        kept.save()
+        return f"sessionid={kept.session_key}"
+
+    async def run() -> None:
+        from openline.asgi import application
+
+        other = await _connect(bob)
+        assert (await other.connect())[0]
+        mine = await sync_to_async(_session_cookie)(bob)
+        # The kept browser's next page opens its socket before the hub hears the event.
+        kept_cookie = await sync_to_async(sign_out_keeping)(mine)
+        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+        kept = WebsocketCommunicator(
+            application, "/ws/console/", headers=[*headers, (b"cookie", kept_cookie.encode())]
+        )
+        assert (await kept.connect())[0]
+        assert await other.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+        await _publish(org.pk, {"type": "contact.updated", "contact_id": 1})
+        assert [e["type"] for e in await _events(kept, 1)] == ["contact.updated"]
+
+    asyncio.run(run())

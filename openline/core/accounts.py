@@ -12,9 +12,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
-from openline.core.models import Membership, User
+from openline.core.models import User
 from openline.core.realtime import publish_signed_out_on_commit
-from openline.core.services import audit_record
+from openline.core.selectors import active_organization_ids
+from openline.core.services import audit_person_everywhere
 
 # Reset e-mails per address and hour: enough for a person who lost the first one, too few
 # for someone using the form to flood another person's mailbox. Counted in Django's cache
@@ -23,24 +24,6 @@ from openline.core.services import audit_record
 # it configures a shared cache.
 PASSWORD_RESETS_PER_HOUR = 3
 _RESET_WINDOW_SECONDS = 3600
-
-
-def _audit_everywhere(
-    user_id: int, action: str, *, ip_address: str | None = None, user_agent: str = ""
-) -> None:
-    organization_ids = Membership.objects.filter(user_id=user_id, is_active=True).values_list(
-        "organization_id", flat=True
-    )
-    for organization_id in organization_ids:
-        audit_record(
-            organization_id=organization_id,
-            actor_id=user_id,
-            action=action,
-            object_type="user",
-            object_id=user_id,
-            ip_address=ip_address,
-            user_agent=user_agent,
-        )
 
 
 def password_reset_allowed(*, email: str) -> bool:
@@ -77,7 +60,9 @@ def user_password_reset(
     user = User.objects.select_for_update().get(pk=user_id)
     user.set_password(password)
     user.save(update_fields=["password"])
-    _audit_everywhere(user_id, "auth.password_reset", ip_address=ip_address, user_agent=user_agent)
+    audit_person_everywhere(
+        user_id=user_id, action="auth.password_reset", ip_address=ip_address, user_agent=user_agent
+    )
     return user
 
 
@@ -97,16 +82,15 @@ def user_sign_out_everywhere(
     if keep_session is not None:
         keep_session.cycle_key()
         keep_session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    _audit_everywhere(
-        user_id, "auth.sign_out_everywhere", ip_address=ip_address, user_agent=user_agent
+    audit_person_everywhere(
+        user_id=user_id,
+        action="auth.sign_out_everywhere",
+        ip_address=ip_address,
+        user_agent=user_agent,
     )
     # Open consoles close now rather than at their next request or recheck.
     publish_signed_out_on_commit(
-        organization_ids=list(
-            Membership.objects.filter(user_id=user_id, is_active=True).values_list(
-                "organization_id", flat=True
-            )
-        ),
+        organization_ids=active_organization_ids(user_id),
         user_id=user_id,
         keep_session=keep_session.session_key if keep_session is not None else None,
     )

@@ -37,7 +37,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from openline.core.models import Membership, Organization, Role, User
 from openline.core.selectors import current_membership, session_organization_id
-from openline.core.services import audit_record
+from openline.core.services import audit_person_everywhere, audit_record
 
 TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
@@ -108,37 +108,6 @@ def second_factor_satisfied(user: Any, session: Any) -> bool:
 # --- audit --------------------------------------------------------------------------------
 
 
-def _organization_ids(user_id: int) -> list[int]:
-    return list(
-        Membership.objects.filter(user_id=user_id, is_active=True)
-        .order_by("organization_id")
-        .values_list("organization_id", flat=True)
-    )
-
-
-def _audit_everywhere(
-    *,
-    user_id: int,
-    action: str,
-    detail: str = "",
-    ip_address: str | None = None,
-    user_agent: str = "",
-) -> None:
-    """A person's own security event, recorded in every organization they work in (each
-    organization's admins see it in their audit log)."""
-    for organization_id in _organization_ids(user_id):
-        audit_record(
-            organization_id=organization_id,
-            actor_id=user_id,
-            action=action,
-            object_type="user",
-            object_id=user_id,
-            detail=detail,
-            ip_address=ip_address,
-            user_agent=user_agent,
-        )
-
-
 # --- setting up the app --------------------------------------------------------------------
 
 
@@ -173,7 +142,7 @@ def totp_confirm(*, user: User, device_id: int, code: str) -> tuple[TOTPDevice, 
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             codes = _new_recovery_codes(user)
-            _audit_everywhere(
+            audit_person_everywhere(
                 user_id=user.pk,
                 action="second_factor.enabled",
                 detail="a new authenticator app" if replaced else "authenticator app",
@@ -181,7 +150,7 @@ def totp_confirm(*, user: User, device_id: int, code: str) -> tuple[TOTPDevice, 
             return device, codes
     if problem == "expired":
         raise ValidationError("This set-up has expired. Start again with the new QR code.")
-    _audit_everywhere(
+    audit_person_everywhere(
         user_id=user.pk, action="auth.second_factor_failed", detail="while setting up"
     )
     raise ValidationError(problem)
@@ -209,7 +178,7 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
         raise ValidationError("Set up an authenticator app first.")
     with transaction.atomic():
         codes = _new_recovery_codes(user)
-        _audit_everywhere(user_id=user.pk, action="recovery_codes.regenerated")
+        audit_person_everywhere(user_id=user.pk, action="recovery_codes.regenerated")
     return codes
 
 
@@ -261,7 +230,7 @@ def second_factor_verify(
         assert device is not None
         if recovery:
             left = recovery_codes_left(user.pk)
-            _audit_everywhere(
+            audit_person_everywhere(
                 user_id=user.pk,
                 action="auth.recovery_code_used",
                 detail=f"{left} recovery codes left",
@@ -271,7 +240,7 @@ def second_factor_verify(
         return device
     kind = "recovery code" if recovery else "authenticator code"
     paused = " (paused after wrong codes)" if problem.startswith("Too many") else ""
-    _audit_everywhere(
+    audit_person_everywhere(
         user_id=user.pk,
         action="auth.second_factor_failed",
         detail=kind + paused,
@@ -298,7 +267,7 @@ def second_factor_disable(*, user: User) -> None:
     with transaction.atomic():
         if not _delete_devices(user.pk):
             raise ValidationError("You have no second factor to turn off.")
-        _audit_everywhere(user_id=user.pk, action="second_factor.disabled")
+        audit_person_everywhere(user_id=user.pk, action="second_factor.disabled")
 
 
 def _delete_devices(user_id: int) -> int:

@@ -24,6 +24,15 @@ def active_memberships(user_id: int) -> list[Membership]:
     )
 
 
+def active_organization_ids(user_id: int) -> list[int]:
+    """The organizations this person is an active member of, in id order."""
+    return list(
+        Membership.objects.filter(user_id=user_id, is_active=True)
+        .order_by("organization_id")
+        .values_list("organization_id", flat=True)
+    )
+
+
 def current_membership(user_id: int, organization_id: int | None) -> Membership | None:
     """The active membership in ``organization_id`` (the session's choice) or, when that
     is unset or no longer active, the person's first active one."""

@@ -21,6 +21,7 @@ from openline.core.models import (
     User,
     validate_timezone,
 )
+from openline.core.selectors import active_organization_ids
 
 TOKEN_PREFIX = "olk_"
 
@@ -170,6 +171,29 @@ def audit_record(
         ip_address=ip_address or None,
         user_agent=user_agent[:300],
     )
+
+
+def audit_person_everywhere(
+    *,
+    user_id: int,
+    action: str,
+    detail: str = "",
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> None:
+    """A person's own account event (a sign-in, a new password, a second factor), recorded
+    in every organization they are an active member of: each one's admins see it."""
+    for organization_id in active_organization_ids(user_id):
+        audit_record(
+            organization_id=organization_id,
+            actor_id=user_id,
+            action=action,
+            object_type="user",
+            object_id=user_id,
+            detail=detail,
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
 
 
 # --- transcript reads ------------------------------------------------------------------------

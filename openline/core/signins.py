@@ -13,9 +13,9 @@ from typing import Any
 from django.http import HttpRequest
 from ua_parser import parse
 
-from openline.core.models import AuditEvent, Membership, User
+from openline.core.models import AuditEvent, User
 from openline.core.second_factor import remember_no_device
-from openline.core.services import audit_record
+from openline.core.services import audit_person_everywhere
 
 SIGN_IN = "auth.sign_in"
 SIGN_IN_FAILED = "auth.sign_in_failed"
@@ -36,19 +36,7 @@ def _where(request: HttpRequest | None) -> dict[str, Any]:
 
 
 def _record(user_id: int, action: str, detail: str, where: dict[str, Any]) -> None:
-    organization_ids = Membership.objects.filter(user_id=user_id, is_active=True).values_list(
-        "organization_id", flat=True
-    )
-    for organization_id in organization_ids:
-        audit_record(
-            organization_id=organization_id,
-            actor_id=user_id,
-            action=action,
-            object_type="user",
-            object_id=user_id,
-            detail=detail,
-            **where,
-        )
+    audit_person_everywhere(user_id=user_id, action=action, detail=detail, **where)
 
 
 def on_signed_in(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:

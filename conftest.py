@@ -365,6 +365,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+# An init script for browser contexts: every Content-Security-Policy violation a page
+# reports collects in window.__csp (a test asserts it stays empty).
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + e.sourceFile);
+});
+"""
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:

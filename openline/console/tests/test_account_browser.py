@@ -14,18 +14,12 @@ from typing import Any
 import pytest
 from django.core import mail
 
-from conftest import ARTIFACTS, wait_for
+from conftest import ARTIFACTS, WATCH_CSP, wait_for
 from openline.core.models import Membership
 
 pytestmark = pytest.mark.browser
 
 Page = Any
-_WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-});
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +34,7 @@ def new_page(browser: Any) -> Iterator[Any]:
 
     def make() -> Page:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.add_init_script(_WATCH_CSP)
+        context.add_init_script(WATCH_CSP)
         contexts.append(context)
         return context.new_page()
 

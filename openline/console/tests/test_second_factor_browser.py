@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from conftest import WATCH_CSP
 from openline.core.second_factor import totp_begin, totp_confirm
 from openline.core.tests.second_factor_support import app_code, wrong_code
 
@@ -19,18 +20,12 @@ pytestmark = pytest.mark.browser
 
 LIVE = 5_000  # ms
 Page = Any
-_WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-});
-"""
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.add_init_script(_WATCH_CSP)
+    context.add_init_script(WATCH_CSP)
     yield context.new_page()
     context.close()
 

@@ -11,18 +11,12 @@ from typing import Any
 
 import pytest
 
+from conftest import WATCH_CSP
+
 pytestmark = pytest.mark.browser
 
 LIVE = 5_000  # ms
 Page = Any
-
-# Recorded from the first script on every page, before the page's own.
-_WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + e.sourceFile);
-});
-"""
 
 
 @pytest.fixture
@@ -30,7 +24,7 @@ def console(browser: Any, live_asgi: str, bob: Any) -> Iterator[Page]:
     """Bob's console, signed in through the sign-in page; CSP reports are collected from
     the page and from Chromium's console."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.add_init_script(_WATCH_CSP)
+    context.add_init_script(WATCH_CSP)
     page = context.new_page()
     page.csp_console = []  # type: ignore[attr-defined]
     page.on(

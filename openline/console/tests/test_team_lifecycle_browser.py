@@ -17,7 +17,7 @@ import pytest
 from django.core import mail
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, WATCH_CSP
 from openline.core.models import AuditEvent, Membership, User
 from openline.core.tests.second_factor_support import app_code
 from openline.messaging.models import Conversation
@@ -28,12 +28,6 @@ LIVE = 5_000  # ms: what reaches a screen over the socket, on a slow machine
 NORA = "nora@example.org"
 NORA_PASSWORD = "quiet-harbor-lantern-42"
 Page = Any
-_WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-});
-"""
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def contexts(browser: Any, caplog: pytest.LogCaptureFixture) -> Iterator[Any]:
 
     def new(width: int = 1280) -> Page:
         context = browser.new_context(viewport={"width": width, "height": 900})
-        context.add_init_script(_WATCH_CSP)
+        context.add_init_script(WATCH_CSP)
         opened.append(context)
         return context.new_page()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, WATCH_CSP
 
 pytestmark = pytest.mark.browser
 
@@ -25,12 +25,6 @@ FILE = (
     "Bo Chen,202 555 0103,,,art,Art,\n"
     "Typo,202-555-01,,,,,\n"
 )
-_WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-});
-"""
 
 
 def _shot(page: Any, name: str) -> None:
@@ -73,7 +67,7 @@ def test_a_supervisor_imports_and_exports_contacts_in_chromium(
     upload = tmp_path / "families.csv"
     upload.write_text(FILE, encoding="utf-8")
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.add_init_script(_WATCH_CSP)
+    context.add_init_script(WATCH_CSP)
     page = context.new_page()
     page.goto(f"{live_asgi}/login/")
     page.fill("#id_username", "sue@example.org")

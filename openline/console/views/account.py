@@ -17,7 +17,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse, reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -318,11 +318,4 @@ def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
         messages.info(request, "You are signed out in every browser, this one included.")
         return redirect("login")
     messages.success(request, "Every other browser signed in as you is now signed out.")
-    return redirect(_security_home())
-
-
-def _security_home() -> str:
-    try:
-        return reverse("security:home")
-    except NoReverseMatch:
-        return "/"
+    return redirect("security:home")

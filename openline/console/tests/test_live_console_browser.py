@@ -457,6 +457,10 @@ def test_a_slow_refresh_of_one_conversation_does_not_hold_up_another(
     first, second = (live["phone"](sandbox_number, s) for s in ("+12025550171", "+12025550172"))
     _text(first, "one")
     _text(second, "two")
+    # Both texts listed first: a click on a row the second text's list refresh then
+    # replaces would be lost.
+    for label, body in (("+1 202-555-0171", "one"), ("+1 202-555-0172", "two")):
+        expect(_row(counselor, label)).to_contain_text(body, timeout=LIVE)
     ids = []
     for label in ("+1 202-555-0171", "+1 202-555-0172"):
         _row(counselor, label).get_by_role("button", name="Assume").click()

@@ -276,3 +276,13 @@ def feed_signups(feed: CalendarFeed, *, now: datetime | None = None) -> list[Shi
         organization_id=feed.organization_id, user_id=feed.user_id, occurrence_end__gt=since
     )
     return list(signups.select_related("shift__number").order_by("occurrence_start")[:FEED_LIMIT])
+
+
+def member_signups_not_over(
+    *, organization_id: int, user_id: int, since: datetime
+) -> QuerySet[ShiftSignUp]:
+    """A person's sign-ups in this organization not over at ``since`` (the one under way
+    included): what a member leaving the team is taken off."""
+    return ShiftSignUp.objects.filter(
+        organization_id=organization_id, user_id=user_id, occurrence_end__gt=since
+    )

@@ -6,13 +6,11 @@ members only."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from openline.availability.models import ShiftSignUp
+from openline.availability.selectors import member_signups_not_over
 from openline.availability.services import UncoveredShift, signups_remove_member
 from openline.core.models import Membership, Organization
 from openline.core.realtime import publish_signed_out_on_commit
@@ -56,15 +54,10 @@ def offboarding_plan(*, organization: Organization, membership_id: int) -> Offbo
         assigned_to_id=membership.user_id,
         status=ConversationStatus.ACTIVE,
     )
-    signups = _signups(organization, membership.user_id, timezone.now())
-    return OffboardingPlan(membership, held.count(), signups.count())
-
-
-def _signups(organization: Organization, user_id: int, now: datetime) -> QuerySet[ShiftSignUp]:
-    """The sign-ups deactivation removes: every one not over yet."""
-    return ShiftSignUp.objects.filter(
-        organization=organization, user_id=user_id, occurrence_end__gt=now
+    signups = member_signups_not_over(
+        organization_id=organization.pk, user_id=membership.user_id, since=timezone.now()
     )
+    return OffboardingPlan(membership, held.count(), signups.count())
 
 
 @transaction.atomic
@@ -80,7 +73,9 @@ def member_offboard(
         organization=organization, membership_id=membership_id, actor_id=actor_id
     )
     user_id, now = membership.user_id, timezone.now()
-    removed = _signups(organization, user_id, now).count()
+    removed = member_signups_not_over(
+        organization_id=organization.pk, user_id=user_id, since=now
+    ).count()
     uncovered = signups_remove_member(
         organization_id=organization.pk, user_id=user_id, since=now, actor_id=actor_id
     )

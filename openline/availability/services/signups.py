@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from openline.availability.models import Shift, ShiftSignUp
 from openline.availability.recurrence import expand, find, to_local, to_utc
+from openline.availability.selectors import member_signups_not_over
 from openline.availability.services.common import (
     ShiftError,
     audit,
@@ -182,9 +183,7 @@ def signups_remove_member(
     ``since``, the one under way included (they leave the team: they are on it no longer).
     Returns the occurrences that now have nobody, soonest first. Audited per shift as the
     actor's ``shift.withdraw``."""
-    mine = ShiftSignUp.objects.filter(
-        organization_id=organization_id, user_id=user_id, occurrence_end__gt=since
-    )
+    mine = member_signups_not_over(organization_id=organization_id, user_id=user_id, since=since)
     shift_ids = sorted(set(mine.values_list("shift_id", flat=True)))
     if not shift_ids:
         return []

@@ -33,6 +33,7 @@ from openline.core.services import (
     api_token_revoke,
     audit_record,
 )
+from openline.core.signins import browser_name
 from openline.core.streaming import csv_stream
 from openline.core.web import FORBIDDEN_TEMPLATE, console_view, managers_only, paginate
 from openline.messaging.models import Conversation
@@ -77,21 +78,6 @@ def who_did_it(event: AuditEvent) -> str:
     return "OpenLine" if event.api_token_id is None else "A deleted API token"
 
 
-def _browser(user_agent: str) -> str:
-    """ "Firefox 128 on Linux" (the full header stays in the CSV)."""
-    if not user_agent:
-        return ""
-    from ua_parser import parse
-
-    result = parse(user_agent)
-    agent, system = result.user_agent, result.os
-    name = " ".join(p for p in (agent.family, agent.major) if p) if agent else ""
-    name = name or "Unknown browser"
-    if system and system.family and system.family != "Other":
-        name += f" on {system.family}"
-    return name
-
-
 def _rows(organization: Organization, events: Iterable[AuditEvent]) -> list[dict[str, Any]]:
     events = list(events)
     people = member_names(organization.pk, (e.object_id for e in events if e.object_type == "user"))
@@ -102,7 +88,7 @@ def _rows(organization: Organization, events: Iterable[AuditEvent]) -> list[dict
             "label": action_label(event.action),
             "conversation_id": event.object_id if event.object_type == "conversation" else "",
             "person": people.get(event.object_id, "") if event.object_type == "user" else "",
-            "browser": _browser(event.user_agent),
+            "browser": browser_name(event.user_agent) if event.user_agent else "",
         }
         for event in events
     ]

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "openline.availability",
     "openline.alerts",
     "openline.campaigns",
+    "openline.forms",
+    "openline.reports",
     "openline.runtime",
     "axes",
 ]
@@ -234,6 +236,9 @@ STATICFILES_DIRS: list[Path | tuple[str, Path]] = (
 # The voice recorder's WAV encoder, from npm like htmx: /static/wavefile/wavefile.js.
 if (BASE_DIR / "node_modules" / "wavefile" / "dist").exists():
     STATICFILES_DIRS.append(("wavefile", BASE_DIR / "node_modules" / "wavefile" / "dist"))
+# The reports page's charts, from npm like htmx: /static/chartjs/chart.umd.min.js.
+if (BASE_DIR / "node_modules" / "chart.js" / "dist").exists():
+    STATICFILES_DIRS.append(("chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"))
 WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -30,5 +30,7 @@ urlpatterns = [
     path("broadcasts/", include("openline.campaigns.urls")),
     path("appointments/", include("openline.campaigns.appointment_urls")),
     path("campaigns/", include("openline.campaigns.campaign_urls")),
+    path("forms/", include("openline.forms.urls")),
+    path("reports/", include("openline.reports.urls")),
     path("", include("openline.console.urls")),
 ]

@@ -37,6 +37,9 @@ class AlertPolicy(models.Model):
     # arrives while the inbox is offline. Blank = off. Notices go only once the phone is
     # confirmed with a code texted to it (an admin cannot point them at a stranger).
     after_hours_phone = models.CharField(max_length=20, blank=True)
+    # A high-risk conversation (priority high or urgent) still waiting after this many
+    # minutes alerts the supervisors and admins on shift (alerts.sweep). 0 = never.
+    high_risk_minutes = models.PositiveSmallIntegerField(default=3, db_default=3)
     after_hours_confirmed_phone = models.CharField(max_length=20, blank=True)
     after_hours_confirmed_at = models.DateTimeField(null=True, blank=True)
     updated_by = models.ForeignKey(
@@ -125,6 +128,10 @@ class AlertKind(models.TextChoices):
     REMINDER = "reminder", "Reminder"
     ESCALATION = "escalation", "Escalation"
     AFTER_HOURS = "after_hours", "After-hours notice"
+    # A high-risk conversation (priority high or urgent) has waited past the inbox's limit.
+    HIGH_RISK = "high_risk", "High-risk wait"
+    # A counselor started the imminent-risk checklist: supervisors on shift are told.
+    RESCUE = "rescue", "Imminent risk"
 
 
 class Alert(models.Model):

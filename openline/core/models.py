@@ -46,6 +46,8 @@ class Organization(models.Model):
         ],
         default="none",
     )
+    # A texter replies with this word to skip the pre-conversation survey (forms).
+    survey_skip_word = models.CharField(max_length=20, default="SKIP", db_default="SKIP")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

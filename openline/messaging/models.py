@@ -73,6 +73,15 @@ class Priority(models.IntegerChoices):
     URGENT = 3, "Urgent"
 
 
+class RiskLevel(models.IntegerChoices):
+    """The result of a risk assessment (the most severe positive screening item); empty on
+    a conversation nobody assessed."""
+
+    LOW = 1, "Low"
+    MODERATE = 2, "Moderate"
+    HIGH = 3, "High"
+
+
 class Conversation(models.Model):
     organization_id: int
     number_id: int
@@ -85,6 +94,15 @@ class Conversation(models.Model):
         max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.WAITING
     )
     priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    # Why the priority was raised, shown in the queue row ("Risk phrase: “pills”",
+    # "Chat triage: …", "Survey: …"); empty at normal priority.
+    priority_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # The latest risk assessment's result (forms: the screener a counselor completes).
+    risk_level = models.SmallIntegerField(choices=RiskLevel.choices, null=True, blank=True)
+    # A new text conversation answering its inbox's pre-conversation survey stays out of
+    # the queue until the survey ends or this time passes, whichever is first: a survey
+    # that breaks or a texter who stops answering never keeps a person from the queue.
+    held_until = models.DateTimeField(null=True, blank=True)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -358,3 +376,26 @@ class AwaitedAnswer(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["contact", "number"], name="one_awaited_answer")
         ]
+
+
+class RiskPhrase(models.Model):
+    """A word, phrase or emoji that raises a conversation's priority when an inbound text
+    contains it (messaging.risk): each organization keeps its own list, shown to admins
+    with what it matched."""
+
+    organization_id: int
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    phrase = models.CharField(max_length=100)
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.URGENT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "phrase"], name="uniq_risk_phrase")
+        ]
+
+    def __str__(self) -> str:
+        return self.phrase

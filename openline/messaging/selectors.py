@@ -25,6 +25,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.utils import timezone
 
 from openline.contacts.models import Contact
 from openline.core.models import Membership
@@ -135,6 +136,12 @@ class QueueFilter:
     unread_only: bool = False
 
 
+def not_held(now: datetime | None = None) -> Q:
+    """Conversations in the queue: not held for a pre-conversation survey, or held past
+    the hold's end (a survey never keeps a person from the queue longer than that)."""
+    return Q(held_until__isnull=True) | Q(held_until__lte=now or timezone.now())
+
+
 def queue_conversations(*, membership: Membership, filters: QueueFilter) -> QuerySet[Conversation]:
     """One of the console's views for this member, each row annotated with ``unread`` (for
     this user) and the last message's body and direction. Counselors get no "all" view and
@@ -149,6 +156,8 @@ def queue_conversations(*, membership: Membership, filters: QueueFilter) -> Quer
     ).exclude(channel=Channel.ALERT)
     if scope.holder_id is not None:
         conversations = conversations.filter(assigned_to_id=scope.holder_id)
+    if view == "waiting":
+        conversations = conversations.filter(not_held())
     # The queue is served by priority (from pre-chat triage), then oldest first; the other
     # views show the latest activity first.
     order = ("-priority", "created_at", "id") if view == "waiting" else ("-last_message_at", "-id")
@@ -251,7 +260,7 @@ def queue_counts(*, membership: Membership) -> dict[str, int]:
     """Badges for the Waiting and Mine tabs."""
     base = Conversation.objects.filter(organization_id=membership.organization_id)
     return {
-        "waiting": base.filter(status=ConversationStatus.WAITING).count(),
+        "waiting": base.filter(not_held(), status=ConversationStatus.WAITING).count(),
         "mine": base.filter(
             assigned_to_id=membership.user_id, status=ConversationStatus.ACTIVE
         ).count(),

@@ -15,6 +15,7 @@ from openline.contacts.models import Contact
 from openline.core.models import Membership, User
 from openline.core.realtime import publish_on_commit, publish_to_visitor_on_commit
 from openline.core.services import audit_record
+from openline.messaging import hooks
 from openline.messaging.events import conversation_event
 from openline.messaging.models import (
     Channel,
@@ -244,6 +245,9 @@ def conversation_close(
         raise AssignmentError("closed", "this conversation is already closed")
     if holder != membership.user_id and not membership.can_manage:
         raise AssignmentError("not_yours", _close_refusal(conversation))
+    blockers = hooks.close_blockers(conversation)
+    if blockers:
+        raise AssignmentError("incomplete", "Before closing: " + " ".join(blockers))
     now = timezone.now()
     # Conditional on the holder too: handed to someone else meanwhile, it is not ours to close.
     closed = Conversation.objects.filter(
@@ -254,11 +258,16 @@ def conversation_close(
     _refresh(conversation)
     _note(conversation, membership.user_id, NoteKind.WRAP_UP, wrap_up.strip())
     _publish(conversation, "conversation.closed", previous=holder)
+    _closed_on_commit(conversation.pk)
     if conversation.channel == Channel.CHAT:  # the visitor's widget moves on to the survey
         publish_to_visitor_on_commit(
             conversation_id=conversation.pk, event={"type": "ended", "by": "counselor"}
         )
     return conversation
+
+
+def _closed_on_commit(conversation_id: int) -> None:
+    transaction.on_commit(lambda: hooks.conversations_closed([conversation_id]))
 
 
 def _close_refusal(conversation: Conversation) -> str:
@@ -283,6 +292,7 @@ def conversation_close_unattended(*, conversation_id: int, note: str) -> None:
     conversation.save(update_fields=["status", "closed_at"])
     _note(conversation, None, NoteKind.EVENT, note)
     _publish(conversation, "conversation.closed", previous=holder)
+    _closed_on_commit(conversation.pk)
 
 
 def _require_supervisor(membership: Membership) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -32,7 +32,7 @@ from openline.contacts.models import Contact
 from openline.contacts.services.consent import consent_keyword_in_context
 from openline.contacts.services.contacts import contact_get_or_create
 from openline.core.realtime import publish_many_on_commit, publish_on_commit
-from openline.messaging import sql
+from openline.messaging import hooks, sql
 from openline.messaging.answers import answer_awaited
 from openline.messaging.events import conversation_event, message_event_values
 from openline.messaging.models import (
@@ -44,11 +44,13 @@ from openline.messaging.models import (
     Message,
     MessageStatus,
 )
+from openline.messaging.risk import RiskHit, matchers_for
 from openline.messaging.segments import count_segments
 from openline.messaging.services.conversation_consent import (
     apply_keyword,
     conversation_flag_opt_out_request,
 )
+from openline.messaging.services.priority import conversation_raise_priority
 from openline.providers.models import Number
 
 logger = logging.getLogger(__name__)
@@ -103,12 +105,19 @@ class _Batch:
         return self.contacts[key]
 
     def conversation(
-        self, *, contact: Contact, event: _Event, opt_out: bool, offline: bool
+        self,
+        *,
+        contact: Contact,
+        event: _Event,
+        opt_out: bool,
+        offline: bool,
+        hold_minutes: int = 0,
     ) -> tuple[Conversation, bool]:
         """The open conversation, or a new waiting one: every text reaches a person, a
         bare HELP, START or YES included. Only an opt-out keyword (STOP...) from someone
         with no open conversation puts nobody in the queue: it joins their latest
-        conversation, or a new closed one."""
+        conversation, or a new closed one. ``hold_minutes`` keeps a new one out of the
+        queue while its inbox's pre-conversation survey runs (at most that long)."""
         key = (contact.pk, event.number_id)
         if key in self.open:
             return self.open[key], False
@@ -128,6 +137,9 @@ class _Batch:
             last_message_at=event.received_at,
             closed_at=event.received_at if opt_out else None,
             opened_offline=offline,
+            held_until=event.received_at + timedelta(minutes=hold_minutes)
+            if hold_minutes and not opt_out
+            else None,
         )
         if not opt_out:
             self.open[key] = conversation
@@ -143,6 +155,7 @@ class _Prepared:
     opt_out_request: bool
     encoding: str
     segments: int
+    risk: RiskHit | None = None
 
     @property
     def opts_out(self) -> bool:
@@ -168,12 +181,23 @@ class _Inboxes:
 
     offline: set[int]
     responding: set[int]
+    # Inboxes whose new conversations wait for a pre-conversation survey: minutes.
+    holds: dict[int, int]
 
     @classmethod
     def of(cls, prepared: list[_Prepared]) -> _Inboxes:
         ids = sorted({p.event.number_id for p in prepared})
         online = inboxes_online(ids, min(p.event.received_at for p in prepared))
-        return cls({n for n, on in online.items() if not on}, responding_inboxes(ids))
+        offline = {n for n, on in online.items() if not on}
+        holds = hooks.opening_holds([n for n in ids if n not in offline])
+        return cls(offline, responding_inboxes(ids), holds)
+
+    def hold_minutes(self, item: _Prepared) -> int:
+        """How long a conversation this text opens is held for its inbox's survey: not
+        when the text is a keyword or contains a risk phrase (it goes to the queue now)."""
+        if item.keyword is not None or item.opt_out_request or item.risk is not None:
+            return 0
+        return self.holds.get(item.event.number_id, 0)
 
     def offline_text(self, item: _Prepared) -> bool:
         """A text (anything but an opt-out keyword) that arrived while its inbox was
@@ -244,7 +268,15 @@ def inbound_process_pending(limit: int = BATCH_SIZE) -> int:
     return len(events)
 
 
+def _assess_risk(prepared: list[_Prepared]) -> None:
+    """Each text's risk phrase, if any (one query per batch; matchers are cached)."""
+    matchers = matchers_for({p.event.organization_id for p in prepared})
+    for item in prepared:
+        item.risk = matchers[item.event.organization_id].match(item.event.body)
+
+
 def _process_batch(prepared: list[_Prepared]) -> None:
+    _assess_risk(prepared)
     inboxes = _Inboxes.of(prepared)
     plan = _plan(prepared, inboxes)  # reads, before taking the write lock
     with transaction.atomic():
@@ -354,8 +386,8 @@ class _Plan:
 def _plan(prepared: list[_Prepared], inboxes: _Inboxes) -> _Plan | None:
     """The common case worked out ahead: plain texts from known people into their open
     conversations. Anything else (a keyword, a new person or conversation) returns None
-    and takes the full path inside the transaction."""
-    if any(p.keyword is not None or p.opt_out_request for p in prepared):
+    and takes the full path inside the transaction (so do texts with a risk phrase)."""
+    if any(p.keyword is not None or p.opt_out_request or p.risk for p in prepared):
         return None
     found = _open_conversations([p.event for p in prepared])
     rows: list[_Row] = []
@@ -453,6 +485,8 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
     holders: dict[int, _Holder] = {}
     touched: set[int] = set()
     follow_up: list[tuple[_Prepared, Conversation]] = []
+    risky: list[tuple[RiskHit, Conversation]] = []
+    held: list[int] = []
     replies = _AutoReplies(inboxes)
     context = _KeywordContext()
     for item in prepared:
@@ -465,12 +499,19 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
         )
         offline = inboxes.offline_text(item)
         conversation, created = batch.conversation(
-            contact=contact, event=event, opt_out=item.opts_out, offline=offline
+            contact=contact,
+            event=event,
+            opt_out=item.opts_out,
+            offline=offline,
+            hold_minutes=inboxes.hold_minutes(item),
         )
+        if created and conversation.held_until is not None:
+            held.append(conversation.pk)
         if created:
+            kind = "conversation.held" if conversation.held_until else "conversation.created"
             publish_on_commit(
                 organization_id=event.organization_id,
-                event=conversation_event(conversation, "conversation.created"),
+                event=conversation_event(conversation, kind),
             )
         else:
             touched.add(conversation.pk)
@@ -480,10 +521,18 @@ def _store(prepared: list[_Prepared], inboxes: _Inboxes) -> None:
         holders[conversation.pk] = conversation
         if item.keyword is not None or item.opt_out_request:
             follow_up.append((item, conversation))
+        if item.risk is not None and conversation.status != ConversationStatus.CLOSED:
+            risky.append((item.risk, conversation))
     _insert(_inserts(rows), rows)
     sql.conversations_touch(conversation_ids=sorted(touched))
     _publish_created(rows, holders)
     replies.enqueue_on_commit()
+    for hit, conversation in risky:
+        conversation_raise_priority(
+            conversation=conversation, priority=hit.priority, reason=hit.reason
+        )
+    if held:
+        transaction.on_commit(lambda: hooks.conversations_held(held))
     for item, conversation in follow_up:
         if item.keyword is not None:
             apply_keyword(conversation=conversation, match=item.keyword, text=item.event.body)

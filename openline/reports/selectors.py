@@ -1,0 +1,3 @@
+"""The reports (registered in openline.reports.base.REPORTS, in page order)."""
+
+from __future__ import annotations

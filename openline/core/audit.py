@@ -60,6 +60,10 @@ AREAS: list[tuple[str, str, dict[str, str]]] = [
         {
             "conversation.take_over": "Took over a conversation",
             "conversation.join": "Joined a conversation",
+            "risk_checklist.start": "Started the imminent-risk checklist",
+            "risk_step.done": "Ticked an imminent-risk step",
+            "risk_step.undone": "Unticked an imminent-risk step",
+            "risk_checklist.end": "Ended the imminent-risk checklist",
         },
     ),
     (

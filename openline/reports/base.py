@@ -21,6 +21,9 @@ class ReportFilters:
     tz: ZoneInfo
     number_id: int | None = None  # one inbox, or all
     channel: str | None = None  # "sms", "chat", "voice", or all
+    # The form field report's choice: a form of the organization and one of its field keys.
+    form_id: int | None = None
+    field_key: str = ""
 
     @property
     def since(self) -> datetime:

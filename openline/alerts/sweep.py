@@ -26,8 +26,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from openline.alerts.models import Alert, AlertKind, AlertPolicy, AlertProfile
-from openline.core.models import Membership
-from openline.messaging.models import Channel, Conversation, ConversationStatus, MessageKind
+from openline.core.models import Membership, Role
+from openline.messaging.models import (
+    Channel,
+    Conversation,
+    ConversationStatus,
+    MessageKind,
+    Priority,
+)
+from openline.messaging.selectors import not_held
 
 logger = logging.getLogger(__name__)
 
@@ -190,11 +197,31 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
     if not policies:
         return result
     online = inboxes_online(list(policies), now)
-    plans = {n: policy_plan(p) for n, p in policies.items() if online[n]}
+    _waiting_alerts(now, {n: policy_plan(p) for n, p in policies.items() if online[n]}, result)
+    limits = {n: p.high_risk_minutes for n, p in policies.items() if online[n]}
+    _high_risk_alerts(now, {n: m for n, m in limits.items() if m}, result)
+    if result.due:
+        logger.info(
+            "alert sweep: %d waiting, %d due, %d sent, %d refused",
+            result.waiting,
+            result.due,
+            result.sent,
+            result.refused,
+        )
+    return result
+
+
+def _waiting_alerts(now: datetime, plans: dict[int, list[Step]], result: SweepResult) -> None:
+    """Each policy's plan for the conversations waiting in its inbox. A conversation held
+    for its pre-conversation survey is not in the queue yet: nothing is due for it until
+    the hold ends (its wait still counts from its first text)."""
     waiting = [
         _Waiting(*row)
         for row in Conversation.objects.filter(
-            number_id__in=list(plans), status=ConversationStatus.WAITING, opened_offline=False
+            not_held(now),
+            number_id__in=list(plans),
+            status=ConversationStatus.WAITING,
+            opened_offline=False,
         ).values_list("pk", "number_id", "organization_id", "channel", "created_at")
     ]
     result.waiting = len(waiting)
@@ -204,7 +231,7 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
         for step in due_steps(plans[c.number_id], (now - c.created_at).total_seconds() / 60)
     ]
     if not due:
-        return result
+        return
     done = set(
         Alert.objects.filter(
             conversation__number_id__in=list(plans),
@@ -222,15 +249,80 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
         now,
         result,
     )
-    if result.due:
-        logger.info(
-            "alert sweep: %d waiting, %d due, %d sent, %d refused",
-            result.waiting,
-            result.due,
-            result.sent,
-            result.refused,
+
+
+# --- high-risk waits ----------------------------------------------------------------------
+
+HIGH_RISK_STEP = Step(AlertKind.HIGH_RISK, 1, 0)
+MANAGERS = (Role.ADMIN, Role.SUPERVISOR)
+
+
+def _high_risk_alerts(now: datetime, limits: dict[int, int], result: SweepResult) -> None:
+    """A waiting conversation at high or urgent priority (a risk phrase, triage, a survey
+    answer) that has waited its inbox's ``high_risk_minutes`` alerts the supervisors and
+    admins on a shift of the organization now and everyone on call: once per conversation
+    and phone (the Alert key), whatever later sweeps see. Inboxes with alerts off, offline
+    or with the limit at 0 send none, and held conversations are not in the queue yet."""
+    if not limits:
+        return
+    rows = Conversation.objects.filter(
+        not_held(now),
+        number_id__in=list(limits),
+        status=ConversationStatus.WAITING,
+        priority__gte=Priority.HIGH,
+    ).values_list("pk", "number_id", "organization_id", "channel", "created_at")
+    due = [
+        c
+        for c in (_Waiting(*row) for row in rows)
+        if (now - c.created_at).total_seconds() >= limits[c.number_id] * 60
+    ]
+    if not due:
+        return
+    done = set(
+        Alert.objects.filter(
+            conversation_id__in=[c.pk for c in due], kind=AlertKind.HIGH_RISK
+        ).values_list("conversation_id", "phone")
+    )
+    recipients = high_risk_recipients(now, {c.organization_id for c in due})
+    _send_all(
+        [
+            (conversation, HIGH_RISK_STEP, recipient)
+            for conversation in due
+            for recipient in recipients.get(conversation.organization_id, [])
+            if (conversation.pk, recipient.phone) not in done
+        ],
+        now,
+        result,
+    )
+
+
+def high_risk_recipients(now: datetime, organization_ids: set[int]) -> dict[int, list[Recipient]]:
+    """Per organization, one recipient per phone: its supervisors and admins on a shift of
+    any of its inboxes now, and everyone on an on-call shift (the escalation contacts),
+    each with a confirmed alert phone that permits texts (``Roster``)."""
+    from openline.providers.models import Number
+
+    numbers = dict(
+        Number.objects.filter(organization_id__in=organization_ids).values_list(
+            "pk", "organization_id"
         )
-    return result
+    )
+    roster = Roster(now, list(numbers), list(organization_ids))
+    managers = set(
+        Membership.objects.filter(
+            organization_id__in=organization_ids, role__in=MANAGERS, is_active=True
+        ).values_list("organization_id", "user_id")
+    )
+    chosen: dict[int, dict[str, Recipient]] = {org: {} for org in organization_ids}
+    for number_id, people in roster.staff.items():
+        org = numbers[number_id]
+        for person in people:
+            if (org, person.user_id) in managers:
+                chosen[org].setdefault(person.phone, person)
+    for org, people in roster.oncall.items():
+        for person in people:
+            chosen[org].setdefault(person.phone, person)
+    return {org: sorted(found.values(), key=lambda r: r.phone) for org, found in chosen.items()}
 
 
 AFTER_HOURS_STEP = Step(AlertKind.AFTER_HOURS, 1, 0)
@@ -284,18 +376,31 @@ def _send(
     now: datetime,
     labels: dict[int, str],
 ) -> str:
-    """One alert: its record and its text together, or neither."""
-    from openline.messaging.services.outbound import SendRefused, message_send
-
     minutes = max(0, int((now - conversation.created_at).total_seconds() // 60))
     inbox = labels[conversation.number_id]
+    return alert_send(
+        conversation=conversation,
+        step=step,
+        recipient=recipient,
+        body=alert_text(conversation, step.kind, minutes, inbox),
+    )
+
+
+def alert_send(
+    *, conversation: _Waiting | Conversation, step: Step, recipient: Recipient, body: str
+) -> str:
+    """One alert: its record and its text together, or neither. "sent", "refused" (the
+    send service refused it; the record says why) or "skipped" (already sent: the unique
+    key on conversation, step and phone). Also used by alerts.rescue."""
+    from openline.messaging.services.outbound import SendRefused, message_send
+
     message, refused = None, ""
     try:
         with transaction.atomic():  # the text and its record, or neither
             try:
                 message = message_send(
                     organization_id=conversation.organization_id,
-                    body=alert_text(conversation, step.kind, minutes, inbox),
+                    body=body,
                     to=recipient.phone,
                     number_id=conversation.number_id,
                     kind=MessageKind.ALERT,
@@ -312,7 +417,7 @@ def _send(
                 message=message,
                 refused=refused,
             )
-    except IntegrityError:  # another sweep sent it first: this text is rolled back
+    except IntegrityError:  # sent already (another sweep): this text is rolled back
         return "skipped"
     return "refused" if refused else "sent"
 
@@ -326,4 +431,6 @@ def alert_text(conversation: _Waiting | Conversation, kind: str, minutes: int, i
         return f"OpenLine escalation: nobody has answered a {what} in {inbox} ({waited}). {link}"
     if kind == AlertKind.AFTER_HOURS:
         return f"OpenLine: a text arrived in {inbox} while it is offline. {link}"
+    if kind == AlertKind.HIGH_RISK:
+        return f"OpenLine: a high-risk {what} has waited {minutes} min in {inbox}. {link}"
     return f"OpenLine: a {what} is waiting in {inbox} ({waited}). {link}"

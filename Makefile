@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run setup test test-sqlite test-postgres lint bench bench-console bench-chat bench-alerts bench-broadcast bench-import bench-reminders clean browsers
+.PHONY: run setup test test-sqlite test-postgres lint bench bench-console bench-chat bench-alerts bench-broadcast bench-import bench-reminders bench-reports clean browsers
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -74,6 +74,12 @@ bench-import: setup
 # and the scheduler's sweep with nothing, a few and 200 due (SQLite, and PostgreSQL with Redis).
 bench-reminders: setup
 	$(BIN)/python bench/reminders.py
+
+# Every report of the reports page at 100,000 conversations (a year of a helpline's data),
+# for the last 30 days and the whole year, all inboxes and one: each under 1 s (SQLite and
+# PostgreSQL).
+bench-reports: setup
+	$(BIN)/python bench/reports.py
 
 clean:
 	rm -rf $(VENV) node_modules var/test-*

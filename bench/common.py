@@ -226,8 +226,8 @@ def set_up_openline(*, provider: str, env: dict[str, str] | None = None) -> Benc
 
 # --- texts and signed Twilio webhooks ------------------------------------------------------------
 
-# Ordinary texts; none is a consent keyword or reads like an opt-out request (check_bodies),
-# so every event takes the plain path: contact, conversation, message.
+# Ordinary texts; none is a consent keyword, reads like an opt-out request or holds a risk
+# phrase (check_bodies), so every event takes the plain path: contact, conversation, message.
 BODIES = [
     "Hi, is anyone there?",
     "I need to talk to someone tonight",
@@ -330,6 +330,25 @@ def check_bodies() -> None:
     for body in BODIES:
         if match_keyword(body) is not None or looks_like_opt_out_request(body):
             raise SystemExit(f"bench body {body!r} is a consent keyword; pick another")
+    # Inbound processing also matches risk phrases on every text (messaging.risk): a body
+    # with one would take the raised-priority path. That module needs Django, so a child
+    # checks, with the organization's default list (SUGGESTED_PHRASES).
+    check = (
+        "import json, sys, django; django.setup()\n"
+        "from openline.messaging.risk import SUGGESTED_PHRASES, matcher_for\n"
+        "matcher = matcher_for(SUGGESTED_PHRASES)\n"
+        "print(json.dumps([b for b in json.loads(sys.argv[1]) if matcher.match(b)]))\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="openline-bench-check-") as var_dir:
+        out = run_capture(
+            [sys.executable, "-c", check, json.dumps(BODIES)],
+            bench_env(var_dir),
+            what="the risk phrase check of the bench bodies",
+            timeout=120,
+        )
+    risky = json.loads(out.strip().splitlines()[-1])
+    if risky:
+        raise SystemExit(f"bench bodies {risky!r} match a risk phrase; pick others")
 
 
 def twilio_webhook(

@@ -28,12 +28,14 @@ def run_periodic() -> None:
     from openline.campaigns.services import broadcasts_tick
     from openline.chat.services import chats_close_abandoned
     from openline.contacts.services.imports import contact_imports_restart_stalled
+    from openline.forms.surveys.expiry import surveys_expire
     from openline.messaging.services.calls import calls_reconcile
     from openline.messaging.services.parked import inbound_parked_retry_periodic
     from openline.messaging.services.queue_guard import conversations_requeue_unseen
     from openline.messaging.services.reconcile import messages_reconcile
 
     for job in (
+        surveys_expire,  # a survey hold that ran out: the conversation joins the queue
         conversations_requeue_unseen,  # before the alert sweep, so a moved one alerts now
         messages_reconcile,
         calls_reconcile,

@@ -188,6 +188,19 @@ AREAS: list[tuple[str, str, dict[str, str]]] = [
         },
     ),
     (
+        "forms",
+        "Forms",
+        {
+            "form.created": "Created a form",
+            "form.updated": "Renamed a form",
+            "form.changed": "Changed a form's questions",
+            "form.archived": "Archived a form",
+            "form.restored": "Restored a form",
+            "form.use_set": "Chose an inbox's form",
+            "taxonomy.saved": "Saved a taxonomy",
+        },
+    ),
+    (
         "system",
         "Credits and system",
         {

@@ -227,6 +227,18 @@ NO_MESSAGE_TEXT = {
     "security:password": "a form to change one's password",
     "security:member_sign_ins": "a member's sign-ins: times, addresses, browsers",
     "security:member_reset": "a confirmation to reset a member's second factor",
+    "forms:list": "the organization's forms: names, kinds, versions, counts",
+    "forms:screener_add": "a redirect",
+    "forms:uses": "which form each inbox uses",
+    "forms:taxonomies": "taxonomies: names and terms",
+    "forms:taxonomy": "a taxonomy's terms",
+    "forms:detail": "a form's questions and a preview, counts of responses, never an answer",
+    "forms:archive": "a redirect",
+    "forms:section_add": "the form page (as above), or a redirect",
+    "forms:section": "the form page (as above), or a redirect",
+    "forms:field_add": "a question's form",
+    "forms:field_edit": "a question's form",
+    "forms:field_action": "the form page (as above), or a redirect",
     "sandbox:calls": "the simulator's ringing calls: ids, the caller's number and states",
     "sandbox:call": "the simulated phone's side of a call: a broadcast call's script (the "
     "organization's own announcement) or its goodbye, never a conversation's texts",
@@ -474,6 +486,10 @@ def _kwargs(route: str, world: World) -> dict[str, Any]:
         "uidb64": "nope",
         "secret": "nope",
         "invitation_id": 999999,
+        "form_id": 999999,
+        "taxonomy_id": 999999,
+        "section_key": "nope",
+        "field_key": "nope",
     }
     return {name: known[name] for name in re.findall(r"<(?:\w+:)?(\w+)>", route)}
 

@@ -242,6 +242,10 @@ NO_MESSAGE_TEXT = {
     "sandbox:calls": "the simulator's ringing calls: ids, the caller's number and states",
     "sandbox:call": "the simulated phone's side of a call: a broadcast call's script (the "
     "organization's own announcement) or its goodbye, never a conversation's texts",
+    "forms:rescue": "the imminent-risk checklist: steps, who ticked them and when, staff notes",
+    "forms:rescue_start": "the checklist's section (POST only)",
+    "forms:rescue_step": "the checklist's section (POST only)",
+    "forms:rescue_end": "the checklist's section (POST only)",
 }
 
 WEBSOCKETS = {

@@ -111,6 +111,20 @@
     beep();
   }
 
+  // A counselor started the imminent-risk checklist: supervisors and admins are told at
+  // once, whatever their other settings. The inbox only, never who or what they wrote.
+  function rescueStarted(event) {
+    var url = "/conversations/" + encodeURIComponent(event.conversation_id) + "/";
+    fetch(url + "notice", { headers: { "HX-Request": "true" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (info) {
+        var text = "Imminent risk: rescue checklist started" + (info ? " · " + info.inbox : "");
+        toast(text, "error", url);
+        desktop("Imminent risk", text, event.conversation_id);
+        beep();
+      });
+  }
+
   // ---- the queue ---------------------------------------------------------------------
   // The filter form is the one source of what the list shows (view, page, inbox, search,
   // unread): every change and every live update reloads the list from it, one request at
@@ -352,6 +366,7 @@
     }
     if (kind === "inbox.availability") inboxState(event.number_id, event.online);
     if (kind === "appointment.cancelled" && event.notify_user_id != null && String(event.notify_user_id) === userId) appointmentCancelled(event);
+    if (kind === "conversation.rescue" && event.action === "start" && flag("canManage") && String(event.user_id) !== userId) rescueStarted(event);
     if (kind === "broadcast.progress") body.dispatchEvent(new CustomEvent("ol:broadcast-progress", { detail: event }));
     if (kind === "conversation.created" && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
     if (kind === "conversation.assigned" && event.status === "waiting" && event.previous_assigned_to_id && flag("notifyNew")) notify(event, "waiting");

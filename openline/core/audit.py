@@ -133,6 +133,7 @@ AREAS: list[tuple[str, str, dict[str, str]]] = [
             "audit.export": "Exported the audit log",
             "contacts.export": "Exported contacts",
             "broadcast.export_log": "Exported a broadcast's log",
+            "report.export": "Downloaded a report (CSV)",
         },
     ),
     (

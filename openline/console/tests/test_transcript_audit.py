@@ -151,6 +151,10 @@ NO_MESSAGE_TEXT = {
     "audit:conversation_readers": "who read a transcript: names, times and counts, not its text",
     "audit:tokens": "the organization's API tokens (names, scopes, dates); a new one's secret",
     "audit:token_revoke": "asks to confirm revoking a token, or a redirect",
+    "reports:index": "counts, durations and shares; a form field's answer labels, never "
+    "free-text answers or message text",
+    "reports:summary": "the same figures and tables for one month",
+    "reports:export": "one report's table as CSV (a POST; the export is audited)",
     "console:chat_settings": "web chat widgets",
     "console:chat_widget_questions": "a widget's questions",
     "console:saved_replies": "the organization's saved replies",

@@ -14,7 +14,6 @@ from openline.reports.base import Chart, Report, ReportFilters, report
 from openline.reports.queries import column, conversation_q, days, in_range
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-HEAT_LEVELS = 5
 
 
 def _per_day(queryset: QuerySet[Any], filters: ReportFilters) -> dict[date, int]:

@@ -229,9 +229,28 @@ class OrganizationTextsForm(ConsoleForm):
         ),
     )
 
+    survey_skip_word = forms.CharField(
+        required=False,
+        max_length=20,
+        label="Survey skip word",
+        help_text=(
+            "Texters reply with this word to skip a survey and go straight to a counselor. "
+            "One word; not STOP, HELP or another keyword."
+        ),
+    )
+
     def clean_idle_timeout_minutes(self) -> int:
         minutes = self.cleaned_data.get("idle_timeout_minutes")
         return Organization.DEFAULT_IDLE_TIMEOUT_MINUTES if minutes is None else minutes
+
+    def clean_survey_skip_word(self) -> str:
+        from openline.forms.surveys.skip_word import DEFAULT, skip_word_problem
+
+        word = (self.cleaned_data.get("survey_skip_word") or "").strip().upper() or DEFAULT
+        problem = skip_word_problem(word)
+        if problem is not None:
+            raise forms.ValidationError(problem[0].upper() + problem[1:] + ".")
+        return word
 
     def __init__(self, *args: Any, instance_values: Any, **kwargs: Any) -> None:
         kwargs.setdefault(

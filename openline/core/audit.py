@@ -108,6 +108,7 @@ AREAS: list[tuple[str, str, dict[str, str]]] = [
             "organization.conversation_limits": "Changed conversation limits",
             "organization.idle_timeout": "Changed the idle sign-out time",
             "organization.second_factor_rule": "Changed who needs a second factor",
+            "organization.survey_skip_word": "Changed the survey skip word",
             "alerts.policy": "Changed the alert policy",
             "alerts.phone_code_sent": "Sent an alert phone confirmation code",
             "alerts.phone_confirmed": "Confirmed an alert phone",

@@ -1,5 +1,5 @@
 """Organization settings: name, contact line, the automatic keyword replies, the idle
-timeout and who must sign in with a second factor."""
+timeout, who must sign in with a second factor and the survey skip word."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from openline.core.second_factor import organization_set_second_factor_rule
 from openline.core.security import organization_set_idle_timeout
 from openline.core.services import organization_update_texts
 from openline.core.web import console_view
+from openline.forms.surveys.skip_word import survey_skip_word_set
 
 
 class SecondFactorRuleForm(ConsoleForm):
@@ -50,6 +51,10 @@ def organization_settings(request: HttpRequest, organization: Organization) -> H
         values = dict(form.cleaned_data)
         rule = rule_form.cleaned_data["require_second_factor"] or organization.require_second_factor
         idle_minutes = values.pop("idle_timeout_minutes")
+        # Left out of a post (an older form): the skip word stays as it is.
+        skip_word = values.pop("survey_skip_word")
+        if "survey_skip_word" not in request.POST:
+            skip_word = organization.survey_skip_word
         try:
             with transaction.atomic():  # all of the form or none of it
                 organization_update_texts(
@@ -60,6 +65,9 @@ def organization_settings(request: HttpRequest, organization: Organization) -> H
                 )
                 organization_set_second_factor_rule(
                     organization=organization, actor_id=request.user.pk, rule=rule
+                )
+                survey_skip_word_set(
+                    organization=organization, actor_id=request.user.pk, word=skip_word
                 )
         except ValidationError as exc:
             organization.refresh_from_db()
@@ -73,6 +81,7 @@ def organization_settings(request: HttpRequest, organization: Organization) -> H
         "opt_out_text": opt_out_text(blank),
         "help_text": help_text(blank),
         "idle_timeout_minutes": f"{Organization.DEFAULT_IDLE_TIMEOUT_MINUTES} minutes",
+        "survey_skip_word": "SKIP",
     }
     status = 422 if request.method == "POST" else 200
     fields = [(form[name], defaults.get(name, "")) for name in form.fields]

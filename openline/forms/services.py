@@ -415,7 +415,7 @@ def _field_data(form: Form, field: Mapping[str, Any]) -> dict[str, Any]:
             )
     elif len(data.get("options") or []) < (1 if kind == FieldKind.CHECKLIST else 2):
         few = "at least one item" if kind == FieldKind.CHECKLIST else "at least two options"
-        raise ValidationError({"options": f"“{label}” needs {few}, one a line."})
+        raise ValidationError({"options": f"“{label}” needs {few}, one per line."})
     return data
 
 
@@ -546,7 +546,7 @@ def taxonomy_save(
     terms_text: str,
     taxonomy: Taxonomy | None = None,
 ) -> Taxonomy:
-    """Create or change a taxonomy: terms one a line, "code | label" or just a label.
+    """Create or change a taxonomy: terms one per line, "code | label" or just a label.
     Forms copy the terms when a taxonomy question is saved, so a change reaches a form
     when its question is saved again."""
     name = " ".join(name.split())

@@ -276,7 +276,7 @@ class FieldForm(dj.Form):
         label="Options",
         required=False,
         widget=dj.Textarea(attrs={"rows": 5}),
-        help_text="One a line. End a line with “| elevated”, “| high” or “| urgent” (or 1, 2, "
+        help_text="One per line. End a line with “| elevated”, “| high” or “| urgent” (or 1, 2, "
         "3) when that answer raises the conversation's priority.",
     )
     remember = dj.BooleanField(
@@ -335,7 +335,7 @@ class FieldForm(dj.Form):
         except ValidationError as exc:
             _error(self, exc)
         if kind in PICKED - {FieldKind.TAXONOMY} and not data.get("options", "").strip():
-            self.add_error("options", "List the answers to choose from, one a line.")
+            self.add_error("options", "List the answers to choose from, one per line.")
         if kind == FieldKind.TAXONOMY and not data.get("taxonomy"):
             self.add_error("taxonomy", "Choose the taxonomy its answers come from.")
         low, high = data.get("min"), data.get("max")
@@ -624,7 +624,7 @@ class TaxonomyForm(dj.Form):
     terms = dj.CharField(
         label="Terms",
         widget=dj.Textarea(attrs={"rows": 12}),
-        help_text="One a line: “code | label”, or just the label (at most 500).",
+        help_text="One per line: “code | label”, or just the label (at most 500).",
     )
 
 

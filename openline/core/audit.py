@@ -60,6 +60,7 @@ AREAS: list[tuple[str, str, dict[str, str]]] = [
         {
             "conversation.take_over": "Took over a conversation",
             "conversation.join": "Joined a conversation",
+            "risk_assessment.complete": "Completed a risk assessment",
             "risk_checklist.start": "Started the imminent-risk checklist",
             "risk_step.done": "Ticked an imminent-risk step",
             "risk_step.undone": "Unticked an imminent-risk step",

@@ -67,6 +67,8 @@ EXCLUDED = {
 
 # Returns no message text (checked below for every one a GET reaches).
 NO_MESSAGE_TEXT = {
+    "forms:pane_contact_form": "the contact form's section (answers, no message text)",
+    "forms:pane_risk_assessment": "the risk assessment's section (answers, no message text)",
     "healthz": "health checks",
     "login": "sign-in",
     "account:password_reset": "the reset form, or a redirect",

@@ -50,6 +50,7 @@ from openline.contacts.services.fields import (
 from openline.contacts.services.tags import contact_set_tags
 from openline.core.models import Organization
 from openline.core.web import console_view, paginate, sentence
+from openline.forms.filling import contact_latest_risk
 from openline.messaging import selectors
 from openline.messaging.segments import count_segments
 from openline.messaging.services.assignment import AssignmentError, conversation_start
@@ -134,6 +135,7 @@ def _contact_page(
         "opt_in_form": forms.get("opt_in_form") or OptInForm(),
         "opt_out_form": forms.get("opt_out_form") or OptOutForm(),
         "segments": count_segments(""),
+        "risk": contact_latest_risk(organization_id=org_id, contact_id=contact.pk),
         "length": 0,
         "max_body": settings.OPENLINE_MAX_BODY_CHARS,
     }

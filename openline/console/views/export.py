@@ -17,6 +17,7 @@ from openline.console.views.conversations import with_conversation
 from openline.core.models import Organization
 from openline.core.services import audit_transcript_export
 from openline.core.web import console_view
+from openline.forms.filling import conversation_forms
 from openline.messaging import selectors
 from openline.messaging.models import Conversation, Message
 from openline.messaging.services.assignment import Access
@@ -45,6 +46,27 @@ def _answer_rows(conversation: Conversation) -> list[list[str]]:
     return rows
 
 
+def _form_rows(conversation: Conversation) -> list[list[str]]:
+    """Forms answered for the conversation (contact form, risk assessment, surveys): a row
+    per question answered, as it was asked, in the version answered."""
+    rows = []
+    for item in conversation_forms(conversation_id=conversation.pk):
+        response = item.response
+        assert response is not None
+        at = response.completed_at or response.updated_at
+        what = f"{item.form.name} (version {item.version_number})"
+        status = response.get_status_display().lower()
+        author = str(response.answered_by or "")
+        rows += [
+            [timezone.localtime(at).isoformat(), "form answer", f"{what}: {row.field.label}"]
+            + [author, status, row.text]
+            for _, fields in item.sections
+            for row in fields
+            if row.visible and row.text
+        ]
+    return rows
+
+
 def _rows(conversation: Conversation) -> list[list[str]]:
     rows = _answer_rows(conversation)
     for item in selectors.conversation_history(conversation=conversation):
@@ -62,7 +84,7 @@ def _rows(conversation: Conversation) -> list[list[str]]:
             rows.append(
                 [when, "note", item.get_kind_display(), str(item.author or ""), "", item.body]
             )
-    return rows
+    return rows + _form_rows(conversation)
 
 
 def _audit(request: HttpRequest, conversation: Conversation, how: str) -> None:
@@ -103,6 +125,7 @@ def conversation_print(
         "label": who(conversation.contact),
         "history": selectors.conversation_history(conversation=conversation),
         "chat_session": chat_session_of(conversation),
+        "forms": conversation_forms(conversation_id=conversation.pk),
         "printed_at": timezone.now(),
     }
     return render(request, "console/conversation_print.html", context)

@@ -1,0 +1,107 @@
+// Forms in a conversation's pane (forms/pane/_form.html): questions shown or hidden as
+// earlier answers change (show-if; the server drops hidden answers too), and answers typed
+// but not yet saved kept when the pane is redrawn (a live refresh replaces its HTML).
+(function () {
+  "use strict";
+
+  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+
+  // ---- show-if ----------------------------------------------------------------------------
+  function answers(form, key) {
+    return $all('[name="f-' + key + '"]', form).filter(function (el) {
+      if (el.disabled) return false;
+      if (el.type === "radio" || el.type === "checkbox") return el.checked;
+      return el.value !== "";
+    }).map(function (el) { return el.value; });
+  }
+  function shown(form, box) {
+    var key = box.dataset.showIf;
+    if (!key) return true;
+    var earlier = form.querySelector('.form-field[data-field="' + key + '"]');
+    if (earlier && !shown(form, earlier)) return false;
+    var wanted = JSON.parse(box.dataset.showValues || "[]");
+    return answers(form, key).some(function (v) { return wanted.indexOf(v) !== -1; });
+  }
+  function applyShowIf(form) {
+    // In form order, so a question hidden above hides those that depend on it.
+    $all(".form-field", form).forEach(function (box) {
+      var visible = shown(form, box);
+      box.hidden = !visible;
+      $all("input, select, textarea, fieldset", box).forEach(function (el) { el.disabled = !visible; });
+    });
+  }
+
+  // ---- unsaved answers survive a redraw ---------------------------------------------------
+  // What was typed since the last save answered, per form id; put back into the form with
+  // the same id when the pane is redrawn, with the focus and the caret.
+  var drafts = {}, typedSince = {}, focus = null;
+  function snapshot(form) {
+    var values = {};
+    $all("input[name^='f-'], select[name^='f-'], textarea[name^='f-']", form).forEach(function (el) {
+      var list = values[el.name] || (values[el.name] = []);
+      if (el.type === "radio" || el.type === "checkbox") { if (el.checked) list.push(el.value); }
+      else list.push(el.value);
+    });
+    return values;
+  }
+  function restore(form, values) {
+    $all("input[name^='f-'], select[name^='f-'], textarea[name^='f-']", form).forEach(function (el) {
+      var list = values[el.name];
+      if (!list) return;
+      if (el.type === "radio" || el.type === "checkbox") el.checked = list.indexOf(el.value) !== -1;
+      else el.value = list[0] || "";
+    });
+    applyShowIf(form);
+  }
+  function typed(e) {
+    var form = e.target.closest && e.target.closest("form[data-form-fill]");
+    if (!form) return;
+    drafts[form.id] = snapshot(form);
+    typedSince[form.id] = (typedSince[form.id] || 0) + 1;
+    if (e.type === "change") applyShowIf(form);
+  }
+  document.addEventListener("input", typed);
+  document.addEventListener("change", typed);
+  document.addEventListener("focusin", function (e) {
+    var form = e.target.closest && e.target.closest("form[data-form-fill]");
+    focus = form && e.target.id ? { form: form.id, id: e.target.id } : null;
+  });
+
+  // A save answered with nothing typed since it was sent: the server has it all.
+  var sentAt = {};
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("form[data-form-fill]");
+    if (form) sentAt[form.id] = typedSince[form.id] || 0;
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("form[data-form-fill]");
+    var status = e.detail.xhr ? e.detail.xhr.status : 0;
+    if (form && status >= 200 && status < 300 && sentAt[form.id] === (typedSince[form.id] || 0)) {
+      delete drafts[form.id];
+    }
+  });
+
+  function arrived(form) {
+    var values = drafts[form.id];
+    if (values) restore(form, values); else applyShowIf(form);
+    var lost = document.activeElement === document.body || !document.activeElement;
+    if (focus && focus.form === form.id && lost) {
+      var el = document.getElementById(focus.id);
+      if (el && !el.disabled) {
+        el.focus();
+        if (typeof el.setSelectionRange === "function" && el.type !== "number" && el.type !== "date") {
+          try { el.setSelectionRange(el.value.length, el.value.length); } catch (err) { /* not text */ }
+        }
+      }
+    }
+  }
+  function scan(node) {
+    if (node.nodeType !== 1) return;
+    if (node.matches("form[data-form-fill]")) arrived(node);
+    $all("form[data-form-fill]", node).forEach(arrived);
+  }
+  new MutationObserver(function (records) {
+    records.forEach(function (r) { Array.prototype.forEach.call(r.addedNodes, scan); });
+  }).observe(document.documentElement, { childList: true, subtree: true });
+  document.addEventListener("DOMContentLoaded", function () { $all("form[data-form-fill]").forEach(applyShowIf); });
+})();

@@ -2,19 +2,20 @@
 conversation to the queue (consoles hear "conversation.released"), its survey is marked
 not finished and its answers are no longer awaited; so are follow-up surveys nobody
 finished within their day, and pre-conversation surveys whose conversation was released
-another way (a risk phrase, a counselor) before the texter's next answer."""
+another way (a risk phrase, a counselor) before the texter's next answer.
+
+It reads only small sets: held conversations (``held_until`` set) and the answers awaited
+(messaging's AwaitedAnswer rows), never the table of every response."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from openline.forms.models import FormResponse, ResponseStatus
 from openline.forms.surveys.common import POST, PRE, finish
-from openline.forms.surveys.post import POST_SURVEY_HOURS
-from openline.messaging.models import Conversation, ConversationStatus
+from openline.forms.surveys.pre import held
+from openline.messaging.models import AwaitedAnswer, Conversation, ConversationStatus
 from openline.messaging.services.priority import conversation_release
 
 BATCH = 200
@@ -32,23 +33,30 @@ def surveys_expire() -> int:
     for conversation_id, organization_id in ran_out:
         with transaction.atomic():
             conversation_release(conversation_id=conversation_id, organization_id=organization_id)
-    ended = 0
-    stale = FormResponse.objects.filter(status=ResponseStatus.IN_PROGRESS, channel="sms")
-    pre = stale.filter(purpose=PRE).exclude(
-        conversation__held_until__gt=now,
-        conversation__status=ConversationStatus.WAITING,
-        conversation__assigned_to__isnull=True,
+    stale = set(
+        FormResponse.objects.filter(
+            conversation_id__in=[pk for pk, _ in ran_out],
+            purpose=PRE,
+            status=ResponseStatus.IN_PROGRESS,
+        ).values_list("pk", flat=True)
     )
-    post = stale.filter(purpose=POST, created_at__lte=now - timedelta(hours=POST_SURVEY_HOURS))
-    for query in (pre, post):
-        for response in query[:BATCH]:
-            with transaction.atomic():
-                locked = (
-                    FormResponse.objects.select_for_update()
-                    .filter(pk=response.pk, status=ResponseStatus.IN_PROGRESS)
-                    .first()
-                )
-                if locked is not None:
-                    finish(locked, ResponseStatus.EXPIRED)
-                    ended += 1
+    awaited = AwaitedAnswer.objects.filter(purpose__in=(PRE, POST))
+    stale |= set(awaited.filter(until__lte=now).values_list("ref_id", flat=True)[:BATCH])
+    for response in FormResponse.objects.filter(
+        pk__in=list(awaited.filter(purpose=PRE).values_list("ref_id", flat=True)[:BATCH]),
+        status=ResponseStatus.IN_PROGRESS,
+    ).select_related("conversation"):
+        if response.conversation is None or not held(response.conversation, now):
+            stale.add(response.pk)  # released by a risk phrase or taken by a counselor
+    ended = 0
+    for response_id in sorted(stale):
+        with transaction.atomic():
+            locked = (
+                FormResponse.objects.select_for_update()
+                .filter(pk=response_id, status=ResponseStatus.IN_PROGRESS)
+                .first()
+            )
+            if locked is not None:
+                finish(locked, ResponseStatus.EXPIRED)
+                ended += 1
     return ended

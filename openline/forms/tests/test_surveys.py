@@ -231,6 +231,19 @@ def test_a_counselor_who_takes_the_conversation_stops_the_survey(
     assert response_of(conversation).status == ResponseStatus.EXPIRED
 
 
+def test_the_sweep_ends_a_survey_whose_conversation_a_counselor_took_before_any_answer(
+    survey: Any, online_inbox: Any, text_in: Any, alice: Any, pipeline: Any
+) -> None:
+    conversation = text_in(online_inbox, PHONE, "hi").conversation
+    assert pipeline.run(surveys_expire) == 0
+    Conversation.objects.filter(pk=conversation.pk).update(
+        status="active", assigned_to=alice, assigned_at=timezone.now()
+    )
+    assert pipeline.run(surveys_expire) == 1
+    assert response_of(conversation).status == ResponseStatus.EXPIRED
+    assert not AwaitedAnswer.objects.exists()
+
+
 def test_an_opted_out_texter_gets_no_survey_and_goes_to_the_queue(
     survey: Any, online_inbox: Any, text_in: Any, alice: Any
 ) -> None:

@@ -170,9 +170,7 @@ def test_an_unfinished_follow_up_expires_after_a_day(
 ) -> None:
     closed = talk()
     assert pipeline.run(surveys_expire) == 0
-    FormResponse.objects.filter(conversation=closed).update(
-        created_at=timezone.now() - timedelta(hours=25)
-    )
+    AwaitedAnswer.objects.update(until=timezone.now() - timedelta(seconds=1))
     assert pipeline.run(surveys_expire) == 1
     assert survey_of(closed).status == ResponseStatus.EXPIRED
     assert not AwaitedAnswer.objects.exists()

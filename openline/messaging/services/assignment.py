@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from openline.contacts.models import Contact
@@ -27,6 +27,7 @@ from openline.messaging.models import (
     Message,
     NoteKind,
 )
+from openline.messaging.selectors import not_held
 from openline.messaging.services.outbound import message_send
 
 MAX_NOTE_CHARS = 2000
@@ -166,6 +167,51 @@ def conversation_assume(*, membership: Membership, conversation: Conversation) -
     _note(conversation, membership.user_id, NoteKind.EVENT, "assumed the conversation")
     _publish(conversation, "conversation.assigned")
     return conversation
+
+
+# How many waiting conversations Take next tries when others are claiming at the same time
+# (each lost race moves on to the next one in the queue's order).
+TAKE_NEXT_TRIES = 5
+
+
+@transaction.atomic
+def conversation_assume_next(
+    *, membership: Membership, number_id: int | None = None
+) -> Conversation | None:
+    """Assume the first conversation in the Waiting view's order (highest priority, then
+    the oldest; held ones are not in the queue yet), optionally in one inbox, within the
+    member's limit like Assume (AssignmentError("limit")). None when nobody is waiting.
+
+    On PostgreSQL the candidate row is locked with SKIP LOCKED, so people clicking at the
+    same moment each get a different conversation instead of queueing behind one row; on
+    SQLite writes are serialized anyway, and a claim lost to a plain Assume moves on."""
+    _check_limit(membership)
+    waiting = (
+        Conversation.objects.filter(
+            not_held(),
+            organization_id=membership.organization_id,
+            status=ConversationStatus.WAITING,
+            assigned_to__isnull=True,
+        )
+        .exclude(channel=Channel.ALERT)
+        .order_by("-priority", "created_at", "id")
+    )
+    if number_id is not None:
+        waiting = waiting.filter(number_id=number_id)
+    if connection.features.has_select_for_update_skip_locked:
+        waiting = waiting.select_for_update(skip_locked=True)
+    skipped: list[int] = []
+    for _ in range(TAKE_NEXT_TRIES):
+        conversation = waiting.exclude(pk__in=skipped).first()
+        if conversation is None:
+            return None
+        try:
+            return conversation_assume(membership=membership, conversation=conversation)
+        except AssignmentError as exc:
+            if exc.code not in ("taken", "closed"):
+                raise
+            skipped.append(conversation.pk)
+    raise AssignmentError("busy", "others are taking conversations right now; try again")
 
 
 @transaction.atomic

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 
 from openline.console import views
-from openline.console.views import do_not_call, imports
+from openline.console.views import do_not_call, imports, risk
 from openline.console.views.health import system_health
 from openline.console.views.offline import offline_follow_up, offline_report
 
@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern] = [
     path("", views.home, name="home"),
     path("queue", views.queue, name="queue"),
     path("inbox/<int:number_id>/", views.inbox, name="inbox"),
+    path("conversations/next", views.conversation_take_next, name="conversation_take_next"),
     _conv("", views.conversation_detail, "conversation"),
     _conv("pane", views.conversation_pane, "conversation_pane"),
     _conv("thread", views.conversation_thread, "conversation_thread"),
@@ -62,6 +63,10 @@ urlpatterns: list[URLPattern] = [
         views.chat_widget_questions,
         name="chat_widget_questions",
     ),
+    path("risk-phrases/", risk.risk_phrases, name="risk_phrases"),
+    path("risk-phrases/remove", risk.risk_phrase_remove_view, name="risk_phrase_remove"),
+    path("risk-phrases/reset", risk.risk_phrases_reset_view, name="risk_phrases_reset"),
+    path("risk-phrases/try", risk.risk_phrases_try, name="risk_phrases_try"),
     path("saved-replies/", views.saved_replies, name="saved_replies"),
     path("saved-replies/<int:reply_id>/", views.saved_replies, name="saved_reply"),
     path(

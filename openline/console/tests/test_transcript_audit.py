@@ -48,6 +48,7 @@ TRANSCRIPT = {
     "console:conversation_close": "answers with the pane",
     "console:conversation_join": "answers with the pane",
     "console:conversation_take_over": "answers with the pane",
+    "console:conversation_take_next": "answers with the pane of the conversation it took",
     "console:conversation_consent_review": "answers with the pane",
     "console:conversation_export_csv": "the whole transcript as CSV",
     "console:conversation_print": "the whole transcript, printable",
@@ -160,6 +161,11 @@ NO_MESSAGE_TEXT = {
     "console:chat_settings": "web chat widgets",
     "console:chat_widget_questions": "a widget's questions",
     "console:saved_replies": "the organization's saved replies",
+    "console:risk_phrases": "the organization's risk phrases (its own settings)",
+    "console:risk_phrase_remove": "the risk phrases page (as above), or a redirect",
+    "console:risk_phrases_reset": "a redirect",
+    "console:risk_phrases_try": "whether a sample the member typed matches (POST only; the "
+    "sample is theirs, never a conversation's, and is not stored)",
     "console:saved_reply": "a saved reply",
     "console:saved_reply_delete": "a redirect",
     "console:contacts": "the contact directory",
@@ -380,6 +386,16 @@ def _held_by_bob(send: Callable[[World], HttpResponse]) -> Callable[[World], Htt
     return held
 
 
+def _take_next(world: World) -> HttpResponse:
+    """Take next, with the conversation back in the queue first (the second read too)."""
+    conversation = Conversation.objects.get(pk=world.conversation.pk)
+    if conversation.status != "waiting":
+        assignment.conversation_transfer(
+            membership=world.members["bob"], conversation=conversation, to=None
+        )
+    return world.clients["bob"].post(reverse("console:conversation_take_next"), headers=HTMX)
+
+
 def _api_messages(world: World) -> HttpResponse:
     url = f"/api/v1/conversations/{world.conversation.pk}/messages"
     return world.api.get(url, **world.api_headers)
@@ -416,6 +432,7 @@ READS = {
     "console:conversation_take_over": Read(
         "sue", _held_by_bob(_post("console:conversation_take_over", "sue", {})), "read.action"
     ),
+    "console:conversation_take_next": Read("bob", _take_next, "read.action"),
     "console:conversation_consent_review": Read(
         "sue",
         _post("console:conversation_consent_review", "sue", {"decision": "opt_out"}),

@@ -42,6 +42,7 @@ from openline.console.views.export import conversation_export_csv, conversation_
 from openline.console.views.inbox import home, inbox, queue
 from openline.console.views.preferences import preferences, saved_replies, saved_reply_remove
 from openline.console.views.settings import organization_settings
+from openline.console.views.take_next import conversation_take_next
 from openline.console.views.team import team, team_member_deactivate, team_member_reactivate
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "conversation_pane",
     "conversation_print",
     "conversation_reply",
+    "conversation_take_next",
     "conversation_take_over",
     "conversation_thread",
     "conversation_transfer",

@@ -325,15 +325,21 @@
   });
 
   // Assume from the list: exactly one of several people wins; the others are told who.
+  // Take next is the same, for whichever conversation the server chose (its id comes back
+  // in a header; none when nobody is waiting).
   document.addEventListener("submit", function (e) {
     var form = e.target;
-    if (!form.dataset || !form.dataset.assume || !workspace()) return;
+    var next = form.dataset && form.dataset.takeNext !== undefined;
+    if (!form.dataset || !(form.dataset.assume || next) || !workspace()) return;
     e.preventDefault();
-    fetch(form.action, { method: "POST", headers: { "HX-Request": "true", "X-CSRFToken": csrf() } })
-      .then(function (r) { return r.text().then(function (html) { return { ok: r.ok, status: r.status, html: html }; }); })
+    fetch(form.action, { method: "POST", body: new FormData(form), headers: { "HX-Request": "true", "X-CSRFToken": csrf() } })
+      .then(function (r) { return r.text().then(function (html) { return { ok: r.ok, status: r.status, html: html, id: r.headers.get("X-Conversation-Id") }; }); })
       .then(function (res) {
-        var id = form.dataset.assume;
-        if (res.ok) { openPane(id, res.html); } else {
+        var id = next ? res.id : form.dataset.assume;
+        if (res.ok && next && !id) {
+          var note = document.createElement("div"); note.innerHTML = res.html;
+          toast(note.textContent.trim() || "Nobody is waiting right now.");
+        } else if (res.ok) { openPane(id, res.html); } else {
           var box = document.createElement("div"); box.innerHTML = res.html;
           var err = $(".form-error", box);
           toast(err ? err.textContent : "Could not assume it.", "error");
@@ -368,7 +374,8 @@
     if (kind === "appointment.cancelled" && event.notify_user_id != null && String(event.notify_user_id) === userId) appointmentCancelled(event);
     if (kind === "conversation.rescue" && event.action === "start" && flag("canManage") && String(event.user_id) !== userId) rescueStarted(event);
     if (kind === "broadcast.progress") body.dispatchEvent(new CustomEvent("ol:broadcast-progress", { detail: event }));
-    if (kind === "conversation.created" && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
+    // A conversation held for its survey reaches the queue when released: new to the queue.
+    if ((kind === "conversation.created" || kind === "conversation.released") && event.status === "waiting" && flag("notifyNew")) notify(event, "waiting");
     if (kind === "conversation.assigned" && event.status === "waiting" && event.previous_assigned_to_id && flag("notifyNew")) notify(event, "waiting");
     if (kind === "message.created" && event.direction === "in" && String(event.assigned_to_id) === userId && flag("notifyMessage")) notify(event, "message");
   }

@@ -13,11 +13,35 @@ import pytest
 from django.utils import timezone
 
 from conftest import WATCH_CSP
+from openline.forms.models import Form, FormAnswer, FormResponse, FormVersion
 from openline.reports.tests.conftest import conversation_at, message_at
 
 pytestmark = pytest.mark.browser
 # The print dialog would block a headless page: the button's call is recorded instead.
 STUB_PRINT = "window.print = function () { window.__printed = true; };"
+
+
+def _forms(org: Any, conversation: Any) -> None:
+    reason = {
+        "key": "reason",
+        "label": "Reason",
+        "kind": "choice",
+        "options": [{"value": "housing", "label": "Housing"}, {"value": "food", "label": "Food"}],
+    }
+    for name, field in (("Intake", reason), ("Other", {**reason, "key": "other"})):
+        form = Form.objects.create(organization=org, name=name)
+        version = FormVersion.objects.create(
+            organization=org, form=form, number=1, schema={"sections": [{"fields": [field]}]}
+        )
+    intake = Form.objects.get(organization=org, name="Intake")
+    version = intake.versions.get()
+    response = FormResponse.objects.create(
+        organization=org, form=intake, version=version, purpose="contact", channel="console",
+        conversation=conversation, status="complete",
+    )  # fmt: skip
+    FormAnswer.objects.create(
+        organization=org, response=response, form=intake, field_key="reason", value="housing"
+    )
 
 
 def _sign_in(browser: Any, url: str) -> Any:
@@ -40,6 +64,7 @@ def test_the_reports_page_draws_its_charts_downloads_a_csv_and_prints_a_summary(
     answered = conversation_at(org, sandbox_number, start, assigned_to=bob, assigned_at=start)
     message_at(answered, start)
     conversation_at(org, sandbox_number, start, status="closed", closed_at=start)
+    _forms(org, answered)
 
     page = _sign_in(browser, live_asgi)
     page.click("nav >> text=Reports")
@@ -65,6 +90,16 @@ def test_the_reports_page_draws_its_charts_downloads_a_csv_and_prints_a_summary(
         rows = list(csv.reader(io.StringIO(handle.read())))
     assert rows[0] == ["Outcome", "Conversations", "Share"]
     assert ["Answered", "1", "50%"] in rows and ["Abandoned", "1", "50%"] in rows
+
+    page.select_option("#id_form", label="Intake")
+    assert page.locator("#id_field optgroup[label='Other']").get_attribute("disabled") is not None
+    page.select_option("#id_field", value="reason")
+    page.click(".report-filters button[type=submit]")
+    card = page.locator("#report-form_field")
+    card.locator("canvas[data-drawn]").wait_for(timeout=10_000)
+    assert "Intake: Reason" in card.locator("h2").inner_text()
+    assert "Housing" in card.locator("table").inner_text()
+    assert page.evaluate("window.__csp") == []
 
     page.click("text=Monthly summary")
     page.wait_for_url(f"{live_asgi}/reports/summary/")

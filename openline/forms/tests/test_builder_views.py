@@ -343,3 +343,38 @@ def test_the_forms_list_costs_a_fixed_number_of_queries(
         form_field_add(form=made, actor_id=alice.pk, section_key="", field=REASON)
     with django_assert_max_num_queries(12):
         assert admin.get(reverse("forms:list")).status_code == 200
+
+
+def test_a_taxonomy_question_copies_the_organizations_terms(
+    admin: Client, form: Form, org: Any, other_org: Any
+) -> None:
+    ours = taxonomy_save(
+        organization_id=org.pk, actor_id=None, name="Needs", terms_text="F1 | Food\nShelter"
+    )
+    theirs = taxonomy_save(organization_id=other_org.pk, actor_id=None, name="X", terms_text="A\nB")
+    url = reverse("forms:field_add", args=[form.pk])
+    page = admin.get(url).content.decode()
+    assert f'value="{ours.pk}"' in page and f'value="{theirs.pk}"' not in page
+    refused = admin.post(url, {"label": "Need", "kind": "taxonomy", "taxonomy": theirs.pk})
+    assert refused.status_code == 422 and 'data-error-for="taxonomy"' in refused.content.decode()
+    refused = admin.post(url, {"label": "Need", "kind": "taxonomy"})
+    assert refused.status_code == 422 and 'data-error-for="taxonomy"' in refused.content.decode()
+    assert (
+        admin.post(url, {"label": "Need", "kind": "taxonomy", "taxonomy": ours.pk}).status_code
+        == 302
+    )
+    field = _schema(form).field("need")
+    assert field is not None and field.taxonomy == ours.pk
+    assert [(o.value, o.label) for o in field.options] == [("F1", "Food"), ("shelter", "Shelter")]
+
+
+def test_a_forms_page_costs_a_fixed_number_of_queries(
+    admin: Client, form: Form, alice: Any, django_assert_max_num_queries: Any
+) -> None:
+    for n in range(10):
+        form_field_add(
+            form=form, actor_id=alice.pk, section_key="", field={"label": f"Q{n}", "kind": "text"}
+        )
+    with django_assert_max_num_queries(12):
+        page = admin.get(reverse("forms:detail", args=[form.pk]))
+    assert page.content.decode().count("data-question=") == 11

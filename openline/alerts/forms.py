@@ -6,12 +6,30 @@ from django import forms
 
 from openline.alerts.confirmation import CODE_DIGITS
 from openline.alerts.models import AlertPolicy, AlertProfile
+from openline.alerts.services import MAX_HIGH_RISK_MINUTES
 
 
 class PolicyForm(forms.ModelForm):
+    high_risk_minutes = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_HIGH_RISK_MINUTES,
+        required=False,  # left empty: unchanged
+        label="High-risk wait alert after (minutes)",
+        help_text="A conversation at high or urgent priority (a risk phrase, triage or "
+        "survey answer) still waiting this long texts the supervisors and admins on shift "
+        "and the on-call people, once. 0 = never.",
+    )
+
     class Meta:
         model = AlertPolicy
-        fields = ["enabled", "reminder_minutes", "reminders", "escalate_after", "after_hours_phone"]
+        fields = [
+            "enabled",
+            "reminder_minutes",
+            "reminders",
+            "escalate_after",
+            "high_risk_minutes",
+            "after_hours_phone",
+        ]
         labels = {
             "enabled": "Send SMS alerts for waiting conversations",
             "reminder_minutes": "Reminder frequency",
@@ -25,6 +43,10 @@ class PolicyForm(forms.ModelForm):
             "arrives while this inbox is offline, once it is confirmed with a code we text to "
             "it. Leave empty for none.",
         }
+
+    def clean_high_risk_minutes(self) -> int:
+        minutes = self.cleaned_data.get("high_risk_minutes")
+        return self.instance.high_risk_minutes if minutes is None else int(minutes)
 
 
 class ProfileForm(forms.ModelForm):

@@ -44,6 +44,10 @@ def policy_for(number: Number) -> AlertPolicy:
     return policy or AlertPolicy(organization_id=number.organization_id, number=number)
 
 
+# The longest a high-risk conversation may wait before supervisors are texted.
+MAX_HIGH_RISK_MINUTES = 120
+
+
 def alert_policy_set(
     *,
     number: Number,
@@ -53,6 +57,7 @@ def alert_policy_set(
     reminders: int,
     escalate_after: int,
     after_hours_phone: str = "",
+    high_risk_minutes: int | None = None,
 ) -> AlertPolicy:
     """Save the inbox's policy. A new after-hours phone is texted a code and gets notices
     once someone types that code on the alerts page (CodeRefused, and nothing saved, if
@@ -66,6 +71,8 @@ def alert_policy_set(
             "escalation comes one reminder interval after the last unanswered attempt: "
             "choose a reminder frequency"
         )
+    if high_risk_minutes is not None and not 0 <= high_risk_minutes <= MAX_HIGH_RISK_MINUTES:
+        raise ValidationError(f"high-risk alerts take 0 (never) to {MAX_HIGH_RISK_MINUTES} minutes")
     phone = _phone(after_hours_phone) if after_hours_phone.strip() else ""
     with transaction.atomic():
         policy = _locked_policy(number)
@@ -76,6 +83,8 @@ def alert_policy_set(
         policy.reminder_minutes = reminder_minutes
         policy.reminders = reminders
         policy.escalate_after = escalate_after
+        if high_risk_minutes is not None:  # None: unchanged
+            policy.high_risk_minutes = high_risk_minutes
         policy.after_hours_phone = phone
         policy.updated_by_id = actor_id
         policy.save()

@@ -10,6 +10,11 @@ an alert. Only the latest due step is sent: a worker that was down for a while s
 catch-up text, not every missed reminder. Nothing is due once someone assumes the
 conversation (it is no longer waiting).
 
+A conversation held for its pre-conversation survey is not in the queue yet: nothing is due
+for it until the hold ends. A waiting conversation at high or urgent priority that has waited
+its inbox's ``high_risk_minutes`` also texts the supervisors and admins on shift and the
+on-call people, once (``_high_risk_alerts``).
+
 Alert texts name the inbox, how long it has waited and a console link: no message content,
 no name or number of the person waiting."""
 

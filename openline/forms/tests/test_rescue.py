@@ -118,6 +118,9 @@ def test_waiting_and_closed_conversations_are_refused(
         rescue.risk_step_mark(membership=_member(bob, org), step=checklist.steps.first(), done=True)
     with pytest.raises(rescue.RescueError, match="closed"):
         rescue.risk_checklist_end(membership=_member(alice, org), checklist=checklist)
+    section = _section(_client(bob), waiting)
+    assert "closed while this checklist was open" in section
+    assert 'type="checkbox"' not in section and 'data-action="rescue-start"' not in section
 
 
 def test_marking_a_step_records_who_and_when_and_unmarking_clears_it(
@@ -286,3 +289,50 @@ def test_only_posts_change_anything(org: Any, bob: Any, held: Conversation) -> N
     client = _client(bob)
     assert client.get(f"/forms/conversations/{held.pk}/rescue/start").status_code == 405
     assert not RiskChecklist.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_people_starting_at_once_make_one_checklist(
+    org: Any, bob: Any, sue: Any, sandbox_number: Any
+) -> None:
+    import threading
+
+    from django.db import close_old_connections
+
+    from openline.messaging.models import InboundEvent
+    from openline.messaging.services.inbound import inbound_process_pending
+
+    InboundEvent.objects.create(
+        organization=org,
+        number=sandbox_number,
+        provider="sandbox",
+        provider_message_id="RESCUE-RACE",
+        from_number=TEXTER,
+        body="hello",
+        received_at=timezone.now(),
+    )
+    inbound_process_pending()
+    conversation = assignment.conversation_assume(
+        membership=_member(bob, org), conversation=Conversation.objects.get()
+    )
+    assignment.conversation_join(membership=_member(sue, org), conversation=conversation)
+    barrier = threading.Barrier(2)
+    started: list[int] = []
+
+    def start(user: Any) -> None:
+        try:
+            membership = _member(user, org)
+            copy = Conversation.objects.get(pk=conversation.pk)
+            barrier.wait(timeout=10)
+            started.append(rescue.risk_checklist_start(membership=membership, conversation=copy).pk)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=start, args=(u,)) for u in (bob, sue)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(started) == 2 and len(set(started)) == 1
+    assert RiskChecklist.objects.filter(conversation=conversation).count() == 1
+    assert AuditEvent.objects.filter(action="risk_checklist.start").count() == 1

@@ -195,13 +195,13 @@ class _LocalDate(_Local):
 
 
 class _LocalHour(_Local):
-    template = "CAST(strftime('%%H', %(column)s, %(modifier)s) AS INTEGER)"
+    template = "CAST(strftime('%%%%H', %(column)s, %(modifier)s) AS INTEGER)"
     output_field = IntegerField()
 
 
 class _LocalIsoWeekDay(_Local):
     # strftime's %w is 0 for Sunday; ISO counts Monday 1 to Sunday 7.
-    template = "((CAST(strftime('%%w', %(column)s, %(modifier)s) AS INTEGER) + 6) %% 7 + 1)"
+    template = "((CAST(strftime('%%%%w', %(column)s, %(modifier)s) AS INTEGER) + 6) %%%% 7 + 1)"
     output_field = IntegerField()
 
 

@@ -4,7 +4,6 @@ the conversation; opt-outs and opt-ins from the consent ledger."""
 from __future__ import annotations
 
 from django.db.models import Count, F, Min, OuterRef, Q, Subquery
-from django.db.models.functions import TruncDate
 
 from openline.alerts.models import Alert, AlertKind
 from openline.contacts.models import ConsentEvent, ConsentKind
@@ -16,6 +15,7 @@ from openline.reports.queries import (
     days,
     duration,
     in_range,
+    local_date,
     percentiles,
     readable,
     total,
@@ -82,7 +82,7 @@ def consent(filters: ReportFilters) -> Report:
     if filters.number_id is not None:
         events = events.filter(number_id=filters.number_id)
     counted = (
-        events.annotate(day=TruncDate("created_at", tzinfo=filters.tz))
+        events.annotate(day=local_date("created_at", filters))
         .values("day", "kind")
         .annotate(n=Count("id"))
         .values_list("day", "kind", "n")

@@ -7,18 +7,25 @@ from datetime import date
 from typing import Any
 
 from django.db.models import Count, QuerySet
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
 
 from openline.messaging.models import Conversation, Direction, Message
 from openline.reports.base import Chart, Report, ReportFilters, report
-from openline.reports.queries import column, conversation_q, days, in_range
+from openline.reports.queries import (
+    column,
+    conversation_q,
+    days,
+    in_range,
+    local_date,
+    local_hour,
+    local_iso_weekday,
+)
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
 def _per_day(queryset: QuerySet[Any], filters: ReportFilters) -> dict[date, int]:
     rows = (
-        queryset.annotate(day=TruncDate("created_at", tzinfo=filters.tz))
+        queryset.annotate(day=local_date("created_at", filters))
         .values("day")
         .annotate(n=Count("id"))
         .values_list("day", "n")
@@ -73,8 +80,8 @@ def volume_by_hour(filters: ReportFilters) -> Report:
     grouped = (
         Conversation.objects.filter(conversation_q(filters))
         .annotate(
-            weekday=ExtractIsoWeekDay("created_at", tzinfo=filters.tz),
-            hour=ExtractHour("created_at", tzinfo=filters.tz),
+            weekday=local_iso_weekday("created_at", filters),
+            hour=local_hour("created_at", filters),
         )
         .values("weekday", "hour")
         .annotate(n=Count("id"))

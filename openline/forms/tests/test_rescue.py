@@ -336,3 +336,24 @@ def test_two_people_starting_at_once_make_one_checklist(
     assert len(started) == 2 and len(set(started)) == 1
     assert RiskChecklist.objects.filter(conversation=conversation).count() == 1
     assert AuditEvent.objects.filter(action="risk_checklist.start").count() == 1
+
+
+def test_the_section_costs_a_query_per_checklist_and_ticked_step_at_most(
+    pipeline: Pipeline, org: Any, bob: Any, held: Conversation, django_assert_max_num_queries: Any
+) -> None:
+    membership = _member(bob, org)
+    for _ in range(2):  # two past checklists, each with every step ticked
+        checklist = _start(pipeline, membership, held)
+        for step in checklist.steps.all():
+            rescue.risk_step_mark(membership=membership, step=step, done=True)
+        rescue.risk_checklist_end(membership=membership, checklist=checklist)
+    _start(pipeline, membership, held)
+    client = _client(bob)
+    _section(client, held)  # the session and membership are cached after the first
+    steps = len(rescue.DEFAULT_STEPS)
+    # The pane's context has no room for a prefetch: the section asks as it goes. Sign-in
+    # and membership (4), the checklists (1), each one's steps and who started it (2 each),
+    # who ended each past one (1 each) and who ticked each step (1 each).
+    with django_assert_max_num_queries(4 + 1 + 3 * 2 + 2 + 2 * steps):
+        body = _section(client, held)
+    assert body.count("rescue-past-") == 2

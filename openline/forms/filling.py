@@ -255,15 +255,6 @@ class FormsUnavailable(ValueError):
     """Nothing to fill in for that purpose (no form in use), or not this member's to fill."""
 
 
-def raw_from_post(schema: Schema, data: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    """The submitted values of each field (inputs are named ``f-<key>``)."""
-    return {
-        f.key: [v for v in data.get(f"f-{f.key}", []) if v.strip()]
-        for f in schema.fields()
-        if data.get(f"f-{f.key}")
-    }
-
-
 @transaction.atomic
 def pane_form_save(
     *,

@@ -130,6 +130,9 @@ class Conversation(models.Model):
             models.Index(fields=["organization", "status", "last_message_at"]),
             models.Index(fields=["contact", "number", "status"]),
             models.Index(fields=["organization", "assigned_to", "status"]),
+            # Reports select a range of start times (SQLite, with no statistics, otherwise
+            # walks every conversation of the organization: bench/README.md, bench-reports).
+            models.Index(fields=["organization", "created_at"], name="conversation_org_created"),
         ]
 
 
@@ -218,6 +221,8 @@ class Message(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["conversation", "created_at"]),
+            # Reports count a range of texts (see Conversation's).
+            models.Index(fields=["organization", "created_at"], name="message_org_created"),
             # Reconciliation looks for unsettled outbound messages every few seconds; they
             # are few, and inbound texts (status "received") never enter this index.
             models.Index(

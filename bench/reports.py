@@ -35,6 +35,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import random
 import statistics
 import subprocess
@@ -84,7 +85,7 @@ def main() -> int:
         action="store_true",
         help="keep the seeded database (SQLite: /tmp/benchreports-sqlite; PostgreSQL: the"
         " benchreports database) and time it again next time instead of seeding: for trying"
-        " a fix (a new migration is applied to it)",
+        " a fix (a new migration is applied to it); BENCH_REPORTS_DIR=<dir> for another",
     )
     common.add_run_options(parser, quick="10,000 conversations, 3 repeats")
     args = parser.parse_args()
@@ -126,7 +127,8 @@ def run_backend(backend: str, cfg: dict[str, Any], *, reuse: bool) -> dict[str, 
     child = [__file__, "--child"]
     if not reuse:
         return common.run_child(backend, [*child, json.dumps(cfg)], pg_database=BENCH_DB)
-    var_dir = Path(tempfile.gettempdir()) / f"{BENCH_DB}-{backend}"
+    chosen = os.environ.get("BENCH_REPORTS_DIR", "")
+    var_dir = Path(chosen) if chosen else Path(tempfile.gettempdir(), f"{BENCH_DB}-{backend}")
     var_dir.mkdir(exist_ok=True)
     env = common.bench_env(var_dir)
     if backend == "postgres":
@@ -1054,7 +1056,8 @@ def time_reports(seeded: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
             size = len(result.rows) * max(1, len(result.columns))
             if label == "year all" and (largest is None or size > largest[0]):
                 largest = (size, key, label, extra)
-    out["pages"] = time_pages(seeded, today, cfg["repeats"], largest)
+    if not cfg["only"]:  # the page shows every report
+        out["pages"] = time_pages(seeded, today, cfg["repeats"], largest)
     return out
 
 

@@ -417,3 +417,33 @@ def test_survey_answers_are_shown_read_only(
     assert "How was it?" in html
     assert "<dt>Reason for contact</dt><dd>Loneliness</dd>" in html
     assert "<dt>What else?</dt>" not in html  # hidden by show-if
+
+
+def test_the_pane_forms_cost_the_same_queries_however_many_answers(
+    org: Any,
+    bob: Any,
+    contact_form: Any,
+    conversation: Conversation,
+    django_assert_max_num_queries: Any,
+) -> None:
+    from openline.forms.filling import pane_forms, survey_responses
+
+    screener(org)
+    assume(bob, conversation)
+    _save(client_for(bob), conversation, {"reason": "housing"}, autosave=True)
+
+    def count() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            pane_forms(conversation=conversation, editable=True)
+            survey_responses(conversation_id=conversation.pk)
+        return len(queries.captured_queries)
+
+    few = count()
+    data = {"reason": "housing", "needs": ["food", "shelter"], "mood": "3", "notes": "n"}
+    _save(client_for(bob), conversation, data, autosave=True)
+    assert count() == few
+    with django_assert_max_num_queries(8):
+        pane_forms(conversation=conversation, editable=True)

@@ -47,6 +47,13 @@ def test_counselor_fills_the_contact_form_in_the_pane_and_closes_once_complete(
     expect(other).to_be_visible()  # show-if, in the browser
     expect(section.locator(".form-autosave")).to_have_text("Draft saved.", timeout=LIVE)
 
+    # the long pick-list narrows as you type (not an answer: nothing saved for it)
+    search = section.get_by_label("Search Topic (2-1-1)")
+    search.fill("pantr")
+    options = f"Array.from(document.querySelectorAll('#ff-contact-{conversation.pk}-topic option'))"
+    texts = page.evaluate(options + ".filter(o => !o.hidden).map(o => o.text)")
+    assert texts == ["Choose…", "Food pantries"]
+
     # typed, not saved yet (no change event): a live refresh of the pane keeps it
     field = section.get_by_label("What else?")
     field.click()

@@ -31,6 +31,29 @@
     });
   }
 
+  // ---- a long pick-list (a taxonomy) gets a box that narrows its options -----------------
+  function searchable(form) {
+    $all("select[data-searchable]", form).forEach(function (select) {
+      if (select.dataset.searchReady || select.options.length < 9) return;
+      select.dataset.searchReady = "1";
+      var label = form.querySelector('label[for="' + select.id + '"]');
+      var box = document.createElement("input");
+      box.type = "search";
+      box.className = "option-search";
+      box.setAttribute("aria-label", "Search " + (label ? label.textContent.trim() : "the options"));
+      box.placeholder = "Type to narrow the list";
+      box.addEventListener("input", function (e) {
+        e.stopPropagation();  // not an answer: no draft, no autosave
+        var words = box.value.toLowerCase();
+        Array.prototype.forEach.call(select.options, function (o) {
+          o.hidden = o.value !== "" && words !== "" && o.text.toLowerCase().indexOf(words) === -1;
+        });
+      });
+      box.addEventListener("change", function (e) { e.stopPropagation(); });
+      select.parentNode.insertBefore(box, select);
+    });
+  }
+
   // ---- unsaved answers survive a redraw ---------------------------------------------------
   // What was typed since the last save answered, per form id; put back into the form with
   // the same id when the pane is redrawn, with the focus and the caret.
@@ -84,6 +107,7 @@
   function arrived(form) {
     var values = drafts[form.id];
     if (values) restore(form, values); else applyShowIf(form);
+    searchable(form);
     var lost = document.activeElement === document.body || !document.activeElement;
     if (focus && focus.form === form.id && lost) {
       var el = document.getElementById(focus.id);
@@ -103,5 +127,5 @@
   new MutationObserver(function (records) {
     records.forEach(function (r) { Array.prototype.forEach.call(r.addedNodes, scan); });
   }).observe(document.documentElement, { childList: true, subtree: true });
-  document.addEventListener("DOMContentLoaded", function () { $all("form[data-form-fill]").forEach(applyShowIf); });
+  document.addEventListener("DOMContentLoaded", function () { $all("form[data-form-fill]").forEach(function (f) { applyShowIf(f); searchable(f); }); });
 })();

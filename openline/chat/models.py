@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import TYPE_CHECKING
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -11,6 +12,9 @@ from django.db import models
 from openline.core.models import Organization
 from openline.messaging.models import Conversation
 from openline.providers.models import Number
+
+if TYPE_CHECKING:
+    from openline.forms.models import FormResponse
 
 
 def _public_id() -> str:
@@ -73,8 +77,9 @@ class ChatWidget(models.Model):
 
 
 class QuestionStage(models.TextChoices):
+    # The survey after the chat is the inbox's post_survey form (forms app) since
+    # migration 0005 turned each widget's "post" questions into one.
     PRE = "pre", "Before the chat"
-    POST = "post", "After the chat (survey)"
 
 
 class QuestionKind(models.TextChoices):
@@ -86,7 +91,7 @@ class QuestionKind(models.TextChoices):
 
 
 class ChatQuestion(models.Model):
-    """A question a widget asks before the chat (triage) or after it (survey).
+    """A question a widget asks before the chat (triage).
 
     ``options`` is a list of ``{"label": str, "severity": 0-3}``: the choices of a choice
     question, or the "Yes" and "No" of a yes/no one. An answer's severity raises the
@@ -130,8 +135,18 @@ class ChatSession(models.Model):
     # The visitor's answers, each {"question", "prompt", "kind", "answer", "severity"}: the
     # prompt is kept as asked, so later edits to a question do not rewrite what was answered.
     prechat = models.JSONField(default=list, blank=True)
+    # The post-chat survey of chats before the forms engine, in the same shape (read-only
+    # now); a newer chat's survey is a FormResponse (purpose post_survey, channel chat).
     survey = models.JSONField(default=list, blank=True)
+    # When the survey was answered, either way: a survey is taken once.
     survey_at = models.DateTimeField(null=True, blank=True)
+
+    def survey_response(self) -> FormResponse | None:
+        """The survey's FormResponse (shown with the conversation's other forms); None
+        for an older chat's JSON answers, or none."""
+        from openline.chat.selectors import chat_survey_response
+
+        return chat_survey_response(self)
 
 
 class ChatStartGate(models.Model):

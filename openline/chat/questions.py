@@ -1,11 +1,12 @@
-"""Pre-chat triage and the post-chat survey: the questions a widget asks, and checking and
-storing a visitor's answers.
+"""Pre-chat triage: the questions a widget asks before a chat, and checking a visitor's
+answers. (The survey after the chat is the inbox's post_survey form: chat.survey.)
 
 Triage answers are checked on the server (the widget's checks are only a convenience): a
 required question must be answered, a choice must be one of the offered labels, a scale
 answer a whole number from 1 to 7. Each choice (and the yes and the no of a yes/no
 question) may carry a severity; the highest severity among the answers becomes the
-conversation's priority, which orders the queue."""
+conversation's priority, which orders the queue, and the most severe answer is the
+priority's reason counselors see on the queue row."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
-from openline.chat.models import ChatQuestion, ChatSession, ChatWidget, QuestionKind, QuestionStage
-from openline.chat.services import ChatError
+from openline.chat.models import ChatQuestion, ChatWidget, QuestionKind, QuestionStage
 from openline.messaging.models import Priority
 
 MAX_TEXT_ANSWER = 500
@@ -133,17 +132,14 @@ def priority_of(answers: list[dict[str, object]]) -> int:
     return max((s for s in severities if isinstance(s, int)), default=Priority.NORMAL)
 
 
-def survey_submit(*, session: ChatSession, raw: object) -> None:
-    """Store the post-chat survey, once, after the chat has ended."""
-    if session.ended_at is None:
-        raise ChatError("survey_closed", "The survey opens when the chat has ended.")
-    answers = answers_clean(questions_for(session.widget, QuestionStage.POST), raw)
-    with transaction.atomic():
-        updated = ChatSession.objects.filter(pk=session.pk, survey_at__isnull=True).update(
-            survey=answers, survey_at=timezone.now()
-        )
-    if not updated:
-        raise ChatError("survey_closed", "This survey has already been answered. Thank you!")
+def priority_reason_of(answers: list[dict[str, object]]) -> str:
+    """Why the answers raise the priority: "Chat triage: <prompt>: <answer>" for the most
+    severe answer (the first of equals, in question order); empty when none raises it."""
+    raising = [a for a in answers if isinstance(a["severity"], int) and a["severity"] > 0]
+    if not raising:
+        return ""
+    worst = max(raising, key=lambda a: int(str(a["severity"])))
+    return f"Chat triage: {worst['prompt']}: {worst['answer']}"
 
 
 # --- administration ----------------------------------------------------------------------
@@ -174,7 +170,7 @@ def question_create(
     *,
     widget: ChatWidget,
     actor_id: int | None,
-    stage: str,
+    stage: str = QuestionStage.PRE,
     kind: str,
     prompt: str,
     required: bool = False,

@@ -115,9 +115,16 @@ def chat_start(
     *, widget: ChatWidget, origin: str, name: str = "", answers: object = None
 ) -> StartedChat:
     """Open a waiting conversation for a new visitor, with their pre-chat answers (checked
-    here; raises questions.AnswerError) setting its priority. Refused while the inbox is
-    offline, and while the widget has as many chats waiting as it allows ("busy")."""
-    from openline.chat.questions import answers_clean, priority_of, questions_for
+    here; raises questions.AnswerError) setting its priority and the reason counselors see
+    ("Chat triage: <prompt>: <answer>", at creation: one way, one event). Refused while the
+    inbox is offline, and while the widget has as many chats waiting as it allows ("busy")."""
+    from openline.chat.questions import (
+        answers_clean,
+        priority_of,
+        priority_reason_of,
+        questions_for,
+    )
+    from openline.messaging.services.priority import MAX_REASON
 
     if not inbox_online(widget.number_id):
         raise ChatError("offline", widget.offline_text or "Chat is closed right now.")
@@ -137,6 +144,7 @@ def chat_start(
             channel=Channel.CHAT,
             status=ConversationStatus.WAITING,
             priority=priority_of(prechat),
+            priority_reason=priority_reason_of(prechat)[:MAX_REASON],
             last_message_at=now,
         )
         session = ChatSession.objects.create(
@@ -203,9 +211,23 @@ def visitor_message(*, session: ChatSession, body: str, client_id: str) -> tuple
             return Message.objects.get(conversation=conversation, provider_message_id=key), False
         Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
         ChatSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+        _raise_for_risk(conversation, body)
         publish_message_event(message, "message.created")
         publish_to_visitor_on_commit(conversation_id=conversation.pk, event=visitor_view(message))
     return message, True
+
+
+def _raise_for_risk(conversation: Conversation, body: str) -> None:
+    """A risk phrase in the visitor's message raises the conversation's priority with the
+    phrase as the reason, as an inbound text's does (inside the message's transaction)."""
+    from openline.messaging.risk import risk_match
+    from openline.messaging.services.priority import conversation_raise_priority
+
+    hit = risk_match(body, organization_id=conversation.organization_id)
+    if hit is not None:
+        conversation_raise_priority(
+            conversation=conversation, priority=hit.priority, reason=hit.reason
+        )
 
 
 def history(session: ChatSession, after_id: int = 0) -> list[dict[str, object]]:

@@ -16,7 +16,9 @@ from django.views.decorators.http import require_GET
 
 from openline.chat import limits, services
 from openline.chat.models import ChatWidget, QuestionStage
-from openline.chat.questions import AnswerError, question_view, questions_for, survey_submit
+from openline.chat.questions import AnswerError, question_view, questions_for
+from openline.chat.survey import survey_submit, survey_view
+from openline.forms.schema import AnswersError
 
 WIDGET_JS = Path(__file__).parent / "static" / "chat" / "widget.js"
 MAX_START_BODY = 20_000  # a name and the pre-chat answers
@@ -110,7 +112,8 @@ def widget_config(request: HttpRequest, public_id: str) -> HttpResponse:
                 "busy_help": widget.busy_text or widget.offline_text,
                 "quick_exit_url": widget.quick_exit_url,
                 "prechat": [question_view(q) for q in questions_for(widget, QuestionStage.PRE)],
-                "survey": [question_view(q) for q in questions_for(widget, QuestionStage.POST)],
+                # The inbox's post-chat survey form (chat.survey): empty when none.
+                "survey": survey_view(widget),
             }
         ),
         origin,
@@ -209,8 +212,11 @@ def chat_survey(request: HttpRequest, public_id: str) -> HttpResponse:
         session = services.session_for(token, widget)
         survey_submit(session=session, raw=data.get("answers"))
     except services.ChatError as exc:
-        status = 409 if exc.code == "survey_closed" else 404
+        status = 409 if exc.code in ("survey_closed", "no_survey") else 404
         return _cors(_error(exc.code, str(exc), status), origin)
-    except AnswerError as exc:
-        return _answer_refused(exc, origin)
+    except AnswersError as exc:
+        # 422 naming each refused question by its key (the widget marks the first).
+        key, message = next(iter(exc.errors.items()))
+        body = {"error": "invalid_answer", "field": key, "message": message, "errors": exc.errors}
+        return _cors(JsonResponse(body, status=422), origin)
     return _cors(JsonResponse({"ok": True}, status=201), origin)

@@ -1,4 +1,5 @@
-"""Pre-chat triage (answers checked, stored, priority set and shown) and the post-chat survey."""
+"""Pre-chat triage: answers checked, stored, priority and its reason set and shown. (The
+post-chat survey is the forms engine's: test_survey.py.)"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
+from django.utils import timezone
 
 from openline.chat import services
 from openline.chat.models import ChatQuestion, ChatSession
@@ -38,8 +40,6 @@ def triage(widget: Any, alice: Any) -> dict[str, ChatQuestion]:
         "terms": add(
             stage="pre", kind="consent", prompt="I agree to the terms", link="https://x.org/t"
         ),
-        "helpful": add(stage="post", kind="scale", prompt="Was this helpful?", required=True),
-        "else": add(stage="post", kind="text", prompt="Anything else?"),
     }
 
 
@@ -100,6 +100,8 @@ def test_start_stores_answers_and_the_highest_severity_sets_priority(
     assert started.status_code == 201, started.content
     conversation = Conversation.objects.get(pk=started.json()["conversation"])
     assert conversation.priority == Priority.URGENT
+    # The most severe answer is the reason (the "No" to "Are you safe?" is only high).
+    assert conversation.priority_reason == "Chat triage: What is it about?: Thinking about suicide"
     prechat = ChatSession.objects.get(conversation=conversation).prechat
     assert [(a["prompt"], a["answer"]) for a in prechat] == [
         ("What is it about?", "Thinking about suicide"),
@@ -107,7 +109,14 @@ def test_start_stores_answers_and_the_highest_severity_sets_priority(
         ("Are you safe?", "No"),
     ]
     calm = _post(client, widget, "start", {"answers": _answers(triage, topic="Money")})
-    assert Conversation.objects.get(pk=calm.json()["conversation"]).priority == Priority.NORMAL
+    calm_conversation = Conversation.objects.get(pk=calm.json()["conversation"])
+    assert (calm_conversation.priority, calm_conversation.priority_reason) == (Priority.NORMAL, "")
+    unsafe = _post(
+        client, widget, "start", {"answers": _answers(triage, topic="Family", safe="No")}
+    )
+    assert Conversation.objects.get(pk=unsafe.json()["conversation"]).priority_reason == (
+        "Chat triage: Are you safe?: No"
+    )
 
 
 def test_a_refused_answer_names_the_question_and_stores_nothing(
@@ -143,32 +152,7 @@ def test_config_lists_the_questions_without_their_severities(
         "link": "https://x.org/t",
     }
     assert "severity" not in json.dumps(config) and "urgent" not in json.dumps(config)
-    assert [q["prompt"] for q in config["survey"]] == ["Was this helpful?", "Anything else?"]
-
-
-def test_survey_is_taken_once_after_the_chat_ends(
-    client: Client, widget: Any, triage: dict[str, ChatQuestion], other_org: Any
-) -> None:
-    started = _post(client, widget, "start", {"answers": _answers(triage, topic="Money")})
-    token = started.json()["token"]
-    answers = _answers(triage, helpful=6, **{"else": "Thanks <b>so</b> much"})
-    early = _post(client, widget, "survey", {"token": token, "answers": answers})
-    assert early.status_code == 409 and early.json()["error"] == "survey_closed"
-    services.chat_end(session=ChatSession.objects.get())
-    assert _post(client, widget, "survey", {"token": "nope", "answers": answers}).status_code == 404
-    missing = _post(client, widget, "survey", {"token": token, "answers": {}})
-    assert missing.status_code == 400 and missing.json()["question"] == triage["helpful"].pk
-    assert ChatSession.objects.get().survey_at is None
-    done = _post(client, widget, "survey", {"token": token, "answers": answers})
-    assert done.status_code == 201
-    session = ChatSession.objects.get()
-    assert [(a["prompt"], a["answer"]) for a in session.survey] == [
-        ("Was this helpful?", "6"),
-        ("Anything else?", "Thanks <b>so</b> much"),
-    ]
-    again = _post(client, widget, "survey", {"token": token, "answers": answers})
-    assert again.status_code == 409
-    assert ChatSession.objects.get().survey == session.survey
+    assert config["survey"] == []  # the inbox has no survey form
 
 
 def test_priority_orders_the_queue_and_the_visitors_place(
@@ -198,12 +182,12 @@ def test_counselor_sees_the_answers_inert_and_they_are_exported(
     )
     conversation_id = started.json()["conversation"]
     services.chat_end(session=ChatSession.objects.get())
-    _post(
-        client,
-        widget,
-        "survey",
-        {"token": started.json()["token"], "answers": _answers(triage, helpful=7)},
-    )
+    # An older chat's survey, from before surveys were forms: its JSON is still shown.
+    ChatSession.objects.update(
+        survey=[{"question": 1, "prompt": "Was this helpful?", "kind": "scale", "answer": "7",
+                 "severity": 0}],
+        survey_at=timezone.now(),
+    )  # fmt: skip
     client.force_login(alice)
     pane = client.get(f"/conversations/{conversation_id}/").content.decode()
     assert "Before the chat" in pane and "Where do you live?" in pane
@@ -260,14 +244,13 @@ def test_questions_reorder_within_their_stage(widget: Any, alice: Any) -> None:
         question_create(widget=widget, actor_id=alice.pk, stage="pre", kind="text", prompt=p)
         for p in ("one", "two", "three")
     )
-    survey = question_create(
-        widget=widget, actor_id=alice.pk, stage="post", kind="text", prompt="s"
-    )
     question_move(question=third, up=True)
     question_move(question=first, up=True)  # already first: nothing changes
     order = [q.prompt for q in widget.questions.filter(stage="pre")]
     assert order == ["one", "three", "two"]
-    assert widget.questions.get(stage="post") == survey
+    with pytest.raises(ValidationError):  # the survey is a form now: no "post" questions
+        question_create(widget=widget, actor_id=alice.pk, stage="post", kind="text", prompt="s")
+    assert not widget.questions.exclude(stage="pre").exists()
     with pytest.raises(ValidationError):
         question_create(widget=widget, actor_id=alice.pk, stage="pre", kind="consent", prompt="x")
     assert second.pk in {q.pk for q in widget.questions.all()}

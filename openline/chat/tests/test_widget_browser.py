@@ -104,6 +104,34 @@ def _widget(number: Any, admin: Any, origin: str, put_online: Any = None, opens:
     )
 
 
+def _survey_form(widget: Any) -> None:
+    """The widget's inbox gets a post-chat survey form of several kinds, with show-if."""
+    from openline.forms.models import Form, FormUse, FormVersion
+
+    fields = [
+        {"key": "helpful", "label": "How helpful was this?", "kind": "scale", "required": True},
+        {"key": "about", "label": "What was it about?", "kind": "choice",
+         "options": [{"value": "money", "label": "Money"}, {"value": "family", "label": "Family"}]},
+        {"key": "who", "label": "Who in your family?", "kind": "text", "required": True,
+         "show_if": {"field": "about", "values": ["family"]}},
+        {"key": "ways", "label": "How did you hear of us?", "kind": "multi_choice",
+         "options": [{"value": "school", "label": "School"}, {"value": "web", "label": "The web"}]},
+        {"key": "area", "label": "Where do you live?", "kind": "taxonomy",
+         "options": [{"value": "n", "label": "North"}, {"value": "s", "label": "South"}]},
+        {"key": "age", "label": "Your age", "kind": "number", "min": 10},
+        {"key": "more", "label": "Anything else?", "kind": "long_text"},
+    ]  # fmt: skip
+    org = widget.organization
+    form = Form.objects.create(organization=org, name="After the chat")
+    form.current_version = FormVersion.objects.create(
+        organization=org, form=form, number=1, schema={"sections": [{"fields": fields}]}
+    )
+    form.save()
+    FormUse.objects.create(
+        organization=org, number_id=widget.number_id, purpose="post_survey", form=form
+    )
+
+
 def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_reload(
     browser: Any, live_asgi: str, site: Any, alice: Any, bob: Any, sandbox_number: Any,
     put_online: Any, caplog: pytest.LogCaptureFixture,
@@ -112,6 +140,7 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
 
     from openline.chat.models import ChatSession
     from openline.chat.questions import question_create
+    from openline.forms.models import FormResponse
 
     host = site(live_asgi, "pending")  # the port is known first; the page is made below
     widget = _widget(sandbox_number, alice, host, put_online)
@@ -122,10 +151,9 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
         {"stage": "pre", "kind": "choice", "prompt": "What is it about?", "required": True,
          "options_text": "Money\nThinking about suicide | urgent"},
         {"stage": "pre", "kind": "yesno", "prompt": "Are you safe?", "options_text": "No | high"},
-        {"stage": "post", "kind": "scale", "prompt": "How helpful was this?", "required": True},
-        {"stage": "post", "kind": "text", "prompt": "Anything else?"},
     ):  # fmt: skip
         question_create(widget=widget, actor_id=alice.pk, **question)
+    _survey_form(widget)
 
     console = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
     console.goto(f"{live_asgi}/login/")
@@ -208,22 +236,54 @@ def test_visitor_chats_with_a_counselor_across_origins_through_a_drop_and_a_relo
     expect(pane.locator(".pane-head")).to_contain_text("Closed")
     _shot(console, "5-console-ended")
 
-    # The post-chat survey: a required answer, then stored with the conversation.
+    # The post-chat survey (the inbox's form): a required answer, show-if as the visitor
+    # answers, then stored with the conversation as a form response.
     survey = panel.locator("form.survey")
     expect(survey).to_contain_text("How helpful was this?")
     survey.get_by_role("button", name="Send answers").click()
     expect(panel.get_by_role("alert")).to_have_text("Please answer: How helpful was this?")
+    expect(survey.get_by_role("radio", name="1", exact=True)).to_be_focused()
     survey.get_by_role("radio", name="6").check()
-    survey.get_by_label("Anything else?").fill("Thank you, Bob")
+    who = survey.get_by_label("Who in your family? (required)")
+    expect(who).to_be_hidden()
+    survey.get_by_role("radio", name="Family").check()
+    expect(who).to_be_visible()
+    survey.get_by_role("button", name="Send answers").click()
+    expect(panel.get_by_role("alert")).to_have_text("Please answer: Who in your family?")
+    expect(who).to_be_focused()
+    who.fill("My brother")
+    survey.get_by_role("radio", name="Money").check()  # hidden again: its answer is not sent
+    expect(who).to_be_hidden()
+    ways = survey.get_by_role("group", name="How did you hear of us?")
+    ways.get_by_role("checkbox", name="School").check()
+    ways.get_by_role("checkbox", name="The web").check()
+    survey.get_by_label("Where do you live?").select_option("South")
+    survey.get_by_label("Your age").fill("17")
+    survey.get_by_label("Anything else?").fill("Thank you, Bob\nReally.")
     _shot(visitor, "6-visitor-survey")
     survey.get_by_role("button", name="Send answers").click()
     expect(panel).to_contain_text("Thank you for your answers.", timeout=LIVE)
     expect(survey).to_be_hidden()
     session = ChatSession.objects.get(widget=widget)
-    assert [(a["prompt"], a["answer"]) for a in session.survey] == [
-        ("How helpful was this?", "6"),
-        ("Anything else?", "Thank you, Bob"),
+    response = FormResponse.objects.get(conversation_id=session.conversation_id)
+    assert (response.purpose, response.channel, response.status) == (
+        "post_survey",
+        "chat",
+        "complete",
+    )
+    assert list(response.answers.order_by("id").values_list("field_key", "value")) == [
+        ("helpful", "6"),
+        ("about", "money"),
+        ("ways", "school"),
+        ("ways", "web"),
+        ("area", "s"),
+        ("age", "17"),
+        ("more", "Thank you, Bob\nReally."),
     ]
+    console.goto(f"{live_asgi}/conversations/{session.conversation_id}/")
+    answers = console.locator('[data-purpose="post_survey"]')
+    expect(answers).to_contain_text("School, The web")
+    expect(answers).not_to_contain_text("Who in your family?")
     assert session.conversation.priority == 3
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert not errors, errors

@@ -50,8 +50,10 @@ def _shot(page: Any, name: str) -> None:
 @pytest.fixture
 def chats(alice: Any, org: Any, online_inbox: Any) -> Iterator[dict[str, Any]]:
     """A waiting chat with pre-chat answers, and an ended one with its survey answered."""
-    from openline.chat.questions import question_create, survey_submit
+    from openline.chat.questions import question_create
     from openline.chat.services import chat_end, chat_start, widget_create
+    from openline.chat.survey import survey_submit
+    from openline.forms.models import Form, FormUse, FormVersion
 
     widget = widget_create(
         organization_id=org.pk,
@@ -78,8 +80,19 @@ def chats(alice: Any, org: Any, online_inbox: Any) -> Iterator[dict[str, Any]]:
     upset = ask("pre", "choice", "How upset do you feel right now?", "Very upset | high\nA bit")
     name = ask("pre", "text", "Name")
     safe = ask("pre", "yesno", "Are you safe right now?")
-    helped = ask("post", "scale", "How much did this chat help you, from 1 (not at all) to 7?")
-    again = ask("post", "text", "Anything you would like us to know for next time?")
+    # The survey after the chat: the inbox's post_survey form.
+    form = Form.objects.create(organization=org, name="After the chat")
+    fields = [
+        {"key": "helped", "kind": "scale",
+         "label": "How much did this chat help you, from 1 (not at all) to 7?"},
+        {"key": "again", "kind": "text",
+         "label": "Anything you would like us to know for next time?"},
+    ]  # fmt: skip
+    form.current_version = FormVersion.objects.create(
+        organization=org, form=form, number=1, schema={"sections": [{"fields": fields}]}
+    )
+    form.save()
+    FormUse.objects.create(organization=org, number=online_inbox, purpose="post_survey", form=form)
     answers = {about: LONELY, upset: "Very upset", name: "Sam", safe: "Yes"}
 
     def start() -> Any:
@@ -89,7 +102,7 @@ def chats(alice: Any, org: Any, online_inbox: Any) -> Iterator[dict[str, Any]]:
     ended = start().session
     chat_end(session=ended)
     ended.refresh_from_db()
-    survey_submit(session=ended, raw={helped: "6", again: "Thank you for listening to me."})
+    survey_submit(session=ended, raw={"helped": "6", "again": "Thank you for listening to me."})
     yield {"waiting": waiting.conversation_id, "ended": ended.conversation_id}
 
 
@@ -142,7 +155,7 @@ def test_pre_chat_and_survey_answers_read_as_phrases_at_every_console_width(
 
     # On the conversation's own page: the ended chat, with both sets of answers.
     page.goto(f"{live_asgi}/conversations/{chats['ended']}/")
-    for section in ("[data-prechat]", "[data-survey]"):
+    for section in ("[data-prechat]", '[data-purpose="post_survey"]'):
         answers = page.locator(f"#pane-{chats['ended']} {section}")
         expect(answers).to_be_visible()
         _readable(answers.evaluate(MEASURE), f"{section} on the page at {width}px")

@@ -17,6 +17,7 @@ from openline.availability.selectors import inbox_states
 from openline.chat.models import ChatQuestion, ChatSession, ChatWidget, QuestionKind, QuestionStage
 from openline.chat.questions import question_create, question_delete, question_move
 from openline.chat.services import ChatError, StartLimits, widget_create, widget_update
+from openline.chat.survey import survey_use
 from openline.core.models import Organization, Role
 from openline.core.web import console_view
 from openline.providers.models import Number
@@ -73,7 +74,8 @@ def chat_settings(request: HttpRequest, organization: Organization) -> HttpRespo
 def chat_widget_questions(
     request: HttpRequest, organization: Organization, widget_id: int
 ) -> HttpResponse:
-    """One widget's settings, pre-chat triage questions and post-chat survey (admins)."""
+    """One widget's settings and pre-chat triage questions (admins). The survey after the
+    chat is the inbox's post_survey form, chosen under Forms › Inbox uses: shown here."""
     membership = request.membership  # type: ignore[attr-defined]
     if membership.role != Role.ADMIN:
         return render(request, "console/forbidden.html", status=403)
@@ -86,18 +88,30 @@ def chat_widget_questions(
         except (ValidationError, ValueError) as exc:
             error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             widget.refresh_from_db()  # show what is saved, not the refused edit
-    questions = list(widget.questions.all())
+    use = survey_use(widget)
     context = {
         "widget": widget,
-        "stages": [
-            (stage, label, [q for q in questions if q.stage == stage])
-            for stage, label in QuestionStage.choices
-        ],
+        "questions": list(widget.questions.filter(stage=QuestionStage.PRE)),
+        "survey_form": use.form if use is not None else None,
+        "uses_url": _inbox_uses_url(),
         "kinds": QuestionKind.choices,
         "error": error,
         "form": request.POST if error else {},
     }
     return render(request, "console/chat_questions.html", context, status=422 if error else 200)
+
+
+def _inbox_uses_url() -> str:
+    """The forms app's inbox-uses page (its URL name is the forms app's to choose), or the
+    forms pages' root."""
+    from django.urls import NoReverseMatch, reverse
+
+    for name in ("forms:inbox_uses", "forms:uses", "forms:list", "forms:forms"):
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return "/forms/"
 
 
 def _whole_number(request: HttpRequest, field: str, label: str) -> int:
@@ -139,7 +153,7 @@ def _question_action(request: HttpRequest, widget: ChatWidget) -> None:
         question_create(
             widget=widget,
             actor_id=request.user.pk,
-            stage=request.POST.get("stage", ""),
+            stage=QuestionStage.PRE,
             kind=request.POST.get("kind", ""),
             prompt=request.POST.get("prompt", ""),
             required=request.POST.get("required") == "on",

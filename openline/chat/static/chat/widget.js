@@ -34,11 +34,11 @@
     '.visitor{align-self:flex-end;background:#e8eefc}.counselor{align-self:flex-start;background:#f1f1f1}' +
     '.msg small{display:block;font-size:11px;color:#666;margin-top:2px}' +
     'form{display:flex;gap:6px;padding:10px;border-top:1px solid #ddd}' +
-    'textarea,input{flex:1;border:1px solid #999;border-radius:6px;padding:6px;resize:none}' +
+    'textarea,input,select{flex:1;border:1px solid #999;border-radius:6px;padding:6px;resize:none}' +
     'form button,.again{border:0;border-radius:6px;padding:6px 12px;color:#fff;background:var(--c);cursor:pointer}' +
     '.qs{display:flex;flex-direction:column;gap:10px;padding:0;border:0}.qs label{display:flex;flex-direction:column;gap:4px}.error{color:#b3261e;margin:0}' +
     'fieldset{border:0;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:4px 12px}legend{padding:0;margin-bottom:4px}.qs fieldset label,.qs .check{flex-direction:row;align-items:center;gap:4px}' +
-    '.qs input[type=radio],.qs input[type=checkbox]{flex:none;margin:0}.row{display:flex;gap:8px}.skip{background:#666!important}a{color:inherit}' +
+    '.qs input[type=radio],.qs input[type=checkbox]{flex:none;margin:0}.qs small{flex-basis:100%;color:#555;font-size:13px}.row{display:flex;gap:8px}.skip{background:#666!important}a{color:inherit}' +
     ':focus-visible{outline:3px solid #ffbf47;outline-offset:1px}' +
     '@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;max-width:100vw;height:100vh;max-height:100vh;border-radius:0}}' +
     '</style>' +
@@ -207,6 +207,74 @@
     }
     return out;
   }
+
+  // The survey: the inbox's form (any field kind), keyed by field key, with show-if.
+  var fid = 0;
+  function field(f) {
+    var k = f.kind, name = "f-" + f.key, need = f.required ? " (required)" : "", box, input;
+    var many = k === "multi_choice" || k === "checklist", pick = many || k === "choice" || k === "yesno" || k === "scale";
+    var hid = "ol-h" + (++fid), help = f.help ? el("small", { id: hid }, f.help) : null;
+    if (pick) {
+      box = el("fieldset", { "data-f": f.key });
+      box.appendChild(el("legend", {}, f.label + need));
+      if (help) { box.setAttribute("aria-describedby", hid); box.appendChild(help); }
+      f.options.forEach(function (o) {
+        var lab = el("label", {});
+        lab.appendChild(el("input", { type: many ? "checkbox" : "radio", name: name, value: o.value }));
+        lab.appendChild(document.createTextNode(o.label));
+        box.appendChild(lab);
+      });
+      return box;
+    }
+    box = el("label", { "data-f": f.key }, f.label + need);
+    if (k === "long_text") input = el("textarea", { name: name, rows: "3", maxlength: "5000" });
+    else if (k === "taxonomy") {
+      input = el("select", { name: name });
+      input.appendChild(el("option", { value: "" }, "Choose…"));
+      f.options.forEach(function (o) { input.appendChild(el("option", { value: o.value }, o.label)); });
+    } else {
+      input = el("input", { name: name, autocomplete: "off", type: k === "number" ? "number" : k === "date" ? "date" : "text" });
+      if (k === "number") { input.step = "any"; if (f.min != null) input.min = f.min; if (f.max != null) input.max = f.max; }
+      if (k === "text") input.maxLength = 300;
+    }
+    if (help) input.setAttribute("aria-describedby", hid);
+    box.appendChild(input);
+    if (help) box.appendChild(help);
+    return box;
+  }
+  function values(form, f) {
+    var out = [];
+    form.querySelectorAll('[name="f-' + f.key + '"]').forEach(function (i) {
+      if (i.type === "radio" || i.type === "checkbox" ? i.checked : i.value.trim()) out.push(i.value.trim());
+    });
+    return out;
+  }
+  // Which fields show: a field with show-if shows when its field shows and has one of the values.
+  function visible(form) {
+    var on = {};
+    config.survey.forEach(function (f) {
+      var c = f.show_if;
+      on[f.key] = !c || (on[c.field] && values(form, { key: c.field }).some(function (v) { return c.values.indexOf(v) >= 0; }));
+      show(form.querySelector('[data-f="' + f.key + '"]'), on[f.key]);
+    });
+    return on;
+  }
+  // {key: value or [values]} of the shown fields; null (the field focused) if a required one is empty.
+  function surveyAnswers(form) {
+    var on = visible(form), out = {};
+    for (var i = 0; i < config.survey.length; i++) {
+      var f = config.survey[i], v = values(form, f);
+      if (!on[f.key]) continue;
+      if (!v.length && f.required) { setError("Please answer: " + f.label); focusField(form, f.key); return null; }
+      if (v.length) out[f.key] = f.kind === "multi_choice" || f.kind === "checklist" ? v : v[0];
+    }
+    return out;
+  }
+  function focusField(form, key) {
+    var f = form.querySelector('[data-f="' + key + '"]');
+    f = f && f.querySelector("input,select,textarea");
+    if (f) f.focus();
+  }
   function post(path, data) {
     return fetch(base + "/chat/" + encodeURIComponent(id) + "/" + path, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data)
@@ -216,6 +284,7 @@
     setError(res.d.message || "Something went wrong.");
     var f = res.d.question && form.querySelector('[data-q="' + res.d.question + '"] input');
     if (f) f.focus();
+    if (res.d.field) focusField(form, res.d.field);
   }
 
   function start(e) {
@@ -238,7 +307,12 @@
     var survey = config && config.survey && config.survey.length && !saved.surveyDone;
     show($(".survey"), !!survey);
     show($(".again"), !survey && !!(config && config.online));
-    if (survey) { render(config.survey, $(".post")); $(".survey").querySelector("input").focus(); }
+    if (!survey) return;
+    var post_ = $(".post");
+    post_.textContent = "";
+    config.survey.forEach(function (f) { post_.appendChild(field(f)); });
+    visible($(".survey"));
+    $(".survey").querySelector("input,select,textarea").focus();
   }
   function surveyDone(msg) {
     saved.surveyDone = true; save();
@@ -247,10 +321,10 @@
   function sendSurvey(e) {
     e.preventDefault();
     setError("");
-    var post_ = answers(config.survey, $(".survey"));
+    var post_ = surveyAnswers($(".survey"));
     if (!post_) return;
     post("survey", { token: saved.token, answers: post_ }).then(function (res) {
-      if (!res.ok && !res.d.question) return surveyDone(res.d.message || "");
+      if (!res.ok && !res.d.field) return surveyDone(res.d.message || "");
       if (!res.ok) return refused(res, $(".survey"));
       surveyDone("Thank you for your answers.");
     }).catch(function () { setError("Could not send your answers. Please try again."); });
@@ -317,6 +391,7 @@
   });
   $(".start").addEventListener("submit", start);
   $(".survey").addEventListener("submit", sendSurvey);
+  $(".survey").addEventListener("input", function () { visible($(".survey")); });
   $(".skip").addEventListener("click", function () { surveyDone(""); });
   $(".again").addEventListener("click", function () {
     saved = {}; save(); outbox = []; log.textContent = ""; shown = {}; lastId = 0;

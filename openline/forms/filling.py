@@ -14,14 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import OuterRef, Q, Subquery
 
 from openline.core.models import Membership
 from openline.core.services import audit_record
 from openline.forms.models import (
     Form,
+    FormAnswer,
     FormKind,
     FormPurpose,
     FormResponse,
+    FormUse,
     ResponseChannel,
     ResponseStatus,
 )
@@ -188,37 +191,95 @@ def pane_form(
     )
 
 
-def pane_forms(*, conversation: Conversation, editable: bool) -> list[PaneForm]:
-    """The contact form and risk assessment (those in use or answered)."""
-    found = []
-    for purpose in FILLED:
-        response = latest_response(conversation_id=conversation.pk, purpose=purpose)
-        item = pane_form(
-            conversation=conversation, purpose=purpose, editable=editable, response=response
-        )
-        if item is not None:
-            found.append(item)
-    return found
-
-
-def survey_responses(*, conversation_id: int) -> list[PaneForm]:
-    """The pre- and post-conversation survey answers given for the conversation."""
-    responses = (
-        FormResponse.objects.filter(conversation_id=conversation_id, purpose__in=SURVEYS)
-        .select_related("form", "version")
+def pane_sections(
+    *, conversation: Conversation, editable: bool
+) -> tuple[list[PaneForm], list[PaneForm]]:
+    """The contact form and risk assessment (those in use or answered), and the surveys
+    answered: a fixed handful of queries, however many forms and answers (the pane is
+    redrawn on every change to the conversation)."""
+    responses = list(
+        FormResponse.objects.filter(conversation_id=conversation.pk)
+        .select_related("form", "version", "answered_by")
         .order_by("created_at", "pk")
     )
-    return [_read_only(response) for response in responses]
+    values = _values_of(responses)
+    offered = _offered(conversation)
+    forms = []
+    for purpose in FILLED:
+        response = next((r for r in reversed(responses) if r.purpose == purpose), None)
+        form = offered.get(purpose)
+        if response is not None and (form is None or form.pk != response.form_id):
+            form = response.form
+        if form is None:
+            continue
+        version = response.version if response is not None else form.current_version
+        if version is None:
+            continue
+        forms.append(
+            PaneForm(
+                purpose=purpose,
+                form=form,
+                schema=schema_load(version.schema),
+                version_number=version.number,
+                response=response,
+                values=values.get(response.pk, {}) if response else {},
+                editable=editable,
+            )
+        )
+    surveys = [_read_only(r, values.get(r.pk, {})) for r in responses if r.purpose in SURVEYS]
+    return forms, surveys
 
 
-def _read_only(response: FormResponse) -> PaneForm:
+def _offered(conversation: Conversation) -> dict[str, Form]:
+    """The forms the pane offers, by purpose, in one query: the inbox's uses; for the risk
+    assessment without one, the organization's first risk screener. (A form an inbox uses
+    for both purposes counts for one.)"""
+    use = FormUse.objects.filter(
+        form=OuterRef("pk"), number_id=conversation.number_id, purpose__in=FILLED
+    ).values("purpose")[:1]
+    forms = (
+        Form.objects.select_related("current_version")
+        .filter(
+            organization_id=conversation.organization_id,
+            archived_at__isnull=True,
+            current_version__isnull=False,
+        )
+        .annotate(use_purpose=Subquery(use))
+        .filter(Q(use_purpose__isnull=False) | Q(kind=FormKind.RISK_SCREENER))
+        .order_by("created_at", "pk")
+    )
+    offered: dict[str, Form] = {}
+    screener = None
+    for form in forms:
+        purpose = form.use_purpose
+        if purpose:
+            offered[purpose] = form
+        elif screener is None:
+            screener = form
+    if screener is not None:
+        offered.setdefault(FormPurpose.RISK, screener)
+    return offered
+
+
+def _values_of(responses: list[FormResponse]) -> dict[int, dict[str, list[str]]]:
+    """Each response's answer values by field, in one query."""
+    rows = FormAnswer.objects.filter(response_id__in=[r.pk for r in responses]).order_by("id")
+    values: dict[int, dict[str, list[str]]] = {}
+    for response_id, key, value in rows.values_list("response_id", "field_key", "value"):
+        values.setdefault(response_id, {}).setdefault(key, []).append(value)
+    return values
+
+
+def _read_only(response: FormResponse, values: dict[str, list[str]] | None = None) -> PaneForm:
+    if values is None:
+        values = {k: [a.value for a in v] for k, v in response_answers(response).items()}
     return PaneForm(
         purpose=response.purpose,
         form=response.form,
         schema=schema_load(response.version.schema),
         version_number=response.version.number,
         response=response,
-        values={k: [a.value for a in v] for k, v in response_answers(response).items()},
+        values=values,
         editable=False,
     )
 
@@ -342,6 +403,5 @@ __all__ = [
     "contact_latest_risk",
     "conversation_forms",
     "pane_form_save",
-    "pane_forms",
-    "survey_responses",
+    "pane_sections",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 from django import template
 
-from openline.forms.filling import PaneForm, can_fill, pane_forms, survey_responses
+from openline.forms.filling import PaneForm, can_fill, pane_sections
 
 register = template.Library()
 
@@ -25,10 +25,8 @@ def pane_forms_for(context: template.Context) -> Pane:
     conversation = context["conversation"]
     request = context["request"]
     editable = can_fill(membership=request.membership, conversation=conversation)
-    return Pane(
-        forms=pane_forms(conversation=conversation, editable=editable),
-        surveys=survey_responses(conversation_id=conversation.pk),
-    )
+    forms, surveys = pane_sections(conversation=conversation, editable=editable)
+    return Pane(forms=forms, surveys=surveys)
 
 
 @register.filter

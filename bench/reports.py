@@ -931,6 +931,17 @@ def seed(conversations: int, *, seed_value: int, analyze: bool) -> dict[str, Any
         CreditAccount.objects.update_or_create(organization=org, defaults={"available": 1_000_000})
         timings["rest_s"] = time.monotonic() - t
         t = time.monotonic()
+        # Each conversation's first personal reply, as the send service records it when
+        # the reply is written (the bulk insert above bypasses it): the same UPDATE the
+        # migration that added the column runs.
+        from importlib import import_module
+
+        from django.apps import apps
+
+        backfill = import_module("openline.messaging.migrations.0013_conversation_first_reply_at")
+        backfill.first_replies(apps, None)
+        timings["first_replies_s"] = time.monotonic() - t
+        t = time.monotonic()
 
         if connection.vendor == "postgresql":
             models = [Contact, Conversation, Message, FormResponse]

@@ -28,11 +28,13 @@ def contact_form_problems(conversation: Conversation) -> list[str]:
     if responses.filter(status=ResponseStatus.COMPLETE).exists():
         return []
     started = responses.select_related("version").order_by("-created_at", "-pk").first()
-    if started is None:
-        return ["Complete the contact form."]
-    fields = missing(version_schema(started.version), response_answers(started))
+    if started is None:  # what the form asks now, before anything is answered
+        version = use.form.current_version
+        fields = missing(version_schema(version), {}) if version is not None else []
+    else:
+        fields = missing(version_schema(started.version), response_answers(started))
     if not fields:
-        return ["Mark the contact form complete."]
+        return ["Mark the contact form complete." if started else "Complete the contact form."]
     return ["Complete the contact form: " + ", ".join(f.label.rstrip(".:?") for f in fields) + "."]
 
 

@@ -91,6 +91,10 @@ class FormUse(models.Model):
     required = models.BooleanField(default=False)
     # Pre-conversation survey: the longest it may keep a new conversation from the queue.
     hold_minutes = models.PositiveSmallIntegerField(default=10)
+    # Post-conversation survey: also texted after text conversations (the chat widget
+    # always shows it at the end of a chat). An admin turns texting on; chat-only surveys
+    # carried over from the widget's own questions do not start texting anyone.
+    by_text = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["number", "purpose"], name="uniq_form_use")]

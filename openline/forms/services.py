@@ -479,6 +479,7 @@ def form_use_set(
     form: Form | None,
     required: bool = False,
     hold_minutes: int = 10,
+    by_text: bool = True,
     actor_id: int | None,
 ) -> FormUse | None:
     """Which form an inbox uses for ``purpose`` (None: no form for it)."""
@@ -498,6 +499,7 @@ def form_use_set(
             "form": form,
             "required": required,
             "hold_minutes": hold_minutes,
+            "by_text": by_text,
         },
     )
     _audit_use(number, actor_id, purpose, form.name)

@@ -115,6 +115,9 @@ class Conversation(models.Model):
     last_message_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # When its first personal reply was written (reports' time to first reply, read from
+    # one row instead of a search of its messages).
+    first_reply_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

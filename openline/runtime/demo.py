@@ -72,6 +72,8 @@ def demo_ensure() -> dict[str, object]:
         _demo_shifts(org, number)
     _demo_credits(org)
     widget = _demo_chat_widget(org, number)
+    if number is not None:
+        _demo_forms(org, number)
     return {
         "created": created,
         "organization": org.slug,
@@ -207,12 +209,6 @@ DEMO_CHAT_QUESTIONS: list[dict[str, Any]] = [
         "prompt": "Are you safe right now?",
         "options_text": "No | high",
     },
-    {
-        "stage": "post",
-        "kind": "scale",
-        "prompt": "How helpful was this chat? (1 = not at all, 7 = very)",
-    },
-    {"stage": "post", "kind": "text", "prompt": "Anything you would like us to know?"},
 ]
 
 
@@ -221,6 +217,88 @@ def _demo_chat_questions(widget: Any) -> None:
 
     for question in DEMO_CHAT_QUESTIONS:
         question_create(widget=widget, actor_id=None, **question)
+
+
+DEMO_CONTACT_FORM: dict[str, Any] = {
+    "sections": [
+        {
+            "key": "contact",
+            "title": "About this contact",
+            "fields": [
+                {
+                    "key": "reason",
+                    "label": "Reason for contact",
+                    "kind": "choice",
+                    "required": True,
+                    "options": [
+                        "Loneliness",
+                        "Stress at home or work",
+                        "Thoughts of suicide",
+                        "Housing or money",
+                        "Something else",
+                    ],
+                },
+                {
+                    "key": "safety_plan",
+                    "label": "Safety plan made?",
+                    "kind": "yesno",
+                    "required": True,
+                    "show_if": {"field": "reason", "values": ["thoughts_of_suicide"]},
+                },
+                {
+                    "key": "age_group",
+                    "label": "Age group",
+                    "kind": "choice",
+                    "options": ["Under 18", "18 to 24", "25 to 64", "65 or older"],
+                },
+                {"key": "what_was_done", "label": "What was done", "kind": "long_text"},
+            ],
+        }
+    ]
+}
+DEMO_SURVEY: dict[str, Any] = {
+    "sections": [
+        {
+            "key": "after",
+            "title": "",
+            "fields": [
+                {
+                    "key": "helpful",
+                    "label": "How helpful was this conversation? (1 = not at all, 7 = very)",
+                    "kind": "scale",
+                },
+                {
+                    "key": "anything_else",
+                    "label": "Anything you would like us to know?",
+                    "kind": "text",
+                },
+            ],
+        }
+    ]
+}
+
+
+def _demo_forms(org: Organization, number: Number) -> None:
+    """A contact form, the risk screener and a survey after chats (once: what an admin
+    changes afterwards is theirs)."""
+    from openline.forms.models import Form
+    from openline.forms.services import (
+        form_create,
+        form_create_screener,
+        form_schema_save,
+        form_use_set,
+    )
+
+    if Form.objects.filter(organization=org).exists():
+        return
+    contact = form_create(organization_id=org.pk, actor_id=None, name="Contact form")
+    form_schema_save(form=contact, actor_id=None, schema=DEMO_CONTACT_FORM)
+    survey = form_create(organization_id=org.pk, actor_id=None, name="After the conversation")
+    form_schema_save(form=survey, actor_id=None, schema=DEMO_SURVEY)
+    screener = form_create_screener(organization_id=org.pk, actor_id=None)
+    form_use_set(number=number, purpose="contact", form=contact, actor_id=None)
+    form_use_set(number=number, purpose="risk", form=screener, actor_id=None)
+    form_use_set(number=number, purpose="post_survey", form=survey, by_text=False, actor_id=None)
 
 
 DEMO_SAVED_REPLIES = [

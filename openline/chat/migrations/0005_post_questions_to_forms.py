@@ -127,6 +127,7 @@ def post_questions_to_forms(apps: Any, schema_editor: Any) -> None:
                 number_id=widget.number_id,
                 purpose="post_survey",
                 form=form,
+                by_text=False,  # it was a chat survey: texting it is the admin's choice
             )
         ChatQuestion.objects.filter(pk__in=[q.pk for q in questions]).delete()
 
@@ -134,7 +135,7 @@ def post_questions_to_forms(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("chat", "0004_start_limits"),
-        ("forms", "0001_initial"),
+        ("forms", "0002_formuse_by_text"),
     ]
 
     operations = [

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, ParamSpec
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -40,45 +40,9 @@ from openline.messaging.services import assignment
 from openline.messaging.services.assignment import Access, AssignmentError
 from openline.messaging.services.conversation_consent import conversation_review_consent
 from openline.messaging.services.outbound import SendRefused, reply_refusal
+from openline.messaging.web import with_conversation
 
 P = ParamSpec("P")
-ConversationView = Callable[Concatenate[HttpRequest, Organization, Conversation, Access, P], Any]
-
-
-def with_conversation(
-    view: ConversationView[P],
-) -> Callable[Concatenate[HttpRequest, Organization, int, P], HttpResponse]:
-    """Load the conversation (404 for another organization's) and check this member may
-    read it (403 otherwise: a counselor opening someone else's active conversation)."""
-
-    @wraps(view)
-    def wrapped(
-        request: HttpRequest,
-        organization: Organization,
-        conversation_id: int,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> HttpResponse:
-        conversations = selectors.conversation_queryset(organization_id=organization.pk)
-        conversation = get_object_or_404(conversations, pk=conversation_id)
-        access = assignment.conversation_access(
-            membership=request.membership,  # type: ignore[attr-defined]
-            conversation=conversation,
-        )
-        if not access.read:
-            holder = conversation.assigned_to
-            if is_htmx(request):
-                who_has = f"Already taken: {holder} has it." if holder else "Not in your views."
-                return render(request, "console/_pane_error.html", {"error": who_has}, status=403)
-            return render(
-                request,
-                "console/conversation_forbidden.html",
-                {"holder": holder, "conversation": conversation},
-                status=403,
-            )
-        return view(request, organization, conversation, access, *args, **kwargs)  # type: ignore[no-any-return]
-
-    return wrapped
 
 
 def _state_key(conversation: Conversation, refusal: Refusal | None) -> str:

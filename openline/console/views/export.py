@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET
 
 from openline.chat.selectors import chat_session_of
 from openline.console.templatetags.console_tags import who
-from openline.console.views.conversations import with_conversation
 from openline.core.models import Organization
 from openline.core.services import audit_transcript_export
 from openline.core.web import console_view
@@ -21,6 +20,7 @@ from openline.forms.filling import conversation_forms
 from openline.messaging import selectors
 from openline.messaging.models import Conversation, Message
 from openline.messaging.services.assignment import Access
+from openline.messaging.web import with_conversation
 
 # A cell starting with one of these is a formula to a spreadsheet: quote it.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

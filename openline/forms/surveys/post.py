@@ -73,6 +73,7 @@ def on_closed(conversation_ids: list[int]) -> None:
             pk__in=conversation_ids,
             channel=Channel.SMS,
             number__form_uses__purpose=POST,
+            number__form_uses__by_text=True,
             assigned_at__isnull=False,
         ).values_list("pk", flat=True)
     )
@@ -104,7 +105,7 @@ def post_survey_start(*, conversation_id: int) -> FormResponse | None:
     if FormResponse.objects.filter(conversation=conversation, purpose=POST).exists():
         return None
     use = form_use_for(number_id=conversation.number_id, purpose=POST)
-    if use is None:
+    if use is None or not use.by_text:
         return None
     talking = (
         Conversation.objects.filter(contact_id=conversation.contact_id, number=conversation.number)

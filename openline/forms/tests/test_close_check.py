@@ -51,7 +51,7 @@ def test_close_is_refused_until_the_contact_form_is_started(
     assert response.status_code == 409
     assert (
         '<p class="form-error pane-flash" role="alert">Before closing: Complete the contact '
-        "form.</p>"
+        "form: Reason for contact, Age group.</p>"
     ) in response.content.decode()
     assert _status(conversation) == "active"
 
@@ -102,7 +102,11 @@ def test_the_service_refuses_with_the_same_sentence(
         assignment.conversation_close(membership=membership, conversation=conversation)
     except AssignmentError as exc:
         assert exc.code == "incomplete"
-        assert str(exc) == "Before closing: Complete the contact form."
+        # Nothing answered yet: the required questions shown now (not "What else?", shown
+        # only for one answer of the first).
+        assert (
+            str(exc) == "Before closing: Complete the contact form: Reason for contact, Age group."
+        )
     else:
         raise AssertionError("closed without the contact form")
 
@@ -127,7 +131,7 @@ def test_an_optional_contact_form_or_none_does_not_block(
     use(sandbox_number, form, "contact", required=False)
     assert contact_form_problems(first) == []
     FormUse.objects.update(required=True)
-    assert contact_form_problems(first) == ["Complete the contact form."]
+    assert contact_form_problems(first) == ["Complete the contact form: Why."]
 
 
 def test_missing_questions_are_those_of_the_version_answered(

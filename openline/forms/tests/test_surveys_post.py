@@ -186,3 +186,15 @@ def test_an_inbox_with_both_surveys_reads_a_reply_as_the_follow_up_answer(
     assert reply.status == ConversationStatus.CLOSED and reply.held_until is None
     assert stored(survey_of(closed)) == {"feeling": ["4"]}
     assert not FormResponse.objects.filter(conversation=reply).exists()
+
+
+def test_a_survey_for_chats_only_is_never_texted(follow_up: Any, talk: Any) -> None:
+    """An inbox whose after-conversation survey is not to be texted (a chat widget's survey
+    carried over from its own questions) texts nobody when a text conversation closes."""
+    from openline.forms.models import FormUse
+
+    FormUse.objects.filter(purpose="post_survey").update(by_text=False)
+    closed = talk()
+    assert received(PHONE) == []
+    assert not FormResponse.objects.filter(conversation=closed).exists()
+    assert not AwaitedAnswer.objects.exists()

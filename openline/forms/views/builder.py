@@ -527,7 +527,14 @@ class UsesForm(dj.Form):
         label="Longest hold before the queue (minutes)", min_value=1, max_value=60, initial=10
     )
     post_survey = dj.TypedChoiceField(
-        label=FormPurpose.POST_SURVEY.label, coerce=int, required=False, empty_value=None
+        label=FormPurpose.POST_SURVEY.label,
+        coerce=int,
+        required=False,
+        empty_value=None,
+        help_text="Web chat visitors see it when a chat ends.",
+    )
+    by_text = dj.BooleanField(
+        label="Also text it after a counselor closes a text conversation", required=False
     )
     risk = dj.TypedChoiceField(
         label=FormPurpose.RISK.label, coerce=int, required=False, empty_value=None
@@ -556,6 +563,8 @@ def _uses_initial(number: Number) -> dict[str, Any]:
             initial["required"] = use.required
         if use.purpose == FormPurpose.PRE_SURVEY:
             initial["hold_minutes"] = use.hold_minutes
+        if use.purpose == FormPurpose.POST_SURVEY:
+            initial["by_text"] = use.by_text
     return initial
 
 
@@ -599,11 +608,14 @@ def _uses_save(
         for purpose in FormPurpose.values:
             required = data["required"] if purpose == FormPurpose.CONTACT else False
             hold = data["hold_minutes"] if purpose == FormPurpose.PRE_SURVEY else 10
+            by_text = data["by_text"] if purpose == FormPurpose.POST_SURVEY else True
             same = before.get(purpose) == data[purpose]
             if purpose == FormPurpose.CONTACT:
                 same = same and bool(before.get("required")) == required
             if purpose == FormPurpose.PRE_SURVEY:
                 same = same and before.get("hold_minutes") == hold
+            if purpose == FormPurpose.POST_SURVEY:
+                same = same and bool(before.get("by_text")) == by_text
             if same:
                 continue
             services.form_use_set(
@@ -612,6 +624,7 @@ def _uses_save(
                 form=forms_by_id.get(data[purpose]) if data[purpose] else None,
                 required=required,
                 hold_minutes=hold,
+                by_text=by_text,
                 actor_id=request.user.pk,
             )
 

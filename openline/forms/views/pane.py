@@ -8,7 +8,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from openline.console.views.conversations import with_conversation
 from openline.core.models import Membership, Organization
 from openline.core.web import console_view, is_htmx
 from openline.forms.filling import (
@@ -22,6 +21,7 @@ from openline.forms.filling import (
 from openline.forms.models import FormPurpose, ResponseStatus
 from openline.messaging.models import Conversation
 from openline.messaging.services.assignment import Access
+from openline.messaging.web import with_conversation
 
 SECTION = "forms/pane/_form.html"
 

@@ -4,11 +4,13 @@ goes through ``message_send``; ``message_dispatch`` re-checks consent at the las
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from openline.billing.models import CreditPurpose
@@ -279,12 +281,21 @@ def message_send(
         created_at=now,
         status_changed_at=now,
     )
-    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    conversation_touch_sent(conversation_id=conversation.pk, at=now, kind=kind)
     _debit(message, contact.phone)
     publish_message_event(message, "message.created")
     message_id, priority = message.pk, dispatch_priority(kind)
     transaction.on_commit(lambda: enqueue_dispatch(message_id, priority=priority))
     return message
+
+
+def conversation_touch_sent(*, conversation_id: int, at: datetime, kind: str) -> None:
+    """A text went out in the conversation at ``at``: its latest activity, and the time of
+    its first personal reply if this is it (one UPDATE either way)."""
+    changes: dict[str, Any] = {"last_message_at": at}
+    if kind == MessageKind.PERSONAL:
+        changes["first_reply_at"] = Coalesce(F("first_reply_at"), Value(at))
+    Conversation.objects.filter(pk=conversation_id).update(**changes)
 
 
 # What each kind of text is counted as on the Credits page.
@@ -338,7 +349,7 @@ def _chat_send(*, conversation: Conversation, body: str, sender_id: int | None) 
         created_at=now,
         status_changed_at=now,
     )
-    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    conversation_touch_sent(conversation_id=conversation.pk, at=now, kind=MessageKind.PERSONAL)
     publish_message_event(message, "message.created")
     publish_to_visitor_on_commit(conversation_id=conversation.pk, event=visitor_view(message))
     return message

@@ -9,7 +9,6 @@ from django.db.models import (
     Case,
     CharField,
     Count,
-    F,
     IntegerField,
     OuterRef,
     Q,
@@ -22,9 +21,7 @@ from django.db.models.functions import Coalesce
 from openline.messaging.models import (
     Conversation,
     ConversationStatus,
-    Direction,
     Message,
-    MessageKind,
 )
 from openline.reports.base import Chart, Report, ReportFilters, report
 from openline.reports.queries import conversation_q, duration, percentiles, readable, seconds, share
@@ -60,21 +57,14 @@ def answered(filters: ReportFilters) -> Report:
     )
 
 
-def _first_reply() -> Subquery:
-    replies = Message.objects.filter(
-        conversation=OuterRef("pk"), direction=Direction.OUTBOUND, kind=MessageKind.PERSONAL
-    ).order_by("created_at", "id")
-    return Subquery(replies.values("created_at")[:1])
-
-
 @report("response_times")
 def response_times(filters: ReportFilters) -> Report:
     scope = Conversation.objects.filter(conversation_q(filters))
     assumed_n, (assume_50, assume_90) = percentiles(
         scope.filter(assigned_at__isnull=False), duration("assigned_at", "created_at")
     )
-    replied = scope.annotate(first_reply=_first_reply()).filter(first_reply__isnull=False)
-    replied_n, (reply_50, reply_90) = percentiles(replied, duration("first_reply", "created_at"))
+    replied = scope.filter(first_reply_at__isnull=False)
+    replied_n, (reply_50, reply_90) = percentiles(replied, duration("first_reply_at", "created_at"))
     rows: list[list[object]] = [
         ["Time to assume", assumed_n, seconds(assume_50), seconds(assume_90)],
         ["Time to first reply", replied_n, seconds(reply_50), seconds(reply_90)],
@@ -119,7 +109,7 @@ MOST_MESSAGES = "More than 50"
 
 def _length_bucket() -> Case:
     whens = [
-        When(closed_at__lt=F("created_at") + limit, then=Value(label)) for label, limit in LENGTHS
+        When(length_s__lt=limit.total_seconds(), then=Value(label)) for label, limit in LENGTHS
     ]
     return Case(*whens, default=Value(LONGEST), output_field=CharField())
 
@@ -150,7 +140,7 @@ def conversation_length(filters: ReportFilters) -> Report:
     scope = Conversation.objects.filter(conversation_q(filters))
     closed = scope.filter(closed_at__isnull=False)
     by_length = dict(
-        closed.annotate(bucket=_length_bucket())
+        closed.annotate(length_s=duration("closed_at", "created_at"), bucket=_length_bucket())
         .values("bucket")
         .annotate(n=Count("id"))
         .values_list("bucket", "n")

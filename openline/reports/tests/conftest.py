@@ -13,6 +13,7 @@ import pytest
 
 from openline.contacts.models import Contact
 from openline.messaging.models import Conversation, Direction, Message, MessageKind
+from openline.messaging.services.outbound import conversation_touch_sent
 from openline.reports.base import ReportFilters
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -55,7 +56,7 @@ def message_at(
     kind: str = MessageKind.PERSONAL,
     **fields: Any,
 ) -> Message:
-    return Message.objects.create(
+    message = Message.objects.create(
         organization_id=conversation.organization_id,
         conversation=conversation,
         direction=direction,
@@ -64,6 +65,9 @@ def message_at(
         created_at=created,
         **{"status": "received" if direction == Direction.INBOUND else "sent", **fields},
     )
+    if direction == Direction.OUTBOUND:  # as the send service records it
+        conversation_touch_sent(conversation_id=conversation.pk, at=created, kind=kind)
+    return message
 
 
 @pytest.fixture

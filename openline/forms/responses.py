@@ -40,19 +40,28 @@ def response_start(
     contact_id: int | None,
     answered_by_id: int | None = None,
 ) -> FormResponse:
-    """A new, empty response under the form's current version."""
-    if form.current_version_id is None:
-        raise FormNotReady(f"“{form.name}” has no questions yet.")
-    return FormResponse.objects.create(
-        organization_id=form.organization_id,
-        form=form,
-        version_id=form.current_version_id,
-        purpose=purpose,
-        channel=channel,
-        conversation_id=conversation_id,
-        contact_id=contact_id,
-        answered_by_id=answered_by_id,
-    )
+    """A new, empty response under the form's current version. The form's row is locked
+    as in forms.services' saves, so an edit in place cannot slip in between reading the
+    version and answering it."""
+    with transaction.atomic():
+        version_id = (
+            Form.objects.select_for_update()
+            .filter(pk=form.pk)
+            .values_list("current_version_id", flat=True)
+            .first()
+        )
+        if version_id is None:
+            raise FormNotReady(f"“{form.name}” has no questions yet.")
+        return FormResponse.objects.create(
+            organization_id=form.organization_id,
+            form=form,
+            version_id=version_id,
+            purpose=purpose,
+            channel=channel,
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            answered_by_id=answered_by_id,
+        )
 
 
 @transaction.atomic

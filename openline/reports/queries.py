@@ -30,6 +30,10 @@ def conversation_q(filters: ReportFilters, prefix: str = "", *, dated: bool = Tr
     q = Q(**{f"{prefix}organization_id": filters.organization_id}) & ~Q(
         **{f"{prefix}channel": Channel.ALERT}
     )
+    # Conversations born closed hold only texts the system sent (a broadcast, a reminder
+    # nobody answered: messaging.services.outbound) or a lone STOP: nobody reached out.
+    # They are closed as they are made, so their close is not after their start.
+    q &= ~Q(**{f"{prefix}closed_at__lte": F(f"{prefix}created_at")})
     if dated:
         q &= Q(
             **{f"{prefix}created_at__gte": filters.since, f"{prefix}created_at__lt": filters.until}

@@ -123,9 +123,15 @@ def test_answered_abandoned_and_still_waiting(
     start = at("2026-11-12 09:00")
     make_conversation(start, assigned_to=bob, assigned_at=start + minutes(2), status="active")
     make_conversation(
-        start, assigned_to=bob, assigned_at=start + minutes(1), status="closed", closed_at=start
+        start,
+        assigned_to=bob,
+        assigned_at=start + minutes(1),
+        status="closed",
+        closed_at=start + minutes(20),
     )
     make_conversation(start, status=ConversationStatus.CLOSED, closed_at=start + minutes(30))
+    # Born closed: a broadcast's or a reminder's texts nobody answered. Not a contact.
+    make_conversation(start, status=ConversationStatus.CLOSED, closed_at=start)
     make_conversation(
         start, channel=Channel.CHAT, status=ConversationStatus.CLOSED, closed_at=start + minutes(3)
     )  # a visitor who left before anyone answered

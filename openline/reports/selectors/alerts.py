@@ -3,11 +3,10 @@ the conversation; opt-outs and opt-ins from the consent ledger."""
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Min, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, Min, Q
 
 from openline.alerts.models import Alert, AlertKind
 from openline.contacts.models import ConsentEvent, ConsentKind
-from openline.messaging.models import Conversation
 from openline.reports.base import Chart, Report, ReportFilters, report
 from openline.reports.queries import (
     column,
@@ -20,17 +19,6 @@ from openline.reports.queries import (
     readable,
     total,
 )
-
-
-def _first_alert() -> Subquery:
-    first = (
-        Alert.objects.filter(conversation=OuterRef("pk"), refused="")
-        .order_by()
-        .values("conversation")
-        .annotate(at=Min("created_at"))
-        .values("at")
-    )
-    return Subquery(first)
 
 
 @report("alerts")
@@ -47,12 +35,20 @@ def alerts(filters: ReportFilters) -> Report:
     rows: list[list[object]] = [
         [kind.label, *by_kind.get(kind.value, (0, 0))] for kind in AlertKind
     ]
+    # From the alerts' side, grouped by conversation: only alerted conversations are read
+    # (a subquery per conversation read every assumed one, measured in bench-reports).
     alerted = (
-        Conversation.objects.filter(conversation_q(filters), assigned_at__isnull=False)
-        .annotate(first_alert=_first_alert())
-        .filter(first_alert__isnull=False, assigned_at__gte=F("first_alert"))
+        Alert.objects.filter(
+            conversation_q(filters, "conversation__"),
+            refused="",
+            conversation__assigned_at__isnull=False,
+        )
+        .order_by()
+        .values("conversation_id")
+        .annotate(first_alert=Min("created_at"), assumed=Max("conversation__assigned_at"))
+        .filter(assumed__gte=F("first_alert"))
     )
-    n, (p50, p90) = percentiles(alerted, duration("assigned_at", "first_alert"))
+    n, (p50, p90) = percentiles(alerted, duration("assumed", "first_alert"))
     return Report(
         key="alerts",
         title="Alerts sent",

@@ -63,7 +63,9 @@ def test_the_reports_page_draws_its_charts_downloads_a_csv_and_prints_a_summary(
     start = timezone.now() - timedelta(hours=3)
     answered = conversation_at(org, sandbox_number, start, assigned_to=bob, assigned_at=start)
     message_at(answered, start)
-    conversation_at(org, sandbox_number, start, status="closed", closed_at=start)
+    conversation_at(
+        org, sandbox_number, start, status="closed", closed_at=start + timedelta(minutes=10)
+    )
     _forms(org, answered)
 
     page = _sign_in(browser, live_asgi)

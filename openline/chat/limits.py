@@ -38,6 +38,9 @@ class DatabaseLimiter:
         now = timezone.now().timestamp()
         with transaction.atomic():
             gate = self._gate(key, now)
+            # The time once the row is ours: a start that waited for the lock behind others
+            # (a busy machine) is measured from when it is booked, not from before the wait.
+            now = max(now, timezone.now().timestamp())
             start = max(now, gate.next_free)
             if start - now > max_wait:
                 return False, start - now

@@ -259,6 +259,9 @@ def test_deactivation_closes_the_members_socket_at_once(
         await _publish(org.pk, {"type": "contact.updated", "contact_id": 1})  # still open
         got = json.loads(await alice_ws.receive_from(timeout=2))["events"]
         assert [e["type"] for e in got] == ["contact.updated"]
+        # Both consumers finish inside the loop (bob's was closed by the server, its
+        # disconnect still to come), so no hub task is left for the loop's shutdown.
+        await bob_ws.disconnect()
         await alice_ws.disconnect()
 
     asyncio.run(run())

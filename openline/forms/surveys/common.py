@@ -11,8 +11,13 @@ from django.utils import timezone
 
 from openline.contacts.keywords import KeywordKind, match_keyword
 from openline.contacts.services.consent import consent_keyword_in_context
-from openline.forms.models import FormAnswer, FormResponse, ResponseStatus
-from openline.forms.responses import response_answer_add, response_answers, version_schema
+from openline.forms.models import FormAnswer, FormResponse, FormUse, ResponseChannel, ResponseStatus
+from openline.forms.responses import (
+    response_answer_add,
+    response_answers,
+    response_start,
+    version_schema,
+)
 from openline.forms.schema import Answer, AnswerError, Answers, Field, Schema, answer_clean
 from openline.forms.schema import next_question as schema_next_question
 from openline.messaging.models import AwaitedAnswer, Conversation, Message, MessageKind
@@ -39,6 +44,22 @@ class State:
 
     def current(self) -> Field | None:
         return self.schema.field(self.response.current_field)
+
+
+def survey_begin(
+    *, use: FormUse, purpose: str, conversation: Conversation
+) -> tuple[FormResponse, State, Field | None]:
+    """A text survey's response for ``conversation`` under ``use``'s form, and its first
+    question (None when every question was answered before). Call inside a transaction."""
+    response = response_start(
+        form=use.form,
+        purpose=purpose,
+        channel=ResponseChannel.SMS,
+        conversation_id=conversation.pk,
+        contact_id=conversation.contact_id,
+    )
+    state = State.of(response)
+    return response, state, next_question(state, after=None)
 
 
 def skip_word(conversation: Conversation) -> str:

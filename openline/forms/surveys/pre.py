@@ -15,8 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from openline.contacts.keywords import KeywordKind
-from openline.forms.models import FormResponse, ResponseChannel, ResponseStatus
-from openline.forms.responses import FormNotReady, response_answer_add, response_start
+from openline.forms.models import FormResponse, ResponseStatus
+from openline.forms.responses import FormNotReady, response_answer_add
 from openline.forms.schema import AnswerError, severity
 from openline.forms.selectors import form_use_for, form_uses_for
 from openline.forms.sms import answer_read, is_word, refusal_text
@@ -33,6 +33,7 @@ from openline.forms.surveys.common import (
     next_question,
     send,
     skip_word,
+    survey_begin,
 )
 from openline.messaging.answers import answer_await
 from openline.messaging.models import (
@@ -100,15 +101,7 @@ def pre_survey_start(*, conversation_id: int) -> FormResponse | None:
         return None
     try:
         with transaction.atomic():
-            response = response_start(
-                form=use.form,
-                purpose=PRE,
-                channel=ResponseChannel.SMS,
-                conversation_id=conversation.pk,
-                contact_id=conversation.contact_id,
-            )
-            state = State.of(response)
-            first = next_question(state, after=None)
+            response, state, first = survey_begin(use=use, purpose=PRE, conversation=conversation)
             if first is None:  # every question answered before (standard questions)
                 _complete(state, conversation, thank=False)
                 return response

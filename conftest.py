@@ -4,11 +4,13 @@ charlie, who belongs to another organization and must never see alice's data."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -399,8 +401,45 @@ def fresh_channel_layer() -> Iterator[None]:
     channel_layers.backends.clear()
 
 
+class _ServerErrors(logging.Handler):
+    """ERROR records logged while a live server runs, each reduced to one line naming the
+    exception and the deepest OpenLine frame: a browser test that sees "Server Error (500)"
+    then says why in its summary line (see pytest_runtest_makereport)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+        self.tracebacks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"{record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            frames = traceback.extract_tb(record.exc_info[2])
+            ours = [f for f in frames if "/openline/" in f.filename] or frames
+            where = f" at {ours[-1].filename}:{ours[-1].lineno}" if ours else ""
+            line = f"{type(exc).__name__}: {exc}{where}"
+            self.tracebacks.append("".join(traceback.format_exception(*record.exc_info)))
+        self.lines.append(line)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    errors: _ServerErrors | None = getattr(item, "_server_errors", None)
+    if not (report.failed and errors and errors.lines):
+        return
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        crash.message = f"{crash.message}\nServer errors: {' | '.join(errors.lines[-3:])}"
+    report.sections.append(("Server tracebacks", "\n".join(errors.tracebacks) or "(none)"))
+
+
 @pytest.fixture
-def live_asgi(transactional_db: None, fresh_channel_layer: None) -> Iterator[str]:
+def live_asgi(
+    request: pytest.FixtureRequest, transactional_db: None, fresh_channel_layer: None
+) -> Iterator[str]:
     """openline.asgi.application (intake router + Django) served by uvicorn on a free port."""
     import socket
     import threading
@@ -423,7 +462,13 @@ def live_asgi(transactional_db: None, fresh_channel_layer: None) -> Iterator[str
         if time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    errors = _ServerErrors()
+    request.node._server_errors = errors
+    logging.getLogger().addHandler(errors)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        logging.getLogger().removeHandler(errors)
     from openline.core import realtime
 
     realtime.shutdown()
@@ -472,16 +517,27 @@ def _wait_for_function(
     from playwright.sync_api import Error
 
     deadline = time.monotonic() + (30_000 if timeout is None else timeout) / 1000
+    failure: Error | None = None
     while True:
         try:
             value = page.evaluate(expression, arg)
-        except Error as exc:  # the page is navigating: ask the next one
-            if "context was destroyed" not in str(exc) and "navigation" not in str(exc):
+        except Error as exc:
+            # The page is navigating: ask the next one. Between two documents the new one
+            # may have no body yet ("Cannot read properties of null"): ask again, and raise
+            # that error only if it is still the answer at the deadline.
+            text = str(exc)
+            if "context was destroyed" in text or "navigation" in text:
+                failure = None
+            elif "of null" in text:
+                failure = exc
+            else:
                 raise
             value = None
         if value:
             return value
         if time.monotonic() > deadline:
+            if failure is not None:
+                raise failure
             raise AssertionError(f"timed out waiting for {expression}")
         page.wait_for_timeout(50)
 

@@ -131,7 +131,11 @@ TEMPLATES = [
 
 # Database: SQLite in WAL mode under var/ unless DATABASE_URL points elsewhere.
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'openline.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+# Persistent connections are checked before a request reuses them: one the server dropped
+# meanwhile (a restart, an idle timeout, a failover) is replaced instead of failing the request.
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's SQLite backend, whose transactions take turns at the write gate (its module).
     DATABASES["default"]["ENGINE"] = "openline.runtime.sqlite"

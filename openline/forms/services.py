@@ -8,7 +8,8 @@ field is counted across versions by its key."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from copy import deepcopy
 from typing import Any
 
@@ -51,12 +52,13 @@ def form_create(
 ) -> Form:
     name = _name(name)
     _name_free(organization_id, name)
-    form = Form.objects.create(
-        organization_id=organization_id,
-        name=name,
-        description=description.strip()[:500],
-        created_by_id=actor_id,
-    )
+    with _name_unique(name):
+        form = Form.objects.create(
+            organization_id=organization_id,
+            name=name,
+            description=description.strip()[:500],
+            created_by_id=actor_id,
+        )
     _audit(form, actor_id, "form.created", name)
     return form
 
@@ -67,7 +69,8 @@ def form_update(*, form: Form, actor_id: int | None, name: str, description: str
     name = _name(name)
     _name_free(form.organization_id, name, but=form.pk)
     form.name, form.description = name, description.strip()[:500]
-    form.save(update_fields=["name", "description"])
+    with _name_unique(name):
+        form.save(update_fields=["name", "description"])
     _audit(form, actor_id, "form.updated", name)
     return form
 
@@ -86,7 +89,24 @@ def _name_free(organization_id: int, name: str, but: int | None = None) -> None:
     if but is not None:
         taken = taken.exclude(pk=but)
     if taken.exists():
-        raise ValidationError({"name": f"There is already a form named “{name}”."})
+        raise ValidationError({"name": _taken(name)})
+
+
+def _taken(name: str) -> str:
+    return f"There is already a form named “{name}”."
+
+
+@contextmanager
+def _name_unique(name: str) -> Iterator[None]:
+    """The check above can miss another admin's form saved at the same moment; the unique
+    constraint then answers, with the same sentence instead of a server error."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if "uniq_form_name" not in str(exc) and "forms_form.organization_id" not in str(exc):
+            raise
+        raise ValidationError({"name": _taken(name)}) from None
 
 
 @transaction.atomic
@@ -94,14 +114,15 @@ def form_create_screener(*, organization_id: int, actor_id: int | None) -> Form:
     """The Columbia screener template as a risk screener form, version 1."""
     name = cssrs.NAME
     if Form.objects.filter(organization_id=organization_id, name__iexact=name).exists():
-        raise ValidationError(f"There is already a form named “{name}”.")
-    form = Form.objects.create(
-        organization_id=organization_id,
-        name=name,
-        kind=FormKind.RISK_SCREENER,
-        description="Columbia Suicide Severity Rating Scale, screen version (past month).",
-        created_by_id=actor_id,
-    )
+        raise ValidationError(_taken(name))
+    with _name_unique(name):
+        form = Form.objects.create(
+            organization_id=organization_id,
+            name=name,
+            kind=FormKind.RISK_SCREENER,
+            description="Columbia Suicide Severity Rating Scale, screen version (past month).",
+            created_by_id=actor_id,
+        )
     _version_write(form, actor_id, schema_dump(cssrs.screener_schema()))
     _audit(form, actor_id, "form.created", name)
     return form

@@ -76,6 +76,30 @@ def test_form_names_are_unique_per_organization(org: Any, other_org: Any, alice:
     assert AuditEvent.objects.filter(action="form.created", organization=org).count() == 1
 
 
+def test_a_name_taken_at_the_same_moment_is_refused_by_the_constraint_not_a_500(
+    org: Any, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two admins saving the same name at once both pass the check; the unique constraint
+    then refuses the second with the same sentence (a view shows it next to the field)."""
+    first = form_create(organization_id=org.pk, actor_id=alice.pk, name="Contact form")
+    other = form_create(organization_id=org.pk, actor_id=alice.pk, name="Intake")
+    monkeypatch.setattr("openline.forms.services._name_free", lambda *args, **kwargs: None)
+    with pytest.raises(ValidationError) as refused:
+        form_create(organization_id=org.pk, actor_id=alice.pk, name="Contact form")
+    assert refused.value.message_dict == {"name": ["There is already a form named “Contact form”."]}
+    with pytest.raises(ValidationError) as renamed:
+        form_update(form=other, actor_id=alice.pk, name="Contact form")
+    assert renamed.value.message_dict == {"name": ["There is already a form named “Contact form”."]}
+    assert list(
+        Form.objects.filter(organization=org).values_list("pk", flat=True).order_by("pk")
+    ) == [
+        first.pk,
+        other.pk,
+    ]
+    assert Form.objects.get(pk=other.pk).name == "Intake"
+    assert AuditEvent.objects.filter(action="form.created", organization=org).count() == 2
+
+
 def test_edits_before_any_answer_change_version_one_in_place(form: Form, alice: Any) -> None:
     form_field_add(form=form, actor_id=alice.pk, section_key="", field=REASON)
     form_field_add(

@@ -162,6 +162,7 @@ def _apply(appointment: Appointment, answer: str, message: Message) -> None:
         conversation_close_unattended(
             conversation_id=conversation.pk,
             note=f"Answered the appointment reminder: {answer}. Handled automatically.",
+            handled=True,
         )
 
 

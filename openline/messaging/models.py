@@ -118,6 +118,9 @@ class Conversation(models.Model):
     # When its first personal reply was written (reports' time to first reply, read from
     # one row instead of a search of its messages).
     first_reply_at = models.DateTimeField(null=True, blank=True)
+    # Closed by OpenLine after a clear answer to a reminder or survey that nobody needed to
+    # read: reports count it apart from the conversations people left unanswered.
+    handled_automatically = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

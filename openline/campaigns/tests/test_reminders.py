@@ -330,6 +330,7 @@ def test_y_confirms_acknowledges_and_closes_what_it_opened(
     assert ack.get().body.startswith("Thanks, you're confirmed for")
     reply.conversation.refresh_from_db()
     assert reply.conversation.status == ConversationStatus.CLOSED
+    assert reply.conversation.handled_automatically
     assert AuditEvent.objects.filter(action="appointment.confirmed_by_text").exists()
     # A second answer is for a person: it waits in the queue.
     later = text_in(sandbox_number, PATIENTS["ann"], "X")

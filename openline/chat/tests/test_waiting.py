@@ -70,6 +70,7 @@ def test_visitors_gone_too_long_are_closed_as_abandoned_and_counted(
     gone.refresh_from_db()
     assert gone.abandoned and gone.ended_at is not None
     assert gone.conversation.status == ConversationStatus.CLOSED
+    assert not gone.conversation.handled_automatically  # abandoned, in reports too
     assert ConversationNote.objects.get(conversation_id=gone.conversation_id).body == (
         "The visitor left before anyone answered."
     )

@@ -216,4 +216,4 @@ def _close_if_opened(conversation: Conversation, message: Message) -> None:
         and not conversation.messages.filter(direction="in").exclude(pk=message.pk).exists()
     )
     if opened_by_it:
-        conversation_close_unattended(conversation_id=conversation.pk, note=HANDLED)
+        conversation_close_unattended(conversation_id=conversation.pk, note=HANDLED, handled=True)

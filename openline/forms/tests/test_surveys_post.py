@@ -71,6 +71,9 @@ def test_clear_answers_are_recorded_and_their_conversations_closed_free_text_sta
     clear = text_in(online_inbox, PHONE, "6").conversation
     clear.refresh_from_db()
     assert clear.pk != closed.pk and clear.status == ConversationStatus.CLOSED
+    assert clear.handled_automatically  # reports count it apart from abandoned ones
+    closed.refresh_from_db()
+    assert not closed.handled_automatically  # a member closed that one
     assert received(PHONE)[-1] == "Anything else you want to tell us"
 
     free = text_in(online_inbox, PHONE, "it helped, thank you").conversation

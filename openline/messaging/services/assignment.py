@@ -327,15 +327,19 @@ def conversation_close_by_visitor(*, conversation_id: int, note: str) -> None:
     conversation_close_unattended(conversation_id=conversation_id, note=note)
 
 
-def conversation_close_unattended(*, conversation_id: int, note: str) -> None:
+def conversation_close_unattended(
+    *, conversation_id: int, note: str, handled: bool = False
+) -> None:
     """Close with an event note when nobody needs to act (a visitor left; a clear answer to
-    a reminder was handled). Call inside a transaction."""
+    a reminder or survey was handled: ``handled``, which reports count apart from the
+    conversations nobody answered). Call inside a transaction."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.status == ConversationStatus.CLOSED:
         return
     holder = conversation.assigned_to_id
     conversation.status, conversation.closed_at = ConversationStatus.CLOSED, timezone.now()
-    conversation.save(update_fields=["status", "closed_at"])
+    conversation.handled_automatically = handled
+    conversation.save(update_fields=["status", "closed_at", "handled_automatically"])
     _note(conversation, None, NoteKind.EVENT, note)
     _publish(conversation, "conversation.closed", previous=holder)
     _closed_on_commit(conversation.pk)

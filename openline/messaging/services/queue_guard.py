@@ -118,6 +118,7 @@ def _requeue(conversation: Conversation, why: str, now: datetime) -> int:
                 assigned_to=None,
                 assigned_at=now,
                 closed_at=None,
+                handled_automatically=False,
             )
             if not moved:
                 return 0  # someone acted on it meanwhile

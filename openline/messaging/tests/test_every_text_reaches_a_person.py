@@ -308,12 +308,14 @@ def test_a_text_stranded_in_a_closed_conversation_is_reopened(
     message = text_in(sandbox_number, PERSON, "hello?")
     closed_at = timezone.now() - timedelta(minutes=1)
     Conversation.objects.filter(pk=message.conversation_id).update(
-        status="closed", closed_at=closed_at
+        status="closed", closed_at=closed_at, handled_automatically=True
     )
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now())  # a bug put it here
 
     assert conversations_requeue_unseen() == 1
-    assert Conversation.objects.get(pk=message.conversation_id).status == "waiting"
+    reopened = Conversation.objects.get(pk=message.conversation_id)
+    assert reopened.status == "waiting"
+    assert not reopened.handled_automatically  # open again: not an automatic close any more
 
 
 def test_a_lone_stop_in_a_closed_conversation_stays_closed(

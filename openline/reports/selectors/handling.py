@@ -28,14 +28,17 @@ from openline.reports.queries import conversation_q, duration, percentiles, read
 @report("answered")
 def answered(filters: ReportFilters) -> Report:
     unassumed = Q(assigned_at__isnull=True)
+    closed = Q(status=ConversationStatus.CLOSED)
+    handled = Q(handled_automatically=True)
     counts = Conversation.objects.filter(conversation_q(filters)).aggregate(
         answered=Count("id", filter=Q(assigned_at__isnull=False)),
-        abandoned=Count("id", filter=unassumed & Q(status=ConversationStatus.CLOSED)),
-        waiting=Count("id", filter=unassumed & ~Q(status=ConversationStatus.CLOSED)),
+        handled=Count("id", filter=unassumed & closed & handled),
+        abandoned=Count("id", filter=unassumed & closed & ~handled),
+        waiting=Count("id", filter=unassumed & ~closed),
     )
     total = sum(counts.values())
-    labels = ["Answered", "Abandoned", "Still waiting"]
-    values = [counts["answered"], counts["abandoned"], counts["waiting"]]
+    labels = ["Answered", "Abandoned", "Handled automatically", "Still waiting"]
+    values = [counts["answered"], counts["abandoned"], counts["handled"], counts["waiting"]]
     return Report(
         key="answered",
         title="Answered and abandoned",
@@ -50,8 +53,9 @@ def answered(filters: ReportFilters) -> Report:
             ("Abandoned", f"{counts['abandoned']} ({share(counts['abandoned'], total)})"),
         ],
         note="Answered: a member assumed it. Abandoned: it closed before anyone assumed it "
-        "(a texter's conversation closed unattended, a chat visitor who left). Still "
-        "waiting: open and not yet assumed.",
+        "(a texter's conversation closed unattended, a chat visitor who left). Handled "
+        "automatically: a clear answer to an appointment reminder or a survey, closed by "
+        "OpenLine because nobody needed to read it. Still waiting: open and not yet assumed.",
     )
 
 

@@ -136,11 +136,19 @@ def test_answered_abandoned_and_still_waiting(
         start, channel=Channel.CHAT, status=ConversationStatus.CLOSED, closed_at=start + minutes(3)
     )  # a visitor who left before anyone answered
     make_conversation(start)
+    # A clear answer to a reminder or survey, closed by OpenLine: not left unanswered.
+    make_conversation(
+        start,
+        status=ConversationStatus.CLOSED,
+        closed_at=start + minutes(1),
+        handled_automatically=True,
+    )
     report = run("answered", org)
-    assert row(report, "Answered")[1:] == [2, "40%"]
-    assert row(report, "Abandoned")[1:] == [2, "40%"]
-    assert row(report, "Still waiting")[1:] == [1, "20%"]
-    assert report.chart is not None and report.chart.series[0][1] == [2, 2, 1]
+    assert row(report, "Answered")[1:] == [2, "33%"]
+    assert row(report, "Abandoned")[1:] == [2, "33%"]
+    assert row(report, "Handled automatically")[1:] == [1, "17%"]
+    assert row(report, "Still waiting")[1:] == [1, "17%"]
+    assert report.chart is not None and report.chart.series[0][1] == [2, 2, 1, 1]
 
 
 def test_time_to_assume_and_first_reply_percentiles_on_a_known_set(

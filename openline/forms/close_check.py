@@ -1,11 +1,13 @@
-"""What blocks closing a conversation: its inbox's required contact form not complete
-(registered with messaging.hooks in FormsConfig.ready).
+"""What blocks closing a conversation: its inbox's required contact form not complete, and
+an imminent-risk checklist still under way (registered with messaging.hooks in
+FormsConfig.ready).
 
 Everyone who closes is held to it, a supervisor closing someone else's conversation too:
 they may fill the form in themselves from the pane."""
 
 from __future__ import annotations
 
+from openline.forms import rescue
 from openline.forms.models import FormPurpose, FormResponse, ResponseStatus
 from openline.forms.responses import response_answers, version_schema
 from openline.forms.schema import missing
@@ -40,3 +42,5 @@ def contact_form_problems(conversation: Conversation) -> list[str]:
 
 def register() -> None:
     hooks.close_check_set(NAME, contact_form_problems)
+    hooks.close_check_set("rescue", rescue.rescue_blocks_close)
+    hooks.on_closed_set("rescue", rescue.on_closed)

@@ -6,7 +6,8 @@ consoles show as a notification, and a text to those on shift (alerts.rescue).
 Only someone who can reply in the open conversation acts on it: its holder, or a
 supervisor or admin who joined or took it over. Everyone who can read the conversation
 sees the checklist. The steps are the same for every organization (DEFAULT_STEPS); a
-per-organization list is not built."""
+per-organization list is not built. A member cannot close a conversation whose checklist is
+under way (end it first); one closed otherwise ends its checklist with it."""
 
 from __future__ import annotations
 
@@ -168,6 +169,39 @@ def risk_checklist_end(*, membership: Membership, checklist: RiskChecklist) -> R
     return locked
 
 
+def rescue_blocks_close(conversation: Conversation) -> list[str]:
+    """A checklist under way is ended on purpose before its conversation closes (a close
+    check, registered with messaging.hooks): closing mid-rescue is a mistake to catch."""
+    if open_checklist(conversation.pk) is None:
+        return []
+    return ["End the imminent-risk checklist (what was done stays in the history)."]
+
+
+def on_closed(conversation_ids: list[int]) -> None:
+    """A conversation closed without a member's close (the chat visitor left, an automatic
+    close): its checklist under way ends with it, by nobody, so it does not stay open on a
+    conversation nobody can act on. Audited; consoles with it open redraw."""
+    now = timezone.now()
+    for checklist in RiskChecklist.objects.filter(
+        conversation_id__in=conversation_ids, ended_at__isnull=True
+    ).select_related("conversation"):
+        with transaction.atomic():
+            if not RiskChecklist.objects.filter(pk=checklist.pk, ended_at__isnull=True).update(
+                ended_at=now
+            ):
+                continue  # ended meanwhile
+            conversation = checklist.conversation
+            audit_record(
+                organization_id=conversation.organization_id,
+                actor_id=None,
+                action="risk_checklist.end",
+                object_type="conversation",
+                object_id=conversation.pk,
+                detail=f"when the conversation closed #{checklist.pk}",
+            )
+            _publish(conversation, checklist, "end", None)
+
+
 def _audit(
     membership: Membership, action: str, object_id: int, conversation_id: int, detail: str = ""
 ) -> None:
@@ -182,7 +216,7 @@ def _audit(
 
 
 def _publish(
-    conversation: Conversation, checklist: RiskChecklist, action: str, user_id: int
+    conversation: Conversation, checklist: RiskChecklist, action: str, user_id: int | None
 ) -> None:
     """Ids only: consoles with the conversation open redraw it; on "start", supervisors'
     consoles show a notification."""

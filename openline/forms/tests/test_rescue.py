@@ -111,7 +111,10 @@ def test_waiting_and_closed_conversations_are_refused(
         _start(pipeline, _member(bob, org), waiting)
     assignment.conversation_assume(membership=_member(bob, org), conversation=waiting)
     checklist = _start(pipeline, _member(bob, org), waiting)
-    assignment.conversation_close(membership=_member(bob, org), conversation=waiting)
+    # Closed without a member (a member's close is refused while it is under way). The
+    # after-commit hook that ends the checklist does not run here: the pane must still be
+    # right if it never did.
+    assignment.conversation_close_unattended(conversation_id=waiting.pk, note="The visitor left.")
     with pytest.raises(rescue.RescueError, match="closed"):
         _start(pipeline, _member(bob, org), waiting)
     with pytest.raises(rescue.RescueError, match="closed"):
@@ -170,6 +173,50 @@ def test_ending_keeps_the_checklist_read_only_and_a_new_one_can_start(
     again = _start(pipeline, _member(bob, org), held)
     assert again.pk != checklist.pk
     assert AuditEvent.objects.filter(action="risk_checklist.end").count() == 1
+
+
+def test_closing_with_the_checklist_under_way_is_refused_until_it_ends(
+    pipeline: Pipeline, org: Any, bob: Any, alice: Any, held: Conversation
+) -> None:
+    checklist = _start(pipeline, _member(bob, org), held)
+    for member in (_member(bob, org), _member(alice, org)):  # the holder, and an admin too
+        with pytest.raises(assignment.AssignmentError) as refused:
+            assignment.conversation_close(membership=member, conversation=held)
+        assert refused.value.code == "incomplete" and str(refused.value).endswith(
+            "End the imminent-risk checklist (what was done stays in the history)."
+        )
+    held.refresh_from_db()
+    assert held.status == "active"
+    rescue.risk_checklist_end(membership=_member(bob, org), checklist=checklist)
+    pipeline.run(
+        lambda: assignment.conversation_close(membership=_member(bob, org), conversation=held)
+    )
+    held.refresh_from_db()
+    assert held.status == "closed"
+
+
+def test_a_conversation_closed_without_a_member_ends_its_checklist_with_it(
+    pipeline: Pipeline,
+    published: list[dict[str, Any]],
+    org: Any,
+    bob: Any,
+    held: Conversation,
+) -> None:
+    checklist = _start(pipeline, _member(bob, org), held)
+    pipeline.run(
+        lambda: assignment.conversation_close_unattended(
+            conversation_id=held.pk, note="The visitor left."
+        )
+    )
+    checklist.refresh_from_db()
+    assert checklist.ended_at is not None and checklist.ended_by_id is None
+    audit = AuditEvent.objects.get(action="risk_checklist.end")
+    assert (audit.actor_id, audit.object_id) == (None, str(held.pk))
+    assert ("end", held.pk) in [
+        (e["action"], e["conversation_id"]) for e in published if e["type"] == rescue.EVENT
+    ]
+    section = _section(_client(bob), held)
+    assert "ended when the conversation closed" in section
 
 
 # --- the pane's section ------------------------------------------------------------------------

@@ -103,6 +103,10 @@ def test_counselor_starts_and_ticks_steps_and_the_supervisor_is_told_live(
     expect(toast).to_contain_text(sandbox_number.label, timeout=LIVE)
     expect(toast.locator("a")).to_have_attribute("href", f"/conversations/{conversation.pk}/")
 
+    # A note typed for a later step, not saved yet, survives the redraws ticking brings.
+    later = RiskStep.objects.get(checklist__conversation=conversation, key="supervisor")
+    typed = "Sue is on her way to the phone"
+    counselor.fill(f"#rescue-note-{later.pk}", typed)
     for key in ("location", "emergency"):
         step = RiskStep.objects.get(checklist__conversation=conversation, key=key)
         section = counselor.locator(f"#rescue-{conversation.pk}")
@@ -110,6 +114,9 @@ def test_counselor_starts_and_ticks_steps_and_the_supervisor_is_told_live(
         expect(counselor.locator(f"#rescue-step-{step.pk}")).to_contain_text(
             "Done by bob@example.org at", timeout=LIVE
         )
+    expect(counselor.locator(f"#rescue-note-{later.pk}")).to_have_value(typed)
+    later.refresh_from_db()
+    assert later.note == ""  # kept in the page, not saved until they save it
     done = wait_for(
         lambda: (
             RiskStep.objects.filter(

@@ -1,6 +1,8 @@
 // Forms in a conversation's pane (forms/pane/_form.html): questions shown or hidden as
 // earlier answers change (show-if; the server drops hidden answers too), and answers typed
-// but not yet saved kept when the pane is redrawn (a live refresh replaces its HTML).
+// but not yet saved kept when the pane is redrawn (a live refresh replaces its HTML). The
+// same keeping serves other pane forms marked data-keep-typed (a rescue step's note), for
+// their fields marked data-keep-typed.
 (function () {
   "use strict";
 
@@ -58,9 +60,13 @@
   // What was typed since the last save answered, per form id; put back into the form with
   // the same id when the pane is redrawn, with the focus and the caret.
   var drafts = {}, typedSince = {}, focus = null;
+  var KEPT = "form[data-form-fill], form[data-keep-typed]";
+  var FIELDS = "input[name^='f-'], select[name^='f-'], textarea[name^='f-'], [data-keep-typed]";
+  function kept(node) { return node && node.closest ? node.closest(KEPT) : null; }
   function snapshot(form) {
     var values = {};
-    $all("input[name^='f-'], select[name^='f-'], textarea[name^='f-']", form).forEach(function (el) {
+    $all(FIELDS, form).forEach(function (el) {
+      if (el.tagName === "FORM") return;
       var list = values[el.name] || (values[el.name] = []);
       if (el.type === "radio" || el.type === "checkbox") { if (el.checked) list.push(el.value); }
       else list.push(el.value);
@@ -68,36 +74,37 @@
     return values;
   }
   function restore(form, values) {
-    $all("input[name^='f-'], select[name^='f-'], textarea[name^='f-']", form).forEach(function (el) {
+    $all(FIELDS, form).forEach(function (el) {
+      if (el.tagName === "FORM") return;
       var list = values[el.name];
       if (!list) return;
       if (el.type === "radio" || el.type === "checkbox") el.checked = list.indexOf(el.value) !== -1;
       else el.value = list[0] || "";
     });
-    applyShowIf(form);
+    if (form.matches("form[data-form-fill]")) applyShowIf(form);
   }
   function typed(e) {
-    var form = e.target.closest && e.target.closest("form[data-form-fill]");
-    if (!form) return;
+    var form = kept(e.target);
+    if (!form || !form.id) return;
     drafts[form.id] = snapshot(form);
     typedSince[form.id] = (typedSince[form.id] || 0) + 1;
-    if (e.type === "change") applyShowIf(form);
+    if (e.type === "change" && form.matches("form[data-form-fill]")) applyShowIf(form);
   }
   document.addEventListener("input", typed);
   document.addEventListener("change", typed);
   document.addEventListener("focusin", function (e) {
-    var form = e.target.closest && e.target.closest("form[data-form-fill]");
+    var form = kept(e.target);
     focus = form && e.target.id ? { form: form.id, id: e.target.id } : null;
   });
 
   // A save answered with nothing typed since it was sent: the server has it all.
   var sentAt = {};
   document.addEventListener("htmx:beforeRequest", function (e) {
-    var form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("form[data-form-fill]");
+    var form = kept(e.detail.elt);
     if (form) sentAt[form.id] = typedSince[form.id] || 0;
   });
   document.addEventListener("htmx:afterRequest", function (e) {
-    var form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("form[data-form-fill]");
+    var form = kept(e.detail.elt);
     var status = e.detail.xhr ? e.detail.xhr.status : 0;
     if (form && status >= 200 && status < 300 && sentAt[form.id] === (typedSince[form.id] || 0)) {
       delete drafts[form.id];
@@ -106,8 +113,9 @@
 
   function arrived(form) {
     var values = drafts[form.id];
-    if (values) restore(form, values); else applyShowIf(form);
-    searchable(form);
+    var filled = form.matches("form[data-form-fill]");
+    if (values) restore(form, values); else if (filled) applyShowIf(form);
+    if (filled) searchable(form);
     var lost = document.activeElement === document.body || !document.activeElement;
     if (focus && focus.form === form.id && lost) {
       var el = document.getElementById(focus.id);
@@ -121,8 +129,8 @@
   }
   function scan(node) {
     if (node.nodeType !== 1) return;
-    if (node.matches("form[data-form-fill]")) arrived(node);
-    $all("form[data-form-fill]", node).forEach(arrived);
+    if (node.matches(KEPT)) arrived(node);
+    $all(KEPT, node).forEach(arrived);
   }
   new MutationObserver(function (records) {
     records.forEach(function (r) { Array.prototype.forEach.call(r.addedNodes, scan); });

@@ -31,6 +31,7 @@ from openline.api.schemas import (
     ConversationPage,
     CreditsOut,
     ErrorOut,
+    FormResponsePage,
     LogFilters,
     MessageIn,
     MessagePage,
@@ -72,7 +73,14 @@ from openline.contacts.services.contacts import (
     contact_update,
 )
 from openline.core.services import audit_transcript_read_by_token
-from openline.messaging.models import CALL_FINAL_STATUSES, Conversation, Message, MessageKind
+from openline.forms.filling import PaneForm, conversation_forms
+from openline.messaging.models import (
+    CALL_FINAL_STATUSES,
+    Conversation,
+    Message,
+    MessageKind,
+    RiskLevel,
+)
 from openline.messaging.selectors import conversation_get, conversation_list, conversation_messages
 from openline.messaging.services.conversation_consent import consent_opt_in_with_welcome
 from openline.messaging.services.outbound import SendRefused, message_send
@@ -213,6 +221,63 @@ def list_messages(
         conversation_id=conversation.pk,
     )
     return _page(conversation_messages(conversation=conversation), page)
+
+
+@api.get(
+    "/conversations/{conversation_id}/forms",
+    response={200: FormResponsePage, **ERRORS},
+    tags=["conversations"],
+    summary="The forms answered for a conversation, oldest first",
+)
+def list_form_responses(
+    request: HttpRequest, conversation_id: int = Path(..., ge=1, le=MAX_ID)
+) -> dict[str, Any]:
+    """Its contact form, risk assessment and surveys, each with its answers as asked in the
+    version answered. Answers are what the person said: the read is audited as a
+    transcript read (once per token and conversation in an hour)."""
+    org_id = organization_id(request)
+    try:
+        conversation = conversation_get(organization_id=org_id, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise ApiError(404, "not_found", "conversation not found") from None
+    audit_transcript_read_by_token(
+        organization_id=org_id,
+        api_token_id=request.auth.pk,  # type: ignore[attr-defined]
+        conversation_id=conversation.pk,
+    )
+    items = [
+        _form_response_out(item) for item in conversation_forms(conversation_id=conversation.pk)
+    ]
+    return {"items": items, "count": len(items)}
+
+
+def _form_response_out(item: PaneForm) -> dict[str, Any]:
+    response = item.response
+    assert response is not None  # conversation_forms lists responses given
+    return {
+        "id": response.pk,
+        "form_id": item.form.pk,
+        "form": item.form.name,
+        "version": item.version_number,
+        "purpose": response.purpose,
+        "channel": response.channel,
+        "status": response.status,
+        "risk_level": RiskLevel(response.risk_level).name.lower() if response.risk_level else None,
+        "answered_by_id": response.answered_by_id,
+        "created_at": response.created_at,
+        "completed_at": response.completed_at,
+        "answers": [
+            {
+                "key": row.field.key,
+                "question": row.field.label,
+                "values": row.values,
+                "text": row.text,
+            }
+            for _, rows in item.sections
+            for row in rows
+            if row.visible and row.values
+        ],
+    }
 
 
 # Contacts

@@ -112,6 +112,44 @@ class MessagePage(Schema):
     count: int
 
 
+class FormAnswerOut(Schema):
+    key: str = Field(description="The question's key; stable across the form's versions.")
+    question: str = Field(description="The question as it was asked, in the version answered.")
+    values: list[str] = Field(
+        description="What is stored: option values, yes/no, numbers and dates (YYYY-MM-DD) "
+        "as text, one item per ticked option."
+    )
+    text: str = Field(description="The answer as shown to people: option labels, joined.")
+
+
+class FormResponseOut(Schema):
+    id: int
+    form_id: int
+    form: str = Field(description="The form's name.")
+    version: int = Field(description="The form version answered (editing a form makes a new one).")
+    purpose: Literal["contact", "pre_survey", "post_survey", "risk"]
+    channel: Literal["console", "sms", "chat"] = Field(
+        description="Who answered: a member in the console, the texter by text, or the "
+        "chat visitor."
+    )
+    status: Literal["in_progress", "complete", "skipped", "expired"]
+    risk_level: Literal["low", "moderate", "high"] | None = Field(
+        description="A completed risk assessment's result; null otherwise (and when it found "
+        "no risk)."
+    )
+    answered_by_id: int | None = Field(description="The member who filled it in, if one did.")
+    created_at: datetime
+    completed_at: datetime | None
+    answers: list[FormAnswerOut] = Field(
+        description="The questions answered that show given the other answers, in order."
+    )
+
+
+class FormResponsePage(Schema):
+    items: list[FormResponseOut]
+    count: int
+
+
 class ContactBriefOut(Schema):
     id: int
     name: str

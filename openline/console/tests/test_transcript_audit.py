@@ -70,6 +70,8 @@ EXCLUDED = {
 NO_MESSAGE_TEXT = {
     "forms:pane_contact_form": "the contact form's section (answers, no message text)",
     "forms:pane_risk_assessment": "the risk assessment's section (answers, no message text)",
+    "api-1:list_form_responses": "forms answered (answers, no message text); audited as a "
+    "transcript read all the same, being what the person said",
     "healthz": "health checks",
     "login": "sign-in",
     "account:password_reset": "the reset form, or a redirect",

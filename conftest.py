@@ -377,6 +377,15 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
+def pytest_configure(config: Any) -> None:
+    """Tests create and sign in thousands of users: PBKDF2's million rounds (about 0.3 s a
+    password here) were half of the suite's time. The suite checks OpenLine's use of
+    passwords, not Django's hashing cost; production keeps Django's hashers."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     if CHROMIUM:
         return

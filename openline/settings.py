@@ -131,11 +131,7 @@ TEMPLATES = [
 
 # Database: SQLite in WAL mode under var/ unless DATABASE_URL points elsewhere.
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'openline.sqlite3'}")
-# Persistent connections are checked before a request reuses them: one the server dropped
-# meanwhile (a restart, an idle timeout, a failover) is replaced instead of failing the request.
-DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
-}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's SQLite backend, whose transactions take turns at the write gate (its module).
     DATABASES["default"]["ENGINE"] = "openline.runtime.sqlite"
@@ -157,6 +153,12 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # (a broadcast's audience counts) are estimated costly enough to be compiled, which
     # took 0.3-0.5 s, as long as running them (bench/README.md, "make bench-broadcast").
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    # No persistent connections (Django's advice under ASGI). Every request runs in a thread
+    # of its own, so a persistent connection outlived the thread that opened it and stayed
+    # open until garbage collection: the test suite ran PostgreSQL out of connections ("too
+    # many clients already"), as a busy server would. A request's connection now closes
+    # when it ends; the background loops reconnect per batch (close_old_connections).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envstr("REDIS_URL")

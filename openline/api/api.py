@@ -197,6 +197,22 @@ def list_conversations(
     return _page(conversations, page)
 
 
+def _conversation_read(request: HttpRequest, conversation_id: int) -> Conversation:
+    """The token's organization's conversation (404 otherwise), its read audited as a
+    transcript read: once per token and conversation in an hour."""
+    org_id = organization_id(request)
+    try:
+        conversation = conversation_get(organization_id=org_id, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise ApiError(404, "not_found", "conversation not found") from None
+    audit_transcript_read_by_token(
+        organization_id=org_id,
+        api_token_id=request.auth.pk,  # type: ignore[attr-defined]
+        conversation_id=conversation.pk,
+    )
+    return conversation
+
+
 @api.get(
     "/conversations/{conversation_id}/messages",
     response={200: MessagePage, **ERRORS},
@@ -210,16 +226,7 @@ def list_messages(
 ) -> dict[str, Any]:
     """Reading a transcript is written to the organization's audit log: once per token and
     conversation in an hour, however many pages it takes."""
-    org_id = organization_id(request)
-    try:
-        conversation = conversation_get(organization_id=org_id, conversation_id=conversation_id)
-    except Conversation.DoesNotExist:
-        raise ApiError(404, "not_found", "conversation not found") from None
-    audit_transcript_read_by_token(
-        organization_id=org_id,
-        api_token_id=request.auth.pk,  # type: ignore[attr-defined]
-        conversation_id=conversation.pk,
-    )
+    conversation = _conversation_read(request, conversation_id)
     return _page(conversation_messages(conversation=conversation), page)
 
 
@@ -235,16 +242,7 @@ def list_form_responses(
     """Its contact form, risk assessment and surveys, each with its answers as asked in the
     version answered. Answers are what the person said: the read is audited as a
     transcript read (once per token and conversation in an hour)."""
-    org_id = organization_id(request)
-    try:
-        conversation = conversation_get(organization_id=org_id, conversation_id=conversation_id)
-    except Conversation.DoesNotExist:
-        raise ApiError(404, "not_found", "conversation not found") from None
-    audit_transcript_read_by_token(
-        organization_id=org_id,
-        api_token_id=request.auth.pk,  # type: ignore[attr-defined]
-        conversation_id=conversation.pk,
-    )
+    conversation = _conversation_read(request, conversation_id)
     items = [
         _form_response_out(item) for item in conversation_forms(conversation_id=conversation.pk)
     ]
